@@ -1,0 +1,39 @@
+//! `[drift]`: where production checkouts live and what state they should be in.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use serde::Deserialize;
+
+use super::Duration;
+
+/// `[drift]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DriftConfig {
+    /// Directories to search for checkouts.
+    pub roots: Vec<PathBuf>,
+    /// The branch every checkout should be on.
+    pub branch: String,
+    /// The remote whose tracking branch `ahead`/`behind` compare against.
+    pub remote: String,
+    /// Per-checkout expected branch, by checkout path.
+    pub branches: BTreeMap<PathBuf, String>,
+    /// Time limit for `--fetch`, per repository.
+    pub fetch_timeout: Duration,
+    /// How often `watch` reconciles with a full scan.
+    pub rescan_every: Duration,
+}
+
+impl Default for DriftConfig {
+    fn default() -> Self {
+        Self {
+            roots: Vec::new(),
+            branch: "main".into(),
+            remote: "origin".into(),
+            branches: BTreeMap::new(),
+            fetch_timeout: Duration::from_secs(30),
+            rescan_every: Duration::from_secs(300),
+        }
+    }
+}

@@ -1,0 +1,27 @@
+//! `[server]`: who may update protected refs on the git server.
+
+use serde::Deserialize;
+
+/// `[server]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ServerConfig {
+    /// Identities that may update protected refs (fast-forward only).
+    pub allow: Vec<String>,
+    /// Identities that may break glass with `git push -o bulwark-break-glass=REASON`.
+    pub admins: Vec<String>,
+    /// Environment variables that hold the pusher's identity, first set one wins.
+    pub identity_vars: Vec<String>,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        Self {
+            allow: Vec::new(),
+            admins: Vec::new(),
+            identity_vars: ["GL_USERNAME", "GITEA_PUSHER_NAME", "GL_USER", "REMOTE_USER", "USER"]
+                .map(String::from)
+                .to_vec(),
+        }
+    }
+}

@@ -1,0 +1,160 @@
+//! `[[service]]`: what the sidecar deploys, how it checks health, and its watchdog.
+
+use std::path::PathBuf;
+
+use serde::Deserialize;
+
+use super::{Argv, Duration};
+
+/// One `[[service]]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServiceConfig {
+    pub name: String,
+    /// The production checkout (work tree) this service runs from.
+    pub checkout: PathBuf,
+    /// The command that (re)deploys the service from the checkout.
+    pub deploy: Argv,
+    /// Time limit for one run of `deploy`.
+    #[serde(default = "default_deploy_timeout")]
+    pub deploy_timeout: Duration,
+    /// Wait after a deploy before the first health check.
+    #[serde(default = "default_stabilize")]
+    pub stabilize: Duration,
+    /// The branch deployed and rolled back (default: `drift.branch`, else `main`).
+    #[serde(default)]
+    pub branch: Option<String>,
+    /// The remote rollbacks are pushed to.
+    #[serde(default = "default_remote")]
+    pub remote: String,
+    #[serde(default)]
+    pub health: HealthConfig,
+    #[serde(default)]
+    pub watch: Option<WatchConfig>,
+}
+
+fn default_deploy_timeout() -> Duration {
+    Duration::from_secs(600)
+}
+fn default_stabilize() -> Duration {
+    Duration::from_secs(60)
+}
+fn default_remote() -> String {
+    "origin".into()
+}
+
+/// How health is judged.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum HealthKind {
+    /// An HTTP request must get `want_status` (and `body_contains`).
+    #[default]
+    Http,
+    /// A file must have been touched within `max_age` (silence is the alarm).
+    Heartbeat,
+    /// A command must exit 0.
+    Command,
+}
+
+/// `[service.health]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct HealthConfig {
+    pub kind: HealthKind,
+    pub url: Option<String>,
+    pub method: String,
+    pub want_status: u16,
+    pub body_contains: Option<String>,
+    /// Per-attempt time limit (the whole request, body included).
+    pub timeout: Duration,
+    /// Consecutive successes needed; also the number of tries before giving up.
+    pub attempts: u32,
+    pub interval: Duration,
+    /// For `kind = "command"`.
+    pub command: Option<Argv>,
+    /// For `kind = "heartbeat"`: the file whose modification time is the heartbeat.
+    pub path: Option<PathBuf>,
+    /// For `kind = "heartbeat"`: the longest silence that is still healthy.
+    pub max_age: Option<Duration>,
+}
+
+impl Default for HealthConfig {
+    fn default() -> Self {
+        Self {
+            kind: HealthKind::Http,
+            url: None,
+            method: "GET".into(),
+            want_status: 200,
+            body_contains: None,
+            timeout: Duration::from_secs(5),
+            attempts: 3,
+            interval: Duration::from_secs(5),
+            command: None,
+            path: None,
+            max_age: None,
+        }
+    }
+}
+
+/// `[service.watch]`: the watchdog playbook.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WatchConfig {
+    #[serde(default = "default_every")]
+    pub every: Duration,
+    pub restart: Argv,
+    #[serde(default = "default_wait")]
+    pub wait: Duration,
+    #[serde(default = "default_max_restarts")]
+    pub max_restarts: u32,
+    #[serde(default = "default_window")]
+    pub window: Duration,
+}
+
+fn default_every() -> Duration {
+    Duration::from_secs(300)
+}
+fn default_wait() -> Duration {
+    Duration::from_secs(60)
+}
+fn default_max_restarts() -> u32 {
+    3
+}
+fn default_window() -> Duration {
+    Duration::from_secs(3600)
+}
+
+impl ServiceConfig {
+    pub(super) fn validate(&self) -> Result<(), (String, String)> {
+        let health = &self.health;
+        if health.attempts == 0 {
+            return Err(("health.attempts".into(), "must be at least 1".into()));
+        }
+        match health.kind {
+            HealthKind::Http => {
+                let Some(url) = &health.url else {
+                    return Err(("health.url".into(), "an http health check needs a `url`".into()));
+                };
+                if !(url.starts_with("http://") || url.starts_with("https://")) {
+                    return Err(("health.url".into(), format!("`{url}` must start with http:// or https://")));
+                }
+                if !(100..=599).contains(&health.want_status) {
+                    return Err(("health.want_status".into(), format!("{} is not an HTTP status", health.want_status)));
+                }
+            }
+            HealthKind::Command if health.command.is_none() => {
+                return Err(("health.command".into(), "a command health check needs `command`".into()));
+            }
+            HealthKind::Heartbeat if health.path.is_none() || health.max_age.is_none() => {
+                return Err(("health.path".into(), "a heartbeat health check needs `path` and `max_age`".into()));
+            }
+            _ => {}
+        }
+        Ok(())
+    }
+
+    /// The branch this service deploys.
+    pub fn branch<'a>(&'a self, config: &'a super::Config) -> &'a str {
+        self.branch.as_deref().unwrap_or(&config.drift.branch)
+    }
+}

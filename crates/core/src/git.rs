@@ -1,0 +1,172 @@
+//! The one place that builds `git` commands.
+//!
+//! Inside a hook, git sets `GIT_DIR`, `GIT_INDEX_FILE`, quarantine variables and more. A
+//! child `git` for the *same* repository keeps them on purpose (inside `pre-receive` the
+//! push's objects exist only in quarantine); a child for *another* repository drops them so
+//! a stray `GIT_DIR` never sends a command to the wrong place. No child ever prompts.
+
+use std::ffi::OsStr;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Duration;
+
+use crate::process::{self, Captured, ProcessError, RunOptions};
+
+/// The all-zero object id git uses for "no such ref" (SHA-1 length).
+pub const ZERO_OID: &str = "0000000000000000000000000000000000000000";
+
+/// Whether `oid` is all zeros (any hash length).
+pub fn is_zero_oid(oid: &str) -> bool {
+    !oid.is_empty() && oid.bytes().all(|b| b == b'0')
+}
+
+/// Whether `oid` looks like a full object id (40 or 64 lowercase hex digits).
+pub fn is_full_oid(oid: &str) -> bool {
+    (oid.len() == 40 || oid.len() == 64) && oid.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+}
+
+/// Which repository environment a child `git` keeps.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RepoEnv {
+    /// The same repository the current hook runs for: keep git's variables.
+    Inherit,
+    /// Another repository (or the one at `dir` found afresh): drop them.
+    Clear,
+}
+
+/// A `git` command builder bound to a directory.
+#[derive(Debug, Clone)]
+pub struct Git {
+    dir: PathBuf,
+    env: RepoEnv,
+    timeout: Option<Duration>,
+}
+
+impl Git {
+    /// `git` run in `dir`, finding the repository from there (inherited variables dropped).
+    pub fn at(dir: impl Into<PathBuf>) -> Self {
+        Self { dir: dir.into(), env: RepoEnv::Clear, timeout: None }
+    }
+
+    /// `git` for the repository of the hook that is running now (variables kept).
+    pub fn hook_repo(dir: impl Into<PathBuf>) -> Self {
+        Self { dir: dir.into(), env: RepoEnv::Inherit, timeout: None }
+    }
+
+    /// Kill commands that run longer than `timeout`.
+    #[must_use]
+    pub fn with_timeout(mut self, timeout: Duration) -> Self {
+        self.timeout = Some(timeout);
+        self
+    }
+
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// A `Command` for `git ARGS` with the no-prompt environment. Arguments that come from
+    /// outside (branch names, paths) must follow `--` or a flag that takes them as values.
+    pub fn command<I, S>(&self, args: I) -> Command
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<OsStr>,
+    {
+        let mut cmd = Command::new("git");
+        cmd.current_dir(&self.dir).args(args);
+        if self.env == RepoEnv::Clear {
+            for var in crate::env::GIT_REPO_VARS {
+                cmd.env_remove(var);
+            }
+        }
+        // No credential prompt of any kind: an empty GIT_ASKPASS also overrides
+        // core.askPass and SSH_ASKPASS (git's prompt.c), and the terminal prompt is off.
+        cmd.env("GIT_TERMINAL_PROMPT", "0").env("GIT_ASKPASS", "").env_remove("SSH_ASKPASS");
+        if std::env::var_os("GIT_SSH_COMMAND").is_none() && std::env::var_os("GIT_SSH").is_none() {
+            cmd.env("GIT_SSH_COMMAND", "ssh -o BatchMode=yes");
+        }
+        // Reads never take optional locks (a scan must not rewrite the index).
+        cmd.env("GIT_OPTIONAL_LOCKS", "0").env("LC_ALL", "C");
+        cmd
+    }
+
+    /// Runs `git ARGS`; a non-zero exit is an error carrying git's stderr.
+    pub fn run<I, S>(&self, args: I) -> Result<Captured, ProcessError>
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<OsStr>,
+    {
+        process::run_checked(&mut self.command(args), &self.options())
+    }
+
+    /// Runs `git ARGS` and returns the status and output, whatever the exit code.
+    pub fn run_unchecked<I, S>(&self, args: I) -> Result<Captured, ProcessError>
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<OsStr>,
+    {
+        process::run(&mut self.command(args), &self.options())
+    }
+
+    /// Runs `git ARGS` with `input` on stdin.
+    pub fn run_with_input<I, S>(&self, args: I, input: &[u8]) -> Result<Captured, ProcessError>
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<OsStr>,
+    {
+        let opts = RunOptions { stdin: Some(input), ..self.options() };
+        process::run_checked(&mut self.command(args), &opts)
+    }
+
+    /// stdout of `git ARGS`, trailing newline removed.
+    pub fn stdout<I, S>(&self, args: I) -> Result<String, ProcessError>
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<OsStr>,
+    {
+        let out = self.run(args)?;
+        Ok(out.stdout_str().trim_end_matches('\n').to_owned())
+    }
+
+    /// Whether commit `ancestor` is an ancestor of (or equal to) `descendant`.
+    pub fn is_ancestor(&self, ancestor: &str, descendant: &str) -> Result<bool, ProcessError> {
+        let mut cmd = self.command(["merge-base", "--is-ancestor", ancestor, descendant]);
+        let command = process::describe(&cmd);
+        let out = process::run(&mut cmd, &self.options())?;
+        match out.status.code() {
+            Some(0) => Ok(true),
+            Some(1) => Ok(false),
+            code => Err(ProcessError::Failed {
+                command,
+                status: out.status.to_string(),
+                code,
+                stderr: out.stderr_str(),
+                stdout: out.stdout_str(),
+            }),
+        }
+    }
+
+    /// The object id `rev` names, or `None` if it names nothing.
+    pub fn resolve(&self, rev: &str) -> Result<Option<String>, ProcessError> {
+        let out = self.run_unchecked(["rev-parse", "--verify", "--quiet", "--end-of-options", &format!("{rev}^{{commit}}")])?;
+        Ok(out.status.success().then(|| out.stdout_str().trim().to_owned()))
+    }
+
+    fn options(&self) -> RunOptions<'static> {
+        RunOptions { timeout: self.timeout, ..RunOptions::default() }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn oid_shapes() {
+        assert!(is_zero_oid(ZERO_OID));
+        assert!(!is_zero_oid("0000000000000000000000000000000000000001"));
+        assert!(is_full_oid("c25880b8d78bc496c523d290fa76d285ea2aaa24"));
+        assert!(!is_full_oid("C25880B8D78BC496C523D290FA76D285EA2AAA24"));
+        assert!(!is_full_oid("c25880b8"));
+        assert!(!is_full_oid("--upload-pack=evil-------------------xx"));
+    }
+}

@@ -1,0 +1,20 @@
+//! bulwark's shared model, written once for every binary.
+//!
+//! Parsing (config, policy) does no I/O beyond reading the file it is given; resolving
+//! (state directory, repositories) is a separate step, so `--help` works anywhere.
+#![forbid(unsafe_code)]
+
+pub mod config;
+pub mod env;
+pub mod git;
+pub mod journal;
+pub mod manifest;
+pub mod output;
+pub mod policy;
+pub mod process;
+pub mod report;
+pub mod state;
+
+pub use config::{Config, ConfigError, LoadedConfig, Role};
+pub use journal::{Event, Journal, JournalError};
+pub use report::{CliError, ExitKind};

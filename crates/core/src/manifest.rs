@@ -1,0 +1,123 @@
+//! What `bulwark install` put into a repository, kept in the repository's common git dir so
+//! the hook (role), the installer (idempotence, uninstall) and the drift scanner (integrity)
+//! all read the same record, whichever user runs them.
+
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+use sha2::Digest as _;
+
+use crate::config::Role;
+use crate::state::{self, StateError};
+
+/// Directory inside the common git dir that holds bulwark's per-repository files.
+pub const DIR: &str = "bulwark";
+/// The manifest's file name inside [`DIR`].
+pub const FILE: &str = "manifest.json";
+/// Suffix of a pre-existing hook that bulwark moved aside and chains to.
+pub const CHAINED_SUFFIX: &str = ".bulwark-chained";
+
+/// One installed shim.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct InstalledHook {
+    /// The hook name, e.g. `pre-commit`.
+    pub name: String,
+    /// SHA-256 of the shim as written.
+    pub sha256: String,
+    /// The pre-existing hook that now runs after ours, if there was one.
+    pub chained: Option<PathBuf>,
+}
+
+/// The install record of one repository.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Manifest {
+    pub version: u32,
+    pub role: Role,
+    /// The effective hooks directory the shims were written to (absolute).
+    pub hooks_dir: PathBuf,
+    /// The `core.hooksPath` value at install time (`None`: not set).
+    pub hooks_path_config: Option<String>,
+    /// Absolute path of the `bulwark-hook` binary baked into the shims.
+    pub hook_binary: PathBuf,
+    pub hooks: Vec<InstalledHook>,
+    pub installed_at: String,
+}
+
+/// The manifest could not be read.
+#[derive(Debug, thiserror::Error)]
+pub enum ManifestError {
+    #[error("cannot read {path}: {source}")]
+    Read { path: PathBuf, source: std::io::Error },
+    #[error("{path} is not a bulwark manifest: {source}")]
+    Parse { path: PathBuf, source: serde_json::Error },
+    #[error(transparent)]
+    Write(#[from] StateError),
+}
+
+impl Manifest {
+    /// Where the manifest of the repository with this common git dir lives.
+    pub fn path(common_dir: &Path) -> PathBuf {
+        common_dir.join(DIR).join(FILE)
+    }
+
+    /// The manifest, or `None` if bulwark was never installed here.
+    pub fn load(common_dir: &Path) -> Result<Option<Manifest>, ManifestError> {
+        let path = Self::path(common_dir);
+        match std::fs::read(&path) {
+            Ok(bytes) => serde_json::from_slice(&bytes).map(Some).map_err(|source| ManifestError::Parse { path, source }),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(source) => Err(ManifestError::Read { path, source }),
+        }
+    }
+
+    /// Writes it atomically. The directory is world-readable (0755) so the drift scanner
+    /// running as another user can still check integrity; the file holds no secret.
+    pub fn save(&self, common_dir: &Path) -> Result<(), ManifestError> {
+        let dir = common_dir.join(DIR);
+        std::fs::create_dir_all(&dir).map_err(|source| StateError::Create { path: dir.clone(), source })?;
+        let mut bytes = serde_json::to_vec_pretty(self).map_err(|e| StateError::Write {
+            path: dir.clone(),
+            source: std::io::Error::other(e),
+        })?;
+        bytes.push(b'\n');
+        state::write_atomic_mode(&Self::path(common_dir), &bytes, 0o644)?;
+        Ok(())
+    }
+}
+
+/// Lowercase hex SHA-256 of `bytes`.
+pub fn sha256_hex(bytes: &[u8]) -> String {
+    let digest = sha2::Sha256::digest(bytes);
+    let mut hex = String::with_capacity(64);
+    for b in digest {
+        hex.push_str(&format!("{b:02x}"));
+    }
+    hex
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sha256_of_empty_input() {
+        assert_eq!(sha256_hex(b""), "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855");
+    }
+
+    #[test]
+    fn manifest_round_trips() {
+        let dir = tempfile::tempdir().unwrap();
+        assert_eq!(Manifest::load(dir.path()).unwrap(), None);
+        let m = Manifest {
+            version: 1,
+            role: Role::Production,
+            hooks_dir: "/x/hooks".into(),
+            hooks_path_config: None,
+            hook_binary: "/usr/bin/bulwark-hook".into(),
+            hooks: vec![InstalledHook { name: "pre-commit".into(), sha256: "ab".into(), chained: None }],
+            installed_at: "T".into(),
+        };
+        m.save(dir.path()).unwrap();
+        assert_eq!(Manifest::load(dir.path()).unwrap(), Some(m));
+    }
+}

@@ -1,0 +1,233 @@
+//! Running a child process with a time limit, its failure modelled as data.
+
+use std::io::Write as _;
+use std::os::unix::process::CommandExt as _;
+use std::process::{Command, ExitStatus, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+/// How much of each output stream is kept (the rest is read and dropped).
+pub const DEFAULT_CAPTURE_LIMIT: usize = 64 * 1024;
+
+/// A finished child's exit status and (possibly truncated) output.
+#[derive(Debug, Clone)]
+pub struct Captured {
+    pub status: ExitStatus,
+    pub stdout: Vec<u8>,
+    pub stderr: Vec<u8>,
+    pub truncated: bool,
+}
+
+impl Captured {
+    pub fn stdout_str(&self) -> String {
+        String::from_utf8_lossy(&self.stdout).into_owned()
+    }
+    pub fn stderr_str(&self) -> String {
+        String::from_utf8_lossy(&self.stderr).into_owned()
+    }
+}
+
+/// Why running a child did not produce a successful result.
+#[derive(Debug, thiserror::Error)]
+pub enum ProcessError {
+    /// The program could not be started (not found, not executable).
+    #[error("cannot run `{program}`: {source}")]
+    Spawn { program: String, source: std::io::Error },
+    /// It ran and exited non-zero (or was killed by a signal).
+    #[error("`{command}` failed ({status}){}", one_line(stderr))]
+    Failed { command: String, status: String, code: Option<i32>, stderr: String, stdout: String },
+    /// It did not finish in time and was killed with its whole process group.
+    #[error("`{command}` did not finish within {}s and was killed", after.as_secs_f64())]
+    TimedOut { command: String, after: Duration, stdout: String, stderr: String },
+    /// Reading its output or waiting for it failed.
+    #[error("waiting for `{command}`: {source}")]
+    Wait { command: String, source: std::io::Error },
+}
+
+fn one_line(stderr: &str) -> String {
+    let text: Vec<&str> = stderr.lines().map(str::trim).filter(|l| !l.is_empty()).collect();
+    if text.is_empty() { String::new() } else { format!(": {}", text.join(" / ")) }
+}
+
+/// Options for [`run`].
+#[derive(Debug, Clone, Default)]
+pub struct RunOptions<'a> {
+    /// Bytes for the child's stdin (otherwise stdin is /dev/null: nothing can prompt).
+    pub stdin: Option<&'a [u8]>,
+    /// Kill the child's process group after this long.
+    pub timeout: Option<Duration>,
+    /// Bytes kept per stream; 0 means [`DEFAULT_CAPTURE_LIMIT`].
+    pub capture_limit: usize,
+}
+
+/// Human-readable form of a command, program and arguments.
+pub fn describe(cmd: &Command) -> String {
+    let mut text = cmd.get_program().to_string_lossy().into_owned();
+    for arg in cmd.get_args() {
+        text.push(' ');
+        text.push_str(&arg.to_string_lossy());
+    }
+    text
+}
+
+/// Runs `cmd` to completion (or its time limit) and returns its status and output, whatever
+/// the exit code. The child gets its own process group so a timeout kills its children too.
+pub fn run(cmd: &mut Command, opts: &RunOptions<'_>) -> Result<Captured, ProcessError> {
+    let command = describe(cmd);
+    let limit = if opts.capture_limit == 0 { DEFAULT_CAPTURE_LIMIT } else { opts.capture_limit };
+    cmd.stdin(if opts.stdin.is_some() { Stdio::piped() } else { Stdio::null() })
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .process_group(0);
+    let mut child = cmd.spawn().map_err(|source| ProcessError::Spawn {
+        program: cmd.get_program().to_string_lossy().into_owned(),
+        source,
+    })?;
+    if let (Some(bytes), Some(mut pipe)) = (opts.stdin, child.stdin.take()) {
+        let bytes = bytes.to_vec();
+        // A child that exits without reading its input is not an error of ours.
+        std::thread::spawn(move || {
+            let _ = pipe.write_all(&bytes);
+        });
+    }
+    let (tx, rx) = mpsc::channel();
+    for (index, stream) in [
+        child.stdout.take().map(|s| Box::new(s) as Box<dyn std::io::Read + Send>),
+        child.stderr.take().map(|s| Box::new(s) as Box<dyn std::io::Read + Send>),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let tx = tx.clone();
+        std::thread::spawn(move || {
+            let captured = stream.map(|s| read_capped(s, limit)).unwrap_or_default();
+            let _ = tx.send((index, captured));
+        });
+    }
+    drop(tx);
+
+    let started = Instant::now();
+    let mut pause = Duration::from_millis(1);
+    let status = loop {
+        match child.try_wait() {
+            Ok(Some(status)) => break status,
+            Ok(None) => {}
+            Err(source) => return Err(ProcessError::Wait { command, source }),
+        }
+        if let Some(limit) = opts.timeout
+            && started.elapsed() >= limit
+        {
+            kill_group(&mut child);
+            let (stdout, stderr, _) = collect(&rx, Duration::from_secs(1));
+            return Err(ProcessError::TimedOut {
+                command,
+                after: limit,
+                stdout: String::from_utf8_lossy(&stdout).into_owned(),
+                stderr: String::from_utf8_lossy(&stderr).into_owned(),
+            });
+        }
+        std::thread::sleep(pause);
+        pause = (pause * 2).min(Duration::from_millis(25));
+    };
+    // Output of a grandchild that outlives the child is not waited for forever.
+    let (stdout, stderr, truncated) = collect(&rx, Duration::from_secs(5));
+    Ok(Captured { status, stdout, stderr, truncated })
+}
+
+/// As [`run`], but a non-zero exit is [`ProcessError::Failed`].
+pub fn run_checked(cmd: &mut Command, opts: &RunOptions<'_>) -> Result<Captured, ProcessError> {
+    let command = describe(cmd);
+    let out = run(cmd, opts)?;
+    if out.status.success() {
+        Ok(out)
+    } else {
+        Err(ProcessError::Failed {
+            command,
+            status: out.status.to_string(),
+            code: out.status.code(),
+            stderr: out.stderr_str(),
+            stdout: out.stdout_str(),
+        })
+    }
+}
+
+fn kill_group(child: &mut std::process::Child) {
+    let pid = i32::try_from(child.id()).ok().and_then(rustix::process::Pid::from_raw);
+    if let Some(pid) = pid {
+        let _ = rustix::process::kill_process_group(pid, rustix::process::Signal::KILL);
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+}
+
+fn read_capped(mut stream: impl std::io::Read, limit: usize) -> (Vec<u8>, bool) {
+    let mut kept = Vec::new();
+    let mut truncated = false;
+    let mut buf = [0u8; 8192];
+    loop {
+        match stream.read(&mut buf) {
+            Ok(0) | Err(_) => break,
+            Ok(n) => {
+                let room = limit.saturating_sub(kept.len());
+                kept.extend_from_slice(&buf[..n.min(room)]);
+                truncated |= n > room;
+            }
+        }
+    }
+    (kept, truncated)
+}
+
+fn collect(rx: &mpsc::Receiver<(usize, (Vec<u8>, bool))>, wait: Duration) -> (Vec<u8>, Vec<u8>, bool) {
+    let deadline = Instant::now() + wait;
+    let (mut stdout, mut stderr, mut truncated) = (Vec::new(), Vec::new(), false);
+    for _ in 0..2 {
+        let Ok((index, (bytes, cut))) = rx.recv_timeout(deadline.saturating_duration_since(Instant::now())) else {
+            break;
+        };
+        truncated |= cut;
+        if index == 0 { stdout = bytes } else { stderr = bytes }
+    }
+    (stdout, stderr, truncated)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn captures_output_and_status() {
+        let out = run(Command::new("sh").args(["-c", "echo out; echo err >&2; exit 3"]), &RunOptions::default()).unwrap();
+        assert_eq!(out.status.code(), Some(3));
+        assert_eq!(out.stdout_str(), "out\n");
+        assert_eq!(out.stderr_str(), "err\n");
+    }
+
+    #[test]
+    fn timeout_kills_the_whole_group() {
+        let started = Instant::now();
+        let err = run(
+            Command::new("sh").args(["-c", "sleep 30 & sleep 30; wait"]),
+            &RunOptions { timeout: Some(Duration::from_millis(200)), ..RunOptions::default() },
+        )
+        .unwrap_err();
+        assert!(matches!(err, ProcessError::TimedOut { .. }), "{err}");
+        assert!(started.elapsed() < Duration::from_secs(10));
+    }
+
+    #[test]
+    fn output_is_truncated_at_the_limit() {
+        let out = run(
+            Command::new("sh").args(["-c", "head -c 100000 /dev/zero"]),
+            &RunOptions { capture_limit: 1000, ..RunOptions::default() },
+        )
+        .unwrap();
+        assert_eq!(out.stdout.len(), 1000);
+        assert!(out.truncated);
+    }
+
+    #[test]
+    fn missing_program_is_a_spawn_error() {
+        let err = run(&mut Command::new("/nonexistent/bulwark-x"), &RunOptions::default()).unwrap_err();
+        assert!(matches!(err, ProcessError::Spawn { .. }));
+    }
+}

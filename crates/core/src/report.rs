@@ -1,0 +1,146 @@
+//! The one error type binaries return, and the one place it is rendered.
+//!
+//! `error: <what>` / `caused by: <why>` / `hint: <what to do>`; the kind picks the exit code.
+
+use std::fmt::Write as _;
+use std::process::ExitCode;
+
+/// What kind of failure, which decides the exit code.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ExitKind {
+    /// The guard found a violation (blocked, rejected, drift found, not verified).
+    Violation,
+    /// Usage or configuration error.
+    Usage,
+    /// Operational error: git, network, disk.
+    Operational,
+}
+
+impl ExitKind {
+    pub fn code(self) -> u8 {
+        match self {
+            ExitKind::Violation => 1,
+            ExitKind::Usage => 2,
+            ExitKind::Operational => 3,
+        }
+    }
+}
+
+/// An error for a person: what happened, why, and what to do about it.
+#[derive(Debug, Clone)]
+pub struct CliError {
+    pub kind: ExitKind,
+    pub message: String,
+    pub causes: Vec<String>,
+    pub hints: Vec<String>,
+}
+
+impl CliError {
+    pub fn new(kind: ExitKind, message: impl Into<String>) -> Self {
+        Self { kind, message: message.into(), causes: Vec::new(), hints: Vec::new() }
+    }
+    pub fn usage(message: impl Into<String>) -> Self {
+        Self::new(ExitKind::Usage, message)
+    }
+    pub fn operational(message: impl Into<String>) -> Self {
+        Self::new(ExitKind::Operational, message)
+    }
+    pub fn violation(message: impl Into<String>) -> Self {
+        Self::new(ExitKind::Violation, message)
+    }
+    #[must_use]
+    pub fn cause(mut self, cause: impl Into<String>) -> Self {
+        self.causes.push(cause.into());
+        self
+    }
+    #[must_use]
+    pub fn hint(mut self, hint: impl Into<String>) -> Self {
+        self.hints.push(hint.into());
+        self
+    }
+    /// Adds every error in `err`'s source chain as a cause.
+    #[must_use]
+    pub fn caused_by(mut self, err: &(dyn std::error::Error + 'static)) -> Self {
+        let mut source = Some(err);
+        while let Some(e) = source {
+            let text = e.to_string();
+            if !self.message.contains(&text) && !self.causes.contains(&text) {
+                self.causes.push(text);
+            }
+            source = e.source();
+        }
+        self
+    }
+    pub fn exit_code(&self) -> ExitCode {
+        ExitCode::from(self.kind.code())
+    }
+    /// The rendered message, every line ending in `\n`.
+    pub fn render(&self) -> String {
+        let mut out = String::new();
+        let _ = writeln!(out, "error: {}", self.message);
+        for cause in &self.causes {
+            let _ = writeln!(out, "caused by: {cause}");
+        }
+        for hint in &self.hints {
+            let _ = writeln!(out, "hint: {hint}");
+        }
+        out
+    }
+    /// Prints to stderr and returns the exit code: the last line of every `main`.
+    pub fn report(&self) -> ExitCode {
+        eprint!("{}", self.render());
+        self.exit_code()
+    }
+}
+
+impl std::fmt::Display for CliError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+impl std::error::Error for CliError {}
+
+impl From<crate::config::ConfigError> for CliError {
+    fn from(err: crate::config::ConfigError) -> Self {
+        CliError::usage(format!("invalid configuration: {err}"))
+            .hint("fix the file, then check it with `bulwark config check`")
+    }
+}
+
+impl From<crate::journal::JournalError> for CliError {
+    fn from(err: crate::journal::JournalError) -> Self {
+        CliError::operational(format!("cannot write the event journal: {err}"))
+            .hint("check that the state directory is writable (set BULWARK_STATE_DIR to move it)")
+    }
+}
+
+impl From<crate::state::StateError> for CliError {
+    fn from(err: crate::state::StateError) -> Self {
+        CliError::operational(err.to_string())
+            .hint("set BULWARK_STATE_DIR to a writable directory")
+    }
+}
+
+impl From<crate::process::ProcessError> for CliError {
+    fn from(err: crate::process::ProcessError) -> Self {
+        CliError::operational(err.to_string())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn renders_error_cause_and_hint_lines() {
+        let err = CliError::violation("direct commits to `main` are blocked")
+            .cause("`main` is a protected branch")
+            .hint("create a branch: `git switch -c my-change`");
+        assert_eq!(
+            err.render(),
+            "error: direct commits to `main` are blocked\ncaused by: `main` is a protected branch\nhint: create a branch: `git switch -c my-change`\n"
+        );
+        assert_eq!(err.kind.code(), 1);
+    }
+}

@@ -1,0 +1,108 @@
+//! The state directory and atomic, private file writes.
+
+use std::fs;
+use std::io::Write as _;
+use std::os::unix::fs::{DirBuilderExt as _, PermissionsExt as _};
+use std::path::{Path, PathBuf};
+
+/// The system-wide state directory, used when it is writable (services run as root).
+pub const SYSTEM_STATE_DIR: &str = "/var/lib/bulwark";
+
+/// The state directory could not be found, created or written.
+#[derive(Debug, thiserror::Error)]
+pub enum StateError {
+    #[error("no state directory: BULWARK_STATE_DIR, /var/lib/bulwark, XDG_STATE_HOME and HOME are all unusable")]
+    NoStateDir,
+    #[error("cannot create state directory {path}: {source}")]
+    Create { path: PathBuf, source: std::io::Error },
+    #[error("cannot write {path}: {source}")]
+    Write { path: PathBuf, source: std::io::Error },
+}
+
+/// Resolves the state directory: `$BULWARK_STATE_DIR`, else `/var/lib/bulwark` when
+/// writable, else `$XDG_STATE_HOME/bulwark` (`~/.local/state/bulwark`). Creates it (0700).
+pub fn state_dir() -> Result<PathBuf, StateError> {
+    let dir = locate_state_dir()?;
+    ensure_private_dir(&dir)?;
+    Ok(dir)
+}
+
+fn locate_state_dir() -> Result<PathBuf, StateError> {
+    if let Some(dir) = std::env::var_os(crate::env::STATE_DIR).filter(|v| !v.is_empty()) {
+        return Ok(PathBuf::from(dir));
+    }
+    let system = Path::new(SYSTEM_STATE_DIR);
+    let writable = |p: &Path| rustix::fs::access(p, rustix::fs::Access::WRITE_OK).is_ok();
+    if system.is_dir() && writable(system) || !system.exists() && writable(Path::new("/var/lib")) {
+        return Ok(system.to_owned());
+    }
+    if let Some(xdg) = std::env::var_os(crate::env::XDG_STATE_HOME).filter(|v| !v.is_empty()) {
+        return Ok(PathBuf::from(xdg).join("bulwark"));
+    }
+    if let Some(home) = std::env::var_os(crate::env::HOME).filter(|v| !v.is_empty()) {
+        return Ok(PathBuf::from(home).join(".local/state/bulwark"));
+    }
+    Err(StateError::NoStateDir)
+}
+
+/// Creates `dir` (and parents) with mode 0700 if it does not exist.
+pub fn ensure_private_dir(dir: &Path) -> Result<(), StateError> {
+    if dir.is_dir() {
+        return Ok(());
+    }
+    fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)
+        .map_err(|source| StateError::Create { path: dir.to_owned(), source })
+}
+
+/// Writes `bytes` to `path` atomically: a private temp file in the same directory, fsync,
+/// rename over `path`, fsync the directory. Readers see the old or the new file, never half.
+pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), StateError> {
+    write_atomic_mode(path, bytes, 0o600)
+}
+
+/// As [`write_atomic`], with the given permission bits (hook shims need 0755).
+pub fn write_atomic_mode(path: &Path, bytes: &[u8], mode: u32) -> Result<(), StateError> {
+    let err = |source| StateError::Write { path: path.to_owned(), source };
+    let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    let mut tmp = tempfile::Builder::new()
+        .prefix(".bulwark-tmp-")
+        .tempfile_in(dir)
+        .map_err(err)?;
+    tmp.as_file().set_permissions(fs::Permissions::from_mode(mode)).map_err(err)?;
+    tmp.write_all(bytes).map_err(err)?;
+    tmp.as_file().sync_all().map_err(err)?;
+    tmp.persist(path).map_err(|e| err(e.error))?;
+    if let Ok(d) = fs::File::open(dir) {
+        // Durability of the rename itself; a failure here cannot be acted on.
+        let _ = d.sync_all();
+    }
+    Ok(())
+}
+
+/// Serializes `value` as pretty JSON and writes it atomically and privately.
+pub fn write_json_atomic<T: serde::Serialize>(path: &Path, value: &T) -> Result<(), StateError> {
+    let mut bytes = serde_json::to_vec_pretty(value)
+        .map_err(|e| StateError::Write { path: path.to_owned(), source: std::io::Error::other(e) })?;
+    bytes.push(b'\n');
+    write_atomic(path, &bytes)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn atomic_write_replaces_whole_file_privately() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("job.json");
+        write_atomic(&path, b"first").unwrap();
+        write_atomic(&path, b"second").unwrap();
+        assert_eq!(fs::read(&path).unwrap(), b"second");
+        assert_eq!(fs::metadata(&path).unwrap().permissions().mode() & 0o777, 0o600);
+        let leftovers: Vec<_> = fs::read_dir(dir.path()).unwrap().collect();
+        assert_eq!(leftovers.len(), 1, "no temp files left behind");
+    }
+}
