@@ -8,6 +8,7 @@
 #![allow(clippy::missing_panics_doc)]
 
 pub mod http;
+mod roles;
 
 use std::ffi::OsStr;
 use std::path::{Path, PathBuf};

@@ -1,1 +1,7 @@
-fn main() {}
+//! `bulwark`: the front door.
+
+use std::process::ExitCode;
+
+fn main() -> ExitCode {
+    bulwark_cli::main()
+}

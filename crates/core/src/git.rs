@@ -147,7 +147,8 @@ impl Git {
 
     /// The object id `rev` names, or `None` if it names nothing.
     pub fn resolve(&self, rev: &str) -> Result<Option<String>, ProcessError> {
-        let out = self.run_unchecked(["rev-parse", "--verify", "--quiet", "--end-of-options", &format!("{rev}^{{commit}}")])?;
+        let out =
+            self.run_unchecked(["rev-parse", "--verify", "--quiet", "--end-of-options", &format!("{rev}^{{commit}}")])?;
         Ok(out.status.success().then(|| out.stdout_str().trim().to_owned()))
     }
 

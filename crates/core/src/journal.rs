@@ -4,6 +4,7 @@
 //! fsync before unlocking, so ids only grow and lines never interleave, whatever the number
 //! of concurrent writers.
 
+use std::fmt::Write as _;
 use std::fs::{File, OpenOptions};
 use std::io::{Read as _, Seek as _, SeekFrom, Write as _};
 use std::os::unix::fs::OpenOptionsExt as _;
@@ -37,9 +38,13 @@ impl Event {
         let mut line = format!("{} #{} {}", self.ts, self.id, self.kind);
         for (k, v) in &self.fields {
             match v {
-                Value::String(s) => line.push_str(&format!(" {k}={}", quote_if_needed(s))),
+                Value::String(s) => {
+                    let _ = write!(line, " {k}={}", quote_if_needed(s));
+                }
                 Value::Null => {}
-                other => line.push_str(&format!(" {k}={other}")),
+                other => {
+                    let _ = write!(line, " {k}={other}");
+                }
             }
         }
         line
@@ -91,13 +96,8 @@ impl Journal {
         if let Some(dir) = self.path.parent() {
             crate::state::ensure_private_dir(dir)?;
         }
-        let mut file = OpenOptions::new()
-            .read(true)
-            .append(true)
-            .create(true)
-            .mode(0o600)
-            .open(&self.path)
-            .map_err(io)?;
+        let mut file =
+            OpenOptions::new().read(true).append(true).create(true).mode(0o600).open(&self.path).map_err(io)?;
         file.lock().map_err(io)?;
         let (last_id, ends_with_newline) = last_id(&mut file).map_err(io)?;
         let fields = match fields {
@@ -105,13 +105,7 @@ impl Journal {
             Value::Null => Map::new(),
             other => Map::from_iter([("detail".to_owned(), other)]),
         };
-        let event = Event {
-            id: last_id + 1,
-            ts: now_rfc3339(),
-            kind: kind.to_owned(),
-            host: hostname(),
-            fields,
-        };
+        let event = Event { id: last_id + 1, ts: now_rfc3339(), kind: kind.to_owned(), host: hostname(), fields };
         let mut line = Vec::with_capacity(256);
         if !ends_with_newline {
             // A writer died mid-line: close that line so ours stays parseable.
@@ -167,11 +161,7 @@ fn last_id(file: &mut File) -> std::io::Result<(u64, bool)> {
         // Skip the first (possibly partial) line unless we read from the start.
         let lines = tail.split(|b| *b == b'\n');
         let skip = usize::from(start > 0);
-        let found = lines
-            .skip(skip)
-            .filter_map(|line| serde_json::from_slice::<IdOnly>(line).ok())
-            .map(|e| e.id)
-            .max();
+        let found = lines.skip(skip).filter_map(|line| serde_json::from_slice::<IdOnly>(line).ok()).map(|e| e.id).max();
         if let Some(id) = found {
             return Ok((id, ends_with_newline));
         }
@@ -219,12 +209,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let journal = Journal::in_dir(dir.path());
         journal.append("one", Value::Null).unwrap();
-        std::fs::OpenOptions::new()
-            .append(true)
-            .open(journal.path())
-            .unwrap()
-            .write_all(br#"{"id":2,"ts":"#)
-            .unwrap();
+        std::fs::OpenOptions::new().append(true).open(journal.path()).unwrap().write_all(br#"{"id":2,"ts":"#).unwrap();
         let next = journal.append("three", Value::Null).unwrap();
         assert_eq!(next.id, 2);
         let kinds: Vec<_> = journal.read_all().unwrap().into_iter().map(|e| e.kind).collect();

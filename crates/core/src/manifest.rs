@@ -2,6 +2,7 @@
 //! the hook (role), the installer (idempotence, uninstall) and the drift scanner (integrity)
 //! all read the same record, whichever user runs them.
 
+use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
@@ -64,7 +65,9 @@ impl Manifest {
     pub fn load(common_dir: &Path) -> Result<Option<Manifest>, ManifestError> {
         let path = Self::path(common_dir);
         match std::fs::read(&path) {
-            Ok(bytes) => serde_json::from_slice(&bytes).map(Some).map_err(|source| ManifestError::Parse { path, source }),
+            Ok(bytes) => {
+                serde_json::from_slice(&bytes).map(Some).map_err(|source| ManifestError::Parse { path, source })
+            }
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
             Err(source) => Err(ManifestError::Read { path, source }),
         }
@@ -75,10 +78,8 @@ impl Manifest {
     pub fn save(&self, common_dir: &Path) -> Result<(), ManifestError> {
         let dir = common_dir.join(DIR);
         std::fs::create_dir_all(&dir).map_err(|source| StateError::Create { path: dir.clone(), source })?;
-        let mut bytes = serde_json::to_vec_pretty(self).map_err(|e| StateError::Write {
-            path: dir.clone(),
-            source: std::io::Error::other(e),
-        })?;
+        let mut bytes = serde_json::to_vec_pretty(self)
+            .map_err(|e| StateError::Write { path: dir.clone(), source: std::io::Error::other(e) })?;
         bytes.push(b'\n');
         state::write_atomic_mode(&Self::path(common_dir), &bytes, 0o644)?;
         Ok(())
@@ -90,7 +91,7 @@ pub fn sha256_hex(bytes: &[u8]) -> String {
     let digest = sha2::Sha256::digest(bytes);
     let mut hex = String::with_capacity(64);
     for b in digest {
-        hex.push_str(&format!("{b:02x}"));
+        let _ = write!(hex, "{b:02x}");
     }
     hex
 }

@@ -79,10 +79,9 @@ pub fn run(cmd: &mut Command, opts: &RunOptions<'_>) -> Result<Captured, Process
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .process_group(0);
-    let mut child = cmd.spawn().map_err(|source| ProcessError::Spawn {
-        program: cmd.get_program().to_string_lossy().into_owned(),
-        source,
-    })?;
+    let mut child = cmd
+        .spawn()
+        .map_err(|source| ProcessError::Spawn { program: cmd.get_program().to_string_lossy().into_owned(), source })?;
     if let (Some(bytes), Some(mut pipe)) = (opts.stdin, child.stdin.take()) {
         let bytes = bytes.to_vec();
         // A child that exits without reading its input is not an error of ours.
@@ -196,7 +195,8 @@ mod tests {
 
     #[test]
     fn captures_output_and_status() {
-        let out = run(Command::new("sh").args(["-c", "echo out; echo err >&2; exit 3"]), &RunOptions::default()).unwrap();
+        let out =
+            run(Command::new("sh").args(["-c", "echo out; echo err >&2; exit 3"]), &RunOptions::default()).unwrap();
         assert_eq!(out.status.code(), Some(3));
         assert_eq!(out.stdout_str(), "out\n");
         assert_eq!(out.stderr_str(), "err\n");

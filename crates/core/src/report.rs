@@ -117,8 +117,7 @@ impl From<crate::journal::JournalError> for CliError {
 
 impl From<crate::state::StateError> for CliError {
     fn from(err: crate::state::StateError) -> Self {
-        CliError::operational(err.to_string())
-            .hint("set BULWARK_STATE_DIR to a writable directory")
+        CliError::operational(err.to_string()).hint("set BULWARK_STATE_DIR to a writable directory")
     }
 }
 

@@ -74,9 +74,9 @@ pub enum ConfigError {
 impl ConfigError {
     pub fn path(&self) -> &Path {
         match self {
-            ConfigError::Read { path, .. }
-            | ConfigError::Parse { path, .. }
-            | ConfigError::Invalid { path, .. } => path,
+            ConfigError::Read { path, .. } | ConfigError::Parse { path, .. } | ConfigError::Invalid { path, .. } => {
+                path
+            }
         }
     }
 }
@@ -110,8 +110,8 @@ impl Config {
 
     /// Reads and parses one file, which must exist.
     pub fn load_file(path: &Path) -> Result<LoadedConfig, ConfigError> {
-        let text = std::fs::read_to_string(path)
-            .map_err(|source| ConfigError::Read { path: path.to_owned(), source })?;
+        let text =
+            std::fs::read_to_string(path).map_err(|source| ConfigError::Read { path: path.to_owned(), source })?;
         Ok(LoadedConfig { config: Self::parse(&text, path)?, origin: Some(path.to_owned()) })
     }
 
@@ -130,7 +130,10 @@ impl Config {
                 return Err(invalid(format!("service[{i}].name"), "must not be empty".into()));
             }
             if !names.insert(service.name.as_str()) {
-                return Err(invalid(format!("service[{i}].name"), format!("service `{}` is defined twice", service.name)));
+                return Err(invalid(
+                    format!("service[{i}].name"),
+                    format!("service `{}` is defined twice", service.name),
+                ));
             }
             service.validate().map_err(|(key, message)| invalid(format!("service[{i}].{key}"), message))?;
         }
@@ -143,9 +146,7 @@ impl Config {
     /// The service whose `checkout` is `work_tree` (compared after canonicalizing both).
     pub fn service_for_checkout(&self, work_tree: &Path) -> Option<&ServiceConfig> {
         let want = std::fs::canonicalize(work_tree).unwrap_or_else(|_| work_tree.to_owned());
-        self.services.iter().find(|s| {
-            std::fs::canonicalize(&s.checkout).unwrap_or_else(|_| s.checkout.clone()) == want
-        })
+        self.services.iter().find(|s| std::fs::canonicalize(&s.checkout).unwrap_or_else(|_| s.checkout.clone()) == want)
     }
 
     /// The service named `name`.
@@ -179,13 +180,7 @@ fn parse_toml<T: serde::de::DeserializeOwned>(text: &str, path: &Path) -> Result
 
 fn toml_error(text: &str, path: &Path, err: &toml::de::Error, key: Option<String>) -> ConfigError {
     let (line, column) = err.span().map_or((1, 1), |span| line_column(text, span.start));
-    ConfigError::Parse {
-        path: path.to_owned(),
-        line,
-        column,
-        key,
-        message: err.message().trim().replace('\n', "; "),
-    }
+    ConfigError::Parse { path: path.to_owned(), line, column, key, message: err.message().trim().replace('\n', "; ") }
 }
 
 /// 1-based line and column (in characters) of a byte offset.

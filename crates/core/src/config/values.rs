@@ -39,9 +39,10 @@ impl fmt::Display for Duration {
 impl std::str::FromStr for Duration {
     type Err = String;
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        let parsed: jiff::SignedDuration = s.trim().parse().map_err(|_| {
-            format!("`{s}` is not a duration; write it like \"300ms\", \"60s\", \"5m\" or \"1h\"")
-        })?;
+        let parsed: jiff::SignedDuration = s
+            .trim()
+            .parse()
+            .map_err(|_| format!("`{s}` is not a duration; write it like \"300ms\", \"60s\", \"5m\" or \"1h\""))?;
         if parsed.is_negative() {
             return Err(format!("`{s}` is negative; a duration must be zero or more"));
         }

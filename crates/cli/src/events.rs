@@ -1,0 +1,85 @@
+//! `bulwark events`: read (and follow) the event journal.
+
+use std::io::Write as _;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use bulwark_core::{CliError, Event, Journal};
+
+#[derive(Debug, clap::Args)]
+pub struct EventsArgs {
+    /// One JSON object per line instead of plain lines.
+    #[arg(long)]
+    pub json: bool,
+    /// Only this kind: exact (`hook.blocked`) or a prefix ending at a dot (`drift`, `rollback`).
+    #[arg(long, value_name = "KIND")]
+    pub kind: Option<String>,
+    /// Only the last N matching events.
+    #[arg(long, value_name = "N")]
+    pub last: Option<usize>,
+    /// Keep printing new events as they are written.
+    #[arg(long)]
+    pub follow: bool,
+}
+
+fn matches(kind_filter: Option<&str>, event: &Event) -> bool {
+    match kind_filter {
+        None => true,
+        Some(k) => event.kind == k || event.kind.strip_prefix(k).is_some_and(|rest| rest.starts_with('.')),
+    }
+}
+
+fn print(events: &[Event], json: bool) -> Result<(), CliError> {
+    let mut out = std::io::stdout().lock();
+    for event in events {
+        let line = if json {
+            serde_json::to_string(event).map_err(|e| CliError::operational(e.to_string()))?
+        } else {
+            event.to_line()
+        };
+        if writeln!(out, "{line}").is_err() {
+            // The reader went away (`| head`): not an error.
+            return Ok(());
+        }
+    }
+    let _ = out.flush();
+    Ok(())
+}
+
+pub fn events(args: &EventsArgs) -> Result<ExitCode, CliError> {
+    let journal = Journal::open_default()?;
+    let (all, mut offset) = journal.read_from(0)?;
+    let mut selected: Vec<Event> = all.into_iter().filter(|e| matches(args.kind.as_deref(), e)).collect();
+    if let Some(n) = args.last {
+        let skip = selected.len().saturating_sub(n);
+        selected.drain(..skip);
+    }
+    print(&selected, args.json)?;
+    if !args.follow {
+        return Ok(ExitCode::SUCCESS);
+    }
+    loop {
+        std::thread::sleep(Duration::from_millis(300));
+        let (new, next) = journal.read_from(offset)?;
+        offset = next;
+        let new: Vec<Event> = new.into_iter().filter(|e| matches(args.kind.as_deref(), e)).collect();
+        print(&new, args.json)?;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn event(kind: &str) -> Event {
+        Event { id: 1, ts: String::new(), kind: kind.into(), host: String::new(), fields: serde_json::Map::new() }
+    }
+
+    #[test]
+    fn kind_filter_is_exact_or_dotted_prefix() {
+        assert!(matches(Some("drift"), &event("drift.found")));
+        assert!(matches(Some("drift.found"), &event("drift.found")));
+        assert!(!matches(Some("drift"), &event("driftwood.x")));
+        assert!(!matches(Some("drift.found"), &event("drift.resolved")));
+    }
+}

@@ -1,0 +1,225 @@
+//! `bulwark install` / `bulwark uninstall`: shims into the effective hooks directory,
+//! existing hooks chained (run once, after ours passes) and restored exactly on uninstall,
+//! and a manifest the hook, the installer and the drift scanner all read.
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use bulwark_core::CliError;
+use bulwark_core::config::Role;
+use bulwark_core::manifest::{self, InstalledHook, Manifest};
+use bulwark_core::state;
+
+use crate::repo::RepoPaths;
+
+/// The shim source, filled in per hook.
+const SHIM_TEMPLATE: &str = include_str!("../../../hooks/shim.sh");
+/// The line that marks a hook file as bulwark's own.
+const SHIM_MARKER: &str = "# bulwark-shim:";
+
+#[derive(Debug, clap::Args)]
+pub struct InstallArgs {
+    /// The repository (work tree, linked worktree or bare repository).
+    #[arg(long, value_name = "PATH", default_value = ".")]
+    pub repo: PathBuf,
+    /// dev (developer clones), production (production checkouts), server (bare repos).
+    #[arg(long, value_name = "ROLE")]
+    pub role: Role,
+    /// Replace a leftover `<hook>.bulwark-chained` file instead of refusing.
+    #[arg(long)]
+    pub force: bool,
+    /// The `bulwark-hook` binary to bake into the shims (default: the one beside `bulwark`).
+    #[arg(long, value_name = "PATH")]
+    pub hook_binary: Option<PathBuf>,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct UninstallArgs {
+    /// The repository to remove bulwark's hooks from.
+    #[arg(long, value_name = "PATH", default_value = ".")]
+    pub repo: PathBuf,
+}
+
+fn sh_quote(path: &Path) -> String {
+    format!("'{}'", path.to_string_lossy().replace('\'', r"'\''"))
+}
+
+/// The shim for `hook`, calling `binary`, chaining to `chained` if given.
+pub fn shim(hook: &str, binary: &Path, chained: Option<&Path>) -> String {
+    let chain = chained.map(|c| format!("--chain {} ", sh_quote(c))).unwrap_or_default();
+    SHIM_TEMPLATE.replace("@HOOK_BINARY@", &sh_quote(binary)).replace("@CHAIN@", &chain).replace("@HOOK_NAME@", hook)
+}
+
+fn is_shim(path: &Path) -> bool {
+    std::fs::read_to_string(path).is_ok_and(|text| text.contains(SHIM_MARKER))
+}
+
+fn chained_path(hooks_dir: &Path, hook: &str) -> PathBuf {
+    hooks_dir.join(format!("{hook}{}", manifest::CHAINED_SUFFIX))
+}
+
+fn io_error(what: &str, path: &Path, e: &std::io::Error) -> CliError {
+    CliError::operational(format!("cannot {what} {}: {e}", path.display()))
+}
+
+fn locate_hook_binary(explicit: Option<&Path>) -> Result<PathBuf, CliError> {
+    let candidate = match explicit {
+        Some(path) => path.to_owned(),
+        None => std::env::current_exe()
+            .map_err(|e| CliError::operational(format!("cannot find this program's location: {e}")))?
+            .with_file_name("bulwark-hook"),
+    };
+    let absolute = std::fs::canonicalize(&candidate).map_err(|e| {
+        CliError::usage(format!("bulwark-hook not found at {}: {e}", candidate.display()))
+            .hint("build it (`cargo build --release`) or pass --hook-binary PATH")
+    })?;
+    Ok(absolute)
+}
+
+/// `bulwark install --repo PATH --role ROLE`.
+pub fn install(args: &InstallArgs, _config: Option<&Path>) -> Result<ExitCode, CliError> {
+    let repo = RepoPaths::resolve(&args.repo)?;
+    match (args.role, repo.bare) {
+        (Role::Server, false) => {
+            return Err(CliError::usage(format!(
+                "{} is not a bare repository; the server role guards the bare repository on the git server",
+                args.repo.display()
+            ))
+            .hint("for a developer clone use --role dev; for a production checkout use --role production"));
+        }
+        (Role::Dev | Role::Production, true) => {
+            return Err(CliError::usage(format!(
+                "{} is a bare repository; the {} role is for work trees",
+                args.repo.display(),
+                args.role
+            ))
+            .hint("for the git server's bare repository use --role server"));
+        }
+        _ => {}
+    }
+    let binary = locate_hook_binary(args.hook_binary.as_deref())?;
+    let previous = Manifest::load(&repo.common_dir).map_err(|e| CliError::operational(e.to_string()))?;
+    std::fs::create_dir_all(&repo.hooks_dir).map_err(|e| io_error("create", &repo.hooks_dir, &e))?;
+    let wanted = crate::hooks_for(args.role);
+
+    // Check everything before changing anything, so a refusal leaves no partial install.
+    for hook in wanted {
+        let path = repo.hooks_dir.join(hook);
+        let chained = chained_path(&repo.hooks_dir, hook);
+        if path.exists() && !is_shim(&path) && chained.exists() && !args.force {
+            return Err(CliError::usage(format!(
+                "both {} and {} exist; bulwark would chain the first and lose the second",
+                path.display(),
+                chained.display()
+            ))
+            .hint("remove the one you do not need, or pass --force to replace the old .bulwark-chained file"));
+        }
+    }
+
+    let mut installed = Vec::new();
+    for hook in wanted {
+        let path = repo.hooks_dir.join(hook);
+        let chained = chained_path(&repo.hooks_dir, hook);
+        if path.exists() && !is_shim(&path) {
+            std::fs::rename(&path, &chained).map_err(|e| io_error("move aside", &path, &e))?;
+            println!("chained: existing {hook} hook kept as {} (runs after bulwark's check)", chained.display());
+        }
+        let chain = chained.exists().then_some(chained.as_path());
+        let text = shim(hook, &binary, chain);
+        state::write_atomic_mode(&path, text.as_bytes(), 0o755).map_err(|e| CliError::operational(e.to_string()))?;
+        installed.push(InstalledHook {
+            name: (*hook).to_owned(),
+            sha256: manifest::sha256_hex(text.as_bytes()),
+            chained: chain.map(Path::to_owned),
+        });
+    }
+    // Hooks an earlier install (another role) put in that this role does not use.
+    if let Some(previous) = &previous {
+        for old in previous.hooks.iter().filter(|h| !wanted.contains(&h.name.as_str())) {
+            remove_hook(&previous.hooks_dir, old);
+        }
+    }
+    if args.role == Role::Server {
+        bulwark_core::git::Git::at(&repo.common_dir)
+            .run(["config", "receive.advertisePushOptions", "true"])
+            .map_err(CliError::from)?;
+    }
+    let record = Manifest {
+        version: 1,
+        role: args.role,
+        hooks_dir: repo.hooks_dir.clone(),
+        hooks_path_config: repo.hooks_path_config.clone(),
+        hook_binary: binary.clone(),
+        hooks: installed,
+        installed_at: bulwark_core::journal::now_rfc3339(),
+    };
+    record.save(&repo.common_dir).map_err(|e| CliError::operational(e.to_string()))?;
+    println!(
+        "installed: {} role, {} hooks in {} (bulwark-hook: {})",
+        args.role,
+        record.hooks.len(),
+        repo.hooks_dir.display(),
+        binary.display()
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Removes one shim and puts back the hook it chained to.
+fn remove_hook(hooks_dir: &Path, hook: &InstalledHook) {
+    let path = hooks_dir.join(&hook.name);
+    let chained = chained_path(hooks_dir, &hook.name);
+    if path.exists() {
+        if is_shim(&path) {
+            if let Err(e) = std::fs::remove_file(&path) {
+                eprintln!("warning: cannot remove {}: {e}", path.display());
+                return;
+            }
+        } else {
+            eprintln!("warning: {} is no longer bulwark's shim; left as it is", path.display());
+            return;
+        }
+    }
+    if chained.exists() {
+        match std::fs::rename(&chained, &path) {
+            Ok(()) => println!("restored: {}", path.display()),
+            Err(e) => eprintln!("warning: cannot restore {}: {e}", chained.display()),
+        }
+    }
+}
+
+/// `bulwark uninstall --repo PATH`.
+pub fn uninstall(args: &UninstallArgs) -> Result<ExitCode, CliError> {
+    let repo = RepoPaths::resolve(&args.repo)?;
+    let Some(record) = Manifest::load(&repo.common_dir).map_err(|e| CliError::operational(e.to_string()))? else {
+        println!("bulwark is not installed in {}; nothing to do", args.repo.display());
+        return Ok(ExitCode::SUCCESS);
+    };
+    for hook in &record.hooks {
+        remove_hook(&record.hooks_dir, hook);
+    }
+    let manifest_path = Manifest::path(&repo.common_dir);
+    std::fs::remove_file(&manifest_path).map_err(|e| io_error("remove", &manifest_path, &e))?;
+    if let Some(dir) = manifest_path.parent() {
+        // Only removed when empty: other bulwark files may live there.
+        let _ = std::fs::remove_dir(dir);
+    }
+    println!("uninstalled: {} hooks removed from {}", record.hooks.len(), record.hooks_dir.display());
+    Ok(ExitCode::SUCCESS)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn shim_quotes_paths_and_chains() {
+        let text =
+            shim("pre-push", Path::new("/opt/it's/bulwark-hook"), Some(Path::new("/r/hooks/pre-push.bulwark-chained")));
+        assert!(text.contains(r"BULWARK_HOOK='/opt/it'\''s/bulwark-hook'"), "{text}");
+        assert!(
+            text.contains(r#"exec "$BULWARK_HOOK" --chain '/r/hooks/pre-push.bulwark-chained' pre-push "$@""#),
+            "{text}"
+        );
+        assert!(text.contains(SHIM_MARKER));
+    }
+}

@@ -1,0 +1,90 @@
+//! `bulwark`: install and uninstall hooks, check config, read events and status, and run
+//! `bulwark X` as `bulwark-X` (the `git X` → `git-X` model).
+#![forbid(unsafe_code)]
+
+mod config_check;
+mod events;
+mod external;
+mod install;
+mod repo;
+mod status;
+
+use std::ffi::OsString;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use bulwark_core::CliError;
+use bulwark_core::config::Role;
+use clap::{Parser, Subcommand};
+
+/// bulwark keeps `main` and production honest.
+#[derive(Debug, Parser)]
+#[command(name = "bulwark", version, about, long_about = None, propagate_version = true)]
+pub struct Cli {
+    /// Use this config file instead of the lookup order.
+    #[arg(long, global = true, value_name = "PATH")]
+    pub config: Option<PathBuf>,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Install bulwark's hooks into a repository.
+    Install(install::InstallArgs),
+    /// Remove bulwark's hooks from a repository and put back the hooks that were there.
+    Uninstall(install::UninstallArgs),
+    /// What is installed here, and every component's last result and last failure.
+    Status(status::StatusArgs),
+    /// Read the event journal.
+    Events(events::EventsArgs),
+    /// Configuration commands.
+    #[command(subcommand)]
+    Config(ConfigCommand),
+    /// Run `bulwark-X ...` (found beside this binary or on PATH).
+    #[command(external_subcommand)]
+    External(Vec<OsString>),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ConfigCommand {
+    /// Parse the config that applies here and report what it says (exit 2 if invalid).
+    Check(config_check::CheckArgs),
+}
+
+/// Parses arguments and runs; maps the result to an exit code.
+pub fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            let code = if e.use_stderr() { 2 } else { 0 };
+            let _ = e.print();
+            return ExitCode::from(code);
+        }
+    };
+    match run(&cli) {
+        Ok(code) => code,
+        Err(err) => err.report(),
+    }
+}
+
+pub fn run(cli: &Cli) -> Result<ExitCode, CliError> {
+    let config = cli.config.as_deref();
+    match &cli.command {
+        Command::Install(args) => install::install(args, config),
+        Command::Uninstall(args) => install::uninstall(args),
+        Command::Status(args) => status::status(args, config),
+        Command::Events(args) => events::events(args),
+        Command::Config(ConfigCommand::Check(args)) => config_check::check(args, config),
+        Command::External(argv) => external::run(argv, config),
+    }
+}
+
+/// The hooks each role installs.
+pub fn hooks_for(role: Role) -> &'static [&'static str] {
+    match role {
+        Role::Dev => &["pre-commit", "pre-merge-commit", "pre-push", "reference-transaction"],
+        Role::Production => &["pre-commit", "pre-merge-commit", "pre-push", "reference-transaction", "post-merge"],
+        Role::Server => &["pre-receive", "post-receive"],
+    }
+}

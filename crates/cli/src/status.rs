@@ -1,0 +1,125 @@
+//! `bulwark status`: what is installed where, and every component's last result and last
+//! failure, from the event journal.
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use bulwark_core::manifest::{self, Manifest};
+use bulwark_core::{CliError, Event, Journal};
+use serde_json::json;
+
+use crate::repo::RepoPaths;
+
+#[derive(Debug, clap::Args)]
+pub struct StatusArgs {
+    /// The repository to report on (default: here, if it is one).
+    #[arg(long, value_name = "PATH")]
+    pub repo: Option<PathBuf>,
+    /// Print one JSON object.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// The components and the event-kind prefixes that belong to each.
+const COMPONENTS: &[(&str, &[&str])] = &[
+    ("hook", &["hook.", "breakglass."]),
+    ("server", &["push."]),
+    ("verify-push", &["verify_push."]),
+    ("drift", &["drift."]),
+    ("sidecar", &["deploy.", "health.", "rollback.", "watch."]),
+    ("notify", &["notify."]),
+];
+
+fn is_failure(kind: &str) -> bool {
+    ["blocked", "rejected", "failed", "escalated", "found", "used"].iter().any(|w| kind.ends_with(w))
+}
+
+fn hook_integrity(record: &Manifest) -> Vec<(String, &'static str)> {
+    record
+        .hooks
+        .iter()
+        .map(|hook| {
+            let path = record.hooks_dir.join(&hook.name);
+            let state = match std::fs::read(&path) {
+                Ok(bytes) if manifest::sha256_hex(&bytes) == hook.sha256 => "ok",
+                Ok(_) => "changed",
+                Err(_) => "missing",
+            };
+            (hook.name.clone(), state)
+        })
+        .collect()
+}
+
+pub fn status(args: &StatusArgs, _config: Option<&Path>) -> Result<ExitCode, CliError> {
+    let repo_path = args.repo.clone().unwrap_or_else(|| PathBuf::from("."));
+    let repo = match RepoPaths::resolve(&repo_path) {
+        Ok(r) => Some(r),
+        Err(e) if args.repo.is_some() => return Err(e),
+        Err(_) => None,
+    };
+    let record = match &repo {
+        Some(r) => Manifest::load(&r.common_dir).map_err(|e| CliError::operational(e.to_string()))?,
+        None => None,
+    };
+    let journal = Journal::open_default()?;
+    let events = journal.read_all()?;
+    let mut components = Vec::new();
+    for (name, prefixes) in COMPONENTS {
+        let mine: Vec<&Event> = events.iter().filter(|e| prefixes.iter().any(|p| e.kind.starts_with(p))).collect();
+        let last = mine.last().copied();
+        let last_failure = mine.iter().rev().find(|e| is_failure(&e.kind)).copied();
+        components.push((*name, last.cloned(), last_failure.cloned()));
+    }
+    let integrity = record.as_ref().map(hook_integrity).unwrap_or_default();
+
+    if args.json {
+        let value = json!({
+            "state_dir": journal.path().parent(),
+            "events": events.len(),
+            "repository": repo.as_ref().map(|r| json!({
+                "common_dir": r.common_dir,
+                "hooks_dir": r.hooks_dir,
+                "installed": record.as_ref().map(|m| json!({
+                    "role": m.role,
+                    "hook_binary": m.hook_binary,
+                    "installed_at": m.installed_at,
+                    "hooks": integrity.iter().map(|(n, s)| json!({"name": n, "state": s})).collect::<Vec<_>>(),
+                })),
+            })),
+            "components": components.iter().map(|(name, last, failure)| json!({
+                "name": name, "last": last, "last_failure": failure,
+            })).collect::<Vec<_>>(),
+        });
+        println!("{value}");
+        return Ok(ExitCode::SUCCESS);
+    }
+
+    println!("state: {} ({} events)", journal.path().display(), events.len());
+    match (&repo, &record) {
+        (Some(r), Some(m)) => {
+            let bad: Vec<String> =
+                integrity.iter().filter(|(_, s)| *s != "ok").map(|(n, s)| format!("{n} {s}")).collect();
+            let health = if bad.is_empty() { "all intact".to_owned() } else { bad.join(", ") };
+            println!(
+                "repository: {}: {} role, {} hooks in {} ({health})",
+                r.work_tree.as_ref().unwrap_or(&r.common_dir).display(),
+                m.role,
+                m.hooks.len(),
+                m.hooks_dir.display()
+            );
+        }
+        (Some(r), None) => println!(
+            "repository: {}: bulwark is not installed (run `bulwark install --repo . --role dev`)",
+            r.work_tree.as_ref().unwrap_or(&r.common_dir).display()
+        ),
+        (None, _) => println!("repository: none here"),
+    }
+    for (name, last, failure) in &components {
+        let last = last.as_ref().map_or_else(|| "no events".to_owned(), Event::to_line);
+        println!("{name}: {last}");
+        if let Some(f) = failure {
+            println!("{name}: last failure: {}", f.to_line());
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,129 @@
+//! What a hook needs to judge: the repository, the config, the role and the protected
+//! branches — loaded only when a hook actually has something to judge.
+
+use std::path::{Path, PathBuf};
+
+use bulwark_core::CliError;
+use bulwark_core::config::{Config, Lookup, Role, WorktreePolicy};
+use bulwark_core::git::Git;
+use bulwark_core::manifest::Manifest;
+use bulwark_core::policy::BranchPolicy;
+
+/// How refs are read. gix reads the files backend in-process (fast); repositories whose refs
+/// live in a reftable (which gix 0.90 cannot read) are read through the `git` program.
+enum Refs {
+    Gix(Box<gix::Repository>),
+    GitProgram,
+}
+
+/// The repository and policy a hook judges against.
+pub struct Context {
+    refs: Refs,
+    pub common_dir: PathBuf,
+    pub work_tree: Option<PathBuf>,
+    pub config: Config,
+    pub role: Role,
+    pub policy: BranchPolicy,
+}
+
+impl Context {
+    /// Opens the hook's repository (from git's environment, else from the working
+    /// directory) and loads config, role and policy. `client` adds the work tree's
+    /// `.bulwark.toml` (server hooks never read pushed content for policy).
+    pub fn load(explicit_config: Option<&Path>, client: bool) -> Result<Context, CliError> {
+        let (refs, common_dir, work_tree) = open_repository()?;
+        let loaded = Config::load(&Lookup { explicit: explicit_config, git_dir: Some(&common_dir) })?;
+        let config = loaded.config;
+        let role = match config.protect.role {
+            Some(role) => role,
+            None => Manifest::load(&common_dir)
+                .map_err(|e| {
+                    CliError::operational(e.to_string())
+                        .hint("run `bulwark install` again for this repository to rewrite its manifest")
+                })?
+                .map_or(Role::Dev, |m| m.role),
+        };
+        let mut policy = BranchPolicy::from_config(&config.protect);
+        if client
+            && let Some(work_tree) = &work_tree
+            && let Some(extra) = WorktreePolicy::load(work_tree)?
+        {
+            policy.extend(&extra);
+        }
+        Ok(Context { refs, common_dir, work_tree, config, role, policy })
+    }
+
+    /// `git` for this repository, keeping git's hook environment (same repository).
+    pub fn git(&self) -> Git {
+        Git::hook_repo(std::env::current_dir().unwrap_or_else(|_| PathBuf::from(".")))
+    }
+
+    /// The branch HEAD points at (unborn included), or `None` when HEAD is detached.
+    pub fn head_branch(&self) -> Result<Option<String>, CliError> {
+        match &self.refs {
+            Refs::Gix(repo) => {
+                let name = repo.head_name().map_err(|e| CliError::operational(format!("cannot read HEAD: {e}")))?;
+                Ok(name.map(|n| n.shorten().to_string()))
+            }
+            Refs::GitProgram => {
+                let out = self.git().run_unchecked(["symbolic-ref", "-q", "HEAD"])?;
+                match out.status.code() {
+                    Some(0) => {
+                        let full = out.stdout_str().trim().to_owned();
+                        Ok(Some(full.strip_prefix("refs/heads/").unwrap_or(&full).to_owned()))
+                    }
+                    Some(1) => Ok(None),
+                    _ => Err(CliError::operational(format!("cannot read HEAD: {}", out.stderr_str().trim()))),
+                }
+            }
+        }
+    }
+}
+
+fn open_repository() -> Result<(Refs, PathBuf, Option<PathBuf>), CliError> {
+    let isolated = gix::open::Options::isolated();
+    // Read-only use: a repository owned by another user is still read (as git does for
+    // hooks it runs itself), with the same isolated options.
+    let trust = gix::sec::trust::Mapping { full: isolated.clone(), reduced: isolated };
+    let cwd = std::env::current_dir()
+        .map_err(|e| CliError::operational(format!("cannot read the current directory: {e}")))?;
+    match gix::ThreadSafeRepository::discover_with_environment_overrides_opts(
+        &cwd,
+        gix::discover::upwards::Options::default(),
+        trust,
+    ) {
+        Ok(repo) => {
+            let repo = repo.to_thread_local();
+            let common_dir = repo.common_dir().to_owned();
+            let work_tree = repo.workdir().map(Path::to_owned);
+            let reftable = repo
+                .config_snapshot()
+                .string("extensions.refStorage")
+                .is_some_and(|v| v.eq_ignore_ascii_case(b"reftable"));
+            let refs = if reftable { Refs::GitProgram } else { Refs::Gix(Box::new(repo)) };
+            Ok((refs, common_dir, work_tree))
+        }
+        // gix may refuse a repository format it does not know (reftable); git knows it.
+        Err(gix_err) => open_with_git_program(&cwd).map_err(|git_err| {
+            CliError::operational("cannot open the repository this hook runs in")
+                .cause(gix_err.to_string())
+                .cause(git_err.message)
+        }),
+    }
+}
+
+fn open_with_git_program(cwd: &Path) -> Result<(Refs, PathBuf, Option<PathBuf>), CliError> {
+    let out = Git::hook_repo(cwd).stdout([
+        "rev-parse",
+        "--path-format=absolute",
+        "--git-common-dir",
+        "--is-bare-repository",
+        "--show-toplevel",
+    ]);
+    let out = out.map_err(CliError::from)?;
+    let mut lines = out.lines();
+    let common_dir = PathBuf::from(lines.next().unwrap_or_default());
+    let bare = lines.next() == Some("true");
+    let work_tree = if bare { None } else { lines.next().map(PathBuf::from) };
+    Ok((Refs::GitProgram, common_dir, work_tree))
+}

@@ -1,0 +1,212 @@
+//! The one entry point for every hook git runs: judge, refuse with a hint or let through,
+//! journal refusals and broken glass, then run the chained pre-existing hook.
+//!
+//! Start-up is on every commit's path: no HTTP, no config or repository access until a hook
+//! actually needs it (a `reference-transaction` that touches no local branch exits at once).
+#![forbid(unsafe_code)]
+
+mod client;
+mod context;
+mod post_merge;
+mod server;
+
+use std::ffi::OsString;
+use std::io::Read as _;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use bulwark_core::{CliError, ExitKind};
+use clap::Parser;
+use serde_json::json;
+
+pub use context::Context;
+
+/// `bulwark-hook`: git hook entry point (installed as shims by `bulwark install`).
+#[derive(Debug, Parser)]
+#[command(name = "bulwark-hook", version, about, long_about = None)]
+pub struct HookArgs {
+    /// Use this config file instead of the lookup order.
+    #[arg(long, value_name = "PATH")]
+    pub config: Option<PathBuf>,
+    /// A pre-existing hook to run after bulwark's check passes (set by the installer).
+    #[arg(long, value_name = "PATH", hide = true)]
+    pub chain: Option<PathBuf>,
+    /// The hook git is running: pre-commit, pre-merge-commit, pre-push,
+    /// reference-transaction, post-merge, pre-receive, update, post-receive.
+    pub hook: String,
+    /// git's arguments for that hook.
+    #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+    pub args: Vec<OsString>,
+}
+
+/// Hooks whose input arrives on stdin (read whole before judging, and replayed to the
+/// chained hook).
+const STDIN_HOOKS: &[&str] = &["pre-push", "reference-transaction", "pre-receive", "post-receive", "post-rewrite"];
+
+/// What a hook decided.
+#[derive(Debug)]
+pub enum Verdict {
+    Allow,
+    /// Refused: the error to show, and the event fields for `hook.blocked`.
+    Block(Box<Refusal>),
+}
+
+/// A refusal: what the person sees and what the journal records.
+#[derive(Debug)]
+pub struct Refusal {
+    pub error: CliError,
+    pub event: serde_json::Value,
+    /// The journal kind (`hook.blocked`, or `push.rejected` on the server).
+    pub kind: &'static str,
+}
+
+impl Refusal {
+    pub fn new(error: CliError, event: serde_json::Value) -> Self {
+        Self { error, event, kind: "hook.blocked" }
+    }
+}
+
+/// Parses arguments and runs; maps the result to an exit code.
+pub fn main() -> ExitCode {
+    let args = match HookArgs::try_parse() {
+        Ok(args) => args,
+        Err(e) => {
+            let code = if e.use_stderr() { 2 } else { 0 };
+            let _ = e.print();
+            return ExitCode::from(code);
+        }
+    };
+    match run(&args) {
+        Ok(code) => code,
+        Err(err) => err.report(),
+    }
+}
+
+/// Runs one hook invocation.
+pub fn run(args: &HookArgs) -> Result<ExitCode, CliError> {
+    let stdin = if STDIN_HOOKS.contains(&args.hook.as_str()) {
+        let mut buf = Vec::new();
+        std::io::stdin()
+            .read_to_end(&mut buf)
+            .map_err(|e| CliError::operational(format!("cannot read the hook's input from git: {e}")))?;
+        buf
+    } else {
+        Vec::new()
+    };
+    let hook_args: Vec<String> = args.args.iter().map(|a| a.to_string_lossy().into_owned()).collect();
+    let verdict = judge(args, &hook_args, &stdin);
+    let verdict = match verdict {
+        Ok(v) => v,
+        // A guard that cannot judge refuses (fail closed), unless glass is broken.
+        Err(err) => Verdict::Block(Box::new(fail_closed(&args.hook, err))),
+    };
+    if let Verdict::Block(refusal) = verdict
+        && let Some(code) = refuse_or_break_glass(&args.hook, *refusal)?
+    {
+        return Ok(code);
+    }
+    match &args.chain {
+        Some(chained) if chained.exists() => run_chained(chained, &args.args, &stdin),
+        _ => Ok(ExitCode::SUCCESS),
+    }
+}
+
+fn judge(args: &HookArgs, hook_args: &[String], stdin: &[u8]) -> Result<Verdict, CliError> {
+    let config = args.config.as_deref();
+    match args.hook.as_str() {
+        "pre-commit" => client::pre_commit(config, false),
+        "pre-merge-commit" => client::pre_commit(config, true),
+        "pre-push" => client::pre_push(config, hook_args, stdin),
+        "reference-transaction" => client::reference_transaction(config, hook_args, stdin),
+        "post-merge" => post_merge::run(config, hook_args),
+        "pre-receive" => server::pre_receive(config, stdin),
+        "update" => server::update(config, hook_args),
+        "post-receive" => server::post_receive(config, stdin),
+        other => Err(CliError::usage(format!("`{other}` is not a hook bulwark handles"))
+            .hint("bulwark handles pre-commit, pre-merge-commit, pre-push, reference-transaction, post-merge, pre-receive, update and post-receive")),
+    }
+}
+
+/// The refusal for "could not judge": says what broke and how to get through anyway.
+fn fail_closed(hook: &str, err: CliError) -> Refusal {
+    let message = format!("bulwark cannot check this {hook}, so it is refused (hooks fail closed)");
+    let mut error = CliError::new(ExitKind::Violation, message).cause(err.message.clone());
+    error.causes.extend(err.causes);
+    error.hints.extend(err.hints);
+    error = error.hint(format!(
+        "to let one action through anyway, set a reason: {}=\"why\" (it is recorded and alerted)",
+        bulwark_core::env::BREAK_GLASS
+    ));
+    Refusal::new(error, json!({ "hook": hook, "reason": "cannot-check", "detail": err.message }))
+}
+
+/// Refuses (returns the exit code), or lets it through if glass is broken (returns None).
+fn refuse_or_break_glass(hook: &str, refusal: Refusal) -> Result<Option<ExitCode>, CliError> {
+    let reason = std::env::var(bulwark_core::env::BREAK_GLASS).unwrap_or_default();
+    let journal = bulwark_core::Journal::open_default();
+    if !reason.trim().is_empty() {
+        let mut event = refusal.event.clone();
+        if let Some(map) = event.as_object_mut() {
+            map.insert("hook".into(), json!(hook));
+            map.insert("reason".into(), json!(reason.trim()));
+            map.insert("refused".into(), json!(refusal.error.message));
+            map.insert("user".into(), json!(whoami()));
+        }
+        // Breaking glass is only allowed when it can be recorded.
+        let recorded = journal.and_then(|j| j.append("breakglass.used", event));
+        return match recorded {
+            Ok(_) => {
+                eprintln!("warning: bulwark: glass broken ({}): {}", reason.trim(), refusal.error.message);
+                Ok(None)
+            }
+            Err(e) => Err(CliError::violation(format!(
+                "{} (break glass refused: it could not be recorded)",
+                refusal.error.message
+            ))
+            .caused_by(&e)
+            .hint("make the state directory writable, or set BULWARK_STATE_DIR to one that is")),
+        };
+    }
+    let mut event = refusal.event;
+    if let Some(map) = event.as_object_mut() {
+        map.insert("hook".into(), json!(hook));
+        map.insert("message".into(), json!(refusal.error.message));
+        map.insert("user".into(), json!(whoami()));
+    }
+    let mut error = refusal.error;
+    if let Err(e) = journal.and_then(|j| j.append(refusal.kind, event)) {
+        error = error.cause(format!("(this refusal could not be journaled: {e})"));
+    }
+    eprint!("{}", error.render());
+    Ok(Some(ExitCode::from(ExitKind::Violation.code())))
+}
+
+fn whoami() -> String {
+    std::env::var("USER").or_else(|_| std::env::var("LOGNAME")).unwrap_or_default()
+}
+
+/// Runs the hook that was there before bulwark, with the same arguments and input; its exit
+/// code is the hook's result.
+fn run_chained(path: &std::path::Path, args: &[OsString], stdin: &[u8]) -> Result<ExitCode, CliError> {
+    use std::io::Write as _;
+    use std::process::{Command, Stdio};
+    let mut child =
+        Command::new(path).args(args).env(bulwark_core::env::IN_CHAIN, "1").stdin(Stdio::piped()).spawn().map_err(
+            |e| {
+                CliError::violation(format!("cannot run the chained hook {}: {e}", path.display()))
+                    .hint("make it executable (`chmod +x`), or remove it and run `bulwark install` again")
+            },
+        )?;
+    if let Some(mut pipe) = child.stdin.take() {
+        // The chained hook may not read its input; a broken pipe is fine.
+        let _ = pipe.write_all(stdin);
+    }
+    let status = child
+        .wait()
+        .map_err(|e| CliError::operational(format!("waiting for the chained hook {}: {e}", path.display())))?;
+    Ok(match status.code() {
+        Some(0) => ExitCode::SUCCESS,
+        Some(code) => ExitCode::from(u8::try_from(code).unwrap_or(1)),
+        None => ExitCode::from(1),
+    })
+}
