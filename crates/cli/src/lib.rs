@@ -3,6 +3,7 @@
 #![forbid(unsafe_code)]
 
 mod config_check;
+mod demo;
 mod events;
 mod external;
 mod install;
@@ -38,6 +39,8 @@ pub enum Command {
     Status(status::StatusArgs),
     /// Read the event journal.
     Events(events::EventsArgs),
+    /// Show every guard at work in a throw-away sandbox (no network, root or config needed).
+    Demo(demo::DemoArgs),
     /// Configuration commands.
     #[command(subcommand)]
     Config(ConfigCommand),
@@ -76,6 +79,7 @@ pub fn run(cli: &Cli) -> Result<ExitCode, CliError> {
         Command::Status(args) => status::status(args, config),
         Command::Events(args) => events::events(args),
         Command::Config(ConfigCommand::Check(args)) => config_check::check(args, config),
+        Command::Demo(args) => demo::demo(args),
         Command::External(argv) => external::run(argv, config),
     }
 }
