@@ -31,6 +31,17 @@ pub struct InstallArgs {
     /// The `bulwark-hook` binary to bake into the shims (default: the one beside `bulwark`).
     #[arg(long, value_name = "PATH")]
     pub hook_binary: Option<PathBuf>,
+    /// Server role: guard with `pre-receive` (whole push) or `update` (per ref, for servers
+    /// that only run that hook).
+    #[arg(long, value_name = "HOOK", value_enum, default_value = "pre-receive")]
+    pub server_hook: ServerHook,
+}
+
+/// Which hook guards the server.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum ServerHook {
+    PreReceive,
+    Update,
 }
 
 #[derive(Debug, clap::Args)]
@@ -100,7 +111,7 @@ pub fn install(args: &InstallArgs, _config: Option<&Path>) -> Result<ExitCode, C
     let binary = locate_hook_binary(args.hook_binary.as_deref())?;
     let previous = Manifest::load(&repo.common_dir).map_err(|e| CliError::operational(e.to_string()))?;
     std::fs::create_dir_all(&repo.hooks_dir).map_err(|e| io_error("create", &repo.hooks_dir, &e))?;
-    let wanted = crate::hooks_for(args.role);
+    let wanted = crate::hooks_for(args.role, args.server_hook);
 
     // Check everything before changing anything, so a refusal leaves no partial install.
     for hook in wanted {

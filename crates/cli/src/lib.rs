@@ -84,11 +84,13 @@ pub fn run(cli: &Cli) -> Result<ExitCode, CliError> {
     }
 }
 
-/// The hooks each role installs.
-pub fn hooks_for(role: Role) -> &'static [&'static str] {
-    match role {
-        Role::Dev => &["pre-commit", "pre-merge-commit", "pre-push", "reference-transaction"],
-        Role::Production => &["pre-commit", "pre-merge-commit", "pre-push", "reference-transaction", "post-merge"],
-        Role::Server => &["pre-receive", "post-receive"],
+/// The hooks each role installs. On the server, `pre-receive` judges the whole push at
+/// once; `update` (one ref at a time) is for servers that only run that one.
+pub fn hooks_for(role: Role, server_hook: install::ServerHook) -> &'static [&'static str] {
+    match (role, server_hook) {
+        (Role::Dev, _) => &["pre-commit", "pre-merge-commit", "pre-push", "reference-transaction"],
+        (Role::Production, _) => &["pre-commit", "pre-merge-commit", "pre-push", "reference-transaction", "post-merge"],
+        (Role::Server, install::ServerHook::PreReceive) => &["pre-receive", "post-receive"],
+        (Role::Server, install::ServerHook::Update) => &["update", "post-receive"],
     }
 }

@@ -92,6 +92,13 @@ impl Journal {
     /// Appends an event of `kind` with `fields` (an object; other values are stored under
     /// `detail`) and returns it with its id.
     pub fn append(&self, kind: &str, fields: Value) -> Result<Event, JournalError> {
+        let mut events = self.append_all(kind, vec![fields])?;
+        Ok(events.remove(0))
+    }
+
+    /// Appends several events of one kind under one lock and one fsync (a push of a
+    /// thousand tags is one write, not a thousand).
+    pub fn append_all(&self, kind: &str, fields: Vec<Value>) -> Result<Vec<Event>, JournalError> {
         let io = |source| JournalError::Io { path: self.path.clone(), source };
         if let Some(dir) = self.path.parent() {
             crate::state::ensure_private_dir(dir)?;
@@ -99,24 +106,30 @@ impl Journal {
         let mut file =
             OpenOptions::new().read(true).append(true).create(true).mode(0o600).open(&self.path).map_err(io)?;
         file.lock().map_err(io)?;
-        let (last_id, ends_with_newline) = last_id(&mut file).map_err(io)?;
-        let fields = match fields {
-            Value::Object(map) => map,
-            Value::Null => Map::new(),
-            other => Map::from_iter([("detail".to_owned(), other)]),
-        };
-        let event = Event { id: last_id + 1, ts: now_rfc3339(), kind: kind.to_owned(), host: hostname(), fields };
-        let mut line = Vec::with_capacity(256);
+        let (mut last_id, ends_with_newline) = last_id(&mut file).map_err(io)?;
+        let mut buf = Vec::with_capacity(256 * fields.len());
         if !ends_with_newline {
             // A writer died mid-line: close that line so ours stays parseable.
-            line.push(b'\n');
+            buf.push(b'\n');
         }
-        serde_json::to_writer(&mut line, &event).map_err(|e| io(std::io::Error::other(e)))?;
-        line.push(b'\n');
-        file.write_all(&line).map_err(io)?;
+        let (ts, host) = (now_rfc3339(), hostname());
+        let mut events = Vec::with_capacity(fields.len());
+        for fields in fields {
+            let fields = match fields {
+                Value::Object(map) => map,
+                Value::Null => Map::new(),
+                other => Map::from_iter([("detail".to_owned(), other)]),
+            };
+            last_id += 1;
+            let event = Event { id: last_id, ts: ts.clone(), kind: kind.to_owned(), host: host.clone(), fields };
+            serde_json::to_writer(&mut buf, &event).map_err(|e| io(std::io::Error::other(e)))?;
+            buf.push(b'\n');
+            events.push(event);
+        }
+        file.write_all(&buf).map_err(io)?;
         file.sync_data().map_err(io)?;
         // Dropping the file releases the lock.
-        Ok(event)
+        Ok(events)
     }
 
     /// Every parseable event, in file order. Torn or foreign lines are skipped.

@@ -94,7 +94,8 @@ fn open_repository() -> Result<(Refs, PathBuf, Option<PathBuf>), CliError> {
     ) {
         Ok(repo) => {
             let repo = repo.to_thread_local();
-            let common_dir = repo.common_dir().to_owned();
+            // Absolute, so messages name the file wherever git started the hook.
+            let common_dir = std::fs::canonicalize(repo.common_dir()).unwrap_or_else(|_| repo.common_dir().to_owned());
             let work_tree = repo.workdir().map(Path::to_owned);
             let reftable = repo
                 .config_snapshot()

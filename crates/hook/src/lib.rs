@@ -55,14 +55,18 @@ pub enum Verdict {
 #[derive(Debug)]
 pub struct Refusal {
     pub error: CliError,
-    pub event: serde_json::Value,
+    /// One journal record per refused thing (a push may refuse several refs).
+    pub events: Vec<serde_json::Value>,
     /// The journal kind (`hook.blocked`, or `push.rejected` on the server).
     pub kind: &'static str,
+    /// Whether `BULWARK_BREAK_GLASS` may let it through. On the git server the environment
+    /// belongs to the server, not the pusher: admins break glass with a push option there.
+    pub env_break_glass: bool,
 }
 
 impl Refusal {
     pub fn new(error: CliError, event: serde_json::Value) -> Self {
-        Self { error, event, kind: "hook.blocked" }
+        Self { error, events: vec![event], kind: "hook.blocked", env_break_glass: true }
     }
 }
 
@@ -133,19 +137,33 @@ fn fail_closed(hook: &str, err: CliError) -> Refusal {
     let mut error = CliError::new(ExitKind::Violation, message).cause(err.message.clone());
     error.causes.extend(err.causes);
     error.hints.extend(err.hints);
-    error = error.hint(format!(
-        "to let one action through anyway, set a reason: {}=\"why\" (it is recorded and alerted)",
-        bulwark_core::env::BREAK_GLASS
-    ));
-    Refusal::new(error, json!({ "hook": hook, "reason": "cannot-check", "detail": err.message }))
+    let server = server::is_server_hook(hook);
+    error = if server {
+        error.hint("this is the git server's configuration: ask its administrator to fix it")
+    } else {
+        error.hint(format!(
+            "to let one action through anyway, set a reason: {}=\"why\" (it is recorded and alerted)",
+            bulwark_core::env::BREAK_GLASS
+        ))
+    };
+    let mut refusal = Refusal::new(error, json!({ "hook": hook, "reason": "cannot-check", "detail": err.message }));
+    if server {
+        refusal.kind = "push.rejected";
+        refusal.env_break_glass = false;
+    }
+    refusal
 }
 
 /// Refuses (returns the exit code), or lets it through if glass is broken (returns None).
 fn refuse_or_break_glass(hook: &str, refusal: Refusal) -> Result<Option<ExitCode>, CliError> {
-    let reason = std::env::var(bulwark_core::env::BREAK_GLASS).unwrap_or_default();
+    let reason = if refusal.env_break_glass {
+        std::env::var(bulwark_core::env::BREAK_GLASS).unwrap_or_default()
+    } else {
+        String::new()
+    };
     let journal = bulwark_core::Journal::open_default();
     if !reason.trim().is_empty() {
-        let mut event = refusal.event.clone();
+        let mut event = refusal.events.first().cloned().unwrap_or_else(|| json!({}));
         if let Some(map) = event.as_object_mut() {
             map.insert("hook".into(), json!(hook));
             map.insert("reason".into(), json!(reason.trim()));
@@ -167,14 +185,16 @@ fn refuse_or_break_glass(hook: &str, refusal: Refusal) -> Result<Option<ExitCode
             .hint("make the state directory writable, or set BULWARK_STATE_DIR to one that is")),
         };
     }
-    let mut event = refusal.event;
-    if let Some(map) = event.as_object_mut() {
-        map.insert("hook".into(), json!(hook));
-        map.insert("message".into(), json!(refusal.error.message));
-        map.insert("user".into(), json!(whoami()));
+    let mut events = refusal.events;
+    for event in &mut events {
+        if let Some(map) = event.as_object_mut() {
+            map.insert("hook".into(), json!(hook));
+            map.entry("message").or_insert_with(|| json!(refusal.error.message));
+            map.entry("user").or_insert_with(|| json!(whoami()));
+        }
     }
     let mut error = refusal.error;
-    if let Err(e) = journal.and_then(|j| j.append(refusal.kind, event)) {
+    if let Err(e) = journal.and_then(|j| j.append_all(refusal.kind, events)) {
         error = error.cause(format!("(this refusal could not be journaled: {e})"));
     }
     eprint!("{}", error.render());
