@@ -214,3 +214,31 @@ fn install_turns_on_push_options_and_uninstall_restores_hooks() {
     assert_eq!(std::fs::read_to_string(remote.join("hooks/post-receive")).unwrap(), original);
     assert!(!remote.join("hooks/pre-receive").exists());
 }
+
+#[test]
+fn dot_d_layout_for_gitea_and_gitlab_guards_and_uninstalls() {
+    let env = TestEnv::new();
+    let remote = env.bare("server.git");
+    std::fs::write(remote.join("bulwark.toml"), CONFIG).unwrap();
+    // What Gitea generates: a hook that runs every file in hooks/pre-receive.d.
+    let runner = "#!/bin/sh\ndata=$(cat)\nfor h in \"$(dirname \"$0\")/pre-receive.d\"/*; do\n  printf '%s\\n' \"$data\" | \"$h\" \"$@\" || exit 1\ndone\n";
+    std::fs::write(remote.join("hooks/pre-receive"), runner).unwrap();
+    std::fs::set_permissions(remote.join("hooks/pre-receive"), std::os::unix::fs::PermissionsExt::from_mode(0o755))
+        .unwrap();
+    let hooks = remote.join("hooks");
+    env.bulwark(
+        env.root(),
+        &["install", "--repo", remote.to_str().unwrap(), "--role", "server", "--hooks-dir", hooks.to_str().unwrap(), "--dot-d"],
+    )
+    .assert_code(0);
+    assert!(remote.join("hooks/pre-receive.d/bulwark").exists());
+    assert_eq!(std::fs::read_to_string(remote.join("hooks/pre-receive")).unwrap(), runner, "Gitea's own hook untouched");
+    let seed = env.init("seed");
+    env.commit_file(&seed, "README", "hello\n", "initial commit");
+    push_as(&env, &seed, "alice", &[&file_url(&remote), "main"])
+        .assert_code(1)
+        .assert_stderr_contains("only `merger-bot` may create it");
+    push_as(&env, &seed, "merger-bot", &[&file_url(&remote), "main"]).assert_code(0);
+    env.bulwark(env.root(), &["uninstall", "--repo", remote.to_str().unwrap()]).assert_code(0);
+    assert!(!remote.join("hooks/pre-receive.d/bulwark").exists());
+}

@@ -35,6 +35,14 @@ pub struct InstallArgs {
     /// that only run that hook).
     #[arg(long, value_name = "HOOK", value_enum, default_value = "pre-receive")]
     pub server_hook: ServerHook,
+    /// Write the hooks here instead of the repository's effective hooks directory
+    /// (e.g. GitLab's `<repo>.git/custom_hooks`).
+    #[arg(long, value_name = "DIR")]
+    pub hooks_dir: Option<PathBuf>,
+    /// Write each hook as `<hooks-dir>/<hook>.d/bulwark`, for servers that run every file
+    /// of a `<hook>.d` directory (Gitea, GitLab).
+    #[arg(long)]
+    pub dot_d: bool,
 }
 
 /// Which hook guards the server.
@@ -65,8 +73,16 @@ fn is_shim(path: &Path) -> bool {
     std::fs::read_to_string(path).is_ok_and(|text| text.contains(SHIM_MARKER))
 }
 
-fn chained_path(hooks_dir: &Path, hook: &str) -> PathBuf {
-    hooks_dir.join(format!("{hook}{}", manifest::CHAINED_SUFFIX))
+/// Where the shim for `hook` goes.
+fn hook_file(hooks_dir: &Path, hook: &str, dot_d: bool) -> PathBuf {
+    if dot_d { hooks_dir.join(format!("{hook}.d")).join("bulwark") } else { hooks_dir.join(hook) }
+}
+
+/// Where a pre-existing hook at `file` is moved aside to.
+fn chained_path(file: &Path) -> PathBuf {
+    let mut name = file.file_name().unwrap_or_default().to_os_string();
+    name.push(manifest::CHAINED_SUFFIX);
+    file.with_file_name(name)
 }
 
 fn io_error(what: &str, path: &Path, e: &std::io::Error) -> CliError {
@@ -110,13 +126,16 @@ pub fn install(args: &InstallArgs, _config: Option<&Path>) -> Result<ExitCode, C
     }
     let binary = locate_hook_binary(args.hook_binary.as_deref())?;
     let previous = Manifest::load(&repo.common_dir).map_err(|e| CliError::operational(e.to_string()))?;
-    std::fs::create_dir_all(&repo.hooks_dir).map_err(|e| io_error("create", &repo.hooks_dir, &e))?;
+    let hooks_dir = match &args.hooks_dir {
+        Some(dir) => std::path::absolute(dir).map_err(|e| io_error("resolve", dir, &e))?,
+        None => repo.hooks_dir.clone(),
+    };
     let wanted = crate::hooks_for(args.role, args.server_hook);
 
     // Check everything before changing anything, so a refusal leaves no partial install.
     for hook in wanted {
-        let path = repo.hooks_dir.join(hook);
-        let chained = chained_path(&repo.hooks_dir, hook);
+        let path = hook_file(&hooks_dir, hook, args.dot_d);
+        let chained = chained_path(&path);
         if path.exists() && !is_shim(&path) && chained.exists() && !args.force {
             return Err(CliError::usage(format!(
                 "both {} and {} exist; bulwark would chain the first and lose the second",
@@ -129,8 +148,11 @@ pub fn install(args: &InstallArgs, _config: Option<&Path>) -> Result<ExitCode, C
 
     let mut installed = Vec::new();
     for hook in wanted {
-        let path = repo.hooks_dir.join(hook);
-        let chained = chained_path(&repo.hooks_dir, hook);
+        let path = hook_file(&hooks_dir, hook, args.dot_d);
+        let chained = chained_path(&path);
+        if let Some(dir) = path.parent() {
+            std::fs::create_dir_all(dir).map_err(|e| io_error("create", dir, &e))?;
+        }
         if path.exists() && !is_shim(&path) {
             std::fs::rename(&path, &chained).map_err(|e| io_error("move aside", &path, &e))?;
             println!("chained: existing {hook} hook kept as {} (runs after bulwark's check)", chained.display());
@@ -142,11 +164,13 @@ pub fn install(args: &InstallArgs, _config: Option<&Path>) -> Result<ExitCode, C
             name: (*hook).to_owned(),
             sha256: manifest::sha256_hex(text.as_bytes()),
             chained: chain.map(Path::to_owned),
+            path: args.dot_d.then(|| path.clone()),
         });
     }
-    // Hooks an earlier install (another role) put in that this role does not use.
+    // Hooks an earlier install (another role or place) put in that this one does not use.
     if let Some(previous) = &previous {
-        for old in previous.hooks.iter().filter(|h| !wanted.contains(&h.name.as_str())) {
+        let current: Vec<PathBuf> = installed.iter().map(|h| h.file(&hooks_dir)).collect();
+        for old in previous.hooks.iter().filter(|h| !current.contains(&h.file(&previous.hooks_dir))) {
             remove_hook(&previous.hooks_dir, old);
         }
     }
@@ -158,7 +182,7 @@ pub fn install(args: &InstallArgs, _config: Option<&Path>) -> Result<ExitCode, C
     let record = Manifest {
         version: 1,
         role: args.role,
-        hooks_dir: repo.hooks_dir.clone(),
+        hooks_dir: hooks_dir.clone(),
         hooks_path_config: repo.hooks_path_config.clone(),
         hook_binary: binary.clone(),
         hooks: installed,
@@ -169,7 +193,7 @@ pub fn install(args: &InstallArgs, _config: Option<&Path>) -> Result<ExitCode, C
         "installed: {} role, {} hooks in {} (bulwark-hook: {})",
         args.role,
         record.hooks.len(),
-        repo.hooks_dir.display(),
+        hooks_dir.display(),
         binary.display()
     );
     Ok(ExitCode::SUCCESS)
@@ -177,8 +201,8 @@ pub fn install(args: &InstallArgs, _config: Option<&Path>) -> Result<ExitCode, C
 
 /// Removes one shim and puts back the hook it chained to.
 fn remove_hook(hooks_dir: &Path, hook: &InstalledHook) {
-    let path = hooks_dir.join(&hook.name);
-    let chained = chained_path(hooks_dir, &hook.name);
+    let path = hook.file(hooks_dir);
+    let chained = chained_path(&path);
     if path.exists() {
         if is_shim(&path) {
             if let Err(e) = std::fs::remove_file(&path) {

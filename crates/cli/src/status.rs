@@ -39,7 +39,7 @@ fn hook_integrity(record: &Manifest) -> Vec<(String, &'static str)> {
         .hooks
         .iter()
         .map(|hook| {
-            let path = record.hooks_dir.join(&hook.name);
+            let path = hook.file(&record.hooks_dir);
             let state = match std::fs::read(&path) {
                 Ok(bytes) if manifest::sha256_hex(&bytes) == hook.sha256 => "ok",
                 Ok(_) => "changed",

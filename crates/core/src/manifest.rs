@@ -27,6 +27,17 @@ pub struct InstalledHook {
     pub sha256: String,
     /// The pre-existing hook that now runs after ours, if there was one.
     pub chained: Option<PathBuf>,
+    /// The shim's file, when it is not `<hooks_dir>/<name>` (e.g. `pre-receive.d/bulwark`
+    /// for servers that run every file of a `.d` directory).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub path: Option<PathBuf>,
+}
+
+impl InstalledHook {
+    /// The shim's file.
+    pub fn file(&self, hooks_dir: &Path) -> PathBuf {
+        self.path.clone().unwrap_or_else(|| hooks_dir.join(&self.name))
+    }
 }
 
 /// The install record of one repository.
@@ -115,7 +126,7 @@ mod tests {
             hooks_dir: "/x/hooks".into(),
             hooks_path_config: None,
             hook_binary: "/usr/bin/bulwark-hook".into(),
-            hooks: vec![InstalledHook { name: "pre-commit".into(), sha256: "ab".into(), chained: None }],
+            hooks: vec![InstalledHook { name: "pre-commit".into(), sha256: "ab".into(), chained: None, path: None }],
             installed_at: "T".into(),
         };
         m.save(dir.path()).unwrap();
