@@ -228,11 +228,24 @@ fn dot_d_layout_for_gitea_and_gitlab_guards_and_uninstalls() {
     let hooks = remote.join("hooks");
     env.bulwark(
         env.root(),
-        &["install", "--repo", remote.to_str().unwrap(), "--role", "server", "--hooks-dir", hooks.to_str().unwrap(), "--dot-d"],
+        &[
+            "install",
+            "--repo",
+            remote.to_str().unwrap(),
+            "--role",
+            "server",
+            "--hooks-dir",
+            hooks.to_str().unwrap(),
+            "--dot-d",
+        ],
     )
     .assert_code(0);
     assert!(remote.join("hooks/pre-receive.d/bulwark").exists());
-    assert_eq!(std::fs::read_to_string(remote.join("hooks/pre-receive")).unwrap(), runner, "Gitea's own hook untouched");
+    assert_eq!(
+        std::fs::read_to_string(remote.join("hooks/pre-receive")).unwrap(),
+        runner,
+        "Gitea's own hook untouched"
+    );
     let seed = env.init("seed");
     env.commit_file(&seed, "README", "hello\n", "initial commit");
     push_as(&env, &seed, "alice", &[&file_url(&remote), "main"])
