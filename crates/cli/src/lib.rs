@@ -3,6 +3,7 @@
 #![forbid(unsafe_code)]
 
 mod config_check;
+mod docs;
 mod demo;
 mod events;
 mod external;
@@ -20,7 +21,7 @@ use clap::{Parser, Subcommand};
 
 /// bulwark keeps `main` and production honest.
 #[derive(Debug, Parser)]
-#[command(name = "bulwark", version, about, long_about = None, propagate_version = true)]
+#[command(name = "bulwark", version, propagate_version = true)]
 pub struct Cli {
     /// Use this config file instead of the lookup order.
     #[arg(long, global = true, value_name = "PATH")]
@@ -41,6 +42,10 @@ pub enum Command {
     Events(events::EventsArgs),
     /// Show every guard at work in a throw-away sandbox (no network, root or config needed).
     Demo(demo::DemoArgs),
+    /// Print shell completions for `bulwark` (bash, zsh, fish, elvish, powershell).
+    Completions(docs::CompletionsArgs),
+    /// Print the man page, or write every page into a directory.
+    Man(docs::ManArgs),
     /// Configuration commands.
     #[command(subcommand)]
     Config(ConfigCommand),
@@ -80,6 +85,8 @@ pub fn run(cli: &Cli) -> Result<ExitCode, CliError> {
         Command::Events(args) => events::events(args),
         Command::Config(ConfigCommand::Check(args)) => config_check::check(args, config),
         Command::Demo(args) => demo::demo(args),
+        Command::Completions(args) => docs::completions(args),
+        Command::Man(args) => docs::man(args),
         Command::External(argv) => external::run(argv, config),
     }
 }

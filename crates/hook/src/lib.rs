@@ -23,7 +23,7 @@ pub use context::Context;
 
 /// `bulwark-hook`: git hook entry point (installed as shims by `bulwark install`).
 #[derive(Debug, Parser)]
-#[command(name = "bulwark-hook", version, about, long_about = None)]
+#[command(name = "bulwark-hook", version)]
 pub struct HookArgs {
     /// Use this config file instead of the lookup order.
     #[arg(long, value_name = "PATH")]

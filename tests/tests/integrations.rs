@@ -1,0 +1,77 @@
+//! Integrations: the `.pre-commit-hooks.yaml` hook under the real pre-commit framework,
+//! and generated completions and man pages.
+
+use std::path::{Path, PathBuf};
+
+use bulwark_tests::{TestEnv, run};
+
+fn workspace_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_owned()
+}
+
+/// The pre-commit program: `$BULWARK_TEST_PRE_COMMIT` (CI installs it from PyPI), else PATH.
+fn pre_commit() -> Option<PathBuf> {
+    if let Some(p) = std::env::var_os("BULWARK_TEST_PRE_COMMIT") {
+        return Some(PathBuf::from(p));
+    }
+    let paths = std::env::var_os("PATH")?;
+    std::env::split_paths(&paths).map(|d| d.join("pre-commit")).find(|p| p.is_file())
+}
+
+#[test]
+fn the_pre_commit_framework_hook_refuses_a_commit_on_main() {
+    let Some(pre_commit) = pre_commit() else {
+        assert!(std::env::var_os("CI").is_none(), "CI must provide pre-commit (see .ci/run)");
+        eprintln!("skipped: pre-commit is not installed (pip install pre-commit)");
+        return;
+    };
+    let env = TestEnv::new();
+    let root = workspace_root();
+    let rev = env.git(&root, &["rev-parse", "HEAD"]);
+    let repo = env.init("app");
+    std::fs::write(
+        repo.join(".pre-commit-config.yaml"),
+        format!(
+            "repos:\n- repo: {}\n  rev: {rev}\n  hooks:\n  - id: bulwark-branch-guard\n",
+            root.display()
+        ),
+    )
+    .unwrap();
+    let bin_dir = bulwark_tests::bin("bulwark-hook").parent().unwrap().to_owned();
+    let path = format!("{}:{}", bin_dir.display(), std::env::var("PATH").unwrap_or_default());
+    let with_env = |cmd: &mut std::process::Command| {
+        cmd.env("PATH", &path).env("PRE_COMMIT_HOME", env.path("pre-commit-home"));
+    };
+    let mut install = env.command(&pre_commit);
+    install.current_dir(&repo).arg("install");
+    with_env(&mut install);
+    run(&mut install).assert_code(0);
+
+    env.git(&repo, &["add", ".pre-commit-config.yaml"]);
+    let mut commit = env.command("git");
+    commit.current_dir(&repo).args(["commit", "-q", "-m", "on main"]);
+    with_env(&mut commit);
+    let out = run(&mut commit);
+    out.assert_code(1);
+    assert!(out.stdout.contains("direct commits to `main` are blocked") || out.stderr.contains("direct commits to `main` are blocked"),
+        "{}\n{}", out.stdout, out.stderr);
+
+    env.git(&repo, &["switch", "-q", "-c", "feature"]);
+    let mut commit = env.command("git");
+    commit.current_dir(&repo).args(["commit", "-q", "-m", "on a branch"]);
+    with_env(&mut commit);
+    run(&mut commit).assert_code(0);
+}
+
+#[test]
+fn completions_and_man_pages_come_from_the_clap_definitions() {
+    let env = TestEnv::new();
+    let out = env.bulwark(env.root(), &["completions", "bash"]);
+    out.assert_code(0).assert_stdout_contains("install").assert_stdout_contains("--role");
+    let out = env.bulwark(env.root(), &["man"]);
+    out.assert_code(0).assert_stdout_contains(".TH bulwark 1");
+    let dir = env.path("man");
+    env.bulwark(env.root(), &["man", "--dir", dir.to_str().unwrap()]).assert_code(0);
+    assert!(dir.join("bulwark.1").is_file());
+    assert!(dir.join("bulwark-install.1").is_file());
+}
