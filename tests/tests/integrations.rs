@@ -31,10 +31,7 @@ fn the_pre_commit_framework_hook_refuses_a_commit_on_main() {
     let repo = env.init("app");
     std::fs::write(
         repo.join(".pre-commit-config.yaml"),
-        format!(
-            "repos:\n- repo: {}\n  rev: {rev}\n  hooks:\n  - id: bulwark-branch-guard\n",
-            root.display()
-        ),
+        format!("repos:\n- repo: {}\n  rev: {rev}\n  hooks:\n  - id: bulwark-branch-guard\n", root.display()),
     )
     .unwrap();
     let bin_dir = bulwark_tests::bin("bulwark-hook").parent().unwrap().to_owned();
@@ -53,8 +50,13 @@ fn the_pre_commit_framework_hook_refuses_a_commit_on_main() {
     with_env(&mut commit);
     let out = run(&mut commit);
     out.assert_code(1);
-    assert!(out.stdout.contains("direct commits to `main` are blocked") || out.stderr.contains("direct commits to `main` are blocked"),
-        "{}\n{}", out.stdout, out.stderr);
+    assert!(
+        out.stdout.contains("direct commits to `main` are blocked")
+            || out.stderr.contains("direct commits to `main` are blocked"),
+        "{}\n{}",
+        out.stdout,
+        out.stderr
+    );
 
     env.git(&repo, &["switch", "-q", "-c", "feature"]);
     let mut commit = env.command("git");

@@ -3,8 +3,8 @@
 #![forbid(unsafe_code)]
 
 mod config_check;
-mod docs;
 mod demo;
+mod docs;
 mod events;
 mod external;
 mod install;
