@@ -1,6 +1,5 @@
-//! bulwark-drift (not built yet).
+//! `bulwark-drift`.
 
 fn main() -> std::process::ExitCode {
-    eprintln!("error: bulwark-drift is not implemented yet");
-    std::process::ExitCode::from(2)
+    bulwark_drift::main()
 }

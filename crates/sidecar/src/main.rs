@@ -1,6 +1,5 @@
-//! bulwark-sidecar (not built yet).
+//! `bulwark-sidecar`.
 
 fn main() -> std::process::ExitCode {
-    eprintln!("error: bulwark-sidecar is not implemented yet");
-    std::process::ExitCode::from(2)
+    bulwark_sidecar::main()
 }

@@ -1,6 +1,5 @@
-//! bulwark-verify-push (not built yet).
+//! `bulwark-verify-push`.
 
 fn main() -> std::process::ExitCode {
-    eprintln!("error: bulwark-verify-push is not implemented yet");
-    std::process::ExitCode::from(2)
+    bulwark_verify_push::main()
 }

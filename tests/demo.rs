@@ -1,7 +1,7 @@
 //! `bulwark demo` runs every scene in its own sandbox, says PASS for each, exits 0, and
 //! cleans up after itself.
 
-use bulwark_tests::{TestEnv, run};
+use bulwark_testutil::{TestEnv, run};
 
 #[test]
 fn demo_passes_every_scene_and_removes_its_sandbox() {

@@ -3,10 +3,10 @@
 
 use std::path::{Path, PathBuf};
 
-use bulwark_tests::{TestEnv, run};
+use bulwark_testutil::{TestEnv, run};
 
 fn workspace_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_owned()
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
 
 /// The pre-commit program: `$BULWARK_TEST_PRE_COMMIT` (CI installs it from PyPI), else PATH.
@@ -34,7 +34,7 @@ fn the_pre_commit_framework_hook_refuses_a_commit_on_main() {
         format!("repos:\n- repo: {}\n  rev: {rev}\n  hooks:\n  - id: bulwark-branch-guard\n", root.display()),
     )
     .unwrap();
-    let bin_dir = bulwark_tests::bin("bulwark-hook").parent().unwrap().to_owned();
+    let bin_dir = bulwark_testutil::bin("bulwark-hook").parent().unwrap().to_owned();
     let path = format!("{}:{}", bin_dir.display(), std::env::var("PATH").unwrap_or_default());
     let with_env = |cmd: &mut std::process::Command| {
         cmd.env("PATH", &path).env("PRE_COMMIT_HOME", env.path("pre-commit-home"));

@@ -4,7 +4,7 @@
 
 use std::path::{Path, PathBuf};
 
-use bulwark_tests::{Outcome, TestEnv, file_url, run, run_with_input};
+use bulwark_testutil::{Outcome, TestEnv, file_url, run, run_with_input};
 
 const CONFIG: &str = "[server]\nallow = [\"merger-bot\"]\nadmins = [\"ops\"]\n";
 

@@ -3,7 +3,7 @@
 
 use std::path::Path;
 
-use bulwark_tests::{TestEnv, file_url, run, run_with_input};
+use bulwark_testutil::{TestEnv, file_url, run, run_with_input};
 
 /// A clone with the dev role installed, `main` at the remote's first commit.
 fn dev_clone(env: &TestEnv) -> (std::path::PathBuf, std::path::PathBuf) {
@@ -349,7 +349,7 @@ fn a_missing_bulwark_hook_makes_the_shim_refuse() {
     let (_, clone) = env.remote_and_clone();
     let copy = env.path("bin/bulwark-hook");
     std::fs::create_dir_all(copy.parent().unwrap()).unwrap();
-    std::fs::copy(bulwark_tests::bin("bulwark-hook"), &copy).unwrap();
+    std::fs::copy(bulwark_testutil::bin("bulwark-hook"), &copy).unwrap();
     env.bulwark(
         env.root(),
         &["install", "--repo", clone.to_str().unwrap(), "--role", "dev", "--hook-binary", copy.to_str().unwrap()],

@@ -1,0 +1,8 @@
+//! bulwark-verify-push (not built yet).
+#![forbid(unsafe_code)]
+
+/// Placeholder entry point.
+pub fn main() -> std::process::ExitCode {
+    eprintln!("error: bulwark-verify-push is not implemented yet");
+    std::process::ExitCode::from(2)
+}
