@@ -85,7 +85,7 @@ pub fn run(cli: &Cli) -> Result<ExitCode, CliError> {
         Command::Events(args) => events::events(args),
         Command::Config(ConfigCommand::Check(args)) => config_check::check(args, config),
         Command::Demo(args) => demo::demo(args),
-        Command::Completions(args) => docs::completions(args),
+        Command::Completions(args) => Ok(docs::completions(args)),
         Command::Man(args) => docs::man(args),
         Command::External(argv) => external::run(argv, config),
     }
