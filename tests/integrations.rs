@@ -1,7 +1,7 @@
 //! Integrations: the `.pre-commit-hooks.yaml` hook under the real pre-commit framework,
 //! and generated completions and man pages.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use bulwark_testutil::{TestEnv, run};
 
