@@ -1,6 +1,10 @@
-//! bulwark-drift (not built yet).
+//! `bulwark-drift`: parse arguments, run, map the error to an exit code.
+
+use clap::Parser as _;
 
 fn main() -> std::process::ExitCode {
-    eprintln!("error: bulwark-drift is not implemented yet");
-    std::process::ExitCode::from(2)
+    match bulwark_drift::run(bulwark_drift::Args::parse()) {
+        Ok(code) => code,
+        Err(err) => err.report(),
+    }
 }

@@ -23,6 +23,11 @@ pub struct DriftConfig {
     pub fetch_timeout: Duration,
     /// How often `watch` reconciles with a full scan.
     pub rescan_every: Duration,
+    /// How long `watch` waits for file-system events to settle before re-scanning.
+    pub debounce: Duration,
+    /// Checkouts scanned at once (0: one per CPU, at most 8). Each holds one index in
+    /// memory, so this also bounds the scan's memory.
+    pub jobs: usize,
 }
 
 impl Default for DriftConfig {
@@ -34,6 +39,8 @@ impl Default for DriftConfig {
             branches: BTreeMap::new(),
             fetch_timeout: Duration::from_secs(30),
             rescan_every: Duration::from_secs(300),
+            debounce: Duration::from_millis(500),
+            jobs: 0,
         }
     }
 }

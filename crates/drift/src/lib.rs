@@ -1,0 +1,14 @@
+//! The drift scanner: finds every checkout under the roots and reports what is not as the
+//! pipeline left it (hand edits, stray commits, stashes, tampered hooks), once (`scan`) or
+//! continuously (`watch`), journaling and alerting only on what is new or resolved.
+#![forbid(unsafe_code)]
+
+pub mod cli;
+pub mod discover;
+pub mod finding;
+pub mod inspect;
+pub mod scan;
+pub mod state;
+mod watch;
+
+pub use cli::{Args, run};
