@@ -73,7 +73,10 @@ pub struct WatchArgs {
 
 /// Runs the parsed command.
 pub fn run(args: Args) -> Result<ExitCode, CliError> {
-    let loaded = Config::load(&Lookup { explicit: args.config.as_deref(), git_dir: None })?;
+    let loaded = Config::load(&Lookup {
+        explicit: args.config.as_deref(),
+        git_dir: None,
+    })?;
     let config = loaded.config;
     match args.command {
         Command::Scan(a) => cmd_scan(&config, &a),
@@ -83,9 +86,14 @@ pub fn run(args: Args) -> Result<ExitCode, CliError> {
 
 /// Roots from the command line, else from the config; resolved and checked.
 pub(crate) fn roots(given: &[PathBuf], drift: &DriftConfig) -> Result<Vec<PathBuf>, CliError> {
-    let roots = if given.is_empty() { &drift.roots } else { given };
+    let roots = if given.is_empty() {
+        &drift.roots
+    } else {
+        given
+    };
     if roots.is_empty() {
-        return Err(CliError::usage("no roots to scan").hint("pass ROOT arguments or set `roots` under `[drift]` in the config"));
+        return Err(CliError::usage("no roots to scan")
+            .hint("pass ROOT arguments or set `roots` under `[drift]` in the config"));
     }
     scan::resolve_roots(roots).map_err(|e| match e {
         RootError::Missing(_) | RootError::NotADirectory(_) => {
@@ -101,7 +109,12 @@ pub(crate) fn inspect_options(drift: &DriftConfig, fetch: bool) -> InspectOption
         branches: drift
             .branches
             .iter()
-            .map(|(p, b)| (std::fs::canonicalize(p).unwrap_or_else(|_| p.clone()), b.clone()))
+            .map(|(p, b)| {
+                (
+                    std::fs::canonicalize(p).unwrap_or_else(|_| p.clone()),
+                    b.clone(),
+                )
+            })
             .collect(),
         remote: drift.remote.clone(),
         fetch: fetch.then(|| drift.fetch_timeout.get()),
@@ -114,20 +127,30 @@ pub(crate) fn notifier(config: &Config) -> Result<Notifier, CliError> {
         return Err(CliError::usage("--alert needs somewhere to send alerts, and no [[notify]] is configured")
             .hint("add a [[notify]] section (kind = \"discord\" | \"slack\" | \"webhook\", url_env = \"...\") to the config"));
     }
-    Notifier::from_config(&config.notify).map_err(|e| CliError::usage(format!("invalid configuration: {e}")))
+    Notifier::from_config(&config.notify)
+        .map_err(|e| CliError::usage(format!("invalid configuration: {e}")))
 }
 
 fn cmd_scan(config: &Config, args: &ScanArgs) -> Result<ExitCode, CliError> {
     let drift = &config.drift;
     let roots = roots(&args.roots, drift)?;
-    let notifier = if args.alert { Some(notifier(config)?) } else { None };
+    let notifier = if args.alert {
+        Some(notifier(config)?)
+    } else {
+        None
+    };
     let opts = inspect_options(drift, args.fetch);
     let result = scan::scan_roots(&roots, &opts, scan::jobs(args.jobs.unwrap_or(drift.jobs)));
 
     let mut stdout = std::io::stdout().lock();
-    let write_err = |e: std::io::Error| CliError::operational(format!("cannot write the report: {e}"));
+    let write_err =
+        |e: std::io::Error| CliError::operational(format!("cannot write the report: {e}"));
     for f in &result.findings {
-        let line = if args.json { f.to_json().to_string() } else { f.line() };
+        let line = if args.json {
+            f.to_json().to_string()
+        } else {
+            f.line()
+        };
         writeln!(stdout, "{line}").map_err(write_err)?;
     }
     for note in &result.notes {
@@ -135,7 +158,8 @@ fn cmd_scan(config: &Config, args: &ScanArgs) -> Result<ExitCode, CliError> {
     }
 
     let scopes: Vec<String> = roots.iter().map(|r| r.display().to_string()).collect();
-    let update = Store::open_default().and_then(|store| store.update(&scopes, &result.findings, notifier.as_ref()));
+    let update = Store::open_default()
+        .and_then(|store| store.update(&scopes, &result.findings, notifier.as_ref()));
     let (update, state_error) = match update {
         Ok(u) => (Some(u), None),
         Err(e) => (None, Some(e)),
@@ -156,24 +180,35 @@ fn cmd_scan(config: &Config, args: &ScanArgs) -> Result<ExitCode, CliError> {
         }
         eprintln!("warning: {}", err.message);
     }
-    Ok(if result.findings.is_empty() { ExitCode::SUCCESS } else { ExitCode::from(ExitKind::Violation.code()) })
+    Ok(if result.findings.is_empty() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(ExitKind::Violation.code())
+    })
 }
 
 /// Failed deliveries, one line each on stderr (the targets are already redacted).
 pub(crate) fn report_delivery(update: &Update) {
     if let Some(delivery) = &update.delivery {
         for (target, why) in &delivery.failed {
-            eprintln!("warning: alert not delivered to {target}: {why} (it will be retried by the next scan)");
+            eprintln!(
+                "warning: alert not delivered to {target}: {why} (it will be retried by the next scan)"
+            );
         }
     }
 }
 
-fn summary(roots: &[PathBuf], result: &scan::ScanResult, update: Option<&Update>) -> serde_json::Value {
+fn summary(
+    roots: &[PathBuf],
+    result: &scan::ScanResult,
+    update: Option<&Update>,
+) -> serde_json::Value {
     let mut by_kind = std::collections::BTreeMap::<&str, usize>::new();
     for f in &result.findings {
         *by_kind.entry(f.kind.as_str()).or_default() += 1;
     }
-    let dirty: std::collections::BTreeSet<&str> = result.findings.iter().map(|f| f.path.as_str()).collect();
+    let dirty: std::collections::BTreeSet<&str> =
+        result.findings.iter().map(|f| f.path.as_str()).collect();
     serde_json::json!({
         "roots": roots,
         "checkouts": result.checkouts.len(),

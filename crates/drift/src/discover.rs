@@ -44,7 +44,14 @@ pub struct Fs;
 impl ReadDir for Fs {
     fn read_dir(&self, dir: &Path) -> io::Result<Vec<io::Result<Entry>>> {
         Ok(std::fs::read_dir(dir)?
-            .map(|e| e.and_then(|e| Ok(Entry { name: e.file_name(), file_type: e.file_type()? })))
+            .map(|e| {
+                e.and_then(|e| {
+                    Ok(Entry {
+                        name: e.file_name(),
+                        file_type: e.file_type()?,
+                    })
+                })
+            })
             .collect())
     }
     fn identity(&self, dir: &Path) -> io::Result<(u64, u64)> {
@@ -159,16 +166,23 @@ mod tests {
         std::fs::create_dir_all(root.join("bare.git/objects/x/.git")).unwrap();
         std::fs::create_dir_all(root.join("locked")).unwrap();
         std::os::unix::fs::symlink(root, root.join("group/loop")).unwrap();
-        let fs = Failing { fail: HashMap::from([(root.join("locked"), io::ErrorKind::PermissionDenied)]) };
+        let fs = Failing {
+            fail: HashMap::from([(root.join("locked"), io::ErrorKind::PermissionDenied)]),
+        };
         let found = walk(root, &fs);
         assert_eq!(found.checkouts, [root.join("a"), root.join("group/b")]);
-        assert_eq!(found.unreadable, [(root.join("locked"), "permission denied".to_owned())]);
+        assert_eq!(
+            found.unreadable,
+            [(root.join("locked"), "permission denied".to_owned())]
+        );
     }
 
     #[test]
     fn an_unreadable_root_is_reported_not_clean() {
         let tmp = tempfile::tempdir().unwrap();
-        let fs = Failing { fail: HashMap::from([(tmp.path().to_owned(), io::ErrorKind::PermissionDenied)]) };
+        let fs = Failing {
+            fail: HashMap::from([(tmp.path().to_owned(), io::ErrorKind::PermissionDenied)]),
+        };
         let found = walk(tmp.path(), &fs);
         assert!(found.checkouts.is_empty());
         assert_eq!(found.unreadable.len(), 1);

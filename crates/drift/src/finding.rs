@@ -84,8 +84,18 @@ pub struct Finding {
 }
 
 impl Finding {
-    pub fn new(path: impl Into<String>, kind: Kind, subject: impl Into<String>, detail: impl Into<String>) -> Self {
-        Self { path: path.into(), kind, subject: subject.into(), detail: detail.into() }
+    pub fn new(
+        path: impl Into<String>,
+        kind: Kind,
+        subject: impl Into<String>,
+        detail: impl Into<String>,
+    ) -> Self {
+        Self {
+            path: path.into(),
+            kind,
+            subject: subject.into(),
+            detail: detail.into(),
+        }
     }
 
     /// A finding whose detail is its subject (a file path).
@@ -106,7 +116,12 @@ impl Finding {
 
     /// `PATH: KIND: detail`, with control characters escaped so a finding is one line.
     pub fn line(&self) -> String {
-        format!("{}: {}: {}", one_line(&self.path), self.kind, one_line(&self.detail))
+        format!(
+            "{}: {}: {}",
+            one_line(&self.path),
+            self.kind,
+            one_line(&self.detail)
+        )
     }
 
     /// The JSON object printed by `--json`.
@@ -158,10 +173,23 @@ mod tests {
 
     #[test]
     fn fingerprint_ignores_detail() {
-        let a = Finding::new("/srv/app", Kind::Behind, "refs/remotes/origin/main", "3 commits behind origin/main");
-        let b = Finding::new("/srv/app", Kind::Behind, "refs/remotes/origin/main", "4 commits behind origin/main");
+        let a = Finding::new(
+            "/srv/app",
+            Kind::Behind,
+            "refs/remotes/origin/main",
+            "3 commits behind origin/main",
+        );
+        let b = Finding::new(
+            "/srv/app",
+            Kind::Behind,
+            "refs/remotes/origin/main",
+            "4 commits behind origin/main",
+        );
         assert_eq!(a.fingerprint(), b.fingerprint());
-        assert_ne!(a.fingerprint(), Finding::file("/srv/app", Kind::Modified, "x").fingerprint());
+        assert_ne!(
+            a.fingerprint(),
+            Finding::file("/srv/app", Kind::Modified, "x").fingerprint()
+        );
     }
 
     #[test]
@@ -180,6 +208,9 @@ mod tests {
         ];
         sort(&mut v);
         let lines: Vec<_> = v.iter().map(Finding::line).collect();
-        assert_eq!(lines, ["/a: modified: y", "/a: untracked: z", "/b: modified: x"]);
+        assert_eq!(
+            lines,
+            ["/a: modified: y", "/a: untracked: z", "/b: modified: x"]
+        );
     }
 }

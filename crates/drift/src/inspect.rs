@@ -34,7 +34,10 @@ pub struct InspectOptions {
 impl InspectOptions {
     fn expected_branch(&self, checkout: &Path) -> &str {
         let canonical = std::fs::canonicalize(checkout).unwrap_or_else(|_| checkout.to_owned());
-        self.branches.iter().find(|(p, _)| *p == canonical).map_or(self.branch.as_str(), |(_, b)| b.as_str())
+        self.branches
+            .iter()
+            .find(|(p, _)| *p == canonical)
+            .map_or(self.branch.as_str(), |(_, b)| b.as_str())
     }
 }
 
@@ -62,21 +65,46 @@ pub fn inspect(path: &Path, opts: &InspectOptions) -> Inspection {
     let repo = match gix::open_opts(path, gix::open::Options::default()) {
         Ok(repo) => repo,
         Err(e) => {
-            out.findings.push(Finding::new(&label, Kind::Unreadable, "repository", format!("cannot open the repository: {}", flat(&e))));
+            out.findings.push(Finding::new(
+                &label,
+                Kind::Unreadable,
+                "repository",
+                format!("cannot open the repository: {}", flat(&e)),
+            ));
             return out;
         }
     };
     if let Some(error) = fetch_failure {
-        out.findings.push(Finding::new(&label, Kind::FetchFailed, opts.remote.clone(), error));
+        out.findings.push(Finding::new(
+            &label,
+            Kind::FetchFailed,
+            opts.remote.clone(),
+            error,
+        ));
     }
     if let Err(e) = work_tree_status(&repo, &label, path, &mut out) {
-        out.findings.push(Finding::new(&label, Kind::Unreadable, "status", format!("cannot compute the status: {e}")));
+        out.findings.push(Finding::new(
+            &label,
+            Kind::Unreadable,
+            "status",
+            format!("cannot compute the status: {e}"),
+        ));
     }
     if let Some(op) = in_progress(&repo) {
-        out.findings.push(Finding::new(&label, Kind::InProgress, op, format!("a {op} is in progress")));
+        out.findings.push(Finding::new(
+            &label,
+            Kind::InProgress,
+            op,
+            format!("a {op} is in progress"),
+        ));
     }
     if let Err(e) = branch_findings(&repo, &label, path, opts, &mut out.findings) {
-        out.findings.push(Finding::new(&label, Kind::Unreadable, "HEAD", format!("cannot read HEAD: {e}")));
+        out.findings.push(Finding::new(
+            &label,
+            Kind::Unreadable,
+            "HEAD",
+            format!("cannot read HEAD: {e}"),
+        ));
     }
     stash(&repo, &label, &mut out.findings);
     hooks(&repo, &label, &mut out.findings);
@@ -113,12 +141,23 @@ fn fetch(path: &Path, remote: &str, timeout: Duration) -> Result<(), String> {
     // `--no-write-fetch-head`: the fetch is for the remote-tracking branches only.
     Git::at(path)
         .with_timeout(timeout)
-        .run(["fetch", "--quiet", "--no-write-fetch-head", "--end-of-options", remote])
+        .run([
+            "fetch",
+            "--quiet",
+            "--no-write-fetch-head",
+            "--end-of-options",
+            remote,
+        ])
         .map(|_| ())
         .map_err(|e| e.to_string())
 }
 
-fn work_tree_status(repo: &gix::Repository, label: &str, path: &Path, out: &mut Inspection) -> Result<(), String> {
+fn work_tree_status(
+    repo: &gix::Repository,
+    label: &str,
+    path: &Path,
+    out: &mut Inspection,
+) -> Result<(), String> {
     use gix::status::index_worktree::Item as Wt;
     use gix::status::plumbing::index_as_worktree_with_renames::Summary;
 
@@ -135,7 +174,9 @@ fn work_tree_status(repo: &gix::Repository, label: &str, path: &Path, out: &mut 
         })
         // One thread per repository: parallelism comes from scanning many at once.
         .index_worktree_options_mut(|o| o.thread_limit = Some(1));
-    let mut iter = status.into_iter(None::<gix::bstr::BString>).map_err(|e| flat(&e))?;
+    let mut iter = status
+        .into_iter(None::<gix::bstr::BString>)
+        .map_err(|e| flat(&e))?;
     let mut conflicted = BTreeSet::new();
     let mut staged = Vec::new();
     for item in iter.by_ref() {
@@ -146,7 +187,8 @@ fn work_tree_status(repo: &gix::Repository, label: &str, path: &Path, out: &mut 
                 if let Wt::DirectoryContents { entry, .. } = &wt
                     && entry.disk_kind == Some(gix::dir::entry::Kind::Repository)
                 {
-                    out.nested.push(path.join(bytes_path(entry.rela_path.as_bytes())));
+                    out.nested
+                        .push(path.join(bytes_path(entry.rela_path.as_bytes())));
                 }
                 let kind = match wt.summary() {
                     None => continue,
@@ -161,7 +203,10 @@ fn work_tree_status(repo: &gix::Repository, label: &str, path: &Path, out: &mut 
                 };
                 let rela = if kind == Kind::Untracked
                     && let Wt::DirectoryContents { entry, .. } = &wt
-                    && matches!(entry.disk_kind, Some(gix::dir::entry::Kind::Directory | gix::dir::entry::Kind::Repository))
+                    && matches!(
+                        entry.disk_kind,
+                        Some(gix::dir::entry::Kind::Directory | gix::dir::entry::Kind::Repository)
+                    )
                     && !rela.ends_with('/')
                 {
                     format!("{rela}/")
@@ -184,7 +229,12 @@ fn work_tree_status(repo: &gix::Repository, label: &str, path: &Path, out: &mut 
     }
     for (rela, what) in staged {
         if !conflicted.contains(&rela) {
-            out.findings.push(Finding::new(label, Kind::Staged, rela.clone(), format!("{rela} ({what})")));
+            out.findings.push(Finding::new(
+                label,
+                Kind::Staged,
+                rela.clone(),
+                format!("{rela} ({what})"),
+            ));
         }
     }
     if let Some(outcome) = iter.into_outcome() {
@@ -227,7 +277,11 @@ fn short(id: &gix::ObjectId) -> String {
 }
 
 fn plural(n: usize, word: &str) -> String {
-    if n == 1 { format!("1 {word}") } else { format!("{n} {word}s") }
+    if n == 1 {
+        format!("1 {word}")
+    } else {
+        format!("{n} {word}s")
+    }
 }
 
 fn branch_findings(
@@ -241,13 +295,25 @@ fn branch_findings(
     let head_name = repo.head_name().map_err(|e| flat(&e))?;
     let head_id = repo.head_id().ok().map(gix::Id::detach);
     let Some(name) = head_name else {
-        let at = head_id.as_ref().map_or_else(|| "an unknown commit".to_owned(), short);
-        findings.push(Finding::new(label, Kind::Detached, "HEAD", format!("HEAD is detached at {at} (expected branch {expected})")));
+        let at = head_id
+            .as_ref()
+            .map_or_else(|| "an unknown commit".to_owned(), short);
+        findings.push(Finding::new(
+            label,
+            Kind::Detached,
+            "HEAD",
+            format!("HEAD is detached at {at} (expected branch {expected})"),
+        ));
         return Ok(());
     };
     let branch = name.shorten().to_str_lossy().into_owned();
     if branch != expected {
-        findings.push(Finding::new(label, Kind::WrongBranch, branch.clone(), format!("on branch {branch}, expected {expected}")));
+        findings.push(Finding::new(
+            label,
+            Kind::WrongBranch,
+            branch.clone(),
+            format!("on branch {branch}, expected {expected}"),
+        ));
     }
     let Some(head_id) = head_id else {
         // An unborn branch: no commits to compare.
@@ -262,7 +328,10 @@ fn branch_findings(
                 label,
                 Kind::NoUpstream,
                 tracking.clone(),
-                format!("branch {branch} has no remote-tracking branch {}/{branch} to compare with", opts.remote),
+                format!(
+                    "branch {branch} has no remote-tracking branch {}/{branch} to compare with",
+                    opts.remote
+                ),
             ));
             return Ok(());
         }
@@ -272,7 +341,11 @@ fn branch_findings(
         return Ok(());
     }
     let count = |from: gix::ObjectId, hide: gix::ObjectId| -> Result<usize, String> {
-        let walk = repo.rev_walk([from]).with_hidden([hide]).all().map_err(|e| flat(&e))?;
+        let walk = repo
+            .rev_walk([from])
+            .with_hidden([hide])
+            .all()
+            .map_err(|e| flat(&e))?;
         let mut n = 0;
         for info in walk {
             info.map_err(|e| flat(&e))?;
@@ -288,7 +361,11 @@ fn branch_findings(
             label,
             Kind::Ahead,
             tracking.clone(),
-            format!("{} ahead of {upstream_name} (HEAD {})", plural(ahead, "commit"), short(&head_id)),
+            format!(
+                "{} ahead of {upstream_name} (HEAD {})",
+                plural(ahead, "commit"),
+                short(&head_id)
+            ),
         ));
     }
     if behind > 0 {
@@ -296,7 +373,11 @@ fn branch_findings(
             label,
             Kind::Behind,
             tracking,
-            format!("{} behind {upstream_name} ({upstream_name} {})", plural(behind, "commit"), short(&upstream)),
+            format!(
+                "{} behind {upstream_name} ({upstream_name} {})",
+                plural(behind, "commit"),
+                short(&upstream)
+            ),
         ));
     }
     Ok(())
@@ -308,19 +389,35 @@ fn stash(repo: &gix::Repository, label: &str, findings: &mut Vec<Finding>) {
         Ok(Some(_)) => {}
         Ok(None) => return,
         Err(e) => {
-            findings.push(Finding::new(label, Kind::Stash, "refs/stash", format!("cannot read refs/stash: {}", flat(&e))));
+            findings.push(Finding::new(
+                label,
+                Kind::Stash,
+                "refs/stash",
+                format!("cannot read refs/stash: {}", flat(&e)),
+            ));
             return;
         }
     }
     let log = std::fs::read(repo.common_dir().join("logs/refs/stash")).unwrap_or_default();
-    let lines: Vec<&[u8]> = log.split(|b| *b == b'\n').filter(|l| !l.is_empty()).collect();
+    let lines: Vec<&[u8]> = log
+        .split(|b| *b == b'\n')
+        .filter(|l| !l.is_empty())
+        .collect();
     let count = lines.len().max(1);
     let latest = lines
         .last()
         .and_then(|l| l.split(|b| *b == b'\t').nth(1))
         .map(|m| format!(" (latest: {})", String::from_utf8_lossy(m)))
         .unwrap_or_default();
-    findings.push(Finding::new(label, Kind::Stash, "refs/stash", format!("{}{latest}", plural(count, "stash entry").replace("entrys", "entries"))));
+    findings.push(Finding::new(
+        label,
+        Kind::Stash,
+        "refs/stash",
+        format!(
+            "{}{latest}",
+            plural(count, "stash entry").replace("entrys", "entries")
+        ),
+    ));
 }
 
 /// The hook shims the installer recorded, and `core.hooksPath`, against the manifest.
@@ -330,7 +427,12 @@ fn hooks(repo: &gix::Repository, label: &str, findings: &mut Vec<Finding>) {
         Ok(Some(m)) => m,
         Ok(None) => return,
         Err(e) => {
-            findings.push(Finding::new(label, Kind::HooksTampered, "manifest", format!("the install manifest is unusable: {e}")));
+            findings.push(Finding::new(
+                label,
+                Kind::HooksTampered,
+                "manifest",
+                format!("the install manifest is unusable: {e}"),
+            ));
             return;
         }
     };
@@ -338,27 +440,51 @@ fn hooks(repo: &gix::Repository, label: &str, findings: &mut Vec<Finding>) {
     // moved `core.hooksPath` in a foreign-owned repository is exactly what must be seen.
     match gix::config::File::from_git_dir(common.to_owned()) {
         Ok(config) => {
-            let now = config.string("core.hooksPath").map(|v| v.to_str_lossy().into_owned());
+            let now = config
+                .string("core.hooksPath")
+                .map(|v| v.to_str_lossy().into_owned());
             if now != manifest.hooks_path_config {
-                let show = |v: &Option<String>| v.as_ref().map_or_else(|| "unset".to_owned(), |v| format!("{v:?}"));
+                let show = |v: &Option<String>| {
+                    v.as_ref()
+                        .map_or_else(|| "unset".to_owned(), |v| format!("{v:?}"))
+                };
                 findings.push(Finding::new(
                     label,
                     Kind::HooksTampered,
                     "core.hooksPath",
-                    format!("core.hooksPath is {}, installed with {}", show(&now), show(&manifest.hooks_path_config)),
+                    format!(
+                        "core.hooksPath is {}, installed with {}",
+                        show(&now),
+                        show(&manifest.hooks_path_config)
+                    ),
                 ));
             }
         }
-        Err(e) => findings.push(Finding::new(label, Kind::HooksTampered, "core.hooksPath", format!("cannot read the config: {}", flat(&e)))),
+        Err(e) => findings.push(Finding::new(
+            label,
+            Kind::HooksTampered,
+            "core.hooksPath",
+            format!("cannot read the config: {}", flat(&e)),
+        )),
     }
     for hook in &manifest.hooks {
         let file = manifest.hooks_dir.join(&hook.name);
         let detail = match std::fs::read(&file) {
             Ok(bytes) if manifest::sha256_hex(&bytes) == hook.sha256 => continue,
-            Ok(_) => format!("{}: shim changed (SHA-256 differs from the installed one)", hook.name),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => format!("{}: shim missing ({})", hook.name, file.display()),
+            Ok(_) => format!(
+                "{}: shim changed (SHA-256 differs from the installed one)",
+                hook.name
+            ),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                format!("{}: shim missing ({})", hook.name, file.display())
+            }
             Err(e) => format!("{}: cannot read {}: {e}", hook.name, file.display()),
         };
-        findings.push(Finding::new(label, Kind::HooksTampered, hook.name.clone(), detail));
+        findings.push(Finding::new(
+            label,
+            Kind::HooksTampered,
+            hook.name.clone(),
+            detail,
+        ));
     }
 }

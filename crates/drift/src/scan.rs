@@ -24,7 +24,10 @@ pub enum RootError {
     #[error("root {0} is not a directory")]
     NotADirectory(PathBuf),
     #[error("root {path}: {source}")]
-    Io { path: PathBuf, source: std::io::Error },
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
 }
 
 /// What a scan saw.
@@ -43,13 +46,22 @@ pub struct ScanResult {
 pub fn resolve_roots(roots: &[PathBuf]) -> Result<Vec<PathBuf>, RootError> {
     let mut out = Vec::with_capacity(roots.len());
     for root in roots {
-        let abs = std::path::absolute(root).map_err(|source| RootError::Io { path: root.clone(), source })?;
+        let abs = std::path::absolute(root).map_err(|source| RootError::Io {
+            path: root.clone(),
+            source,
+        })?;
         let abs = PathBuf::from(abs.to_string_lossy().trim_end_matches('/').to_owned());
-        let abs = if abs.as_os_str().is_empty() { PathBuf::from("/") } else { abs };
+        let abs = if abs.as_os_str().is_empty() {
+            PathBuf::from("/")
+        } else {
+            abs
+        };
         match std::fs::metadata(&abs) {
             Ok(m) if m.is_dir() => out.push(abs),
             Ok(_) => return Err(RootError::NotADirectory(abs)),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Err(RootError::Missing(abs)),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                return Err(RootError::Missing(abs));
+            }
             Err(source) => return Err(RootError::Io { path: abs, source }),
         }
     }
@@ -63,7 +75,9 @@ pub fn jobs(configured: usize) -> usize {
     if configured > 0 {
         return configured;
     }
-    std::thread::available_parallelism().map_or(2, std::num::NonZeroUsize::get).min(MAX_DEFAULT_JOBS)
+    std::thread::available_parallelism()
+        .map_or(2, std::num::NonZeroUsize::get)
+        .min(MAX_DEFAULT_JOBS)
 }
 
 /// Scans every checkout under `roots` (already resolved).
@@ -75,7 +89,12 @@ pub fn scan_roots(roots: &[PathBuf], opts: &InspectOptions, jobs: usize) -> Scan
         checkouts.extend(found.checkouts);
         for (dir, why) in found.unreadable {
             let label = dir.display().to_string();
-            findings.push(Finding::new(&label, Kind::Unreadable, label.clone(), format!("cannot read directory: {why}")));
+            findings.push(Finding::new(
+                &label,
+                Kind::Unreadable,
+                label.clone(),
+                format!("cannot read directory: {why}"),
+            ));
         }
     }
     let mut result = scan_checkouts(checkouts, opts, jobs);
@@ -126,5 +145,8 @@ pub fn scan_checkouts(checkouts: Vec<PathBuf>, opts: &InspectOptions, jobs: usiz
 
 /// The checkout `path` belongs to, among `checkouts` (the longest that contains it).
 pub fn owning_checkout<'a>(path: &Path, checkouts: &'a [PathBuf]) -> Option<&'a PathBuf> {
-    checkouts.iter().filter(|c| path.starts_with(c)).max_by_key(|c| c.as_os_str().len())
+    checkouts
+        .iter()
+        .filter(|c| path.starts_with(c))
+        .max_by_key(|c| c.as_os_str().len())
 }

@@ -41,9 +41,15 @@ pub enum StoreError {
     #[error(transparent)]
     State(#[from] StateError),
     #[error("cannot use {path}: {source}")]
-    Io { path: PathBuf, source: std::io::Error },
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error("{path} is not drift state ({source}); move it aside to start afresh")]
-    Corrupt { path: PathBuf, source: serde_json::Error },
+    Corrupt {
+        path: PathBuf,
+        source: serde_json::Error,
+    },
     #[error(transparent)]
     Journal(#[from] bulwark_core::JournalError),
 }
@@ -77,7 +83,10 @@ impl Store {
 
     /// The store under `state_dir` (`<state_dir>/drift`).
     pub fn in_state_dir(state_dir: &Path) -> Self {
-        Self { dir: state_dir.join("drift"), journal: Journal::in_dir(state_dir) }
+        Self {
+            dir: state_dir.join("drift"),
+            journal: Journal::in_dir(state_dir),
+        }
     }
 
     pub fn journal(&self) -> &Journal {
@@ -87,24 +96,41 @@ impl Store {
     /// Records `current` as the findings within `scopes` (checkout or root paths; findings
     /// elsewhere are left alone), journals what changed, and if `notifier` is given sends
     /// what is pending.
-    pub fn update(&self, scopes: &[String], current: &[Finding], notifier: Option<&Notifier>) -> Result<Update, StoreError> {
+    pub fn update(
+        &self,
+        scopes: &[String],
+        current: &[Finding],
+        notifier: Option<&Notifier>,
+    ) -> Result<Update, StoreError> {
         state::ensure_private_dir(&self.dir)?;
         let lock_path = self.dir.join("lock");
         let io = |path: &Path| {
             let path = path.to_owned();
             move |source| StoreError::Io { path, source }
         };
-        let lock = OpenOptions::new().create(true).truncate(false).write(true).mode(0o600).open(&lock_path).map_err(io(&lock_path))?;
+        let lock = OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .mode(0o600)
+            .open(&lock_path)
+            .map_err(io(&lock_path))?;
         lock.lock().map_err(io(&lock_path))?;
 
         let path = self.dir.join("state.json");
         let mut st: State = match std::fs::read(&path) {
-            Ok(bytes) => serde_json::from_slice(&bytes).map_err(|source| StoreError::Corrupt { path: path.clone(), source })?,
+            Ok(bytes) => serde_json::from_slice(&bytes).map_err(|source| StoreError::Corrupt {
+                path: path.clone(),
+                source,
+            })?,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => State::default(),
             Err(e) => return Err(io(&path)(e)),
         };
         st.version = 1;
-        let current: BTreeMap<String, Finding> = current.iter().map(|f| (f.fingerprint(), f.clone())).collect();
+        let current: BTreeMap<String, Finding> = current
+            .iter()
+            .map(|f| (f.fingerprint(), f.clone()))
+            .collect();
         let mut update = Update::default();
         let in_scope = |f: &Finding| scopes.iter().any(|s| within(&f.path, s));
         for (fp, f) in &current {
@@ -113,7 +139,12 @@ impl Store {
                 update.found.push(f.clone());
             }
         }
-        let gone: Vec<String> = st.findings.iter().filter(|(fp, f)| in_scope(f) && !current.contains_key(*fp)).map(|(fp, _)| fp.clone()).collect();
+        let gone: Vec<String> = st
+            .findings
+            .iter()
+            .filter(|(fp, f)| in_scope(f) && !current.contains_key(*fp))
+            .map(|(fp, _)| fp.clone())
+            .collect();
         for fp in gone {
             if let Some(f) = st.findings.remove(&fp) {
                 update.resolved.push(f);
@@ -170,7 +201,11 @@ impl Store {
 /// Whether finding path `path` is `scope` or inside it.
 fn within(path: &str, scope: &str) -> bool {
     let scope = scope.trim_end_matches('/');
-    path == scope || scope.is_empty() || path.strip_prefix(scope).is_some_and(|rest| rest.starts_with('/'))
+    path == scope
+        || scope.is_empty()
+        || path
+            .strip_prefix(scope)
+            .is_some_and(|rest| rest.starts_with('/'))
 }
 
 fn event_fields(f: &Finding) -> serde_json::Value {
@@ -186,10 +221,20 @@ fn event_fields(f: &Finding) -> serde_json::Value {
 /// The alert for what changed.
 pub fn message(found: &[&Finding], resolved: &[&Finding]) -> Message {
     let host = bulwark_core::journal::hostname();
-    let kind = if found.is_empty() { "drift.resolved" } else { "drift.found" };
+    let kind = if found.is_empty() {
+        "drift.resolved"
+    } else {
+        "drift.found"
+    };
     let title = match (found.len(), resolved.len()) {
-        (f, 0) => format!("drift on {host}: {f} new finding{}", if f == 1 { "" } else { "s" }),
-        (0, r) => format!("drift on {host}: {r} finding{} resolved", if r == 1 { "" } else { "s" }),
+        (f, 0) => format!(
+            "drift on {host}: {f} new finding{}",
+            if f == 1 { "" } else { "s" }
+        ),
+        (0, r) => format!(
+            "drift on {host}: {r} finding{} resolved",
+            if r == 1 { "" } else { "s" }
+        ),
         (f, r) => format!("drift on {host}: {f} new, {r} resolved"),
     };
     let mut text = String::new();
@@ -236,11 +281,21 @@ mod tests {
         let f = Finding::file("/srv/app", Kind::Modified, "a.txt");
         let other = Finding::file("/elsewhere/x", Kind::Untracked, "b");
         let scope = ["/srv".to_owned()];
-        let u = store.update(&["/elsewhere".to_owned()], std::slice::from_ref(&other), None).unwrap();
+        let u = store
+            .update(
+                &["/elsewhere".to_owned()],
+                std::slice::from_ref(&other),
+                None,
+            )
+            .unwrap();
         assert_eq!(u.found.len(), 1);
-        let u = store.update(&scope, std::slice::from_ref(&f), None).unwrap();
+        let u = store
+            .update(&scope, std::slice::from_ref(&f), None)
+            .unwrap();
         assert_eq!((u.found.len(), u.resolved.len()), (1, 0));
-        let u = store.update(&scope, std::slice::from_ref(&f), None).unwrap();
+        let u = store
+            .update(&scope, std::slice::from_ref(&f), None)
+            .unwrap();
         assert_eq!((u.found.len(), u.resolved.len()), (0, 0));
         let u = store.update(&scope, &[], None).unwrap();
         assert_eq!(u.resolved, [f]);
@@ -248,8 +303,17 @@ mod tests {
         let u = store.update(&scope, &[], None).unwrap();
         assert!(u.resolved.is_empty());
         // Found then resolved with no delivery in between: nothing pending about it.
-        assert_eq!(u.pending, 1, "only `other` is still waiting to be delivered");
-        let kinds: Vec<_> = store.journal().read_all().unwrap().into_iter().map(|e| e.kind).collect();
+        assert_eq!(
+            u.pending, 1,
+            "only `other` is still waiting to be delivered"
+        );
+        let kinds: Vec<_> = store
+            .journal()
+            .read_all()
+            .unwrap()
+            .into_iter()
+            .map(|e| e.kind)
+            .collect();
         assert_eq!(kinds, ["drift.found", "drift.found", "drift.resolved"]);
     }
 }

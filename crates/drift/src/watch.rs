@@ -50,20 +50,32 @@ struct Watcher {
     /// A git dir (or common dir) outside its work tree → the checkout it belongs to.
     git_dirs: HashMap<PathBuf, PathBuf>,
     limited: bool,
+    /// How often full scans run (all there is once the watch limit is hit).
+    rescan_every: bulwark_core::config::Duration,
 }
 
 pub(crate) fn cmd_watch(config: &Config, args: &WatchArgs) -> Result<ExitCode, CliError> {
     let drift = &config.drift;
     let roots = cli::roots(&args.roots, drift)?;
-    let notifier = if args.alert { Some(cli::notifier(config)?) } else { None };
-    let store = Store::open_default()
-        .map_err(|e| CliError::operational(format!("cannot open the drift state: {e}")).hint("set BULWARK_STATE_DIR to a writable directory"))?;
+    let notifier = if args.alert {
+        Some(cli::notifier(config)?)
+    } else {
+        None
+    };
+    let store = Store::open_default().map_err(|e| {
+        CliError::operational(format!("cannot open the drift state: {e}"))
+            .hint("set BULWARK_STATE_DIR to a writable directory")
+    })?;
     let opts = cli::inspect_options(drift, false);
     let jobs = scan::jobs(args.jobs.unwrap_or(drift.jobs));
     let rescan_every = drift.rescan_every.get().max(Duration::from_secs(1));
     let debounce = drift.debounce.get().max(Duration::from_millis(10));
     let scopes: Vec<String> = roots.iter().map(|r| r.display().to_string()).collect();
-    let ctx = Ctx { store, notifier, json: args.json };
+    let ctx = Ctx {
+        store,
+        notifier,
+        json: args.json,
+    };
 
     let (tx, rx) = mpsc::channel::<Msg>();
     let handler = move |result: DebounceEventResult| {
@@ -100,15 +112,19 @@ pub(crate) fn cmd_watch(config: &Config, args: &WatchArgs) -> Result<ExitCode, C
             let _ = tx.send(msg);
         }
     };
-    let debouncer = notify_debouncer_full::new_debouncer_opt::<_, notify::RecommendedWatcher, NoCache>(
-        debounce,
-        None,
-        handler,
+    let debouncer = notify_debouncer_full::new_debouncer_opt::<
+        _,
+        notify::RecommendedWatcher,
         NoCache,
-        notify::Config::default(),
-    )
+    >(debounce, None, handler, NoCache, notify::Config::default())
     .map_err(|e| CliError::operational(format!("cannot start watching: {e}")))?;
-    let mut watcher = Watcher { debouncer, watched: HashSet::new(), git_dirs: HashMap::new(), limited: false };
+    let mut watcher = Watcher {
+        debouncer,
+        watched: HashSet::new(),
+        git_dirs: HashMap::new(),
+        limited: false,
+        rescan_every: drift.rescan_every,
+    };
 
     // Watch first, then scan: a change made while the first scan runs is not lost.
     for root in &roots {
@@ -150,7 +166,7 @@ pub(crate) fn cmd_watch(config: &Config, args: &WatchArgs) -> Result<ExitCode, C
                 for msg in msgs {
                     match msg {
                         Msg::Rescan => full = true,
-                        Msg::LimitReached => watcher.limit_reached(&ctx, drift.rescan_every),
+                        Msg::LimitReached => watcher.limit_reached(&ctx),
                         Msg::Error(e) => eprintln!("warning: watcher: {e}"),
                         Msg::Changed(paths) => {
                             for path in paths {
@@ -161,7 +177,10 @@ pub(crate) fn cmd_watch(config: &Config, args: &WatchArgs) -> Result<ExitCode, C
                                     None => full = true,
                                 }
                                 // A new directory in a work tree needs its own watch.
-                                if path.is_dir() && !watcher.watched.contains(&path) && !is_in_git_dir(&path) {
+                                if path.is_dir()
+                                    && !watcher.watched.contains(&path)
+                                    && !is_in_git_dir(&path)
+                                {
                                     watcher.add_tree(&path, &ctx);
                                 }
                             }
@@ -239,10 +258,15 @@ impl Watcher {
         if let Some(c) = scan::owning_checkout(path, checkouts) {
             return Some(c.clone());
         }
-        self.git_dirs.iter().filter(|(dir, _)| path.starts_with(dir)).max_by_key(|(dir, _)| dir.as_os_str().len()).map(|(_, c)| c.clone())
+        self.git_dirs
+            .iter()
+            .filter(|(dir, _)| path.starts_with(dir))
+            .max_by_key(|(dir, _)| dir.as_os_str().len())
+            .map(|(_, c)| c.clone())
     }
 
-    fn limit_reached(&mut self, ctx: &Ctx, every: bulwark_core::config::Duration) {
+    fn limit_reached(&mut self, ctx: &Ctx) {
+        let every = self.rescan_every;
         if self.limited {
             return;
         }
@@ -250,8 +274,13 @@ impl Watcher {
         eprintln!(
             "warning: the kernel's inotify watch limit is reached (fs.inotify.max_user_watches); some directories are not watched, so changes there are found by the full scan every {every}"
         );
-        eprintln!("hint: raise it, e.g. `sysctl fs.inotify.max_user_watches=524288`, and restart the watcher");
-        let _ = ctx.store.journal().append("drift.watch_limited", serde_json::json!({"rescan_every": every.to_string()}));
+        eprintln!(
+            "hint: raise it, e.g. `sysctl fs.inotify.max_user_watches=524288`, and restart the watcher"
+        );
+        let _ = ctx.store.journal().append(
+            "drift.watch_limited",
+            serde_json::json!({"rescan_every": every.to_string()}),
+        );
     }
 
     fn watch(&mut self, dir: &Path, mode: RecursiveMode, ctx: &Ctx) {
@@ -261,7 +290,9 @@ impl Watcher {
         if let Err(e) = self.debouncer.watch(dir, mode) {
             self.watched.remove(dir);
             match e.kind {
-                notify::ErrorKind::MaxFilesWatch => self.limit_reached(ctx, bulwark_core::config::Duration(Duration::ZERO)),
+                notify::ErrorKind::MaxFilesWatch => {
+                    self.limit_reached(ctx);
+                }
                 // Gone since it was listed: the next scan will say what matters.
                 notify::ErrorKind::PathNotFound => {}
                 _ => eprintln!("warning: cannot watch {}: {e}", dir.display()),
@@ -277,11 +308,15 @@ impl Watcher {
             if self.limited {
                 return;
             }
-            let Ok(meta) = std::fs::symlink_metadata(&dir) else { continue };
+            let Ok(meta) = std::fs::symlink_metadata(&dir) else {
+                continue;
+            };
             if !meta.is_dir() || !seen.insert(std::os::unix::fs::MetadataExt::ino(&meta)) {
                 continue;
             }
-            let Ok(entries) = std::fs::read_dir(&dir) else { continue };
+            let Ok(entries) = std::fs::read_dir(&dir) else {
+                continue;
+            };
             let mut names = HashSet::new();
             let mut subdirs = Vec::new();
             let mut git_entry = None;
@@ -297,7 +332,9 @@ impl Watcher {
                 }
                 names.insert(name);
             }
-            let bare = ["HEAD", "objects", "refs"].iter().all(|n| names.contains(std::ffi::OsStr::new(n)));
+            let bare = ["HEAD", "objects", "refs"]
+                .iter()
+                .all(|n| names.contains(std::ffi::OsStr::new(n)));
             if bare && git_entry.is_none() {
                 continue;
             }
@@ -315,8 +352,16 @@ impl Watcher {
             dot_git.to_owned()
         } else {
             // `.git` file of a linked worktree or submodule: `gitdir: PATH`.
-            let Ok(text) = std::fs::read_to_string(dot_git) else { return };
-            let Some(target) = text.lines().find_map(|l| l.strip_prefix("gitdir:")).map(str::trim) else { return };
+            let Ok(text) = std::fs::read_to_string(dot_git) else {
+                return;
+            };
+            let Some(target) = text
+                .lines()
+                .find_map(|l| l.strip_prefix("gitdir:"))
+                .map(str::trim)
+            else {
+                return;
+            };
             let target = checkout.join(target);
             let target = std::fs::canonicalize(&target).unwrap_or(target);
             self.git_dirs.insert(target.clone(), checkout.to_owned());
@@ -324,11 +369,17 @@ impl Watcher {
         };
         let common = std::fs::read_to_string(git_dir.join("commondir"))
             .ok()
-            .map(|c| git_dir.join(c.trim()))
-            .map(|c| std::fs::canonicalize(&c).unwrap_or(c))
-            .unwrap_or_else(|| git_dir.clone());
+            .map_or_else(
+                || git_dir.clone(),
+                |c| {
+                    let c = git_dir.join(c.trim());
+                    std::fs::canonicalize(&c).unwrap_or(c)
+                },
+            );
         if common != git_dir && !common.starts_with(checkout) {
-            self.git_dirs.entry(common.clone()).or_insert_with(|| checkout.to_owned());
+            self.git_dirs
+                .entry(common.clone())
+                .or_insert_with(|| checkout.to_owned());
         }
         self.watch(&git_dir, RecursiveMode::NonRecursive, ctx);
         for sub in ["rebase-merge", "rebase-apply", "sequencer"] {
@@ -344,13 +395,17 @@ impl Watcher {
                 self.watch(&common.join(sub), RecursiveMode::Recursive, ctx);
             }
         }
-        let hooks = Manifest::load(&common).ok().flatten().map_or_else(|| common.join("hooks"), |m| m.hooks_dir);
+        let hooks = Manifest::load(&common)
+            .ok()
+            .flatten()
+            .map_or_else(|| common.join("hooks"), |m| m.hooks_dir);
         if hooks.is_dir() {
             if !hooks.starts_with(&common) && !hooks.starts_with(checkout) {
-                self.git_dirs.entry(hooks.clone()).or_insert_with(|| checkout.to_owned());
+                self.git_dirs
+                    .entry(hooks.clone())
+                    .or_insert_with(|| checkout.to_owned());
             }
             self.watch(&hooks, RecursiveMode::NonRecursive, ctx);
         }
     }
 }
-
