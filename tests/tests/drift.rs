@@ -832,3 +832,107 @@ fn watch_finds_a_checkout_cloned_after_it_started() {
         watch.dump()
     );
 }
+
+#[test]
+fn a_submodule_is_scanned_as_a_checkout_of_its_own() {
+    let p = Prod::new();
+    let lib = p.env.init("libsrc");
+    p.env.commit_file(&lib, "lib.py", "v1\n", "lib");
+    let lib_remote = p.env.bare("lib.git");
+    p.git(&lib, &["push", "-q", &file_url(&lib_remote), "main"]);
+    let dev = p.env.clone_repo(&p.remote, "dev");
+    p.git(
+        &dev,
+        &[
+            "submodule",
+            "add",
+            "-q",
+            &file_url(&lib_remote),
+            "vendor/lib",
+        ],
+    );
+    p.git(&dev, &["commit", "-qm", "add lib"]);
+    p.git(&dev, &["push", "-q", "origin", "main"]);
+    let app = p.srv.join("app");
+    p.git(
+        p.env.root(),
+        &[
+            "clone",
+            "-q",
+            "--recurse-submodules",
+            &file_url(&p.remote),
+            app.to_str().unwrap(),
+        ],
+    );
+    let sub = app.join("vendor/lib");
+    p.git(&sub, &["switch", "-q", "main"]);
+    p.scan(&[]).assert_code(0);
+    std::fs::write(sub.join("lib.py"), "patched in place\n").unwrap();
+    let out = p.scan(&[]);
+    out.assert_code(1);
+    assert_lines(&out, &[line(&sub, "modified", "lib.py")]);
+}
+
+#[test]
+fn install_script_puts_binaries_and_units_in_place() {
+    let env = TestEnv::new();
+    let from = bulwark_tests::bin("bulwark-drift")
+        .parent()
+        .unwrap()
+        .to_owned();
+    let prefix = env.path("prefix");
+    let units = env.path("units");
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../install/install.sh");
+    let mut cmd = env.command("sh");
+    cmd.arg(&script)
+        .arg("--prefix")
+        .arg(&prefix)
+        .arg("--from")
+        .arg(&from)
+        .arg("--systemd")
+        .arg("--unit-dir")
+        .arg(&units);
+    let out = run(&mut cmd);
+    out.assert_code(0);
+    for b in [
+        "bulwark",
+        "bulwark-hook",
+        "bulwark-verify-push",
+        "bulwark-drift",
+        "bulwark-sidecar",
+    ] {
+        let meta = std::fs::metadata(prefix.join("bin").join(b))
+            .unwrap_or_else(|e| panic!("{b}: {e}\n{}", out.stderr));
+        assert_eq!(meta.permissions().mode() & 0o777, 0o755);
+    }
+    let service = std::fs::read_to_string(units.join("bulwark-drift.service")).unwrap();
+    assert!(
+        service.contains(&format!(
+            "ExecStart={}/bin/bulwark-drift scan --fetch --alert",
+            prefix.display()
+        )),
+        "{service}"
+    );
+    assert!(service.contains("Type=oneshot"));
+    let timer = std::fs::read_to_string(units.join("bulwark-drift.timer")).unwrap();
+    for want in [
+        "OnCalendar=hourly",
+        "Persistent=true",
+        "RandomizedDelaySec=",
+    ] {
+        assert!(timer.contains(want), "{want} missing:\n{timer}");
+    }
+    // Bad input: one clear line, exit 2, nothing installed.
+    let empty = env.path("empty");
+    std::fs::create_dir_all(&empty).unwrap();
+    let mut cmd = env.command("sh");
+    cmd.arg(&script)
+        .arg("--prefix")
+        .arg(env.path("p2"))
+        .arg("--from")
+        .arg(&empty);
+    let out = run(&mut cmd);
+    out.assert_code(2)
+        .assert_stderr_contains("error: not found in");
+    assert!(!env.path("p2").exists());
+}
