@@ -161,6 +161,12 @@ fn work_tree_status(
     use gix::status::index_worktree::Item as Wt;
     use gix::status::plumbing::index_as_worktree_with_renames::Summary;
 
+    // Git's cache-tree (the index's TREE extension) records the tree the index was last
+    // written as. When its root is valid and equals HEAD's tree, nothing is staged, and the
+    // HEAD-vs-index diff (decompressing every tree of HEAD) can be skipped, as git does.
+    let index = repo.index_or_empty().map_err(|e| flat(&e))?;
+    let head_tree = repo.head_tree_id().ok().map(gix::Id::detach);
+    let nothing_staged = matches!((index.tree(), head_tree), (Some(t), Some(h)) if t.num_entries.is_some() && t.id == h);
     let status = repo
         .status(gix::progress::Discard)
         .map_err(|e| flat(&e))?
@@ -174,13 +180,16 @@ fn work_tree_status(
         })
         // One thread per repository: parallelism comes from scanning many at once.
         .index_worktree_options_mut(|o| o.thread_limit = Some(1));
-    let mut iter = status
-        .into_iter(None::<gix::bstr::BString>)
-        .map_err(|e| flat(&e))?;
+    let status = status.index(gix::worktree::IndexPersistedOrInMemory::Persisted(index));
+    let mut iter = if nothing_staged {
+        StatusIter::WorkTree(status.into_index_worktree_iter(None::<gix::bstr::BString>).map_err(|e| flat(&e))?)
+    } else {
+        StatusIter::Full(status.into_iter(None::<gix::bstr::BString>).map_err(|e| flat(&e))?)
+    };
     let mut conflicted = BTreeSet::new();
     let mut staged = Vec::new();
-    for item in iter.by_ref() {
-        let item = item.map_err(|e| flat(&e))?;
+    while let Some(item) = iter.next_item() {
+        let item = item?;
         match item {
             gix::status::Item::IndexWorktree(wt) => {
                 let rela = wt.rela_path().to_str_lossy().into_owned();
@@ -258,6 +267,28 @@ fn work_tree_status(
 fn bytes_path(bytes: &[u8]) -> &Path {
     use std::os::unix::ffi::OsStrExt as _;
     Path::new(std::ffi::OsStr::from_bytes(bytes))
+}
+
+/// The status with or without the HEAD-vs-index part.
+enum StatusIter {
+    Full(gix::status::Iter),
+    WorkTree(gix::status::index_worktree::Iter),
+}
+
+impl StatusIter {
+    fn next_item(&mut self) -> Option<Result<gix::status::Item, String>> {
+        match self {
+            StatusIter::Full(it) => it.next().map(|r| r.map_err(|e| flat(&e))),
+            StatusIter::WorkTree(it) => it.next().map(|r| r.map(gix::status::Item::IndexWorktree).map_err(|e| flat(&e))),
+        }
+    }
+
+    fn into_outcome(self) -> Option<gix::status::Outcome> {
+        match self {
+            StatusIter::Full(it) => it.into_outcome(),
+            StatusIter::WorkTree(it) => it.into_outcome(),
+        }
+    }
 }
 
 fn in_progress(repo: &gix::Repository) -> Option<&'static str> {
