@@ -9,7 +9,6 @@ use bulwark_core::config::{Config, DriftConfig, Lookup};
 use bulwark_core::{CliError, ExitKind};
 use clap::{Parser, Subcommand};
 
-use crate::finding::Finding;
 use crate::inspect::InspectOptions;
 use crate::scan::{self, RootError};
 use crate::state::{Store, Update};
@@ -216,7 +215,7 @@ fn summary(
         "findings": result.findings.len(),
         "by_kind": by_kind,
         "new": update.map(|u| u.found.len()),
-        "resolved": update.map(|u| u.resolved.iter().map(Finding::to_json).collect::<Vec<_>>()),
+        "resolved": update.map(|u| u.resolved.len()),
         "alert": update.and_then(|u| u.delivery.as_ref()).map(|d| serde_json::json!({
             "delivered": d.delivered,
             "failed": d.failed.iter().map(|(t, why)| serde_json::json!({"target": t, "error": why})).collect::<Vec<_>>(),

@@ -182,9 +182,17 @@ fn work_tree_status(
         .index_worktree_options_mut(|o| o.thread_limit = Some(1));
     let status = status.index(gix::worktree::IndexPersistedOrInMemory::Persisted(index));
     let mut iter = if nothing_staged {
-        StatusIter::WorkTree(status.into_index_worktree_iter(None::<gix::bstr::BString>).map_err(|e| flat(&e))?)
+        StatusIter::WorkTree(
+            status
+                .into_index_worktree_iter(None::<gix::bstr::BString>)
+                .map_err(|e| flat(&e))?,
+        )
     } else {
-        StatusIter::Full(status.into_iter(None::<gix::bstr::BString>).map_err(|e| flat(&e))?)
+        StatusIter::Full(
+            status
+                .into_iter(None::<gix::bstr::BString>)
+                .map_err(|e| flat(&e))?,
+        )
     };
     let mut conflicted = BTreeSet::new();
     let mut staged = Vec::new();
@@ -279,7 +287,10 @@ impl StatusIter {
     fn next_item(&mut self) -> Option<Result<gix::status::Item, String>> {
         match self {
             StatusIter::Full(it) => it.next().map(|r| r.map_err(|e| flat(&e))),
-            StatusIter::WorkTree(it) => it.next().map(|r| r.map(gix::status::Item::IndexWorktree).map_err(|e| flat(&e))),
+            StatusIter::WorkTree(it) => it.next().map(|r| {
+                r.map(gix::status::Item::IndexWorktree)
+                    .map_err(|e| flat(&e))
+            }),
         }
     }
 

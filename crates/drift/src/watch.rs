@@ -176,6 +176,11 @@ pub(crate) fn cmd_watch(config: &Config, args: &WatchArgs) -> Result<ExitCode, C
                                     }
                                     None => full = true,
                                 }
+                                // The kernel drops the watch of a removed directory:
+                                // forget it, so that one re-created there is watched again.
+                                if !path.exists() && watcher.watched.remove(&path) {
+                                    let _ = watcher.debouncer.unwatch(&path);
+                                }
                                 // A new directory in a work tree needs its own watch.
                                 if path.is_dir()
                                     && !watcher.watched.contains(&path)
@@ -188,6 +193,10 @@ pub(crate) fn cmd_watch(config: &Config, args: &WatchArgs) -> Result<ExitCode, C
                     }
                 }
             }
+        }
+        // A checkout that is gone (or was replaced) is a question for a full scan.
+        if dirty.iter().any(|c| !c.join(".git").exists()) {
+            full = true;
         }
         if full {
             let result = scan::scan_roots(&roots, &opts, jobs);
