@@ -697,8 +697,13 @@ struct Watch {
 
 impl Watch {
     fn start(p: &Prod) -> Self {
+        Self::start_with(p, &[])
+    }
+
+    fn start_with(p: &Prod, global: &[&str]) -> Self {
         let mut cmd = p.env.bin_command("bulwark-drift");
-        cmd.arg("watch")
+        cmd.args(global)
+            .arg("watch")
             .arg(&p.srv)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
@@ -935,4 +940,58 @@ fn install_script_puts_binaries_and_units_in_place() {
     out.assert_code(2)
         .assert_stderr_contains("error: not found in");
     assert!(!env.path("p2").exists());
+}
+
+#[test]
+fn watch_past_its_watch_limit_says_so_and_falls_back_to_periodic_scans() {
+    let p = Prod::new();
+    let app = p.checkout("app");
+    let config = p.env.write_config(
+        "bulwark.toml",
+        "[drift]\nmax_watches = 1\nrescan_every = \"1s\"\n",
+    );
+    let watch = Watch::start_with(&p, &["--config", config.to_str().unwrap()]);
+    assert!(
+        watch.wait_stderr("warning: `[drift] max_watches` (1) is reached"),
+        "{}",
+        watch.dump()
+    );
+    assert!(watch.wait_stderr("watching 1 checkout"), "{}", watch.dump());
+    // Not watched (only the root is): found by the periodic full scan, not by an event.
+    std::fs::write(app.join("late.txt"), "x\n").unwrap();
+    assert!(
+        watch.wait_stdout(&line(&app, "untracked", "late.txt")),
+        "{}",
+        watch.dump()
+    );
+    assert_eq!(p.env.events_of("drift.watch_limited").len(), 1);
+}
+
+#[test]
+fn concurrent_scans_alert_once() {
+    let p = Prod::new();
+    let app = p.checkout("app");
+    let server = HttpServer::start(|_| Response::status(200).delay(Duration::from_millis(300)));
+    let config = alert_config(&p, &server.url("/hook"), 2);
+    std::fs::write(app.join("app.py"), "x\n").unwrap();
+    let spawn = || {
+        let mut cmd = p.env.bin_command("bulwark-drift");
+        cmd.arg("--config")
+            .arg(&config)
+            .arg("scan")
+            .arg(&p.srv)
+            .arg("--alert")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null());
+        cmd.spawn().unwrap()
+    };
+    let (mut a, mut b) = (spawn(), spawn());
+    assert_eq!(a.wait().unwrap().code(), Some(1));
+    assert_eq!(b.wait().unwrap().code(), Some(1));
+    assert_eq!(
+        server.requests().len(),
+        1,
+        "the state lock lets only one scan report the new finding"
+    );
+    assert_eq!(p.env.events_of("drift.found").len(), 1);
 }

@@ -52,6 +52,8 @@ struct Watcher {
     limited: bool,
     /// How often full scans run (all there is once the watch limit is hit).
     rescan_every: bulwark_core::config::Duration,
+    /// `[drift] max_watches` (0: no cap of our own).
+    max_watches: usize,
 }
 
 pub(crate) fn cmd_watch(config: &Config, args: &WatchArgs) -> Result<ExitCode, CliError> {
@@ -124,6 +126,7 @@ pub(crate) fn cmd_watch(config: &Config, args: &WatchArgs) -> Result<ExitCode, C
         git_dirs: HashMap::new(),
         limited: false,
         rescan_every: drift.rescan_every,
+        max_watches: drift.max_watches,
     };
 
     // Watch first, then scan: a change made while the first scan runs is not lost.
@@ -280,11 +283,16 @@ impl Watcher {
             return;
         }
         self.limited = true;
+        let cap = if self.max_watches > 0 && self.watched.len() >= self.max_watches {
+            format!("`[drift] max_watches` ({})", self.max_watches)
+        } else {
+            "the kernel's inotify watch limit (fs.inotify.max_user_watches)".to_owned()
+        };
         eprintln!(
-            "warning: the kernel's inotify watch limit is reached (fs.inotify.max_user_watches); some directories are not watched, so changes there are found by the full scan every {every}"
+            "warning: {cap} is reached: some directories are not watched, so changes there are found by the full scan every {every}"
         );
         eprintln!(
-            "hint: raise it, e.g. `sysctl fs.inotify.max_user_watches=524288`, and restart the watcher"
+            "hint: raise it (e.g. `sysctl fs.inotify.max_user_watches=524288`) and restart the watcher"
         );
         let _ = ctx.store.journal().append(
             "drift.watch_limited",
@@ -293,9 +301,14 @@ impl Watcher {
     }
 
     fn watch(&mut self, dir: &Path, mode: RecursiveMode, ctx: &Ctx) {
-        if self.limited || !self.watched.insert(dir.to_owned()) {
+        if self.limited || self.watched.contains(dir) {
             return;
         }
+        if self.max_watches > 0 && self.watched.len() >= self.max_watches {
+            self.limit_reached(ctx);
+            return;
+        }
+        self.watched.insert(dir.to_owned());
         if let Err(e) = self.debouncer.watch(dir, mode) {
             self.watched.remove(dir);
             match e.kind {

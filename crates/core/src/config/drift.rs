@@ -25,6 +25,10 @@ pub struct DriftConfig {
     pub rescan_every: Duration,
     /// How long `watch` waits for file-system events to settle before re-scanning.
     pub debounce: Duration,
+    /// `watch`: at most this many inotify watches (0: only the kernel's
+    /// `fs.inotify.max_user_watches` limits them). Past it, `watch` behaves as when the
+    /// kernel's limit is hit: it says so and relies on the periodic full scans.
+    pub max_watches: usize,
     /// Checkouts scanned at once (0: one per CPU, at most 8). Each holds one index in
     /// memory, so this also bounds the scan's memory.
     pub jobs: usize,
@@ -40,6 +44,7 @@ impl Default for DriftConfig {
             fetch_timeout: Duration::from_secs(30),
             rescan_every: Duration::from_secs(300),
             debounce: Duration::from_millis(500),
+            max_watches: 0,
             jobs: 0,
         }
     }
