@@ -201,3 +201,19 @@ fn a_hanging_receiver_times_out() {
     );
     assert_eq!(report.failed.len(), 1, "{report:?}");
 }
+
+#[test]
+fn a_background_send_does_not_block_the_caller() {
+    let env = TestEnv::new();
+    let server = HttpServer::start(|_| Response::status(200).delay(Duration::from_millis(500)));
+    let n = notifier(&env, &[target(NotifyKind::Webhook, &server.url("/x"), 1)]);
+    let started = Instant::now();
+    let handle = n.send_in_background(message());
+    assert!(
+        started.elapsed() < Duration::from_millis(400),
+        "send_in_background waited for the receiver"
+    );
+    let report = handle.join().unwrap();
+    assert!(report.all_delivered(), "{report:?}");
+    assert_eq!(env.events_of("notify.sent").len(), 1);
+}

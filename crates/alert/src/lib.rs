@@ -265,6 +265,16 @@ impl Notifier {
     }
 }
 
+impl Notifier {
+    /// As [`Notifier::send`], on a thread of its own, for a caller that must not wait at
+    /// all (a daemon loop); join the handle to learn the outcome, or drop it. The journal
+    /// records the outcome either way.
+    pub fn send_in_background(&self, message: Message) -> std::thread::JoinHandle<DeliveryReport> {
+        let notifier = self.clone();
+        std::thread::spawn(move || notifier.send(&message))
+    }
+}
+
 fn kind_name(kind: NotifyKind) -> &'static str {
     match kind {
         NotifyKind::Discord => "discord",
