@@ -18,7 +18,7 @@ systemd=0
 unit_dir=/etc/systemd/system
 binaries="bulwark bulwark-hook bulwark-verify-push bulwark-drift bulwark-sidecar"
 
-usage() { sed -n '2,14p' "$0" | sed 's/^# \{0,1\}//'; }
+usage() { awk 'NR > 1 && /^#/ { sub(/^# ?/, ""); print; next } NR > 1 { exit }' "$0"; }
 die() { echo "error: $1" >&2; [ $# -gt 1 ] && echo "hint: $2" >&2; exit 2; }
 
 while [ $# -gt 0 ]; do
