@@ -995,3 +995,39 @@ fn concurrent_scans_alert_once() {
     );
     assert_eq!(p.env.events_of("drift.found").len(), 1);
 }
+
+#[test]
+fn configuration_errors_are_one_clear_line_and_exit_2() {
+    let p = Prod::new();
+    p.checkout("app");
+    let config = p.env.write_config(
+        "unset.toml",
+        "[[notify]]\nkind = \"slack\"\nurl_env = \"BULWARK_TEST_UNSET_SLACK_URL\"\n",
+    );
+    let out = p.scan_with_config(&config, &["--alert"]);
+    out.assert_code(2);
+    assert_eq!(
+        out.stderr,
+        "error: invalid configuration: notify[0]: environment variable `BULWARK_TEST_UNSET_SLACK_URL` (url_env) is not set\n\
+         hint: export the variable (under systemd: in /etc/bulwark/env, read by EnvironmentFile=), or set `url`\n"
+    );
+    assert_eq!(
+        out.stdout, "",
+        "nothing is scanned with a broken alert config"
+    );
+
+    let config = p
+        .env
+        .write_config("typo.toml", "[drift]\nbranchh = \"main\"\n");
+    let out = p.scan_with_config(&config, &[]);
+    out.assert_code(2)
+        .assert_stderr_contains("typo.toml:2:1: key `drift.branchh`");
+
+    let file = p.env.path("srv/a-file");
+    std::fs::write(&file, "x").unwrap();
+    let out = run(p.env.bin_command("bulwark-drift").arg("scan").arg(&file));
+    out.assert_code(2).assert_stderr_contains(&format!(
+        "error: root {} is not a directory",
+        file.display()
+    ));
+}

@@ -126,8 +126,11 @@ pub(crate) fn notifier(config: &Config) -> Result<Notifier, CliError> {
         return Err(CliError::usage("--alert needs somewhere to send alerts, and no [[notify]] is configured")
             .hint("add a [[notify]] section (kind = \"discord\" | \"slack\" | \"webhook\", url_env = \"...\") to the config"));
     }
-    Notifier::from_config(&config.notify)
-        .map_err(|e| CliError::usage(format!("invalid configuration: {e}")))
+    Notifier::from_config(&config.notify).map_err(|e| {
+        CliError::usage(format!("invalid configuration: {e}")).hint(
+            "export the variable (under systemd: in /etc/bulwark/env, read by EnvironmentFile=), or set `url`",
+        )
+    })
 }
 
 fn cmd_scan(config: &Config, args: &ScanArgs) -> Result<ExitCode, CliError> {
