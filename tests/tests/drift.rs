@@ -1031,3 +1031,57 @@ fn configuration_errors_are_one_clear_line_and_exit_2() {
         file.display()
     ));
 }
+
+#[test]
+fn a_stopped_rebase_a_bisect_and_a_stopped_revert_are_in_progress() {
+    let p = Prod::new();
+    let diverge = |repo: &Path| {
+        p.git(repo, &["switch", "-q", "-c", "other"]);
+        let theirs = p
+            .env
+            .commit_file(repo, "app.py", "print('other')\n", "other");
+        p.git(repo, &["switch", "-q", "main"]);
+        theirs
+    };
+    let rebasing = p.checkout("rebasing");
+    diverge(&rebasing);
+    p.git(&rebasing, &["switch", "-q", "-c", "topic"]);
+    p.env
+        .commit_file(&rebasing, "app.py", "print('topic')\n", "topic");
+    assert_ne!(
+        p.env
+            .git_outcome(&rebasing, &["rebase", "-q", "other"])
+            .code,
+        0
+    );
+
+    let bisecting = p.checkout("bisecting");
+    p.git(&bisecting, &["bisect", "start"]);
+
+    let reverting = p.checkout("reverting");
+    p.env
+        .commit_file(&reverting, "app.py", "print('v2')\n", "v2");
+    p.env
+        .commit_file(&reverting, "app.py", "print('v3')\n", "v3");
+    assert_ne!(
+        p.env
+            .git_outcome(&reverting, &["revert", "--no-edit", "HEAD~1"])
+            .code,
+        0
+    );
+
+    let out = p.scan(&[]);
+    out.assert_code(1);
+    for (repo, op) in [
+        (&rebasing, "rebase"),
+        (&bisecting, "bisect"),
+        (&reverting, "revert"),
+    ] {
+        let want = line(repo, "in-progress", &format!("a {op} is in progress"));
+        assert!(
+            out.stdout.lines().any(|l| l == want),
+            "{want} missing:\n{}",
+            out.stdout
+        );
+    }
+}
