@@ -1,8 +1,23 @@
-//! bulwark-drift (not built yet).
+//! The drift scanner: finds every checkout under the roots and reports what is not as the
+//! pipeline left it (hand edits, stray commits, stashes, tampered hooks), once (`scan`) or
+//! continuously (`watch`), journaling and alerting only on what is new or resolved.
 #![forbid(unsafe_code)]
 
-/// Placeholder entry point.
+pub mod cli;
+pub mod discover;
+pub mod finding;
+pub mod inspect;
+pub mod scan;
+pub mod state;
+mod watch;
+
+pub use cli::{Args, run};
+
+/// Parses arguments, runs, and maps the result to an exit code (the binary's whole `main`).
 pub fn main() -> std::process::ExitCode {
-    eprintln!("error: bulwark-drift is not implemented yet");
-    std::process::ExitCode::from(2)
+    use clap::Parser as _;
+    match run(Args::parse()) {
+        Ok(code) => code,
+        Err(err) => err.report(),
+    }
 }

@@ -23,6 +23,15 @@ pub struct DriftConfig {
     pub fetch_timeout: Duration,
     /// How often `watch` reconciles with a full scan.
     pub rescan_every: Duration,
+    /// How long `watch` waits for file-system events to settle before re-scanning.
+    pub debounce: Duration,
+    /// `watch`: at most this many inotify watches (0: only the kernel's
+    /// `fs.inotify.max_user_watches` limits them). Past it, `watch` behaves as when the
+    /// kernel's limit is hit: it says so and relies on the periodic full scans.
+    pub max_watches: usize,
+    /// Checkouts scanned at once (0: one per CPU, at most 8). Each holds one index in
+    /// memory, so this also bounds the scan's memory.
+    pub jobs: usize,
 }
 
 impl Default for DriftConfig {
@@ -34,6 +43,9 @@ impl Default for DriftConfig {
             branches: BTreeMap::new(),
             fetch_timeout: Duration::from_secs(30),
             rescan_every: Duration::from_secs(300),
+            debounce: Duration::from_millis(500),
+            max_watches: 0,
+            jobs: 0,
         }
     }
 }

@@ -1,0 +1,440 @@
+//! Inspecting one checkout, in-process and read-only.
+//!
+//! Status comes from gix (`HEAD` vs index vs work tree, untracked files with `.gitignore`,
+//! `info/exclude` and the user's `core.excludesFile`), computed without writing anything:
+//! gix collects the index's stat-cache refreshes in memory and only writes them if asked
+//! (`Outcome::write_changes`), which this module never does. Refs, reflogs, the in-progress
+//! markers and the hook shims are read from disk. The only command that writes is the
+//! opt-in `--fetch`, through the `git` program (no prompts, a timeout).
+
+use std::collections::BTreeSet;
+use std::os::unix::fs::MetadataExt as _;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use bulwark_core::git::Git;
+use bulwark_core::manifest::{self, Manifest};
+use gix::bstr::ByteSlice as _;
+
+use crate::finding::{Finding, Kind};
+
+/// What every inspection needs to know.
+#[derive(Debug, Clone)]
+pub struct InspectOptions {
+    /// The branch a checkout should be on, unless overridden.
+    pub branch: String,
+    /// Per-checkout expected branches, keyed by canonical path.
+    pub branches: Vec<(PathBuf, String)>,
+    /// The remote whose tracking branch ahead/behind compare against.
+    pub remote: String,
+    /// `Some(timeout)`: run `git fetch` first.
+    pub fetch: Option<Duration>,
+}
+
+impl InspectOptions {
+    fn expected_branch(&self, checkout: &Path) -> &str {
+        let canonical = std::fs::canonicalize(checkout).unwrap_or_else(|_| checkout.to_owned());
+        self.branches.iter().find(|(p, _)| *p == canonical).map_or(self.branch.as_str(), |(_, b)| b.as_str())
+    }
+}
+
+/// The result of inspecting one checkout.
+#[derive(Debug, Default)]
+pub struct Inspection {
+    pub findings: Vec<Finding>,
+    /// Checkouts inside this one (submodules, untracked nested clones) to inspect as well.
+    pub nested: Vec<PathBuf>,
+    /// Things a person should know that are not drift (e.g. owned by another user).
+    pub notes: Vec<String>,
+}
+
+/// Inspects the checkout whose work tree is `path`; `label` is how findings name it.
+pub fn inspect(path: &Path, opts: &InspectOptions) -> Inspection {
+    let label = path.display().to_string();
+    let mut out = Inspection::default();
+    if let Some(note) = ownership_note(path) {
+        out.notes.push(note);
+    }
+    let mut fetch_failure = None;
+    if let Some(timeout) = opts.fetch {
+        fetch_failure = fetch(path, &opts.remote, timeout).err();
+    }
+    let repo = match gix::open_opts(path, gix::open::Options::default()) {
+        Ok(repo) => repo,
+        Err(e) => {
+            out.findings.push(Finding::new(
+                &label,
+                Kind::Unreadable,
+                "repository",
+                format!("cannot open the repository: {}", flat(&e)),
+            ));
+            return out;
+        }
+    };
+    if let Some(error) = fetch_failure {
+        out.findings.push(Finding::new(&label, Kind::FetchFailed, opts.remote.clone(), error));
+    }
+    if let Err(e) = work_tree_status(&repo, &label, path, &mut out) {
+        out.findings.push(Finding::new(&label, Kind::Unreadable, "status", format!("cannot compute the status: {e}")));
+    }
+    if let Some(op) = in_progress(&repo) {
+        out.findings.push(Finding::new(&label, Kind::InProgress, op, format!("a {op} is in progress")));
+    }
+    if let Err(e) = branch_findings(&repo, &label, path, opts, &mut out.findings) {
+        out.findings.push(Finding::new(&label, Kind::Unreadable, "HEAD", format!("cannot read HEAD: {e}")));
+    }
+    stash(&repo, &label, &mut out.findings);
+    hooks(&repo, &label, &mut out.findings);
+    out
+}
+
+/// The error and its sources on one line.
+fn flat(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut text = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        let s_text = s.to_string();
+        if !text.contains(&s_text) {
+            text.push_str(": ");
+            text.push_str(&s_text);
+        }
+        source = s.source();
+    }
+    text.replace('\n', " ")
+}
+
+fn ownership_note(path: &Path) -> Option<String> {
+    let owner = std::fs::symlink_metadata(path.join(".git")).ok()?.uid();
+    let me = rustix::process::geteuid().as_raw();
+    (owner != me).then(|| {
+        format!(
+            "{} is owned by uid {owner}, not {me}: scanned read-only, with its repository config ignored unless `safe.directory` trusts it",
+            path.display()
+        )
+    })
+}
+
+fn fetch(path: &Path, remote: &str, timeout: Duration) -> Result<(), String> {
+    // `--no-write-fetch-head`: the fetch is for the remote-tracking branches only.
+    Git::at(path)
+        .with_timeout(timeout)
+        .run(["fetch", "--quiet", "--no-write-fetch-head", "--end-of-options", remote])
+        .map(|_| ())
+        .map_err(|e| e.to_string())
+}
+
+fn work_tree_status(repo: &gix::Repository, label: &str, path: &Path, out: &mut Inspection) -> Result<(), String> {
+    use gix::status::index_worktree::Item as Wt;
+    use gix::status::plumbing::index_as_worktree_with_renames::Summary;
+
+    // Git's cache-tree (the index's TREE extension) records the tree the index was last
+    // written as. When its root is valid and equals HEAD's tree, nothing is staged, and the
+    // HEAD-vs-index diff (decompressing every tree of HEAD) can be skipped, as git does.
+    let index = repo.index_or_empty().map_err(|e| flat(&e))?;
+    let head_tree = repo.head_tree_id().ok().map(gix::Id::detach);
+    let nothing_staged =
+        matches!((index.tree(), head_tree), (Some(t), Some(h)) if t.num_entries.is_some() && t.id == h);
+    let status = repo
+        .status(gix::progress::Discard)
+        .map_err(|e| flat(&e))?
+        .untracked_files(gix::status::UntrackedFiles::Collapsed)
+        .index_worktree_rewrites(None)
+        // A submodule's own work tree is inspected as a checkout of its own; here only
+        // whether it sits at the commit the index records.
+        .index_worktree_submodules(gix::status::Submodule::Given {
+            ignore: gix::submodule::config::Ignore::Dirty,
+            check_dirty: false,
+        })
+        // One thread per repository: parallelism comes from scanning many at once.
+        .index_worktree_options_mut(|o| o.thread_limit = Some(1));
+    let status = status.index(gix::worktree::IndexPersistedOrInMemory::Persisted(index));
+    let mut iter = if nothing_staged {
+        StatusIter::WorkTree(status.into_index_worktree_iter(None::<gix::bstr::BString>).map_err(|e| flat(&e))?)
+    } else {
+        StatusIter::Full(status.into_iter(None::<gix::bstr::BString>).map_err(|e| flat(&e))?)
+    };
+    let mut conflicted = BTreeSet::new();
+    let mut staged = Vec::new();
+    while let Some(item) = iter.next_item() {
+        let item = item?;
+        match item {
+            gix::status::Item::IndexWorktree(wt) => {
+                let rela = wt.rela_path().to_str_lossy().into_owned();
+                if let Wt::DirectoryContents { entry, .. } = &wt
+                    && entry.disk_kind == Some(gix::dir::entry::Kind::Repository)
+                {
+                    out.nested.push(path.join(bytes_path(entry.rela_path.as_bytes())));
+                }
+                let kind = match wt.summary() {
+                    None => continue,
+                    Some(Summary::Removed) => Kind::Deleted,
+                    Some(Summary::Added) => Kind::Untracked,
+                    Some(Summary::Conflict) => {
+                        conflicted.insert(rela.clone());
+                        Kind::Conflicted
+                    }
+                    Some(Summary::IntentToAdd) => Kind::Staged,
+                    Some(_) => Kind::Modified,
+                };
+                let rela = if kind == Kind::Untracked
+                    && let Wt::DirectoryContents { entry, .. } = &wt
+                    && matches!(
+                        entry.disk_kind,
+                        Some(gix::dir::entry::Kind::Directory | gix::dir::entry::Kind::Repository)
+                    )
+                    && !rela.ends_with('/')
+                {
+                    format!("{rela}/")
+                } else {
+                    rela
+                };
+                out.findings.push(Finding::file(label, kind, &rela));
+            }
+            gix::status::Item::TreeIndex(change) => {
+                use gix::diff::index::ChangeRef;
+                let what = match &change {
+                    ChangeRef::Addition { .. } => "added",
+                    ChangeRef::Deletion { .. } => "deleted",
+                    ChangeRef::Modification { .. } => "modified",
+                    ChangeRef::Rewrite { .. } => "renamed",
+                };
+                staged.push((change.location().to_str_lossy().into_owned(), what));
+            }
+        }
+    }
+    for (rela, what) in staged {
+        if !conflicted.contains(&rela) {
+            out.findings.push(Finding::new(label, Kind::Staged, rela.clone(), format!("{rela} ({what})")));
+        }
+    }
+    if let Some(outcome) = iter.into_outcome() {
+        let index = &outcome.worktree_index;
+        for entry in index.entries() {
+            if entry.mode == gix::index::entry::Mode::COMMIT {
+                let sub = path.join(bytes_path(entry.path(index).as_bytes()));
+                if sub.join(".git").exists() {
+                    out.nested.push(sub);
+                }
+            }
+        }
+        // `outcome` may carry stat-cache refreshes; it is dropped unwritten on purpose.
+    }
+    out.nested.sort();
+    out.nested.dedup();
+    Ok(())
+}
+
+/// A repository-relative path as git stores it (bytes; Unix paths are bytes too).
+fn bytes_path(bytes: &[u8]) -> &Path {
+    use std::os::unix::ffi::OsStrExt as _;
+    Path::new(std::ffi::OsStr::from_bytes(bytes))
+}
+
+/// The status with or without the HEAD-vs-index part.
+enum StatusIter {
+    Full(gix::status::Iter),
+    WorkTree(gix::status::index_worktree::Iter),
+}
+
+impl StatusIter {
+    fn next_item(&mut self) -> Option<Result<gix::status::Item, String>> {
+        match self {
+            StatusIter::Full(it) => it.next().map(|r| r.map_err(|e| flat(&e))),
+            StatusIter::WorkTree(it) => {
+                it.next().map(|r| r.map(gix::status::Item::IndexWorktree).map_err(|e| flat(&e)))
+            }
+        }
+    }
+
+    fn into_outcome(self) -> Option<gix::status::Outcome> {
+        match self {
+            StatusIter::Full(it) => it.into_outcome(),
+            StatusIter::WorkTree(it) => it.into_outcome(),
+        }
+    }
+}
+
+fn in_progress(repo: &gix::Repository) -> Option<&'static str> {
+    use gix::state::InProgress;
+    Some(match repo.state()? {
+        InProgress::ApplyMailbox | InProgress::ApplyMailboxRebase => "am",
+        InProgress::Bisect => "bisect",
+        InProgress::CherryPick | InProgress::CherryPickSequence => "cherry-pick",
+        InProgress::Merge => "merge",
+        InProgress::Rebase | InProgress::RebaseInteractive => "rebase",
+        InProgress::Revert | InProgress::RevertSequence => "revert",
+    })
+}
+
+fn short(id: &gix::ObjectId) -> String {
+    id.to_hex_with_len(12).to_string()
+}
+
+fn plural(n: usize, word: &str) -> String {
+    if n == 1 { format!("1 {word}") } else { format!("{n} {word}s") }
+}
+
+fn branch_findings(
+    repo: &gix::Repository,
+    label: &str,
+    path: &Path,
+    opts: &InspectOptions,
+    findings: &mut Vec<Finding>,
+) -> Result<(), String> {
+    let expected = opts.expected_branch(path);
+    let head_name = repo.head_name().map_err(|e| flat(&e))?;
+    let head_id = repo.head_id().ok().map(gix::Id::detach);
+    let Some(name) = head_name else {
+        let at = head_id.as_ref().map_or_else(|| "an unknown commit".to_owned(), short);
+        findings.push(Finding::new(
+            label,
+            Kind::Detached,
+            "HEAD",
+            format!("HEAD is detached at {at} (expected branch {expected})"),
+        ));
+        return Ok(());
+    };
+    let branch = name.shorten().to_str_lossy().into_owned();
+    if branch != expected {
+        findings.push(Finding::new(
+            label,
+            Kind::WrongBranch,
+            branch.clone(),
+            format!("on branch {branch}, expected {expected}"),
+        ));
+    }
+    let Some(head_id) = head_id else {
+        // An unborn branch: no commits to compare.
+        return Ok(());
+    };
+    let tracking = format!("refs/remotes/{}/{branch}", opts.remote);
+    let upstream = match repo.try_find_reference(tracking.as_str()) {
+        Ok(Some(mut r)) => r.peel_to_id().map_err(|e| flat(&e))?.detach(),
+        Ok(None) if branch != expected => return Ok(()),
+        Ok(None) => {
+            findings.push(Finding::new(
+                label,
+                Kind::NoUpstream,
+                tracking.clone(),
+                format!("branch {branch} has no remote-tracking branch {}/{branch} to compare with", opts.remote),
+            ));
+            return Ok(());
+        }
+        Err(e) => return Err(flat(&e)),
+    };
+    if upstream == head_id {
+        return Ok(());
+    }
+    let count = |from: gix::ObjectId, hide: gix::ObjectId| -> Result<usize, String> {
+        let walk = repo.rev_walk([from]).with_hidden([hide]).all().map_err(|e| flat(&e))?;
+        let mut n = 0;
+        for info in walk {
+            info.map_err(|e| flat(&e))?;
+            n += 1;
+        }
+        Ok(n)
+    };
+    let ahead = count(head_id, upstream)?;
+    let behind = count(upstream, head_id)?;
+    let upstream_name = format!("{}/{branch}", opts.remote);
+    if ahead > 0 {
+        findings.push(Finding::new(
+            label,
+            Kind::Ahead,
+            tracking.clone(),
+            format!("{} ahead of {upstream_name} (HEAD {})", plural(ahead, "commit"), short(&head_id)),
+        ));
+    }
+    if behind > 0 {
+        findings.push(Finding::new(
+            label,
+            Kind::Behind,
+            tracking,
+            format!("{} behind {upstream_name} ({upstream_name} {})", plural(behind, "commit"), short(&upstream)),
+        ));
+    }
+    Ok(())
+}
+
+/// `refs/stash` and its reflog (one line per stash entry), read from disk.
+fn stash(repo: &gix::Repository, label: &str, findings: &mut Vec<Finding>) {
+    match repo.try_find_reference("refs/stash") {
+        Ok(Some(_)) => {}
+        Ok(None) => return,
+        Err(e) => {
+            findings.push(Finding::new(
+                label,
+                Kind::Stash,
+                "refs/stash",
+                format!("cannot read refs/stash: {}", flat(&e)),
+            ));
+            return;
+        }
+    }
+    let log = std::fs::read(repo.common_dir().join("logs/refs/stash")).unwrap_or_default();
+    let lines: Vec<&[u8]> = log.split(|b| *b == b'\n').filter(|l| !l.is_empty()).collect();
+    let count = lines.len().max(1);
+    let latest = lines
+        .last()
+        .and_then(|l| l.split(|b| *b == b'\t').nth(1))
+        .map(|m| format!(" (latest: {})", String::from_utf8_lossy(m)))
+        .unwrap_or_default();
+    findings.push(Finding::new(
+        label,
+        Kind::Stash,
+        "refs/stash",
+        format!("{}{latest}", plural(count, "stash entry").replace("entrys", "entries")),
+    ));
+}
+
+/// The hook shims the installer recorded, and `core.hooksPath`, against the manifest.
+fn hooks(repo: &gix::Repository, label: &str, findings: &mut Vec<Finding>) {
+    let common = repo.common_dir();
+    let manifest = match Manifest::load(common) {
+        Ok(Some(m)) => m,
+        Ok(None) => return,
+        Err(e) => {
+            findings.push(Finding::new(
+                label,
+                Kind::HooksTampered,
+                "manifest",
+                format!("the install manifest is unusable: {e}"),
+            ));
+            return;
+        }
+    };
+    // Read with full trust whoever owns the repository: reading a value runs nothing, and a
+    // moved `core.hooksPath` in a foreign-owned repository is exactly what must be seen.
+    match gix::config::File::from_git_dir(common.to_owned()) {
+        Ok(config) => {
+            let now = config.string("core.hooksPath").map(|v| v.to_str_lossy().into_owned());
+            if now != manifest.hooks_path_config {
+                let show = |v: &Option<String>| v.as_ref().map_or_else(|| "unset".to_owned(), |v| format!("{v:?}"));
+                findings.push(Finding::new(
+                    label,
+                    Kind::HooksTampered,
+                    "core.hooksPath",
+                    format!("core.hooksPath is {}, installed with {}", show(&now), show(&manifest.hooks_path_config)),
+                ));
+            }
+        }
+        Err(e) => findings.push(Finding::new(
+            label,
+            Kind::HooksTampered,
+            "core.hooksPath",
+            format!("cannot read the config: {}", flat(&e)),
+        )),
+    }
+    for hook in &manifest.hooks {
+        let file = hook.file(&manifest.hooks_dir);
+        let detail = match std::fs::read(&file) {
+            Ok(bytes) if manifest::sha256_hex(&bytes) == hook.sha256 => continue,
+            Ok(_) => format!("{}: shim changed (SHA-256 differs from the installed one)", hook.name),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                format!("{}: shim missing ({})", hook.name, file.display())
+            }
+            Err(e) => format!("{}: cannot read {}: {e}", hook.name, file.display()),
+        };
+        findings.push(Finding::new(label, Kind::HooksTampered, hook.name.clone(), detail));
+    }
+}
