@@ -408,3 +408,31 @@ fn concurrent_writers_get_distinct_growing_ids_and_whole_lines() {
         .collect();
     assert_eq!(ids, (1..=3 * per_writer).collect::<Vec<u64>>(), "ids grow by one in file order");
 }
+
+#[test]
+fn broken_glass_is_alerted_in_the_background() {
+    use bulwark_testutil::http::{HttpServer, Response};
+    let env = TestEnv::new();
+    let receiver = HttpServer::start(|_| Response::ok("ok"));
+    let (_, clone) = dev_clone(&env);
+    write_repo_config(&env, &clone, &format!("[[notify]]\nkind = \"webhook\"\nurl = \"{}\"\n", receiver.url("/hook")));
+    std::fs::write(clone.join("x"), "x").unwrap();
+    env.git(&clone, &["add", "x"]);
+    run(env
+        .command("git")
+        .current_dir(&clone)
+        .args(["commit", "-q", "-m", "hotfix"])
+        .env("BULWARK_BREAK_GLASS", "INC-9"))
+    .assert_code(0);
+    let delivered = bulwark_testutil::wait_for(std::time::Duration::from_secs(10), || {
+        receiver.requests().into_iter().find(|r| r.body_str().contains("breakglass.used"))
+    })
+    .expect("the break-glass event reached the webhook");
+    assert!(delivered.body_str().contains("INC-9"), "{}", delivered.body_str());
+    assert!(
+        bulwark_testutil::wait_for(std::time::Duration::from_secs(10), || (!env.events_of("notify.sent").is_empty())
+            .then_some(()))
+        .is_some(),
+        "the delivery is journaled"
+    );
+}

@@ -2,6 +2,7 @@
 //! `bulwark X` as `bulwark-X` (the `git X` → `git-X` model).
 #![forbid(unsafe_code)]
 
+mod alert;
 mod config_check;
 mod demo;
 mod docs;
@@ -40,6 +41,8 @@ pub enum Command {
     Status(status::StatusArgs),
     /// Read the event journal.
     Events(events::EventsArgs),
+    /// Send one journaled event to the configured notifiers (used by the hooks when glass is broken).
+    Alert(alert::AlertArgs),
     /// Show every guard at work in a throw-away sandbox (no network, root or config needed).
     Demo(demo::DemoArgs),
     /// Print shell completions for `bulwark` (bash, zsh, fish, elvish, powershell).
@@ -85,6 +88,7 @@ pub fn run(cli: &Cli) -> Result<ExitCode, CliError> {
         Command::Events(args) => events::events(args),
         Command::Config(ConfigCommand::Check(args)) => config_check::check(args, config),
         Command::Demo(args) => demo::demo(args),
+        Command::Alert(args) => alert::alert(args, config),
         Command::Completions(args) => Ok(docs::completions(args)),
         Command::Man(args) => docs::man(args),
         Command::External(argv) => external::run(argv, config),

@@ -173,8 +173,9 @@ fn refuse_or_break_glass(hook: &str, refusal: Refusal) -> Result<Option<ExitCode
         // Breaking glass is only allowed when it can be recorded.
         let recorded = journal.and_then(|j| j.append("breakglass.used", event));
         return match recorded {
-            Ok(_) => {
+            Ok(event) => {
                 eprintln!("warning: bulwark: glass broken ({}): {}", reason.trim(), refusal.error.message);
+                spawn_alert(event.id);
                 Ok(None)
             }
             Err(e) => Err(CliError::violation(format!(
@@ -199,6 +200,26 @@ fn refuse_or_break_glass(hook: &str, refusal: Refusal) -> Result<Option<ExitCode
     }
     eprint!("{}", error.render());
     Ok(Some(ExitCode::from(ExitKind::Violation.code())))
+}
+
+/// Delivers event `id` to the configured notifiers in the background (`bulwark alert`), so
+/// this binary stays free of an HTTP stack and the person is not kept waiting.
+pub(crate) fn spawn_alert(id: u64) {
+    use std::os::unix::process::CommandExt as _;
+    use std::process::{Command, Stdio};
+    let Some(bulwark) = std::env::current_exe().ok().map(|exe| exe.with_file_name("bulwark")) else {
+        return;
+    };
+    let spawned = Command::new(&bulwark)
+        .args(["alert", "--event", &id.to_string()])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .process_group(0)
+        .spawn();
+    if let Err(e) = spawned {
+        eprintln!("warning: bulwark: cannot start `{} alert` to send event #{id}: {e}", bulwark.display());
+    }
 }
 
 fn whoami() -> String {
