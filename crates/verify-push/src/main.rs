@@ -1,6 +1,8 @@
-//! bulwark-verify-push (not built yet).
+//! `bulwark-verify-push`: parse, run, map the result to an exit code.
+
+use clap::Parser as _;
 
 fn main() -> std::process::ExitCode {
-    eprintln!("error: bulwark-verify-push is not implemented yet");
-    std::process::ExitCode::from(2)
+    let cli = bulwark_verify_push::Cli::parse();
+    bulwark_verify_push::run(cli).unwrap_or_else(|err| err.report())
 }
