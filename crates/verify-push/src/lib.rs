@@ -6,6 +6,7 @@
 //! same for a pipeline step that cannot wrap the command.
 #![forbid(unsafe_code)]
 
+pub mod bounded;
 pub mod local;
 pub mod remote;
 pub mod verdict;

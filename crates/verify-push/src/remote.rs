@@ -5,14 +5,12 @@
 //! config and helpers apply; `bulwark_core::git::Git` turns every prompt off. Each read is
 //! bounded by the timeout and kills git's whole process group when it runs over.
 
-use std::io::Read as _;
-use std::os::unix::process::CommandExt as _;
-use std::process::Stdio;
-use std::sync::mpsc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use bulwark_core::git::{Git, is_full_oid};
-use bulwark_core::process::{ProcessError, describe};
+use bulwark_core::process::ProcessError;
+
+use crate::bounded::{self, Bounded};
 
 /// The namespace for the one ref a containment fetch writes (and deletes again): never
 /// `refs/remotes/*`, which belong to the user.
@@ -29,89 +27,38 @@ pub enum RemoteError {
     Garbled { line: String },
 }
 
-/// A finished child: its status, stdout and stderr.
-type Finished = (std::process::ExitStatus, Vec<u8>, Vec<u8>);
-
 /// A `git ls-remote` that is running; [`LsRemote::finish`] collects it.
 ///
 /// Started before the caller does local work (reading the local tip) so the two overlap:
 /// the wrapper sits in an agent's path and its cost is mostly these remote reads.
 pub struct LsRemote {
-    command: String,
+    running: Bounded,
     full_ref: String,
-    pid: Option<rustix::process::Pid>,
-    started: Instant,
-    timeout: Duration,
-    done: mpsc::Receiver<std::io::Result<Finished>>,
 }
 
 /// Starts `git ls-remote -- REMOTE FULL_REF`.
 pub fn start_ls_remote(git: &Git, remote: &str, full_ref: &str, timeout: Duration) -> Result<LsRemote, RemoteError> {
-    let mut cmd = git.command(["ls-remote", "--", remote, full_ref]);
-    let command = describe(&cmd);
-    cmd.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped()).process_group(0);
-    let mut child = cmd.spawn().map_err(|source| ProcessError::Spawn { program: "git".into(), source })?;
-    let pid = i32::try_from(child.id()).ok().and_then(rustix::process::Pid::from_raw);
-    let (tx, done) = mpsc::channel();
-    let stdout = child.stdout.take();
-    let stderr = child.stderr.take();
-    // One thread reads both pipes and reaps the child; the caller waits on the channel
-    // with a deadline. (core's `process::run` polls with sleeps, which costs about a
-    // millisecond per short command; this path runs twice per verification.)
-    std::thread::spawn(move || {
-        let err_reader = std::thread::spawn(move || read_all(stderr));
-        let out = read_all(stdout);
-        let err = err_reader.join().unwrap_or_default();
-        let _ = tx.send(child.wait().map(|status| (status, out, err)));
-    });
-    Ok(LsRemote { command, full_ref: full_ref.to_owned(), pid, started: Instant::now(), timeout, done })
-}
-
-fn read_all(stream: Option<impl std::io::Read>) -> Vec<u8> {
-    let mut bytes = Vec::new();
-    if let Some(mut stream) = stream {
-        // Keep what was read even if the pipe breaks; the exit status tells the rest.
-        let _ = stream.by_ref().take(1 << 20).read_to_end(&mut bytes);
-    }
-    bytes
+    let running = bounded::start(git.command(["ls-remote", "--", remote, full_ref]), timeout)?;
+    Ok(LsRemote { running, full_ref: full_ref.to_owned() })
 }
 
 impl LsRemote {
     /// Waits for the read (up to the timeout) and returns the branch's commit on the
     /// remote, `None` when the remote has no such branch.
     pub fn finish(self) -> Result<Option<String>, RemoteError> {
-        let left = self.timeout.saturating_sub(self.started.elapsed());
-        let (status, stdout, stderr) = match self.done.recv_timeout(left) {
-            Ok(Ok(result)) => result,
-            Ok(Err(source)) => {
-                return Err(ProcessError::Wait { command: self.command, source }.into());
-            }
-            Err(_) => {
-                // The child is not reaped until its pipes close, so its pid (= its process
-                // group) still names it here.
-                if let Some(pid) = self.pid {
-                    let _ = rustix::process::kill_process_group(pid, rustix::process::Signal::KILL);
-                }
-                return Err(ProcessError::TimedOut {
-                    command: self.command,
-                    after: self.timeout,
-                    stdout: String::new(),
-                    stderr: String::new(),
-                }
-                .into());
-            }
-        };
-        if !status.success() {
+        let command = self.running.command().to_owned();
+        let done = self.running.finish()?;
+        if !done.status.success() {
             return Err(ProcessError::Failed {
-                command: self.command,
-                status: status.to_string(),
-                code: status.code(),
-                stderr: String::from_utf8_lossy(&stderr).into_owned(),
-                stdout: String::from_utf8_lossy(&stdout).into_owned(),
+                command,
+                status: done.status.to_string(),
+                code: done.status.code(),
+                stderr: String::from_utf8_lossy(&done.stderr).into_owned(),
+                stdout: String::from_utf8_lossy(&done.stdout).into_owned(),
             }
             .into());
         }
-        parse_ls_remote(&String::from_utf8_lossy(&stdout), &self.full_ref)
+        parse_ls_remote(&String::from_utf8_lossy(&done.stdout), &self.full_ref)
     }
 }
 
