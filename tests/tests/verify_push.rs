@@ -215,8 +215,14 @@ fn a_deleted_branch_is_not_verified() {
 #[test]
 fn allow_unchanged_accepts_a_remote_that_already_has_the_tip_only() {
     let env = TestEnv::new();
-    let (_remote, clone) = env.remote_and_clone();
+    let (remote, clone) = env.remote_and_clone();
+    let tip = env.rev(&remote, "main");
 
+    let out = verify_push(&env, &clone, &["--", "true"]);
+    out.assert_code(1);
+    out.assert_stderr_contains(&format!(
+        "error: push not verified: branch `main` on `origin` did not move: it still has {tip}, which is already local `main` at {tip}, so nothing new was pushed"
+    ));
     verify_push(&env, &clone, &["--allow-unchanged", "--", "true"]).assert_code(0);
     env.commit_file(&clone, "x.txt", "x\n", "unpushed");
     verify_push(&env, &clone, &["--allow-unchanged", "--", "true"]).assert_code(1);
@@ -225,6 +231,7 @@ fn allow_unchanged_accepts_a_remote_that_already_has_the_tip_only() {
     assert_eq!(
         kinds,
         [
+            ("verify_push.failed".to_owned(), Some("unchanged".to_owned())),
             ("verify_push.ok".to_owned(), Some("unchanged_allowed".to_owned())),
             ("verify_push.failed".to_owned(), Some("unchanged".to_owned()))
         ]
@@ -479,4 +486,40 @@ fn usage_errors_exit_2_with_one_clear_line() {
     let out = verify_push(&env, &clone, &["--config", bad.to_str().unwrap(), "--", "true"]);
     out.assert_code(2);
     out.assert_stderr_contains("bad.toml:2");
+}
+
+#[test]
+fn containment_is_decided_over_protocol_v0_too() {
+    let env = TestEnv::new();
+    let (remote, clone, before, _tip) = with_local_commit(&env);
+    let rival = env.clone_repo(&remote, "rival");
+    let theirs = env.commit_file(&rival, "theirs.txt", "theirs\n", "someone else's change");
+    let script = format!("git -C '{}' push -q origin main", rival.display());
+
+    // Every git the wrapper starts speaks protocol v0, where a fetch by id needs the id to
+    // be an advertised tip.
+    let out = run(env
+        .bin_command(BIN)
+        .current_dir(&clone)
+        .env("GIT_CONFIG_COUNT", "1")
+        .env("GIT_CONFIG_KEY_0", "protocol.version")
+        .env("GIT_CONFIG_VALUE_0", "0")
+        .arg("--")
+        .args(shell(&script)));
+
+    out.assert_code(1);
+    out.assert_stderr_contains(&format!("but the remote moved from {before} to {theirs}, which does not contain it"));
+    assert_eq!(env.git(&clone, &["for-each-ref", "refs/bulwark"]), "");
+}
+
+#[test]
+fn a_branch_given_as_a_full_ref_name_is_the_same_branch() {
+    let env = TestEnv::new();
+    let (_remote, clone, _before, tip) = with_local_commit(&env);
+    env.git(&clone, &["push", "-q", "origin", "main"]);
+
+    let out = verify_push(&env, &clone, &["check", "--branch", "refs/heads/main", "--expect", &tip]);
+
+    out.assert_code(0);
+    assert_eq!(only_event(&env, "verify_push.ok").str("branch"), Some("main"));
 }

@@ -304,7 +304,7 @@ fn cmd_check(args: &CheckArgs) -> Result<ExitCode, CliError> {
             let before = parse_before(before)?;
             let tip = ctx
                 .local
-                .branch_tip(&args.branch)
+                .branch_tip(&target.local_branch)
                 .map_err(|e| CliError::operational(e.to_string()))?
                 .ok_or_else(|| local_error(&LocalError::NoSuchBranch { name: args.branch.clone() }))?;
             (before, tip, true)

@@ -88,6 +88,8 @@ impl Local {
     /// branch's own: an agent that pushes `feature` to a differently named upstream is
     /// checked against that upstream. Any other remote gets the same name.
     pub fn target(&self, local_branch: &str, remote_override: Option<&str>) -> Result<Target, LocalError> {
+        // `refs/heads/x` and `x` name the same branch.
+        let local_branch = local_branch.strip_prefix("refs/heads/").unwrap_or(local_branch);
         let full: gix::refs::FullName = format!("refs/heads/{local_branch}")
             .try_into()
             .map_err(|_| LocalError::InvalidBranch { name: local_branch.to_owned() })?;

@@ -143,6 +143,9 @@ pub fn message(verdict: Verdict, subject: &Subject<'_>, baseline: &Baseline, aft
         Verdict::VerifiedUnchanged => format!(
             "verified: branch `{remote_branch}` on `{remote}` did not move (allowed) and {after_text} contains {contained}"
         ),
+        Verdict::Unchanged if after == Some(subject.expected) => format!(
+            "push not verified: branch `{remote_branch}` on `{remote}` did not move: it still has {after_text}, which is already {contained}, so nothing new was pushed"
+        ),
         Verdict::Unchanged => format!(
             "push not verified: {}, but the remote still has {after_text} (it did not move)",
             subject.expectation()
@@ -255,6 +258,17 @@ mod tests {
         assert_eq!(
             hint(Verdict::Unchanged, &subject).unwrap(),
             "the command reported success but nothing reached the remote; push with `git push origin main`, or pass --allow-unchanged when there was nothing to push"
+        );
+    }
+
+    #[test]
+    fn unchanged_at_the_local_tip_says_nothing_new_was_pushed() {
+        let subject = Subject { remote: "origin", remote_branch: "main", local_branch: Some("main"), expected: A };
+        assert_eq!(
+            message(Verdict::Unchanged, &subject, &Baseline::At(A.into()), Some(A)),
+            format!(
+                "push not verified: branch `main` on `origin` did not move: it still has {A}, which is already local `main` at {A}, so nothing new was pushed"
+            )
         );
     }
 
