@@ -38,7 +38,8 @@ pub struct Bounded {
     pidfd: Option<OwnedFd>,
     stdout: File,
     stderr: File,
-    deadline: Instant,
+    /// `None`: the timeout is too large to represent, so there is none.
+    deadline: Option<Instant>,
     timeout: Duration,
 }
 
@@ -64,7 +65,7 @@ pub fn start(mut cmd: Command, timeout: Duration) -> Result<Bounded, ProcessErro
         pidfd,
         stdout: File::from(stdout),
         stderr: File::from(stderr),
-        deadline: Instant::now() + timeout,
+        deadline: Instant::now().checked_add(timeout),
         timeout,
     })
 }
@@ -96,7 +97,7 @@ impl Bounded {
                 Ok(None) => {}
                 Err(source) => return Err(ProcessError::Wait { command: self.command, source }),
             }
-            let left = self.deadline.saturating_duration_since(Instant::now());
+            let left = self.deadline.map_or(Duration::MAX, |d| d.saturating_duration_since(Instant::now()));
             if left.is_zero() {
                 // Not reaped yet, so the pid (= the group id) still names our child.
                 if let Some(pid) = pid_of(&self.child) {
