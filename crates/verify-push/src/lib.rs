@@ -74,7 +74,7 @@ pub enum VerifyPushCommand {
 /// Options shared by the wrapper and `check`.
 #[derive(Debug, Args)]
 pub struct CommonArgs {
-    /// Config file (default: $BULWARK_CONFIG, <git-dir>/bulwark.toml, /etc/bulwark/bulwark.toml).
+    /// Config file (default: $BULWARK_CONFIG, then bulwark.toml in the git dir, then /etc/bulwark/bulwark.toml).
     #[arg(long, value_name = "PATH")]
     pub config: Option<PathBuf>,
     /// Remote name or URL to read (default: the branch's push remote, else `origin`).
