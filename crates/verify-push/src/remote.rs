@@ -85,9 +85,11 @@ pub fn parse_ls_remote(output: &str, full_ref: &str) -> Result<Option<String>, R
 /// When `after` is not in the local object store (someone else pushed it), it is fetched
 /// by id into a private ref under [`PRIVATE_REF_PREFIX`] with `--refmap=` (so no
 /// configured refspec, and no `refs/remotes/*`, is touched), `--no-write-fetch-head`, no
-/// tags, no auto-maintenance; the ref is deleted afterwards. Protocol v2 servers (git's
-/// default since 2.26) serve any object by id; the fetch holds the object against a
-/// concurrent `gc` while `merge-base` runs.
+/// tags, no auto-maintenance; the ref is deleted afterwards (it holds the objects against a
+/// concurrent `gc` while `merge-base` runs). Fetching by id works with protocol v2 (git's
+/// default since 2.26), and with v0 while `after` is still the tip of an advertised ref,
+/// which it is unless the branch moved again in between; then the fetch fails and the
+/// caller reports an operational error rather than guessing.
 pub fn contains(
     git: &Git,
     remote: &str,
