@@ -164,7 +164,9 @@ fn last_id(file: &mut File) -> std::io::Result<(u64, bool)> {
     if len == 0 {
         return Ok((0, true));
     }
-    let mut window: u64 = 64 * 1024;
+    // A few lines are enough to find the last id: parsing a whole 64 KiB tail costs every
+    // append ~0.15 ms once the journal is that long. The window grows if none parses.
+    let mut window: u64 = 4 * 1024;
     loop {
         let start = len.saturating_sub(window);
         file.seek(SeekFrom::Start(start))?;

@@ -1,0 +1,167 @@
+//! A child process with a deadline, waited for without threads or sleeps.
+//!
+//! The wrapper sits in an agent's path and pays for two remote reads on every run, so the
+//! way it waits matters: core's `process::run` polls with growing sleeps (up to a
+//! millisecond late per short command) and reads pipes on threads. Here the child writes
+//! into two anonymous in-memory files (no reader needed while it runs), and the parent
+//! sleeps in `poll(2)` on a pidfd until the child exits or the deadline passes. A pidfd
+//! names the process itself, and the child is reaped only after it exited, so a timeout kill
+//! never hits a recycled pid. Without pidfds (kernels before 5.3, strict seccomp) it falls
+//! back to short sleeps.
+
+use std::fs::File;
+use std::io::{Read as _, Seek as _, SeekFrom};
+use std::os::fd::OwnedFd;
+use std::os::unix::process::CommandExt as _;
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::time::{Duration, Instant};
+
+use bulwark_core::process::{ProcessError, describe};
+use rustix::event::{PollFd, PollFlags, Timespec, poll};
+use rustix::process::{Pid, PidfdFlags, Signal, kill_process_group, pidfd_open};
+
+/// How much of each stream is kept.
+const CAPTURE_LIMIT: u64 = 1 << 20;
+
+/// A finished child: its status and (capped) output.
+#[derive(Debug)]
+pub struct Finished {
+    pub status: ExitStatus,
+    pub stdout: Vec<u8>,
+    pub stderr: Vec<u8>,
+}
+
+/// A running child with a deadline.
+pub struct Bounded {
+    command: String,
+    child: Child,
+    pidfd: Option<OwnedFd>,
+    stdout: File,
+    stderr: File,
+    /// `None`: the timeout is too large to represent, so there is none.
+    deadline: Option<Instant>,
+    timeout: Duration,
+}
+
+/// Starts `cmd` (stdin from /dev/null, in its own process group) with `timeout` counted
+/// from now.
+pub fn start(mut cmd: Command, timeout: Duration) -> Result<Bounded, ProcessError> {
+    let command = describe(&cmd);
+    let program = cmd.get_program().to_string_lossy().into_owned();
+    let spawn_error = |source: std::io::Error| ProcessError::Spawn { program: program.clone(), source };
+    let stdout = capture_file("bulwark-stdout").map_err(spawn_error)?;
+    let stderr = capture_file("bulwark-stderr").map_err(spawn_error)?;
+    cmd.stdin(Stdio::null())
+        .stdout(Stdio::from(stdout.try_clone().map_err(spawn_error)?))
+        .stderr(Stdio::from(stderr.try_clone().map_err(spawn_error)?))
+        .process_group(0);
+    let child = cmd.spawn().map_err(spawn_error)?;
+    // The command holds the child's ends of the capture files; drop them now.
+    drop(cmd);
+    let pidfd = pid_of(&child).and_then(|pid| pidfd_open(pid, PidfdFlags::empty()).ok());
+    Ok(Bounded {
+        command,
+        child,
+        pidfd,
+        stdout: File::from(stdout),
+        stderr: File::from(stderr),
+        deadline: Instant::now().checked_add(timeout),
+        timeout,
+    })
+}
+
+fn capture_file(name: &str) -> std::io::Result<OwnedFd> {
+    match rustix::fs::memfd_create(name, rustix::fs::MemfdFlags::CLOEXEC) {
+        Ok(fd) => Ok(fd),
+        // No memfd (old kernel, seccomp): an unlinked temporary file does the same.
+        Err(_) => Ok(OwnedFd::from(tempfile::tempfile()?)),
+    }
+}
+
+fn pid_of(child: &Child) -> Option<Pid> {
+    i32::try_from(child.id()).ok().and_then(Pid::from_raw)
+}
+
+impl Bounded {
+    /// The command line, for messages.
+    pub fn command(&self) -> &str {
+        &self.command
+    }
+
+    /// Waits until the child exits or the deadline passes (then kills its whole process
+    /// group), and returns its status and output.
+    pub fn finish(mut self) -> Result<Finished, ProcessError> {
+        let status = loop {
+            match self.child.try_wait() {
+                Ok(Some(status)) => break status,
+                Ok(None) => {}
+                Err(source) => return Err(ProcessError::Wait { command: self.command, source }),
+            }
+            let left = self.deadline.map_or(Duration::MAX, |d| d.saturating_duration_since(Instant::now()));
+            if left.is_zero() {
+                // Not reaped yet, so the pid (= the group id) still names our child.
+                if let Some(pid) = pid_of(&self.child) {
+                    let _ = kill_process_group(pid, Signal::KILL);
+                }
+                let _ = self.child.kill();
+                let _ = self.child.wait();
+                let stderr = read_capture(&mut self.stderr);
+                return Err(ProcessError::TimedOut {
+                    command: self.command,
+                    after: self.timeout,
+                    stdout: String::new(),
+                    stderr: String::from_utf8_lossy(&stderr).into_owned(),
+                });
+            }
+            match &self.pidfd {
+                Some(pidfd) => {
+                    let timeout = Timespec::try_from(left).unwrap_or(Timespec { tv_sec: 1, tv_nsec: 0 });
+                    // Readable once the process has exited; EINTR and friends just loop.
+                    let _ = poll(&mut [PollFd::new(pidfd, PollFlags::IN)], Some(&timeout));
+                }
+                None => std::thread::sleep(left.min(Duration::from_millis(2))),
+            }
+        };
+        Ok(Finished { status, stdout: read_capture(&mut self.stdout), stderr: read_capture(&mut self.stderr) })
+    }
+}
+
+fn read_capture(file: &mut File) -> Vec<u8> {
+    let mut bytes = Vec::new();
+    if file.seek(SeekFrom::Start(0)).is_ok() {
+        // Keep what could be read; the exit status tells the rest.
+        let _ = file.take(CAPTURE_LIMIT).read_to_end(&mut bytes);
+    }
+    bytes
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn captures_status_and_both_streams() {
+        let mut cmd = Command::new("sh");
+        cmd.args(["-c", "echo out; echo err >&2; exit 3"]);
+        let done = start(cmd, Duration::from_secs(10)).unwrap().finish().unwrap();
+        assert_eq!(done.status.code(), Some(3));
+        assert_eq!(done.stdout, b"out\n");
+        assert_eq!(done.stderr, b"err\n");
+    }
+
+    #[test]
+    fn the_deadline_kills_the_whole_group() {
+        let started = Instant::now();
+        let mut cmd = Command::new("sh");
+        cmd.args(["-c", "sleep 30 & sleep 30; wait"]);
+        let err = start(cmd, Duration::from_millis(200)).unwrap().finish().unwrap_err();
+        assert!(matches!(err, ProcessError::TimedOut { .. }), "{err}");
+        assert!(started.elapsed() < Duration::from_secs(10));
+    }
+
+    #[test]
+    fn a_missing_program_is_a_spawn_error() {
+        let err = start(Command::new("/nonexistent/bulwark-x"), Duration::from_secs(1)).err().unwrap();
+        assert!(matches!(err, ProcessError::Spawn { .. }));
+    }
+}

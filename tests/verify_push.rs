@@ -1,0 +1,525 @@
+//! End-to-end tests of `bulwark-verify-push` against real bare remotes, real clones, real
+//! pushes over `file://` and real loopback HTTP servers.
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use bulwark_testutil::http::{HttpServer, Response, refused_url};
+use bulwark_testutil::{Outcome, TestEnv, run};
+
+const BIN: &str = "bulwark-verify-push";
+
+/// `bulwark-verify-push ARGS` in `dir`.
+fn verify_push(env: &TestEnv, dir: &Path, args: &[&str]) -> Outcome {
+    run(env.bin_command(BIN).current_dir(dir).args(args))
+}
+
+/// A remote whose `main` has one commit, and a clone with one more (unpushed) commit.
+/// Returns (remote, clone, remote's main, local tip).
+fn with_local_commit(env: &TestEnv) -> (PathBuf, PathBuf, String, String) {
+    let (remote, clone) = env.remote_and_clone();
+    let before = env.rev(&remote, "main");
+    let tip = env.commit_file(&clone, "work.txt", "agent work\n", "agent: do the work");
+    (remote, clone, before, tip)
+}
+
+fn only_event(env: &TestEnv, kind: &str) -> bulwark_core::Event {
+    let events = env.events_of(kind);
+    assert_eq!(events.len(), 1, "expected one {kind} event, got {events:?}");
+    events.into_iter().next().unwrap()
+}
+
+fn shell(script: &str) -> Vec<String> {
+    vec!["sh".into(), "-c".into(), script.into()]
+}
+
+#[test]
+fn a_command_that_did_not_push_is_not_verified() {
+    let env = TestEnv::new();
+    let (_remote, clone, before, tip) = with_local_commit(&env);
+
+    let out = verify_push(&env, &clone, &["--", "true"]);
+
+    out.assert_code(1);
+    assert_eq!(
+        out.stderr.lines().next().unwrap(),
+        format!(
+            "error: push not verified: expected branch `main` on `origin` to contain local `main` at {tip}, but the remote still has {before} (it did not move)"
+        )
+    );
+    out.assert_stderr_contains(
+        "hint: the command reported success but nothing reached the remote; push with `git push origin main`",
+    );
+    let event = only_event(&env, "verify_push.failed");
+    assert_eq!(event.str("reason"), Some("unchanged"));
+    assert_eq!(event.str("before"), Some(before.as_str()));
+    assert_eq!(event.str("after"), Some(before.as_str()));
+    assert_eq!(event.str("expected"), Some(tip.as_str()));
+    assert_eq!(event.str("branch"), Some("main"));
+    assert_eq!(event.str("remote"), Some("origin"));
+    assert_eq!(event.str("command"), Some("true"));
+    assert!(env.events_of("verify_push.ok").is_empty());
+}
+
+#[test]
+fn a_real_push_is_verified() {
+    let env = TestEnv::new();
+    let (remote, clone, before, tip) = with_local_commit(&env);
+
+    let out = verify_push(&env, &clone, &["--", "git", "push", "-q", "origin", "main"]);
+
+    out.assert_code(0);
+    assert_eq!(env.rev(&remote, "main"), tip);
+    assert_eq!(
+        out.stderr.trim_end(),
+        format!(
+            "verified: branch `main` on `origin` moved from {before} to {tip}, which contains local `main` at {tip}"
+        )
+    );
+    let event = only_event(&env, "verify_push.ok");
+    assert_eq!(event.str("before"), Some(before.as_str()));
+    assert_eq!(event.str("after"), Some(tip.as_str()));
+    assert_eq!(event.str("expected"), Some(tip.as_str()));
+    assert_eq!(event.str("remote_ref"), Some("refs/heads/main"));
+    assert_eq!(event.str("command"), Some("git"));
+    assert!(env.events_of("verify_push.failed").is_empty());
+}
+
+#[test]
+fn a_new_branch_that_did_not_exist_on_the_remote_is_verified() {
+    let env = TestEnv::new();
+    let (remote, clone) = env.remote_and_clone();
+    env.git(&clone, &["switch", "-q", "-c", "feature"]);
+    let tip = env.commit_file(&clone, "f.txt", "feature\n", "feature work");
+
+    let out = verify_push(&env, &clone, &["--", "git", "push", "-q", "origin", "feature"]);
+
+    out.assert_code(0);
+    assert_eq!(env.rev(&remote, "feature"), tip);
+    let event = only_event(&env, "verify_push.ok");
+    assert_eq!(event.fields["before"], serde_json::Value::Null);
+    assert_eq!(event.str("after"), Some(tip.as_str()));
+    assert_eq!(event.str("branch"), Some("feature"));
+}
+
+#[test]
+fn the_wrapped_commands_exit_code_passes_through_unchanged() {
+    let env = TestEnv::new();
+    let (_remote, clone, _before, _tip) = with_local_commit(&env);
+
+    let out = verify_push(&env, &clone, &["--", "sh", "-c", "echo from-the-command; exit 7"]);
+
+    out.assert_code(7);
+    // The command's own output reaches our stdout untouched.
+    assert_eq!(out.stdout, "from-the-command\n");
+    out.assert_stderr_contains("`sh` failed (exit status: 7)");
+    let event = only_event(&env, "verify_push.failed");
+    assert_eq!(event.str("reason"), Some("command_failed"));
+    assert_eq!(event.fields["exit_code"], 7);
+}
+
+#[test]
+fn a_force_push_of_some_other_commit_is_not_verified() {
+    let env = TestEnv::new();
+    let (remote, clone, before, tip) = with_local_commit(&env);
+    // A commit that does not contain the local tip.
+    env.git(&clone, &["switch", "-q", "-c", "side", &before]);
+    let other = env.commit_file(&clone, "other.txt", "other\n", "something else");
+    env.git(&clone, &["switch", "-q", "main"]);
+
+    let out = verify_push(&env, &clone, &["--", "git", "push", "-q", "--force", "origin", "side:main"]);
+
+    out.assert_code(1);
+    assert_eq!(env.rev(&remote, "main"), other);
+    out.assert_stderr_contains(&format!(
+        "expected branch `main` on `origin` to contain local `main` at {tip}, but the remote moved from {before} to {other}, which does not contain it"
+    ));
+    assert_eq!(only_event(&env, "verify_push.failed").str("reason"), Some("not_contained"));
+}
+
+#[test]
+fn someone_elses_push_in_between_is_not_verified() {
+    let env = TestEnv::new();
+    let (remote, clone, before, tip) = with_local_commit(&env);
+    let rival = env.clone_repo(&remote, "rival");
+    let theirs = env.commit_file(&rival, "theirs.txt", "theirs\n", "someone else's change");
+    // The agent's push loses the race and the agent ignores it: exit 0, "done".
+    let script = format!(
+        "git -C '{}' push -q origin main && {{ git push -q origin main 2>/dev/null || true; }}",
+        rival.display()
+    );
+
+    let out = run(env.bin_command(BIN).current_dir(&clone).arg("--").args(shell(&script)));
+
+    out.assert_code(1);
+    assert_eq!(env.rev(&remote, "main"), theirs);
+    out.assert_stderr_contains(&format!("but the remote moved from {before} to {theirs}, which does not contain it"));
+    // Deciding that needed their commit: it was fetched into a private ref, which is gone,
+    // and the user's remote-tracking ref was not touched.
+    assert_eq!(env.git(&clone, &["for-each-ref", "refs/bulwark"]), "");
+    assert_eq!(env.rev(&clone, "refs/remotes/origin/main"), before);
+    assert!(!clone.join(".git/FETCH_HEAD").exists());
+    let _ = tip;
+}
+
+#[test]
+fn a_push_that_someone_else_built_on_is_verified() {
+    let env = TestEnv::new();
+    let (remote, clone, _before, tip) = with_local_commit(&env);
+    let rival = env.clone_repo(&remote, "rival");
+    // The agent pushes, then someone else pushes on top before the check reads the remote.
+    let script = format!(
+        "git push -q origin main && git -C '{r}' pull -q --ff-only origin main && git -C '{r}' commit -q --allow-empty -m on-top && git -C '{r}' push -q origin main",
+        r = rival.display()
+    );
+
+    let out = run(env.bin_command(BIN).current_dir(&clone).arg("--").args(shell(&script)));
+
+    out.assert_code(0);
+    let on_top = env.rev(&remote, "main");
+    assert_ne!(on_top, tip);
+    out.assert_stderr_contains(&format!("to {on_top}, which contains local `main` at {tip}"));
+    assert_eq!(env.git(&clone, &["for-each-ref", "refs/bulwark"]), "");
+    // Only the agent's own push moved the tracking ref; the check did not.
+    assert_eq!(env.rev(&clone, "refs/remotes/origin/main"), tip);
+}
+
+#[test]
+fn moving_the_remote_tracking_ref_by_hand_does_not_fool_it() {
+    let env = TestEnv::new();
+    let (remote, clone, before, tip) = with_local_commit(&env);
+
+    let out = verify_push(&env, &clone, &["--", "git", "update-ref", "refs/remotes/origin/main", "HEAD"]);
+
+    out.assert_code(1);
+    assert_eq!(env.rev(&clone, "refs/remotes/origin/main"), tip);
+    assert_eq!(env.rev(&remote, "main"), before);
+    out.assert_stderr_contains(&format!("but the remote still has {before} (it did not move)"));
+}
+
+#[test]
+fn a_deleted_branch_is_not_verified() {
+    let env = TestEnv::new();
+    let (_remote, clone) = env.remote_and_clone();
+    env.git(&clone, &["switch", "-q", "-c", "feature"]);
+    let tip = env.commit_file(&clone, "f.txt", "feature\n", "feature work");
+    env.git(&clone, &["push", "-q", "origin", "feature"]);
+
+    let out = verify_push(&env, &clone, &["--", "git", "push", "-q", "origin", "--delete", "feature"]);
+
+    out.assert_code(1);
+    out.assert_stderr_contains(&format!("but the branch was deleted on the remote (it was {tip})"));
+    assert_eq!(only_event(&env, "verify_push.failed").str("reason"), Some("deleted"));
+}
+
+#[test]
+fn allow_unchanged_accepts_a_remote_that_already_has_the_tip_only() {
+    let env = TestEnv::new();
+    let (remote, clone) = env.remote_and_clone();
+    let tip = env.rev(&remote, "main");
+
+    let out = verify_push(&env, &clone, &["--", "true"]);
+    out.assert_code(1);
+    out.assert_stderr_contains(&format!(
+        "error: push not verified: branch `main` on `origin` did not move: it still has {tip}, which is already local `main` at {tip}, so nothing new was pushed"
+    ));
+    verify_push(&env, &clone, &["--allow-unchanged", "--", "true"]).assert_code(0);
+    env.commit_file(&clone, "x.txt", "x\n", "unpushed");
+    verify_push(&env, &clone, &["--allow-unchanged", "--", "true"]).assert_code(1);
+    let kinds: Vec<_> =
+        env.events().into_iter().map(|e| (e.kind.clone(), e.str("reason").map(str::to_owned))).collect();
+    assert_eq!(
+        kinds,
+        [
+            ("verify_push.failed".to_owned(), Some("unchanged".to_owned())),
+            ("verify_push.ok".to_owned(), Some("unchanged_allowed".to_owned())),
+            ("verify_push.failed".to_owned(), Some("unchanged".to_owned()))
+        ]
+    );
+}
+
+#[test]
+fn a_differently_named_upstream_branch_is_followed() {
+    let env = TestEnv::new();
+    let (remote, clone) = env.remote_and_clone();
+    env.git(&clone, &["switch", "-q", "-c", "local-work"]);
+    env.commit_file(&clone, "a.txt", "a\n", "first");
+    env.git(&clone, &["push", "-q", "-u", "origin", "local-work:agent/upstream"]);
+    let tip = env.commit_file(&clone, "b.txt", "b\n", "second");
+
+    let out = verify_push(&env, &clone, &["--", "true"]);
+    out.assert_code(1);
+    out.assert_stderr_contains(&format!(
+        "expected branch `agent/upstream` on `origin` to contain local `local-work` at {tip}"
+    ));
+    out.assert_stderr_contains("push with `git push origin local-work:agent/upstream`");
+
+    let out = verify_push(&env, &clone, &["--", "git", "push", "-q", "origin", "local-work:agent/upstream"]);
+    out.assert_code(0);
+    assert_eq!(env.rev(&remote, "agent/upstream"), tip);
+    assert_eq!(env.events_of("verify_push.ok")[0].str("remote_ref"), Some("refs/heads/agent/upstream"));
+}
+
+#[test]
+fn an_explicit_branch_and_remote_are_used() {
+    let env = TestEnv::new();
+    let (remote, clone, _before, tip) = with_local_commit(&env);
+    let mirror = env.bare("mirror.git");
+    env.git(&clone, &["remote", "add", "mirror", &bulwark_testutil::file_url(&mirror)]);
+    env.git(&clone, &["switch", "-q", "--detach"]);
+
+    let out = verify_push(
+        &env,
+        &clone,
+        &["--remote", "mirror", "--branch", "main", "--", "git", "push", "-q", "mirror", "main"],
+    );
+
+    out.assert_code(0);
+    assert_eq!(env.rev(&mirror, "main"), tip);
+    assert_ne!(env.rev(&remote, "main"), tip);
+    assert_eq!(env.events_of("verify_push.ok")[0].str("remote"), Some("mirror"));
+}
+
+#[test]
+fn an_unreachable_remote_exits_3_without_running_the_command() {
+    let env = TestEnv::new();
+    let (_remote, clone, _before, _tip) = with_local_commit(&env);
+
+    let started = Instant::now();
+    let out = verify_push(&env, &clone, &["--remote", "file:///nonexistent/repo.git", "--", "touch", "ran"]);
+    out.assert_code(3);
+    assert!(started.elapsed() < Duration::from_secs(20));
+    let first = out.stderr.lines().next().unwrap();
+    assert!(
+        first.starts_with(
+            "error: cannot read branch `main` from remote `file:///nonexistent/repo.git` (before the command): "
+        ),
+        "{first}"
+    );
+    assert!(first.contains("does not appear to be a git repository"), "{first}");
+    assert!(!clone.join("ran").exists(), "the command must not run when the remote cannot be read");
+
+    env.git(&clone, &["remote", "set-url", "origin", &refused_url("/repo.git")]);
+    let out = verify_push(&env, &clone, &["--", "true"]);
+    out.assert_code(3);
+    out.assert_stderr_contains("hint: check that `git ls-remote origin` works here without a prompt");
+
+    let failed = env.events_of("verify_push.failed");
+    assert_eq!(failed.len(), 2);
+    assert!(failed.iter().all(|e| e.str("reason") == Some("remote_error") && e.str("phase") == Some("before")));
+}
+
+#[test]
+fn a_remote_that_goes_away_during_the_command_exits_3() {
+    let env = TestEnv::new();
+    let (remote, clone, _before, _tip) = with_local_commit(&env);
+    let moved = env.path("moved.git");
+
+    let out = run(env.bin_command(BIN).current_dir(&clone).args(["--", "mv"]).arg(&remote).arg(&moved));
+
+    out.assert_code(3);
+    out.assert_stderr_contains("(after the command)");
+    assert_eq!(only_event(&env, "verify_push.failed").str("phase"), Some("after"));
+}
+
+#[test]
+fn a_hanging_remote_ends_at_the_timeout() {
+    let env = TestEnv::new();
+    let (_remote, clone, _before, _tip) = with_local_commit(&env);
+    let server = HttpServer::start(|_| Response::ok("").delay(Duration::from_secs(120)));
+    env.git(&clone, &["remote", "set-url", "origin", &server.url("/repo.git")]);
+
+    let started = Instant::now();
+    let out = verify_push(&env, &clone, &["--timeout", "1s", "--", "true"]);
+
+    out.assert_code(3);
+    assert!(started.elapsed() < Duration::from_secs(15), "took {:?}", started.elapsed());
+    out.assert_stderr_contains("did not finish within 1s and was killed");
+    out.assert_stderr_contains("hint: the remote did not answer in time");
+    assert!(!server.requests().is_empty(), "git must have reached the server");
+}
+
+#[test]
+fn a_remote_that_asks_for_credentials_does_not_hang() {
+    let env = TestEnv::new();
+    let (_remote, clone, _before, _tip) = with_local_commit(&env);
+    let server = HttpServer::start(|_| Response::status(401).header("WWW-Authenticate", "Basic realm=\"git\""));
+    env.git(&clone, &["remote", "set-url", "origin", &server.url("/repo.git")]);
+    // Everything that could prompt is switched on in the caller's environment: an askpass
+    // program that would hang (and leaves a mark), and terminal prompts.
+    let mark = env.path("askpass-ran");
+    let askpass = env.path("askpass.sh");
+    std::fs::write(&askpass, format!("#!/bin/sh\ntouch '{}'\nsleep 60\n", mark.display())).unwrap();
+    std::fs::set_permissions(&askpass, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+
+    let started = Instant::now();
+    let out = run(env
+        .bin_command(BIN)
+        .current_dir(&clone)
+        .env("GIT_TERMINAL_PROMPT", "1")
+        .env("GIT_ASKPASS", &askpass)
+        .env("SSH_ASKPASS", &askpass)
+        .args(["--timeout", "30s", "--", "true"]));
+
+    out.assert_code(3);
+    assert!(started.elapsed() < Duration::from_secs(10), "took {:?}", started.elapsed());
+    assert!(!mark.exists(), "no askpass program may run");
+    assert!(out.stderr.lines().next().unwrap().contains("could not read Username"), "{}", out.stderr);
+}
+
+#[test]
+fn check_expect_passes_when_the_remote_has_the_commit_and_fails_when_not() {
+    let env = TestEnv::new();
+    let (_remote, clone, before, pushed) = with_local_commit(&env);
+    env.git(&clone, &["push", "-q", "origin", "main"]);
+    let unpushed = env.commit_file(&clone, "later.txt", "later\n", "not pushed yet");
+
+    let out = verify_push(&env, &clone, &["check", "--branch", "main", "--expect", &pushed]);
+    out.assert_code(0);
+    assert_eq!(
+        out.stderr.trim_end(),
+        format!("verified: branch `main` on `origin` is at {pushed}, which contains {pushed}")
+    );
+    // An ancestor of what the remote has counts too.
+    verify_push(&env, &clone, &["check", "--branch", "main", "--expect", &before]).assert_code(0);
+
+    let out = verify_push(&env, &clone, &["check", "--branch", "main", "--expect", &unpushed]);
+    out.assert_code(1);
+    out.assert_stderr_contains(&format!(
+        "push not verified: expected branch `main` on `origin` to contain {unpushed}, but the remote has {pushed}, which does not contain it"
+    ));
+    let ok = env.events_of("verify_push.ok");
+    assert_eq!(ok.len(), 2);
+    assert_eq!(ok[0].str("mode"), Some("check"));
+    assert_eq!(ok[0].fields["command"], serde_json::Value::Null);
+    assert_eq!(only_event(&env, "verify_push.failed").str("expected"), Some(unpushed.as_str()));
+}
+
+#[test]
+fn check_before_needs_the_remote_to_move_to_the_local_tip() {
+    let env = TestEnv::new();
+    let (_remote, clone, before, tip) = with_local_commit(&env);
+
+    verify_push(&env, &clone, &["check", "--branch", "main", "--before", &before]).assert_code(1);
+    env.git(&clone, &["push", "-q", "origin", "main"]);
+    let out = verify_push(&env, &clone, &["check", "--branch", "main", "--before", &before]);
+    out.assert_code(0);
+    out.assert_stderr_contains(&format!("moved from {before} to {tip}"));
+    // The zero id means "the branch did not exist".
+    let zero = "0".repeat(40);
+    verify_push(&env, &clone, &["check", "--branch", "main", "--before", &zero]).assert_code(0);
+
+    let out = verify_push(&env, &clone, &["check", "--branch", "main", "--before", "abc123"]);
+    out.assert_code(2);
+    out.assert_stderr_contains("error: --before `abc123` is not a full commit id");
+}
+
+#[test]
+fn json_prints_the_event_record_and_events_never_hold_arguments() {
+    let env = TestEnv::new();
+    let (_remote, clone, before, tip) = with_local_commit(&env);
+
+    let out = run(env
+        .bin_command(BIN)
+        .current_dir(&clone)
+        .args(["--json", "--"])
+        .args(shell("git push -q origin main"))
+        .arg("s3cret-token"));
+
+    out.assert_code(0);
+    let record: serde_json::Value = serde_json::from_str(out.stdout.trim()).unwrap();
+    let event = only_event(&env, "verify_push.ok");
+    assert_eq!(record, serde_json::to_value(&event).unwrap());
+    assert_eq!(record["kind"], "verify_push.ok");
+    assert_eq!(record["before"], before.as_str());
+    assert_eq!(record["after"], tip.as_str());
+    assert_eq!(record["command"], "sh");
+    let journal = std::fs::read_to_string(env.state_dir().join("events.jsonl")).unwrap();
+    assert!(!journal.contains("s3cret-token") && !journal.contains("push -q"), "{journal}");
+}
+
+#[test]
+fn credentials_in_a_remote_url_never_reach_messages_or_events() {
+    let env = TestEnv::new();
+    let (_remote, clone, _before, _tip) = with_local_commit(&env);
+    let url = refused_url("/repo.git").replace("http://", "http://agent:hunter2@");
+
+    let out = verify_push(&env, &clone, &["--remote", &url, "--", "true"]);
+
+    out.assert_code(3);
+    assert!(!out.stderr.contains("hunter2"), "{}", out.stderr);
+    let journal = std::fs::read_to_string(env.state_dir().join("events.jsonl")).unwrap();
+    assert!(!journal.contains("hunter2"), "{journal}");
+}
+
+#[test]
+fn usage_errors_exit_2_with_one_clear_line() {
+    let env = TestEnv::new();
+    let (_remote, clone, _before, _tip) = with_local_commit(&env);
+
+    let out = verify_push(&env, &clone, &["true"]);
+    out.assert_code(2);
+
+    env.git(&clone, &["switch", "-q", "--detach"]);
+    let out = verify_push(&env, &clone, &["--", "true"]);
+    out.assert_code(2);
+    assert_eq!(
+        out.stderr,
+        "error: HEAD is detached, so there is no current branch to verify\nhint: name the branch: --branch B\n"
+    );
+    env.git(&clone, &["switch", "-q", "main"]);
+
+    let out = verify_push(&env, &clone, &["--timeout", "soon", "--", "true"]);
+    out.assert_code(2);
+    out.assert_stderr_contains("`soon` is not a duration");
+
+    let out = verify_push(&env, &clone, &["--", "/nonexistent/agent"]);
+    out.assert_code(2);
+    out.assert_stderr_contains("error: cannot run `/nonexistent/agent`");
+    assert_eq!(only_event(&env, "verify_push.failed").str("command"), Some("agent"));
+
+    let out = verify_push(&env, env.root(), &["--", "true"]);
+    out.assert_code(2);
+    out.assert_stderr_contains("is not inside a git repository");
+
+    let bad = env.write_config("bad.toml", "[protect]\nbranchez = []\n");
+    let out = verify_push(&env, &clone, &["--config", bad.to_str().unwrap(), "--", "true"]);
+    out.assert_code(2);
+    out.assert_stderr_contains("bad.toml:2");
+}
+
+#[test]
+fn containment_is_decided_over_protocol_v0_too() {
+    let env = TestEnv::new();
+    let (remote, clone, before, _tip) = with_local_commit(&env);
+    let rival = env.clone_repo(&remote, "rival");
+    let theirs = env.commit_file(&rival, "theirs.txt", "theirs\n", "someone else's change");
+    let script = format!("git -C '{}' push -q origin main", rival.display());
+
+    // Every git the wrapper starts speaks protocol v0, where a fetch by id needs the id to
+    // be an advertised tip.
+    let out = run(env
+        .bin_command(BIN)
+        .current_dir(&clone)
+        .env("GIT_CONFIG_COUNT", "1")
+        .env("GIT_CONFIG_KEY_0", "protocol.version")
+        .env("GIT_CONFIG_VALUE_0", "0")
+        .arg("--")
+        .args(shell(&script)));
+
+    out.assert_code(1);
+    out.assert_stderr_contains(&format!("but the remote moved from {before} to {theirs}, which does not contain it"));
+    assert_eq!(env.git(&clone, &["for-each-ref", "refs/bulwark"]), "");
+}
+
+#[test]
+fn a_branch_given_as_a_full_ref_name_is_the_same_branch() {
+    let env = TestEnv::new();
+    let (_remote, clone, _before, tip) = with_local_commit(&env);
+    env.git(&clone, &["push", "-q", "origin", "main"]);
+
+    let out = verify_push(&env, &clone, &["check", "--branch", "refs/heads/main", "--expect", &tip]);
+
+    out.assert_code(0);
+    assert_eq!(only_event(&env, "verify_push.ok").str("branch"), Some("main"));
+}
