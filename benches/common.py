@@ -13,11 +13,9 @@ ROOT = Path(__file__).resolve().parent.parent
 RELEASE = ROOT / "target" / "release"
 
 
-def build_release(*packages):
-    args = ["cargo", "build", "--release", "-q"]
-    for p in packages:
-        args += ["-p", p]
-    subprocess.run(args, cwd=ROOT, check=True)
+def build_release():
+    """Builds every binary (the root package `bulwark` owns them all) in release mode."""
+    subprocess.run(["cargo", "build", "--release", "-q", "-p", "bulwark"], cwd=ROOT, check=True)
 
 
 def hermetic_env(sandbox: Path) -> dict:

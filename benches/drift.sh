@@ -31,7 +31,7 @@ done
 
 here="$(cd "$(dirname "$0")/.." && pwd)"
 if [ -z "$bin" ]; then
-    (cd "$here" && cargo build --release -p bulwark-drift >&2)
+    (cd "$here" && cargo build --release -p bulwark --bin bulwark-drift >&2)
     bin="$here/target/release/bulwark-drift"
 fi
 [ -x "$bin" ] || { echo "error: $bin is not executable" >&2; exit 2; }

@@ -42,7 +42,7 @@ def main():
     parser.add_argument("--rounds", type=int, default=60)
     args = parser.parse_args()
 
-    common.build_release("bulwark-hook", "bulwark-cli")
+    common.build_release()
     box = common.sandbox("bulwark-bench-hook-")
     env = common.hermetic_env(box)
 

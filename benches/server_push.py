@@ -37,7 +37,7 @@ def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--rounds", type=int, default=5)
     args = parser.parse_args()
-    common.build_release("bulwark-hook", "bulwark-cli")
+    common.build_release()
     box = common.sandbox("bulwark-bench-push-")
     env = common.hermetic_env(box)
     env["GL_USERNAME"] = "merger-bot"

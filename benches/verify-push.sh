@@ -14,7 +14,7 @@ set -euo pipefail
 rounds="${1:-300}"
 repo_root="$(cd "$(dirname "$0")/.." && pwd)"
 cd "$repo_root"
-cargo build --release -q -p bulwark-verify-push
+cargo build --release -q -p bulwark --bin bulwark-verify-push
 bin="$repo_root/target/release/bulwark-verify-push"
 
 sandbox="$(mktemp -d "${TMPDIR:-/tmp}/bulwark-bench-verify-push.XXXXXX")"
