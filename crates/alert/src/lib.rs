@@ -5,7 +5,9 @@
 //! [`redact`]ed forms are ever printed or journaled.
 //!
 //! PLACEHOLDER: the API below is the contract other crates code against; the drift issue
-//! implements it.
+//! implements it. TEMPORARY (sidecar branch): `send` does a minimal blocking JSON POST of
+//! `{kind, title, text, fields}` to every target (any kind), one try per `attempts`, so the
+//! sidecar's end-to-end tests have a real delivery. The real implementation replaces it.
 #![forbid(unsafe_code)]
 
 use bulwark_core::config::NotifyConfig;
@@ -68,11 +70,42 @@ impl Notifier {
 
     /// Sends `message` to every target, journaling `notify.sent` / `notify.failed`.
     pub fn send(&self, message: &Message) -> DeliveryReport {
-        let _ = message;
-        DeliveryReport {
-            delivered: Vec::new(),
-            failed: self.targets.iter().map(|t| (format!("{:?}", t.kind), "not implemented".into())).collect(),
+        let mut report = DeliveryReport::default();
+        let body = serde_json::json!({
+            "kind": message.kind,
+            "title": message.title,
+            "text": message.text,
+            "fields": message.fields,
+        })
+        .to_string();
+        for target in &self.targets {
+            let url = target
+                .url
+                .clone()
+                .or_else(|| target.url_env.as_ref().and_then(|v| std::env::var(v).ok()))
+                .unwrap_or_default();
+            let label = format!("{:?} {}", target.kind, redact(&url)).to_lowercase();
+            let result = post(&url, &body, target);
+            let journal = bulwark_core::Journal::open_default();
+            match result {
+                Ok(()) => {
+                    if let Ok(j) = journal {
+                        let _ = j.append("notify.sent", serde_json::json!({"about": message.kind, "target": label}));
+                    }
+                    report.delivered.push(label);
+                }
+                Err(error) => {
+                    if let Ok(j) = journal {
+                        let _ = j.append(
+                            "notify.failed",
+                            serde_json::json!({"about": message.kind, "target": label, "error": error}),
+                        );
+                    }
+                    report.failed.push((label, error));
+                }
+            }
         }
+        report
     }
 }
 
@@ -86,4 +119,29 @@ pub fn redact(url: &str) -> String {
         }
         None => "…".into(),
     }
+}
+
+/// One JSON POST with the target's timeout, tried up to `attempts` times.
+fn post(url: &str, body: &str, target: &NotifyConfig) -> Result<(), String> {
+    if url.is_empty() {
+        return Err("no URL (url_env is unset)".into());
+    }
+    let agent: ureq::Agent = ureq::Agent::config_builder()
+        .timeout_global(Some(target.timeout.get()))
+        .http_status_as_error(false)
+        .build()
+        .into();
+    let mut last = String::new();
+    for _ in 0..target.attempts.max(1) {
+        match agent.post(url).header("content-type", "application/json").send(body) {
+            Ok(resp) if resp.status().is_success() => return Ok(()),
+            Ok(resp) => last = format!("HTTP {}", resp.status().as_u16()),
+            Err(e) => last = redact_error(&e.to_string(), url),
+        }
+    }
+    Err(last)
+}
+
+fn redact_error(text: &str, url: &str) -> String {
+    text.replace(url, &redact(url))
 }

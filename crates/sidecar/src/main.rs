@@ -1,6 +1,11 @@
-//! bulwark-sidecar (not built yet).
+//! `bulwark-sidecar`: the deploy and rollback worker. Logic lives in the library.
+
+use clap::Parser as _;
 
 fn main() -> std::process::ExitCode {
-    eprintln!("error: bulwark-sidecar is not implemented yet");
-    std::process::ExitCode::from(2)
+    let args = bulwark_sidecar::SidecarArgs::parse();
+    match bulwark_sidecar::run(&args) {
+        Ok(code) => code,
+        Err(err) => err.report(),
+    }
 }
