@@ -160,7 +160,9 @@ impl Worker {
         }
         if notifications {
             for mut job in self.jobs_of(&service.name)? {
-                if job.phase.is_final() && owes(&job) {
+                // Jobs finished in this pass have just tried; retry only older debts.
+                let fresh = pass.outcomes.iter().any(|(id, _)| *id == job.id);
+                if job.phase.is_final() && owes(&job) && !fresh {
                     self.deliver(service, &mut job)?;
                 }
             }
