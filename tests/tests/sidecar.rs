@@ -20,6 +20,8 @@ enum Health {
     AlwaysBroken,
     /// 200 when `ok`; otherwise hangs for 30 s.
     HangWhenBroken,
+    /// 200 with a body of `ok`, or else a body trickled one byte every 100 ms.
+    TrickleWhenBroken,
 }
 
 struct Options {
@@ -27,11 +29,22 @@ struct Options {
     stabilize: &'static str,
     deploy: Option<Vec<String>>,
     deploy_timeout: &'static str,
+    /// The deploy script exits 3 when the status it deploys is not `ok`.
+    strict_deploy: bool,
+    /// `health.body_contains`.
+    body_contains: Option<&'static str>,
 }
 
 impl Default for Options {
     fn default() -> Self {
-        Self { health: Health::FromDeploy, stabilize: "50ms", deploy: None, deploy_timeout: "20s" }
+        Self {
+            health: Health::FromDeploy,
+            stabilize: "50ms",
+            deploy: None,
+            deploy_timeout: "20s",
+            strict_deploy: false,
+            body_contains: None,
+        }
     }
 }
 
@@ -68,7 +81,10 @@ impl Fixture {
         let deployed = env.path("deployed-status");
         let deploy_log = env.path("deploys.log");
         let script = env.path("deploy.sh");
-        std::fs::write(&script, "#!/bin/sh\nset -e\ncp status \"$1\"\ngit rev-parse HEAD >> \"$2\"\n").unwrap();
+        let check =
+            if options.strict_deploy { "grep -q '^ok' status || { echo 'bad status' >&2; exit 3; }\n" } else { "" };
+        std::fs::write(&script, format!("#!/bin/sh\nset -e\ngit rev-parse HEAD >> \"$2\"\n{check}cp status \"$1\"\n"))
+            .unwrap();
         set_executable(&script);
         // Production runs the initial commit.
         std::fs::write(&deployed, "ok\n").unwrap();
@@ -80,6 +96,9 @@ impl Fixture {
             match (mode, ok) {
                 (Health::AlwaysBroken, _) | (Health::FromDeploy, false) => Response::status(500).body("broken"),
                 (Health::HangWhenBroken, false) => Response::ok("late").delay(Duration::from_secs(30)),
+                (Health::TrickleWhenBroken, false) => {
+                    Response::ok(&"x".repeat(100)).trickle(Duration::from_millis(100))
+                }
                 (_, true) => Response::ok("ok"),
             }
         });
@@ -112,7 +131,7 @@ url = "{health}"
 timeout = "300ms"
 attempts = 2
 interval = "50ms"
-
+{body_contains}
 [[notify]]
 kind = "webhook"
 url = "{hook}"
@@ -124,6 +143,7 @@ timeout = "2s"
                 stabilize = options.stabilize,
                 health = health.url("/health"),
                 hook = webhook.url("/hook"),
+                body_contains = options.body_contains.map(|b| format!("body_contains = {b:?}")).unwrap_or_default(),
             ),
         );
         Self { env, remote, dev, prod, deployed, deploy_log, config, _health: health, webhook, webhook_up, accepted }
@@ -614,4 +634,74 @@ crash_tests! {
 /// Milliseconds since the epoch of an RFC 3339 timestamp.
 fn ts(text: &str) -> i64 {
     text.parse::<jiff::Timestamp>().unwrap().as_millisecond()
+}
+
+#[test]
+fn a_trickling_health_endpoint_is_unhealthy_within_its_bounds() {
+    let fx =
+        Fixture::with(Options { health: Health::TrickleWhenBroken, body_contains: Some("ok"), ..Options::default() });
+    fx.push_merge("broken\n");
+    let (from, to, id) = fx.pull_and_enqueue();
+    fx.once().assert_code(1);
+    assert_rolled_back(&fx, &from, &to, &id);
+    let check = &fx.job(&id)["checks"][0];
+    let took = ts(check["finished"].as_str().unwrap()) - ts(check["started"].as_str().unwrap());
+    assert!(took < 1000, "health check took {took} ms: {check}");
+    assert_eq!(fx.job(&id)["checks"][1]["tries"][0], "ok: HTTP 200");
+}
+
+#[test]
+fn a_failed_deploy_is_rolled_back() {
+    let fx = Fixture::with(Options { strict_deploy: true, ..Options::default() });
+    fx.push_merge("broken\n");
+    let (from, to, id) = fx.pull_and_enqueue();
+    fx.once().assert_code(1);
+    // The failed deploy never reached the deployed file; the log shows both runs.
+    assert_rolled_back(&fx, &from, &to, &id);
+    let failed = fx.env.events_of("deploy.failed");
+    assert_eq!(failed.len(), 1);
+    assert!(failed[0].str("error").unwrap().contains("bad status"), "{failed:?}");
+    let job = fx.job(&id);
+    assert_eq!(job["deploys"][0]["code"], 3);
+    assert!(job["deploys"][0]["stderr"].as_str().unwrap().contains("bad status"));
+    assert_eq!(fx.count("health.failed"), 0, "no health check after a failed deploy");
+}
+
+#[test]
+fn the_post_merge_of_the_revert_itself_is_skipped_not_redeployed() {
+    let fx = Fixture::new();
+    fx.push_merge("broken\n");
+    let (_, to, _) = fx.pull_and_enqueue();
+    fx.once().assert_code(1);
+    // Moving the checkout to the revert runs post-merge in production: it enqueues the revert.
+    let revert = fx.remote_main();
+    let id = bulwark_core::jobs::enqueue(&fx.env.state_dir(), "web", &to, &revert, "post-merge").unwrap();
+    fx.once().assert_code(0);
+    assert_eq!(fx.job(&id)["phase"], "skipped");
+    assert_eq!(fx.deploys().len(), 2, "not deployed again");
+}
+
+#[test]
+fn a_bulwark_revert_is_never_itself_reverted() {
+    let fx = Fixture::with(Options { health: Health::AlwaysBroken, ..Options::default() });
+    fx.push_merge("broken\n");
+    let (_, to, _) = fx.pull_and_enqueue();
+    fx.once().assert_code(1);
+    let revert = fx.remote_main();
+    assert_eq!(fx.reverts_on_remote().len(), 1);
+    // Someone redeploys the revert and it is still unhealthy: no revert of the revert.
+    let id = bulwark_core::jobs::enqueue(&fx.env.state_dir(), "web", &to, &revert, "cli").unwrap();
+    fx.once().assert_code(1);
+    let job = fx.job(&id);
+    assert_eq!(job["phase"], "escalated");
+    assert!(job["escalation"].as_str().unwrap().contains("never itself rolled back"), "{job}");
+    assert_eq!(fx.remote_main(), revert, "no rollback loop");
+}
+
+#[test]
+fn a_job_for_a_service_not_in_the_config_is_an_operational_error() {
+    let fx = Fixture::new();
+    let head = fx.env.rev(&fx.prod, "HEAD");
+    bulwark_core::jobs::enqueue(&fx.env.state_dir(), "gone", &head, &head, "cli").unwrap();
+    fx.once().assert_code(3).assert_stderr_contains("is for service `gone`, which is not in the config");
 }
