@@ -190,6 +190,9 @@ pub struct Job {
     /// The revert commit once the remote has it.
     #[serde(default)]
     pub pushed: Option<String>,
+    /// When the sidecar saw the revert on the remote.
+    #[serde(default)]
+    pub pushed_at: Option<String>,
     /// Why a person must act, and what state things are in.
     #[serde(default)]
     pub escalation: Option<String>,
@@ -290,6 +293,7 @@ pub fn enqueue(state_dir: &Path, service: &str, from: &str, to: &str, source: &s
             revert: None,
             push_failures: Vec::new(),
             pushed: None,
+            pushed_at: None,
             escalation: None,
             incident: None,
             notifications: Vec::new(),

@@ -43,7 +43,7 @@ pub fn timings(job: &Job) -> Vec<(String, f64)> {
     let mut out = Vec::new();
     let finished = job.finished.clone().unwrap_or_else(bulwark_core::jobs::now_millis);
     let started = entered(job, "deploy").unwrap_or_else(|| job.created.clone());
-    if let (Some(verdict), Some(pushed)) = (entered(job, "revert"), entered(job, "redeploy"))
+    if let (Some(verdict), Some(pushed)) = (entered(job, "revert"), job.pushed_at.clone())
         && let Some(s) = seconds_between(&verdict, &pushed)
     {
         out.push(("verdict_to_pushed_s".into(), s));

@@ -477,6 +477,7 @@ impl Worker {
             return self.escalate(job, repos, &reason);
         };
         job.pushed = Some(pushed.clone());
+        job.pushed_at.get_or_insert_with(jobs::now_millis);
         job.save(&self.state_dir)?;
         self.emit_once(
             "rollback.pushed",
