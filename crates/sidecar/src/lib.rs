@@ -234,8 +234,18 @@ fn cmd_run(config: Config, args: &RunArgs) -> Result<ExitCode, CliError> {
 /// One service's loop in the daemon: never returns; errors are printed and retried.
 fn serve(worker: &Worker, service: &ServiceConfig, poll: Duration, retry: Duration) {
     let mut last_retry: Option<Instant> = None;
+    // Every job write renames a file into the jobs directory, which changes its mtime: while
+    // it stays the same and nothing was left to do, there is nothing new to read.
+    let dir = jobs::jobs_dir(&worker.state_dir);
+    let mut idle_at: Option<std::time::SystemTime> = None;
     loop {
         let retry_now = last_retry.is_none_or(|t| t.elapsed() >= retry);
+        let mtime = std::fs::metadata(&dir).and_then(|m| m.modified()).ok();
+        if !retry_now && mtime.is_some() && mtime == idle_at {
+            std::thread::sleep(poll);
+            continue;
+        }
+        idle_at = None;
         match worker.has_work(&service.name, retry_now) {
             Ok(true) => match worker.process_service(service, retry_now, false) {
                 Ok(Some(_)) if retry_now => last_retry = Some(Instant::now()),
@@ -245,8 +255,12 @@ fn serve(worker: &Worker, service: &ServiceConfig, poll: Duration, retry: Durati
                     std::thread::sleep(Duration::from_secs(5));
                 }
             },
-            Ok(false) if retry_now => last_retry = Some(Instant::now()),
-            Ok(false) => {}
+            Ok(false) => {
+                idle_at = mtime;
+                if retry_now {
+                    last_retry = Some(Instant::now());
+                }
+            }
             Err(e) => {
                 eprint!("{}", work_error(&e).render());
                 std::thread::sleep(Duration::from_secs(5));

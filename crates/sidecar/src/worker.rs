@@ -420,7 +420,7 @@ impl Worker {
             if attempt > 0 {
                 std::thread::sleep(Duration::from_millis(100 << attempt.min(4)));
             }
-            let tip = match repos.fetch() {
+            let tip = match repos.fetch().and_then(|tip| repos.ensure_objects(&[&job.from, &job.to]).map(|()| tip)) {
                 Ok(tip) => tip,
                 Err(e) => {
                     last_error = e.to_string();
