@@ -524,6 +524,13 @@ impl Worker {
         std::thread::sleep(remaining);
         let verdict = Self::check(service, job, "verify");
         if !verdict.healthy {
+            let head = repos.checkout_head().unwrap_or_default();
+            let reason = verdict.reason();
+            self.emit(
+                "health.failed",
+                job,
+                json!({"commit": head, "step": "verify", "reason": reason, "tries": verdict.tries}),
+            )?;
             let reason = format!(
                 "still unhealthy after the rollback ({}); the cause is not this change, so nothing more was reverted",
                 verdict.reason()
