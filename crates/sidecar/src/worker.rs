@@ -303,6 +303,13 @@ impl Worker {
                 "the deploy is unhealthy and no previous commit is known, so there is nothing to revert to",
             );
         }
+        if job.from == job.to {
+            return self.escalate(
+                job,
+                repos,
+                "the deploy is unhealthy, but the job names no change (from = to), so there is nothing to revert",
+            );
+        }
         let loops = repos
             .fetch()
             .and_then(|_| repos.ensure_objects(&[&job.from, &job.to]))
