@@ -165,3 +165,51 @@ pub fn message(kind: &str, job: &Job, summary: &str) -> Message {
         }),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn job(phase: Phase) -> Job {
+        let text = format!(
+            r#"{{"version":1,"id":"20260426T035327000-web-4d62098a","service":"web","from":"{a}","to":"{b}",
+            "source":"post-merge","phase":"{phase}","created":"2026-04-26T03:53:27.000Z","updated":"2026-04-26T03:57:27.000Z",
+            "timeline":[{{"ts":"2026-04-26T03:53:27.100Z","phase":"deploy","note":"deploying"}},
+                        {{"ts":"2026-04-26T03:55:00.000Z","phase":"revert","note":"health check failed"}}],
+            "failure":"health check failed: GET http://127.0.0.1:9400/health: connection refused",
+            "pushed":"{c}","pushed_at":"2026-04-26T03:55:00.500Z","finished":"2026-04-26T03:57:27.000Z"}}"#,
+            a = "1".repeat(40),
+            b = "2".repeat(40),
+            c = "3".repeat(40),
+        );
+        serde_json::from_str(&text).unwrap()
+    }
+
+    #[test]
+    fn the_summary_has_every_section_and_the_revert_of_the_revert_warning() {
+        let md = incident_summary(&job(Phase::RolledBack), "origin", "main");
+        for part in [
+            "# web: rolled back",
+            "## Timeline",
+            "## Cause",
+            "connection refused",
+            "## Action",
+            "## Result",
+            "## Next step",
+            "git revert 333333333333",
+        ] {
+            assert!(md.contains(part), "{part:?} missing:\n{md}");
+        }
+        assert!(md.contains("verdict to pushed: 0.5s"), "{md}");
+    }
+
+    #[test]
+    fn the_message_names_service_and_both_commits() {
+        let job = job(Phase::RolledBack);
+        let message = message("rollback.complete", &job, "summary");
+        assert_eq!(message.title, "Auto-revert: web was rolled back (222222222222 reverted by 333333333333)");
+        assert_eq!(message.fields["timings"]["verdict_to_pushed_s"], 0.5);
+        assert_eq!(outcome_kind(&job, false), Some("rollback.complete"));
+        assert_eq!(outcome_kind(&self::job(Phase::Healthy), false), None);
+    }
+}
