@@ -7,6 +7,7 @@
 pub mod config;
 pub mod env;
 pub mod git;
+pub mod jobs;
 pub mod journal;
 pub mod manifest;
 pub mod output;

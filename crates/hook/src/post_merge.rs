@@ -1,14 +1,54 @@
-//! `post-merge` (production role): hands the merge to the sidecar and returns at once.
+//! `post-merge` (production role): hands the merge (`ORIG_HEAD`..`HEAD`; a
+//! `git pull --ff-only` counts) to the sidecar as a job file and returns at once.
+//!
+//! The merge has already happened, so nothing here can refuse it: every problem is printed
+//! (and journaled) with the command that enqueues the job by hand.
 
 use std::path::Path;
 
-use bulwark_core::CliError;
+use bulwark_core::config::Role;
+use bulwark_core::git::ZERO_OID;
+use bulwark_core::{CliError, Journal};
+use serde_json::json;
 
-use crate::Verdict;
+use crate::{Context, Verdict};
 
-#[allow(clippy::unnecessary_wraps)] // filled in with the sidecar's job queue
-/// Enqueues a deploy job for the service whose checkout is this work tree.
-pub fn run(_config: Option<&Path>, _args: &[String]) -> Result<Verdict, CliError> {
-    // The sidecar's job queue lands with the rollback sidecar.
+/// Enqueues a deploy job for the service whose `checkout` is this work tree.
+#[allow(clippy::unnecessary_wraps)] // same signature as every hook
+pub fn run(config: Option<&Path>, _args: &[String]) -> Result<Verdict, CliError> {
+    if let Err(err) = enqueue(config) {
+        eprint!("{}", err.render());
+        if let Ok(journal) = Journal::open_default() {
+            let _ = journal.append("deploy.enqueue_failed", json!({ "error": err.message, "hook": "post-merge" }));
+        }
+    }
     Ok(Verdict::Allow)
+}
+
+fn enqueue(config: Option<&Path>) -> Result<(), CliError> {
+    let ctx = Context::load(config, false)?;
+    if ctx.role != Role::Production {
+        return Ok(());
+    }
+    let Some(work_tree) = &ctx.work_tree else { return Ok(()) };
+    let Some(service) = ctx.config.service_for_checkout(work_tree) else {
+        eprintln!(
+            "note: bulwark: no [[service]] has checkout = {:?}; nothing to deploy",
+            work_tree.display().to_string()
+        );
+        return Ok(());
+    };
+    let git = ctx.git();
+    let to = git.resolve("HEAD")?.ok_or_else(|| CliError::operational("HEAD names no commit after the merge"))?;
+    let from = git.resolve("ORIG_HEAD")?.unwrap_or_else(|| ZERO_OID.to_owned());
+    let by_hand = format!("bulwark-sidecar enqueue --service {} --from {from} --to {to}", service.name);
+    let state_dir = bulwark_core::state::state_dir().map_err(|e| {
+        CliError::operational(format!("cannot hand the merge to the sidecar: {e}")).hint(by_hand.clone())
+    })?;
+    let id = bulwark_core::jobs::enqueue(&state_dir, &service.name, &from, &to, "post-merge").map_err(|e| {
+        CliError::operational(format!("cannot hand the merge to the sidecar: {e}"))
+            .hint(format!("enqueue it by hand: `{by_hand}`"))
+    })?;
+    eprintln!("bulwark: deploy of {} queued for the sidecar (job {id})", service.name);
+    Ok(())
 }

@@ -1,8 +1,363 @@
-//! bulwark-sidecar (not built yet).
+//! `bulwark-sidecar`: the deploy and rollback worker.
+//!
+//! `enqueue` writes a job file; `once` processes every pending or unfinished job and exits;
+//! `run` is the daemon; `status` shows each service's last job and its last known-good
+//! commit. The job model and queue live in `bulwark_core::jobs` (the post-merge hook
+//! enqueues without linking any of this).
 #![forbid(unsafe_code)]
 
-/// Placeholder entry point.
+pub mod crash;
+pub mod gitops;
+pub mod health;
+pub mod report;
+pub mod worker;
+
+use std::fmt::Write as _;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::{Duration, Instant};
+
+use bulwark_core::config::{Config, Lookup, ServiceConfig};
+use bulwark_core::git::{Git, is_full_oid, is_zero_oid};
+use bulwark_core::jobs::{self, Job, Phase};
+use bulwark_core::{CliError, Journal};
+use serde_json::json;
+
+use crate::gitops::short;
+use crate::worker::{ServiceState, WorkError, Worker};
+
+/// The deploy and rollback worker: deploy, wait, check health, and revert, push, redeploy,
+/// verify and notify when a change breaks the service.
+#[derive(Debug, clap::Parser)]
+#[command(name = "bulwark-sidecar", version)]
+pub struct SidecarArgs {
+    /// Config file (default: $BULWARK_CONFIG, then /etc/bulwark/bulwark.toml).
+    #[arg(long, global = true, value_name = "PATH")]
+    pub config: Option<PathBuf>,
+    #[command(subcommand)]
+    pub command: SidecarCommand,
+}
+
+#[derive(Debug, clap::Subcommand)]
+pub enum SidecarCommand {
+    /// Queue a deploy of a change (what the post-merge hook does).
+    Enqueue(EnqueueArgs),
+    /// Process every pending or unfinished job, then exit.
+    Once(OnceArgs),
+    /// Run as a daemon: resume unfinished jobs, then pick up new ones as they come.
+    Run(RunArgs),
+    /// Each service's last job, its phase and outcome, and the last known-good commit.
+    Status(StatusArgs),
+}
+
+#[derive(Debug, clap::Args)]
+pub struct EnqueueArgs {
+    /// The `[[service]]` name.
+    #[arg(long)]
+    pub service: String,
+    /// The commit deployed before the change (a revision in the service's checkout).
+    #[arg(long, value_name = "OLD")]
+    pub from: String,
+    /// The commit the change brought.
+    #[arg(long, value_name = "NEW")]
+    pub to: String,
+    /// Print the job as JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct OnceArgs {
+    /// Print a JSON summary instead of event lines.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct RunArgs {
+    /// How often to look for new jobs.
+    #[arg(long, default_value = "500ms", value_name = "DURATION")]
+    pub poll: bulwark_core::config::Duration,
+    /// How often to retry notifications that could not be delivered.
+    #[arg(long, default_value = "60s", value_name = "DURATION")]
+    pub retry_notify: bulwark_core::config::Duration,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct StatusArgs {
+    /// Print one JSON object.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// Parses arguments, runs, and maps the result to an exit code (the binary's whole `main`).
 pub fn main() -> std::process::ExitCode {
-    eprintln!("error: bulwark-sidecar is not implemented yet");
-    std::process::ExitCode::from(2)
+    use clap::Parser as _;
+    match run(&SidecarArgs::parse()) {
+        Ok(code) => code,
+        Err(err) => err.report(),
+    }
+}
+
+/// Runs one command.
+pub fn run(args: &SidecarArgs) -> Result<ExitCode, CliError> {
+    let config = Config::load(&Lookup { explicit: args.config.as_deref(), git_dir: None })?.config;
+    match &args.command {
+        SidecarCommand::Enqueue(a) => cmd_enqueue(&config, a),
+        SidecarCommand::Once(a) => cmd_once(config, a),
+        SidecarCommand::Run(a) => cmd_run(config, a),
+        SidecarCommand::Status(a) => cmd_status(&config, a),
+    }
+}
+
+fn work_error(err: &WorkError) -> CliError {
+    CliError::operational(format!("the sidecar cannot keep its state: {err}"))
+        .hint("check that the state directory is writable (set BULWARK_STATE_DIR to move it)")
+}
+
+fn service<'a>(config: &'a Config, name: &str) -> Result<&'a ServiceConfig, CliError> {
+    config.service(name).ok_or_else(|| {
+        let known: Vec<&str> = config.services.iter().map(|s| s.name.as_str()).collect();
+        CliError::usage(format!("no `[[service]]` named `{name}` in the config")).hint(if known.is_empty() {
+            "add a [[service]] section (see docs/sidecar.md)".to_owned()
+        } else {
+            format!("configured services: {}", known.join(", "))
+        })
+    })
+}
+
+/// A revision as a full commit id: full ids (and all zeros) as given, anything else
+/// resolved in the service's checkout.
+fn resolve_commit(service: &ServiceConfig, rev: &str, what: &str) -> Result<String, CliError> {
+    if is_full_oid(rev) || is_zero_oid(rev) && rev.len() == 40 {
+        return Ok(rev.to_owned());
+    }
+    match Git::at(&service.checkout).resolve(rev) {
+        Ok(Some(oid)) => Ok(oid),
+        Ok(None) => Err(CliError::usage(format!("{what} `{rev}` names no commit in {}", service.checkout.display()))
+            .hint("pass a full commit id, or a revision the checkout has")),
+        Err(e) => Err(CliError::operational(format!("cannot read {}", service.checkout.display())).caused_by(&e)),
+    }
+}
+
+fn cmd_enqueue(config: &Config, args: &EnqueueArgs) -> Result<ExitCode, CliError> {
+    let service = service(config, &args.service)?;
+    let from = resolve_commit(service, &args.from, "--from")?;
+    let to = resolve_commit(service, &args.to, "--to")?;
+    let state_dir = bulwark_core::state::state_dir()?;
+    let id = jobs::enqueue(&state_dir, &service.name, &from, &to, "cli")
+        .map_err(|e| CliError::operational(format!("cannot enqueue the job: {e}")))?;
+    if args.json {
+        println!("{}", json!({"job": id, "service": service.name, "from": from, "to": to}));
+    } else {
+        println!("{id}");
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn worker(config: Config, echo: bool) -> Result<Worker, CliError> {
+    let state_dir = bulwark_core::state::state_dir()?;
+    Ok(Worker { journal: Journal::in_dir(&state_dir), state_dir, config, echo })
+}
+
+/// Jobs waiting for a service the config does not have.
+fn orphans(worker: &Worker) -> Result<Vec<Job>, CliError> {
+    let all = jobs::list(&worker.state_dir).map_err(|e| CliError::operational(e.to_string()))?;
+    Ok(all
+        .into_iter()
+        .filter_map(Result::ok)
+        .filter(|j| !j.phase.is_final() && worker.config.service(&j.service).is_none())
+        .collect())
+}
+
+fn cmd_once(config: Config, args: &OnceArgs) -> Result<ExitCode, CliError> {
+    let worker = worker(config, !args.json)?;
+    let mut acted = false;
+    let mut outcomes = Vec::new();
+    let mut failure: Option<CliError> = None;
+    for service in &worker.config.services {
+        match worker.process_service(service, true, true) {
+            Ok(Some(pass)) => {
+                acted |= pass.acted();
+                outcomes.extend(
+                    pass.outcomes
+                        .into_iter()
+                        .map(|(id, phase)| json!({"job": id, "service": service.name, "phase": phase})),
+                );
+            }
+            Ok(None) => {}
+            Err(e) => failure = Some(work_error(&e)),
+        }
+    }
+    let orphans = orphans(&worker)?;
+    if args.json {
+        println!(
+            "{}",
+            json!({"jobs": outcomes, "acted": acted, "orphans": orphans.iter().map(|j| &j.id).collect::<Vec<_>>()})
+        );
+    }
+    if let Some(err) = failure {
+        return Err(err);
+    }
+    if let Some(job) = orphans.first() {
+        return Err(CliError::operational(format!(
+            "job {} is for service `{}`, which is not in the config ({} such job(s) left pending)",
+            job.id,
+            job.service,
+            orphans.len()
+        ))
+        .hint("add the [[service]] back, or delete the job file if the service is gone"));
+    }
+    Ok(if acted { ExitCode::from(1) } else { ExitCode::SUCCESS })
+}
+
+fn cmd_run(config: Config, args: &RunArgs) -> Result<ExitCode, CliError> {
+    let worker = worker(config, true)?;
+    if worker.config.services.is_empty() {
+        return Err(CliError::usage("no `[[service]]` in the config: nothing to run")
+            .hint("add a [[service]] section (see docs/sidecar.md)"));
+    }
+    println!(
+        "bulwark-sidecar: running for {} service(s): {}",
+        worker.config.services.len(),
+        worker.config.services.iter().map(|s| s.name.as_str()).collect::<Vec<_>>().join(", ")
+    );
+    let poll = args.poll.get().max(Duration::from_millis(50));
+    let retry = args.retry_notify.get();
+    let handles: Vec<_> = worker
+        .config
+        .services
+        .clone()
+        .into_iter()
+        .map(|service| {
+            let worker = worker.clone();
+            std::thread::spawn(move || serve(&worker, &service, poll, retry))
+        })
+        .collect();
+    for handle in handles {
+        let _ = handle.join();
+    }
+    Err(CliError::operational("every service worker stopped"))
+}
+
+/// One service's loop in the daemon: never returns; errors are printed and retried.
+fn serve(worker: &Worker, service: &ServiceConfig, poll: Duration, retry: Duration) {
+    let mut last_retry: Option<Instant> = None;
+    // Every job write renames a file into the jobs directory, which changes its mtime: while
+    // it stays the same and nothing was left to do, there is nothing new to read.
+    let dir = jobs::jobs_dir(&worker.state_dir);
+    let mut idle_at: Option<std::time::SystemTime> = None;
+    loop {
+        let retry_now = last_retry.is_none_or(|t| t.elapsed() >= retry);
+        let mtime = std::fs::metadata(&dir).and_then(|m| m.modified()).ok();
+        if !retry_now && mtime.is_some() && mtime == idle_at {
+            std::thread::sleep(poll);
+            continue;
+        }
+        idle_at = None;
+        match worker.has_work(&service.name, retry_now) {
+            Ok(true) => match worker.process_service(service, retry_now, false) {
+                Ok(Some(_)) if retry_now => last_retry = Some(Instant::now()),
+                Ok(_) => {}
+                Err(e) => {
+                    eprint!("{}", work_error(&e).render());
+                    std::thread::sleep(Duration::from_secs(5));
+                }
+            },
+            Ok(false) => {
+                idle_at = mtime;
+                if retry_now {
+                    last_retry = Some(Instant::now());
+                }
+            }
+            Err(e) => {
+                eprint!("{}", work_error(&e).render());
+                std::thread::sleep(Duration::from_secs(5));
+            }
+        }
+        std::thread::sleep(poll);
+    }
+}
+
+fn cmd_status(config: &Config, args: &StatusArgs) -> Result<ExitCode, CliError> {
+    let state_dir = bulwark_core::state::state_dir()?;
+    let all: Vec<Job> = jobs::list(&state_dir)
+        .map_err(|e| CliError::operational(e.to_string()))?
+        .into_iter()
+        .filter_map(Result::ok)
+        .collect();
+    let mut names: Vec<String> = config.services.iter().map(|s| s.name.clone()).collect();
+    for job in &all {
+        if !names.contains(&job.service) {
+            names.push(job.service.clone());
+        }
+    }
+    let mut services = Vec::new();
+    for name in &names {
+        let mine: Vec<&Job> = all.iter().filter(|j| &j.service == name).collect();
+        let last = mine.iter().rev().find(|j| j.phase != Phase::Skipped).or(mine.last()).copied();
+        let unfinished = mine.iter().filter(|j| !j.phase.is_final()).count();
+        let known = ServiceState::load(&state_dir, name);
+        services.push((name.clone(), last.cloned(), unfinished, known, config.service(name).is_some()));
+    }
+    if args.json {
+        let value = json!({
+            "state_dir": state_dir,
+            "services": services.iter().map(|(name, last, unfinished, known, configured)| json!({
+                "name": name,
+                "configured": configured,
+                "unfinished_jobs": unfinished,
+                "known_good": known.known_good,
+                "known_good_at": known.known_good_at,
+                "known_good_job": known.known_good_job,
+                "last_job": last.as_ref().map(|j| json!({
+                    "id": j.id,
+                    "phase": j.phase,
+                    "final": j.phase.is_final(),
+                    "from": j.from,
+                    "to": j.to,
+                    "created": j.created,
+                    "updated": j.updated,
+                    "failure": j.failure,
+                    "revert": j.pushed,
+                    "escalation": j.escalation,
+                    "incident": j.incident,
+                    "notifications": j.notifications,
+                })),
+            })).collect::<Vec<_>>(),
+        });
+        println!("{value}");
+        return Ok(ExitCode::SUCCESS);
+    }
+    if services.is_empty() {
+        println!("no services configured and no jobs");
+    }
+    for (name, last, unfinished, known, configured) in &services {
+        let mut line = format!("{name}:");
+        match last {
+            Some(j) => _ = write!(line, " last job {} {} {}..{}", j.id, j.phase, short(&j.from), short(&j.to)),
+            None => line.push_str(" no jobs"),
+        }
+        if *unfinished > 0 {
+            _ = write!(line, ", {unfinished} unfinished");
+        }
+        match &known.known_good {
+            Some(c) => _ = write!(line, ", known good {}", short(c)),
+            None => line.push_str(", no known-good commit yet"),
+        }
+        if !configured {
+            line.push_str(" (not in the config)");
+        }
+        println!("{line}");
+        if let Some(j) = last {
+            if let Some(e) = &j.escalation {
+                println!("{name}: escalated: {e}");
+            }
+            let owed = j.notifications.iter().filter(|d| d.delivered.is_none()).count();
+            if owed > 0 {
+                println!("{name}: {owed} notification(s) not delivered yet");
+            }
+        }
+    }
+    Ok(ExitCode::SUCCESS)
 }

@@ -1,4 +1,4 @@
-//! `bulwark-sidecar`.
+//! `bulwark-sidecar`: the deploy and rollback worker.
 
 fn main() -> std::process::ExitCode {
     bulwark_sidecar::main()

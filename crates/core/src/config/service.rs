@@ -15,7 +15,8 @@ pub struct ServiceConfig {
     pub checkout: PathBuf,
     /// The command that (re)deploys the service from the checkout.
     pub deploy: Argv,
-    /// Time limit for one run of `deploy`.
+    /// Time limit for one run of `deploy`; a deploy that hangs past it is killed (with its
+    /// process group) and the job escalates.
     #[serde(default = "default_deploy_timeout")]
     pub deploy_timeout: Duration,
     /// Wait after a deploy before the first health check.
@@ -24,7 +25,7 @@ pub struct ServiceConfig {
     /// The branch deployed and rolled back (default: `drift.branch`, else `main`).
     #[serde(default)]
     pub branch: Option<String>,
-    /// The remote rollbacks are pushed to.
+    /// The remote rollbacks are pushed to (its URL is read from the checkout).
     #[serde(default = "default_remote")]
     pub remote: String,
     #[serde(default)]
@@ -126,6 +127,18 @@ fn default_window() -> Duration {
 
 impl ServiceConfig {
     pub(super) fn validate(&self) -> Result<(), (String, String)> {
+        if !crate::jobs::valid_service_name(&self.name) {
+            return Err((
+                "name".into(),
+                format!("`{}` must be letters, digits, `.`, `_` or `-` (it names job and lock files)", self.name),
+            ));
+        }
+        if self.remote.is_empty() || self.remote.starts_with('-') {
+            return Err(("remote".into(), format!("`{}` is not a remote name", self.remote)));
+        }
+        if self.branch.as_deref().is_some_and(|b| b.is_empty() || b.starts_with('-')) {
+            return Err(("branch".into(), "must be a branch name like \"main\"".into()));
+        }
         let health = &self.health;
         if health.attempts == 0 {
             return Err(("health.attempts".into(), "must be at least 1".into()));

@@ -123,3 +123,10 @@ fn line_column_counts_from_one() {
     assert_eq!(line_column("ab\ncd", 0), (1, 1));
     assert_eq!(line_column("ab\ncd", 4), (2, 2));
 }
+
+#[test]
+fn service_names_must_be_usable_as_file_names() {
+    let text = "[[service]]\nname = \"../web\"\ncheckout = \"/srv/web\"\ndeploy = [\"true\"]\n[service.health]\nurl = \"http://127.0.0.1:1/\"\n";
+    let err = parse_err(text);
+    assert!(err.contains("service[0].name") && err.contains("letters, digits"), "{err}");
+}

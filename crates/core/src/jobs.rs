@@ -1,0 +1,450 @@
+//! The sidecar's job queue: one JSON file per job under `<state>/sidecar/jobs/`.
+//!
+//! A job is written atomically *before* each action it describes, so a worker killed at any
+//! moment finds, on restart, the step it was in and redoes it (every step is idempotent).
+//! This module is the model only: `bulwark-hook post-merge` links it to enqueue a job with
+//! nothing but a file write, and `bulwark-sidecar` does the work.
+
+use std::collections::BTreeMap;
+use std::fs::{File, OpenOptions};
+use std::io::ErrorKind;
+use std::os::unix::fs::OpenOptionsExt as _;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use crate::state::{self, StateError};
+
+/// The job format version written into every job file.
+pub const JOB_VERSION: u32 = 1;
+
+/// `<state>/sidecar`: everything the sidecar keeps.
+pub fn sidecar_dir(state_dir: &Path) -> PathBuf {
+    state_dir.join("sidecar")
+}
+
+/// `<state>/sidecar/jobs`: one `<id>.json` per job.
+pub fn jobs_dir(state_dir: &Path) -> PathBuf {
+    sidecar_dir(state_dir).join("jobs")
+}
+
+/// A job's id: `<UTC time to the millisecond>-<service>-<short to>`; ids sort by age.
+pub type JobId = String;
+
+/// Where a job is. Non-final phases name the step to do next (or the one in progress when
+/// the worker stopped); final phases are outcomes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Phase {
+    /// Enqueued, not started.
+    Pending,
+    /// Running the service's `deploy` command.
+    Deploy,
+    /// Waiting `stabilize` after the deploy.
+    Stabilize,
+    /// Checking health after the deploy.
+    Health,
+    /// Making the revert commit (in the sidecar's scratch repository).
+    Revert,
+    /// Pushing the revert to the remote; then moving the checkout to it.
+    Push,
+    /// Deploying the reverted checkout.
+    Redeploy,
+    /// Checking health after the redeploy.
+    Verify,
+    /// Final: the deploy is healthy.
+    Healthy,
+    /// Final: the change was reverted, pushed, redeployed and verified.
+    RolledBack,
+    /// Final: a person must act; `escalation` says why and what state things are in.
+    Escalated,
+    /// Final: nothing to do (the commit is already deployed and verified).
+    Skipped,
+}
+
+impl Phase {
+    /// Whether the job is over (notifications may still be owed).
+    pub fn is_final(self) -> bool {
+        matches!(self, Phase::Healthy | Phase::RolledBack | Phase::Escalated | Phase::Skipped)
+    }
+
+    /// The name used in files, events and output.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Phase::Pending => "pending",
+            Phase::Deploy => "deploy",
+            Phase::Stabilize => "stabilize",
+            Phase::Health => "health",
+            Phase::Revert => "revert",
+            Phase::Push => "push",
+            Phase::Redeploy => "redeploy",
+            Phase::Verify => "verify",
+            Phase::Healthy => "healthy",
+            Phase::RolledBack => "rolled-back",
+            Phase::Escalated => "escalated",
+            Phase::Skipped => "skipped",
+        }
+    }
+}
+
+impl std::fmt::Display for Phase {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// One run of a deploy command.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct CommandRecord {
+    /// `deploy` or `redeploy`.
+    pub step: String,
+    pub started: String,
+    pub finished: Option<String>,
+    /// Exit code; `None` when killed (timeout) or not started.
+    pub code: Option<i32>,
+    pub timed_out: bool,
+    /// Why it did not succeed (could not start, non-zero exit, timeout).
+    pub error: Option<String>,
+    /// Captured output, truncated.
+    pub stdout: String,
+    pub stderr: String,
+}
+
+/// One health verdict (after `attempts` tries or the first failure).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct HealthRecord {
+    /// `health` or `verify`.
+    pub step: String,
+    pub started: String,
+    pub finished: String,
+    pub healthy: bool,
+    /// Tries made, in order: `ok: 200` or the failure.
+    pub tries: Vec<String>,
+}
+
+/// The revert commit the sidecar made (maybe not pushed yet).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct RevertRecord {
+    pub commit: String,
+    /// The remote tip it was made on (its parent).
+    pub parent: String,
+    pub made: String,
+    /// How many times it was (re)made because the remote moved.
+    pub remakes: u32,
+}
+
+/// The delivery of one outcome notification to one target.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Delivery {
+    /// The event kind notified (`rollback.complete`, `rollback.escalated`, `service.recovered`).
+    pub kind: String,
+    /// Index of the `[[notify]]` target.
+    pub target: usize,
+    /// Redacted target description.
+    pub label: String,
+    pub attempts: u32,
+    pub delivered: Option<String>,
+    pub last_error: Option<String>,
+}
+
+/// One line of the job's timeline.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Step {
+    pub ts: String,
+    pub phase: String,
+    pub note: String,
+}
+
+/// One job, as stored in `<state>/sidecar/jobs/<id>.json`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Job {
+    pub version: u32,
+    pub id: JobId,
+    pub service: String,
+    /// The commit deployed before the change (all zeros if unknown).
+    pub from: String,
+    /// The commit the change brought.
+    pub to: String,
+    /// Who enqueued it (`post-merge`, `cli`).
+    pub source: String,
+    pub phase: Phase,
+    pub created: String,
+    pub updated: String,
+    /// How many times each phase was started (a restart redoes the current phase).
+    #[serde(default)]
+    pub starts: BTreeMap<String, u32>,
+    #[serde(default)]
+    pub timeline: Vec<Step>,
+    #[serde(default)]
+    pub deploys: Vec<CommandRecord>,
+    #[serde(default)]
+    pub checks: Vec<HealthRecord>,
+    /// Why the deploy was judged bad.
+    #[serde(default)]
+    pub failure: Option<String>,
+    #[serde(default)]
+    pub revert: Option<RevertRecord>,
+    /// Push attempts that failed, with their errors.
+    #[serde(default)]
+    pub push_failures: Vec<String>,
+    /// The revert commit once the remote has it.
+    #[serde(default)]
+    pub pushed: Option<String>,
+    /// When the sidecar saw the revert on the remote.
+    #[serde(default)]
+    pub pushed_at: Option<String>,
+    /// Why a person must act, and what state things are in.
+    #[serde(default)]
+    pub escalation: Option<String>,
+    /// The markdown incident summary, once written.
+    #[serde(default)]
+    pub incident: Option<PathBuf>,
+    #[serde(default)]
+    pub notifications: Vec<Delivery>,
+    /// When the job reached its final phase.
+    #[serde(default)]
+    pub finished: Option<String>,
+}
+
+/// The job queue could not be read or written.
+#[derive(Debug, thiserror::Error)]
+pub enum JobError {
+    #[error(transparent)]
+    State(#[from] StateError),
+    /// The service name cannot name a file (empty, or characters other than
+    /// letters, digits, `.`, `_`, `-`).
+    #[error("service name `{0}` must be letters, digits, `.`, `_` or `-`")]
+    BadService(String),
+    /// `from`/`to` are not full object ids.
+    #[error("`{0}` is not a full commit id (40 or 64 hex digits)")]
+    BadCommit(String),
+    #[error("{path}: {source}")]
+    Io { path: PathBuf, source: std::io::Error },
+    #[error("{path}: not a job file: {source}")]
+    Parse { path: PathBuf, source: serde_json::Error },
+}
+
+/// Whether `name` can be used in a file name as is.
+pub fn valid_service_name(name: &str) -> bool {
+    !name.is_empty()
+        && !name.starts_with('.')
+        && name.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
+}
+
+/// Now in UTC with milliseconds (`2026-04-26T03:57:27.123Z`): jobs time their steps.
+pub fn now_millis() -> String {
+    let now = jiff::Timestamp::now();
+    let ms = now.as_millisecond();
+    jiff::Timestamp::from_millisecond(ms).map_or_else(|_| now.to_string(), |t| format!("{t:.3}"))
+}
+
+/// Enqueues a job for `service` (`from` → `to`, both full commit ids; `from` may be all
+/// zeros when unknown) and returns its id. Costs one directory listing and one atomic file
+/// write; nothing is run. Enqueuing the same `service`/`from`/`to` again while that job is
+/// unfinished returns the existing id.
+pub fn enqueue(state_dir: &Path, service: &str, from: &str, to: &str, source: &str) -> Result<JobId, JobError> {
+    if !valid_service_name(service) {
+        return Err(JobError::BadService(service.to_owned()));
+    }
+    for oid in [from, to] {
+        if !crate::git::is_full_oid(oid) {
+            return Err(JobError::BadCommit(oid.to_owned()));
+        }
+    }
+    let dir = jobs_dir(state_dir);
+    state::ensure_private_dir(&dir)?;
+    for job in list(state_dir)?.into_iter().flatten() {
+        if job.service == service && job.from == from && job.to == to && !job.phase.is_final() {
+            return Ok(job.id);
+        }
+    }
+    let now = jiff::Timestamp::now();
+    let stamp = now.strftime("%Y%m%dT%H%M%S%3f").to_string();
+    let short = &to[..to.len().min(8)];
+    let created = now_millis();
+    for n in 0u32.. {
+        let id = if n == 0 { format!("{stamp}-{service}-{short}") } else { format!("{stamp}-{service}-{short}-{n}") };
+        let path = dir.join(format!("{id}.json"));
+        // Reserve the name first, so two enqueuers in the same millisecond never share it.
+        match OpenOptions::new().write(true).create_new(true).mode(0o600).open(&path) {
+            Ok(_) => {}
+            Err(e) if e.kind() == ErrorKind::AlreadyExists => continue,
+            Err(source) => return Err(JobError::Io { path, source }),
+        }
+        let job = Job {
+            version: JOB_VERSION,
+            id: id.clone(),
+            service: service.to_owned(),
+            from: from.to_owned(),
+            to: to.to_owned(),
+            source: source.to_owned(),
+            phase: Phase::Pending,
+            created: created.clone(),
+            updated: created.clone(),
+            starts: BTreeMap::new(),
+            timeline: vec![Step {
+                ts: created.clone(),
+                phase: "pending".into(),
+                note: format!("enqueued by {source}"),
+            }],
+            deploys: Vec::new(),
+            checks: Vec::new(),
+            failure: None,
+            revert: None,
+            push_failures: Vec::new(),
+            pushed: None,
+            pushed_at: None,
+            escalation: None,
+            incident: None,
+            notifications: Vec::new(),
+            finished: None,
+        };
+        job.save(state_dir)?;
+        return Ok(id);
+    }
+    unreachable!("u32 ids exhausted")
+}
+
+/// Every job file in the queue, oldest first; an unreadable file is an `Err` entry so one
+/// bad file never hides the others.
+pub fn list(state_dir: &Path) -> Result<Vec<Result<Job, JobError>>, JobError> {
+    let dir = jobs_dir(state_dir);
+    let entries = match std::fs::read_dir(&dir) {
+        Ok(entries) => entries,
+        Err(e) if e.kind() == ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(source) => return Err(JobError::Io { path: dir, source }),
+    };
+    let mut paths: Vec<PathBuf> = entries
+        .filter_map(Result::ok)
+        .map(|e| e.path())
+        .filter(|p| {
+            p.extension().is_some_and(|x| x == "json")
+                && !p.file_name().is_some_and(|n| n.to_string_lossy().starts_with('.'))
+        })
+        .collect();
+    paths.sort();
+    Ok(paths
+        .into_iter()
+        .filter_map(|path| match Job::load(&path) {
+            // A reserved name whose job is not written yet: skip it until it is.
+            Err(JobError::Parse { .. }) if std::fs::metadata(&path).is_ok_and(|m| m.len() == 0) => None,
+            other => Some(other),
+        })
+        .collect())
+}
+
+impl Job {
+    /// Reads one job file.
+    pub fn load(path: &Path) -> Result<Job, JobError> {
+        let bytes = std::fs::read(path).map_err(|source| JobError::Io { path: path.to_owned(), source })?;
+        serde_json::from_slice(&bytes).map_err(|source| JobError::Parse { path: path.to_owned(), source })
+    }
+
+    /// The job file's path.
+    pub fn path(&self, state_dir: &Path) -> PathBuf {
+        jobs_dir(state_dir).join(format!("{}.json", self.id))
+    }
+
+    /// Writes the job atomically (stamping `updated`).
+    pub fn save(&self, state_dir: &Path) -> Result<(), JobError> {
+        state::write_json_atomic(&self.path(state_dir), self)?;
+        Ok(())
+    }
+
+    /// How many times `phase` was started.
+    pub fn starts_of(&self, phase: Phase) -> u32 {
+        self.starts.get(phase.as_str()).copied().unwrap_or(0)
+    }
+
+    /// Whether a notification is still owed (some delivery not made).
+    pub fn owes_notification(&self) -> bool {
+        self.notifications.iter().any(|d| d.delivered.is_none())
+    }
+}
+
+/// An exclusive per-service lock (`<state>/sidecar/locks/<service>.lock`), released when
+/// dropped or when the process dies: one worker per service at a time.
+#[derive(Debug)]
+pub struct ServiceLock {
+    _file: File,
+}
+
+impl ServiceLock {
+    fn open(state_dir: &Path, service: &str) -> Result<(File, PathBuf), JobError> {
+        if !valid_service_name(service) {
+            return Err(JobError::BadService(service.to_owned()));
+        }
+        let dir = sidecar_dir(state_dir).join("locks");
+        state::ensure_private_dir(&dir)?;
+        let path = dir.join(format!("{service}.lock"));
+        let file = OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .mode(0o600)
+            .open(&path)
+            .map_err(|source| JobError::Io { path: path.clone(), source })?;
+        Ok((file, path))
+    }
+
+    /// Waits for the lock.
+    pub fn acquire(state_dir: &Path, service: &str) -> Result<ServiceLock, JobError> {
+        let (file, path) = Self::open(state_dir, service)?;
+        file.lock().map_err(|source| JobError::Io { path, source })?;
+        Ok(ServiceLock { _file: file })
+    }
+
+    /// Takes the lock if nobody holds it.
+    pub fn try_acquire(state_dir: &Path, service: &str) -> Result<Option<ServiceLock>, JobError> {
+        let (file, path) = Self::open(state_dir, service)?;
+        match file.try_lock() {
+            Ok(()) => Ok(Some(ServiceLock { _file: file })),
+            Err(std::fs::TryLockError::WouldBlock) => Ok(None),
+            Err(std::fs::TryLockError::Error(source)) => Err(JobError::Io { path, source }),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const A: &str = "1111111111111111111111111111111111111111";
+    const B: &str = "2222222222222222222222222222222222222222";
+
+    #[test]
+    fn enqueue_writes_one_pending_job_and_is_idempotent_while_unfinished() {
+        let dir = tempfile::tempdir().unwrap();
+        let id = enqueue(dir.path(), "web", A, B, "post-merge").unwrap();
+        assert!(id.ends_with("-web-22222222"), "{id}");
+        assert_eq!(enqueue(dir.path(), "web", A, B, "post-merge").unwrap(), id);
+        let jobs: Vec<Job> = list(dir.path()).unwrap().into_iter().map(Result::unwrap).collect();
+        assert_eq!(jobs.len(), 1);
+        assert_eq!(jobs[0].phase, Phase::Pending);
+        assert_eq!((jobs[0].from.as_str(), jobs[0].to.as_str()), (A, B));
+
+        let mut done = jobs[0].clone();
+        done.phase = Phase::Healthy;
+        done.save(dir.path()).unwrap();
+        let again = enqueue(dir.path(), "web", A, B, "cli").unwrap();
+        assert_ne!(again, id, "a finished job is not reused");
+    }
+
+    #[test]
+    fn enqueue_refuses_bad_names_and_commits() {
+        let dir = tempfile::tempdir().unwrap();
+        assert!(matches!(enqueue(dir.path(), "../x", A, B, "cli"), Err(JobError::BadService(_))));
+        assert!(matches!(enqueue(dir.path(), "web", "HEAD", B, "cli"), Err(JobError::BadCommit(_))));
+        assert!(list(dir.path()).unwrap().is_empty());
+    }
+
+    #[test]
+    fn a_held_lock_is_not_taken_twice() {
+        let dir = tempfile::tempdir().unwrap();
+        let held = ServiceLock::try_acquire(dir.path(), "web").unwrap();
+        assert!(held.is_some());
+        assert!(ServiceLock::try_acquire(dir.path(), "web").unwrap().is_none());
+        drop(held);
+        assert!(ServiceLock::try_acquire(dir.path(), "web").unwrap().is_some());
+    }
+}

@@ -1,0 +1,279 @@
+//! The git side of a rollback, through the `git` program.
+//!
+//! The revert is never made in the production checkout (its guards allow no commit there).
+//! It is computed in a private bare "scratch" repository under the state directory, from
+//! objects only: `git merge-tree --write-tree --merge-base=<to> <tip> <from>` is the tree
+//! that undoes `from..to` on top of the remote's current tip (for a merge with `from` its
+//! first parent, exactly `git revert -m 1`; for a fast-forward range, one commit undoing
+//! all of it; commits that landed after stay), and `git commit-tree` makes the commit. No
+//! work tree or index is touched, so a conflict leaves nothing to clean up. The commit is
+//! pushed with a plain push from the scratch repository; the production checkout then
+//! fetches and fast-forwards to what the remote has, which its guards allow.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use bulwark_core::git::Git;
+use bulwark_core::process::{self, ProcessError, RunOptions};
+
+/// Trailer naming the commit a bulwark revert undoes (its `to`).
+pub const TRAILER_REVERT_OF: &str = "Bulwark-Revert-Of";
+/// Trailer naming the job that made a revert.
+pub const TRAILER_JOB: &str = "Bulwark-Job";
+/// Trailer naming the range a bulwark revert undoes.
+pub const TRAILER_RANGE: &str = "Bulwark-Revert-Range";
+
+/// Time limit for network git commands (fetch, push).
+const NETWORK_TIMEOUT: Duration = Duration::from_secs(120);
+/// Time limit for local git commands.
+const LOCAL_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// The identity revert commits are made with.
+pub const REVERT_AUTHOR_NAME: &str = "bulwark-sidecar";
+
+/// Where a rollback happens: the service's checkout, its remote and branch, and the
+/// sidecar's scratch repository.
+#[derive(Debug, Clone)]
+pub struct Repos {
+    pub checkout: PathBuf,
+    pub remote: String,
+    pub branch: String,
+    pub scratch: PathBuf,
+}
+
+/// The result of computing a revert.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RevertPlan {
+    /// The tree that undoes the change on top of `tip`.
+    Tree { tree: String, tip: String },
+    /// The tip already has the undone tree: nothing to commit.
+    AlreadyUndone { tip: String },
+    /// Undoing the change conflicts with what landed since; these paths conflict.
+    Conflict { tip: String, paths: Vec<String> },
+}
+
+impl Repos {
+    fn checkout_git(&self) -> Git {
+        Git::at(&self.checkout).with_timeout(NETWORK_TIMEOUT)
+    }
+
+    fn scratch_git(&self) -> ScratchGit {
+        ScratchGit(Git::at(&self.scratch).with_timeout(NETWORK_TIMEOUT))
+    }
+
+    fn tracking_ref(&self) -> String {
+        format!("refs/remotes/origin/{}", self.branch)
+    }
+
+    /// The remote's URL as the checkout has it, made absolute when it is a relative path.
+    pub fn remote_url(&self) -> Result<String, ProcessError> {
+        let url = self.checkout_git().stdout(["remote", "get-url", "--end-of-options", &self.remote])?;
+        let is_url = url.contains("://") || (url.contains(':') && !url.starts_with('/') && !url.starts_with('.'));
+        if is_url || Path::new(&url).is_absolute() {
+            Ok(url)
+        } else {
+            Ok(self.checkout.join(url).to_string_lossy().into_owned())
+        }
+    }
+
+    /// Creates the scratch repository if needed and fetches the remote branch into it;
+    /// returns the remote tip.
+    pub fn fetch(&self) -> Result<String, ProcessError> {
+        if !self.scratch.join("HEAD").exists() {
+            if let Some(parent) = self.scratch.parent() {
+                let _ = bulwark_core::state::ensure_private_dir(parent);
+            }
+            let tmp = self.scratch.with_extension("tmp");
+            let _ = std::fs::remove_dir_all(&tmp);
+            Git::at(self.scratch.parent().unwrap_or(Path::new("/"))).with_timeout(LOCAL_TIMEOUT).run([
+                "init",
+                "-q",
+                "--bare",
+                "--end-of-options",
+                &tmp.to_string_lossy(),
+            ])?;
+            // Renamed into place whole, so a crash never leaves a half-made repository.
+            std::fs::rename(&tmp, &self.scratch).map_err(|source| ProcessError::Wait {
+                command: format!("rename {} {}", tmp.display(), self.scratch.display()),
+                source,
+            })?;
+        }
+        let url = self.remote_url()?;
+        let refspec = format!("+refs/heads/{}:{}", self.branch, self.tracking_ref());
+        self.scratch_git().run(["fetch", "-q", "--no-tags", "--end-of-options", &url, &refspec])?;
+        self.scratch_git().stdout(["rev-parse", "--verify", "--end-of-options", &self.tracking_ref()])
+    }
+
+    /// Makes sure the scratch repository has `commits` (they come from the checkout when
+    /// the remote no longer has them, e.g. a range enqueued by hand).
+    pub fn ensure_objects(&self, commits: &[&str]) -> Result<(), ProcessError> {
+        let git = self.scratch_git();
+        let missing = commits.iter().any(|c| git.resolve(c).ok().flatten().is_none());
+        if missing {
+            let checkout = self.checkout.to_string_lossy().into_owned();
+            git.run(["fetch", "-q", "--no-tags", "--end-of-options", &checkout, "+HEAD:refs/bulwark/checkout-head"])?;
+        }
+        Ok(())
+    }
+
+    /// The commit on the remote branch (after [`Self::fetch`]) that already reverts `to`,
+    /// found by its `Bulwark-Revert-Of` trailer.
+    pub fn find_revert_of(&self, to: &str) -> Result<Option<String>, ProcessError> {
+        let format = format!("--format=%H %(trailers:key={TRAILER_REVERT_OF},valueonly=true,separator=%x20)");
+        let range = format!("{to}..{}", self.tracking_ref());
+        let out = self.scratch_git().stdout(["log", &format, "--end-of-options", &range])?;
+        Ok(out.lines().find_map(|line| {
+            let (commit, values) = line.split_once(' ')?;
+            values.split_whitespace().any(|v| v == to).then(|| commit.to_owned())
+        }))
+    }
+
+    /// Commits in `from..to` that are themselves bulwark reverts (never auto-reverted).
+    pub fn bulwark_reverts_in(&self, from: &str, to: &str) -> Result<Vec<String>, ProcessError> {
+        let format = format!("--format=%H %(trailers:key={TRAILER_REVERT_OF},valueonly=true,separator=%x20)");
+        let range = format!("{from}..{to}");
+        let out = self.scratch_git().stdout(["log", &format, "--end-of-options", &range])?;
+        Ok(out
+            .lines()
+            .filter_map(|l| l.split_once(' ').filter(|(_, v)| !v.trim().is_empty()).map(|(c, _)| c.to_owned()))
+            .collect())
+    }
+
+    /// The tree that undoes `from..to` on top of `tip`.
+    pub fn plan_revert(&self, from: &str, to: &str, tip: &str) -> Result<RevertPlan, ProcessError> {
+        let git = self.scratch_git();
+        let base = format!("--merge-base={to}");
+        let out =
+            git.run_unchecked(["merge-tree", "--write-tree", "--name-only", "--no-messages", &base, tip, from])?;
+        let text = out.stdout_str();
+        let mut lines = text.lines();
+        let tree = lines.next().unwrap_or_default().trim().to_owned();
+        match out.status.code() {
+            Some(0) => {
+                let tip_tree = git.stdout(["rev-parse", "--verify", "--end-of-options", &format!("{tip}^{{tree}}")])?;
+                if tip_tree == tree {
+                    Ok(RevertPlan::AlreadyUndone { tip: tip.to_owned() })
+                } else {
+                    Ok(RevertPlan::Tree { tree, tip: tip.to_owned() })
+                }
+            }
+            Some(1) => Ok(RevertPlan::Conflict {
+                tip: tip.to_owned(),
+                paths: lines.map(str::to_owned).filter(|l| !l.is_empty()).collect(),
+            }),
+            _ => Err(ProcessError::Failed {
+                command: format!("git merge-tree --write-tree {base} {tip} {from}"),
+                status: out.status.to_string(),
+                code: out.status.code(),
+                stderr: out.stderr_str(),
+                stdout: text,
+            }),
+        }
+    }
+
+    /// The message of the revert of `from..to`.
+    pub fn revert_message(&self, from: &str, to: &str, job: &str, why: &str) -> Result<String, ProcessError> {
+        let git = self.scratch_git();
+        let subject = git.stdout(["log", "-1", "--format=%s", "--end-of-options", to])?;
+        let parents = git.stdout(["log", "-1", "--format=%P", "--end-of-options", to])?;
+        let first_parent = parents.split_whitespace().next().unwrap_or_default();
+        let is_merge_of_from = parents.split_whitespace().count() > 1 && first_parent == from;
+        let count = git.stdout(["rev-list", "--count", "--end-of-options", &format!("{from}..{to}")])?;
+        let short = |c: &str| c.chars().take(12).collect::<String>();
+        let title = if is_merge_of_from {
+            format!("Revert \"{subject}\"")
+        } else {
+            format!("Revert {}..{} ({count} commits, last \"{subject}\")", short(from), short(to))
+        };
+        let body = if is_merge_of_from {
+            format!("This reverts merge {to}, reversing the changes made to {from}.")
+        } else {
+            format!("This reverts the fast-forward range {from}..{to} ({count} commits) in one commit.")
+        };
+        Ok(format!(
+            "{title}\n\n{body}\n\nAutomatic rollback by bulwark-sidecar: {why}\n\nMerging the same branch again needs a revert of this revert first.\n\n{TRAILER_REVERT_OF}: {to}\n{TRAILER_RANGE}: {from}..{to}\n{TRAILER_JOB}: {job}\n"
+        ))
+    }
+
+    /// Makes the revert commit (`tree` on top of `tip`) in the scratch repository.
+    pub fn commit_revert(&self, tree: &str, tip: &str, message: &str) -> Result<String, ProcessError> {
+        let git = self.scratch_git();
+        let mut cmd = git.command(["commit-tree", tree, "-p", tip, "-F", "-"]);
+        let email = format!("bulwark-sidecar@{}", bulwark_core::journal::hostname());
+        cmd.env("GIT_AUTHOR_NAME", REVERT_AUTHOR_NAME)
+            .env("GIT_AUTHOR_EMAIL", &email)
+            .env("GIT_COMMITTER_NAME", REVERT_AUTHOR_NAME)
+            .env("GIT_COMMITTER_EMAIL", &email);
+        let opts =
+            RunOptions { stdin: Some(message.as_bytes()), timeout: Some(LOCAL_TIMEOUT), ..RunOptions::default() };
+        let out = process::run_checked(&mut cmd, &opts)?;
+        Ok(out.stdout_str().trim().to_owned())
+    }
+
+    /// A plain push (never forced) of `commit` to the remote branch.
+    pub fn push(&self, commit: &str) -> Result<(), ProcessError> {
+        let url = self.remote_url()?;
+        let refspec = format!("{commit}:refs/heads/{}", self.branch);
+        self.scratch_git().run(["push", "-q", "--no-verify", "--end-of-options", &url, &refspec]).map(|_| ())
+    }
+
+    /// Moves the production checkout to exactly what the remote branch has: fetch, then a
+    /// fast-forward merge (which the production guards allow). Returns the new HEAD.
+    pub fn fast_forward_checkout(&self) -> Result<String, String> {
+        let git = self.checkout_git();
+        let head_ref =
+            git.stdout(["symbolic-ref", "-q", "HEAD"]).map_err(|e| format!("the checkout is not on a branch ({e})"))?;
+        let want = format!("refs/heads/{}", self.branch);
+        if head_ref != want {
+            return Err(format!("the checkout is on `{head_ref}`, not `{want}`"));
+        }
+        let tracking = format!("refs/remotes/{}/{}", self.remote, self.branch);
+        let refspec = format!("+refs/heads/{}:{tracking}", self.branch);
+        git.run(["fetch", "-q", "--no-tags", "--end-of-options", &self.remote, &refspec]).map_err(|e| e.to_string())?;
+        git.run(["merge", "-q", "--ff-only", "--end-of-options", &tracking]).map_err(|e| e.to_string())?;
+        git.stdout(["rev-parse", "--verify", "HEAD"]).map_err(|e| e.to_string())
+    }
+
+    /// The checkout's HEAD commit, if it can be read.
+    pub fn checkout_head(&self) -> Option<String> {
+        Git::at(&self.checkout).with_timeout(LOCAL_TIMEOUT).resolve("HEAD").ok().flatten()
+    }
+
+    /// The remote branch's tip as last fetched into the scratch repository.
+    pub fn last_known_remote_tip(&self) -> Option<String> {
+        Git::at(&self.scratch).resolve(&self.tracking_ref()).ok().flatten()
+    }
+}
+
+/// `git` in the scratch repository, with hooks off: it is the sidecar's private repository,
+/// and a global `core.hooksPath` (a dev machine's guards) must not judge its fetches and
+/// pushes; the server's own hooks still judge the push.
+struct ScratchGit(Git);
+
+impl ScratchGit {
+    fn args<'a>(args: &[&'a str]) -> Vec<&'a str> {
+        let mut all = vec!["-c", "core.hooksPath=/dev/null"];
+        all.extend_from_slice(args);
+        all
+    }
+    fn command<const N: usize>(&self, args: [&str; N]) -> std::process::Command {
+        self.0.command(Self::args(&args))
+    }
+    fn run<const N: usize>(&self, args: [&str; N]) -> Result<process::Captured, ProcessError> {
+        self.0.run(Self::args(&args))
+    }
+    fn run_unchecked<const N: usize>(&self, args: [&str; N]) -> Result<process::Captured, ProcessError> {
+        self.0.run_unchecked(Self::args(&args))
+    }
+    fn stdout<const N: usize>(&self, args: [&str; N]) -> Result<String, ProcessError> {
+        self.0.stdout(Self::args(&args))
+    }
+    fn resolve(&self, rev: &str) -> Result<Option<String>, ProcessError> {
+        self.0.resolve(rev)
+    }
+}
+
+/// A short commit id for messages.
+pub fn short(commit: &str) -> &str {
+    &commit[..commit.len().min(12)]
+}

@@ -1,0 +1,784 @@
+//! The job state machine: deploy → stabilize → health → healthy, or → revert → push →
+//! redeploy → verify → rolled back, or → escalated.
+//!
+//! The job is saved (atomically) on entering each phase, before the phase's action; a
+//! worker that stops anywhere redoes the current phase on restart. Each phase is
+//! idempotent: a revert already on the remote is found by its trailer, a pushed commit is
+//! not pushed again, a journaled outcome is not journaled twice, a delivered notification
+//! is not sent again.
+
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use bulwark_alert::Notifier;
+use bulwark_core::config::{Config, NotifyConfig, ServiceConfig};
+use bulwark_core::jobs::{
+    self, CommandRecord, Delivery, HealthRecord, Job, JobError, Phase, RevertRecord, ServiceLock, Step,
+};
+use bulwark_core::process::{self, ProcessError, RunOptions};
+use bulwark_core::{Journal, JournalError, state};
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+
+use crate::gitops::{Repos, RevertPlan, short};
+use crate::{crash, health, report};
+
+/// Times a phase may be started (restarts included) before the job escalates: a deploy
+/// that kills the sidecar must not loop forever.
+const MAX_PHASE_STARTS: u32 = 5;
+/// Push attempts (each after a fresh fetch) before escalating.
+const MAX_PUSH_ATTEMPTS: u32 = 5;
+/// Delivery attempts per notification before giving up on it.
+pub const MAX_NOTIFY_ATTEMPTS: u32 = 20;
+/// Bytes of a deploy's stdout/stderr kept in the job.
+const KEPT_OUTPUT: usize = 4096;
+
+/// The worker could not keep its own state: an operational error (exit 3).
+#[derive(Debug, thiserror::Error)]
+pub enum WorkError {
+    #[error(transparent)]
+    Job(#[from] JobError),
+    #[error(transparent)]
+    Journal(#[from] JournalError),
+    #[error(transparent)]
+    State(#[from] state::StateError),
+}
+
+/// What is known about a service between jobs.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct ServiceState {
+    /// The last commit deployed and found healthy.
+    pub known_good: Option<String>,
+    pub known_good_at: Option<String>,
+    pub known_good_job: Option<String>,
+}
+
+impl ServiceState {
+    pub fn path(state_dir: &Path, service: &str) -> PathBuf {
+        jobs::sidecar_dir(state_dir).join("services").join(format!("{service}.json"))
+    }
+
+    pub fn load(state_dir: &Path, service: &str) -> ServiceState {
+        std::fs::read(Self::path(state_dir, service))
+            .ok()
+            .and_then(|b| serde_json::from_slice(&b).ok())
+            .unwrap_or_default()
+    }
+
+    fn save(&self, state_dir: &Path, service: &str) -> Result<(), state::StateError> {
+        let path = Self::path(state_dir, service);
+        if let Some(dir) = path.parent() {
+            state::ensure_private_dir(dir)?;
+        }
+        state::write_json_atomic(&path, self)
+    }
+}
+
+/// Outcomes reached during one pass over a service's queue.
+#[derive(Debug, Default, Clone)]
+pub struct Pass {
+    pub outcomes: Vec<(String, Phase)>,
+}
+
+impl Pass {
+    /// Whether a rollback or an escalation happened (exit 1 for `once`).
+    pub fn acted(&self) -> bool {
+        self.outcomes.iter().any(|(_, p)| matches!(p, Phase::RolledBack | Phase::Escalated))
+    }
+}
+
+/// Everything a worker needs; cheap to share between service threads.
+#[derive(Debug, Clone)]
+pub struct Worker {
+    pub state_dir: PathBuf,
+    pub config: Config,
+    pub journal: Journal,
+    /// Print each event as a plain line on stdout.
+    pub echo: bool,
+}
+
+impl Worker {
+    fn targets(&self) -> &[NotifyConfig] {
+        &self.config.notify
+    }
+
+    fn repos(&self, service: &ServiceConfig) -> Repos {
+        Repos {
+            checkout: service.checkout.clone(),
+            remote: service.remote.clone(),
+            branch: service.branch(&self.config).to_owned(),
+            scratch: jobs::sidecar_dir(&self.state_dir).join("work").join(format!("{}.git", service.name)),
+        }
+    }
+
+    /// The service's jobs, oldest first (unreadable files are reported and skipped).
+    pub fn jobs_of(&self, service: &str) -> Result<Vec<Job>, WorkError> {
+        let mut out = Vec::new();
+        for entry in jobs::list(&self.state_dir)? {
+            match entry {
+                Ok(job) if job.service == service => out.push(job),
+                Ok(_) => {}
+                Err(e) => eprintln!("warning: skipping {e}"),
+            }
+        }
+        Ok(out)
+    }
+
+    /// Whether the service has unfinished jobs (or, with `notifications`, owed deliveries).
+    pub fn has_work(&self, service: &str, notifications: bool) -> Result<bool, WorkError> {
+        Ok(self.jobs_of(service)?.iter().any(|j| !j.phase.is_final() || notifications && owes(j)))
+    }
+
+    /// Processes every unfinished job of `service`, oldest first, holding its lock; with
+    /// `notifications`, also retries owed deliveries of finished jobs. `wait` chooses
+    /// between waiting for the lock and returning `None` when another worker holds it.
+    pub fn process_service(
+        &self,
+        service: &ServiceConfig,
+        notifications: bool,
+        wait: bool,
+    ) -> Result<Option<Pass>, WorkError> {
+        let lock = if wait {
+            Some(ServiceLock::acquire(&self.state_dir, &service.name)?)
+        } else {
+            ServiceLock::try_acquire(&self.state_dir, &service.name)?
+        };
+        let Some(_lock) = lock else { return Ok(None) };
+        let mut pass = Pass::default();
+        loop {
+            let all = self.jobs_of(&service.name)?;
+            let Some(mut job) = all.iter().find(|j| !j.phase.is_final()).cloned() else { break };
+            if job.phase == Phase::Pending
+                && let Some(newer) = all.iter().rev().find(|j| j.id > job.id && j.phase == Phase::Pending)
+            {
+                self.supersede(&mut job, newer.clone())?;
+                continue;
+            }
+            self.drive(service, &mut job)?;
+            pass.outcomes.push((job.id.clone(), job.phase));
+        }
+        if notifications {
+            for mut job in self.jobs_of(&service.name)? {
+                // Jobs finished in this pass have just tried; retry only older debts.
+                let fresh = pass.outcomes.iter().any(|(id, _)| *id == job.id);
+                if job.phase.is_final() && owes(&job) && !fresh {
+                    self.deliver(service, &mut job)?;
+                }
+            }
+        }
+        Ok(Some(pass))
+    }
+
+    /// An older pending job whose change a newer pending job includes: the newer one takes
+    /// over its range, this one is skipped.
+    fn supersede(&self, job: &mut Job, mut newer: Job) -> Result<(), WorkError> {
+        if newer.from == job.to {
+            newer.from.clone_from(&job.from);
+            newer.timeline.push(Step {
+                ts: jobs::now_millis(),
+                phase: "pending".into(),
+                note: format!("takes over {}..{} from {}", short(&job.from), short(&job.to), job.id),
+            });
+            newer.save(&self.state_dir)?;
+        }
+        self.enter(job, Phase::Skipped, format!("superseded by {}", newer.id))?;
+        Ok(())
+    }
+
+    /// Runs `job` to a final phase, then delivers its notifications.
+    pub fn drive(&self, service: &ServiceConfig, job: &mut Job) -> Result<(), WorkError> {
+        let repos = self.repos(service);
+        while !job.phase.is_final() {
+            let phase = job.phase;
+            let starts = job.starts.entry(phase.as_str().to_owned()).or_insert(0);
+            *starts += 1;
+            if *starts > MAX_PHASE_STARTS && phase != Phase::Pending {
+                let reason = format!("the sidecar stopped {MAX_PHASE_STARTS} times during `{phase}` of this job");
+                self.escalate(job, &repos, &reason)?;
+                break;
+            }
+            job.save(&self.state_dir)?;
+            match phase {
+                Phase::Pending => self.pending(service, &repos, job)?,
+                Phase::Deploy => self.deploy(service, &repos, job)?,
+                Phase::Stabilize => self.stabilize(service, job, Phase::Health)?,
+                Phase::Health => self.health(service, &repos, job)?,
+                Phase::Revert => self.revert(&repos, job)?,
+                Phase::Push => self.push(&repos, job)?,
+                Phase::Redeploy => self.redeploy(service, &repos, job)?,
+                Phase::Verify => self.verify(service, &repos, job)?,
+                Phase::Healthy | Phase::RolledBack | Phase::Escalated | Phase::Skipped => {}
+            }
+        }
+        self.finish(service, &repos, job)
+    }
+
+    fn pending(&self, service: &ServiceConfig, repos: &Repos, job: &mut Job) -> Result<(), WorkError> {
+        let known = ServiceState::load(&self.state_dir, &service.name);
+        if known.known_good.as_deref() == Some(job.to.as_str())
+            && repos.checkout_head().as_deref() == Some(job.to.as_str())
+        {
+            let by = known.known_good_job.unwrap_or_default();
+            return self.enter(
+                job,
+                Phase::Skipped,
+                format!("{} is already deployed and verified (job {by})", short(&job.to)),
+            );
+        }
+        self.enter(job, Phase::Deploy, format!("deploying {}", short(&job.to)))
+    }
+
+    fn deploy(&self, service: &ServiceConfig, repos: &Repos, job: &mut Job) -> Result<(), WorkError> {
+        self.emit("deploy.started", job, json!({"commit": job.to, "step": "deploy"}))?;
+        let record = run_deploy(service, "deploy");
+        job.deploys.push(record.clone());
+        if record.error.is_none() {
+            return self.enter(job, Phase::Stabilize, "deploy exited 0");
+        }
+        let error = record.error.unwrap_or_default();
+        if record.timed_out {
+            let reason = format!("the deploy of {} hung: {error}", short(&job.to));
+            return self.escalate(job, repos, &reason);
+        }
+        self.emit("deploy.failed", job, json!({"commit": job.to, "error": error}))?;
+        job.failure = Some(format!("the deploy command failed: {error}"));
+        self.unhealthy(repos, job)
+    }
+
+    /// Waits what is left of `stabilize` since the phase was entered (a restart does not
+    /// wait the whole time again), then moves to `next`.
+    fn stabilize(&self, service: &ServiceConfig, job: &mut Job, next: Phase) -> Result<(), WorkError> {
+        let total = service.stabilize.get();
+        let entered = job.timeline.iter().rev().find(|s| s.phase == job.phase.as_str()).map(|s| s.ts.clone());
+        let elapsed = entered.and_then(|ts| since(&ts)).unwrap_or_default();
+        let remaining = total.saturating_sub(elapsed);
+        if !remaining.is_zero() {
+            std::thread::sleep(remaining / 2);
+            crash::point("stabilize.sleeping");
+            std::thread::sleep(remaining.saturating_sub(remaining / 2));
+        }
+        let note = format!("waited {}", health::fmt_duration(total));
+        self.enter(job, next, note)
+    }
+
+    fn check(service: &ServiceConfig, job: &mut Job, step: &str) -> health::Verdict {
+        let started = jobs::now_millis();
+        let verdict = health::check(&service.health, &service.checkout);
+        job.checks.push(HealthRecord {
+            step: step.to_owned(),
+            started,
+            finished: jobs::now_millis(),
+            healthy: verdict.healthy,
+            tries: verdict.tries.clone(),
+        });
+        verdict
+    }
+
+    fn health(&self, service: &ServiceConfig, repos: &Repos, job: &mut Job) -> Result<(), WorkError> {
+        let verdict = Self::check(service, job, "health");
+        if verdict.healthy {
+            self.emit_once("deploy.healthy", job, json!({"commit": job.to}))?;
+            self.mark_known_good(&service.name, &job.to, &job.id)?;
+            let recovered = self.previous_outcome(&service.name, &job.id)? == Some(Phase::Escalated);
+            let note = format!("healthy: {}", verdict.tries.join(", "));
+            if recovered {
+                self.owe(job, "service.recovered");
+            }
+            return self.enter(job, Phase::Healthy, note);
+        }
+        let reason = verdict.reason();
+        self.emit("health.failed", job, json!({"commit": job.to, "reason": reason, "tries": verdict.tries}))?;
+        job.failure = Some(format!("health check failed: {reason}"));
+        self.unhealthy(repos, job)
+    }
+
+    /// The deploy of `to` is bad: start the rollback, unless reverting is not possible or
+    /// not allowed.
+    fn unhealthy(&self, repos: &Repos, job: &mut Job) -> Result<(), WorkError> {
+        if bulwark_core::git::is_zero_oid(&job.from) {
+            return self.escalate(
+                job,
+                repos,
+                "the deploy is unhealthy and no previous commit is known, so there is nothing to revert to",
+            );
+        }
+        if job.from == job.to {
+            return self.escalate(
+                job,
+                repos,
+                "the deploy is unhealthy, but the job names no change (from = to), so there is nothing to revert",
+            );
+        }
+        let loops = repos
+            .fetch()
+            .and_then(|_| repos.ensure_objects(&[&job.from, &job.to]))
+            .and_then(|()| repos.bulwark_reverts_in(&job.from, &job.to));
+        match loops {
+            Err(e) => {
+                return self.escalate(
+                    job,
+                    repos,
+                    &format!("the deploy is unhealthy, but the rollback cannot start: {e}"),
+                );
+            }
+            Ok(loops) if !loops.is_empty() => {
+                let reason = format!(
+                    "the deploy is unhealthy, but the change includes bulwark's own revert {}; a rollback is never itself rolled back",
+                    short(&loops[0])
+                );
+                return self.escalate(job, repos, &reason);
+            }
+            Ok(_) => {}
+        }
+        let reason = job.failure.clone().unwrap_or_default();
+        self.emit_once("rollback.started", job, json!({"bad_commit": job.to, "from": job.from, "reason": reason}))?;
+        self.enter(job, Phase::Revert, reason)
+    }
+
+    fn revert(&self, repos: &Repos, job: &mut Job) -> Result<(), WorkError> {
+        let tip = match repos.fetch().and_then(|tip| repos.ensure_objects(&[&job.from, &job.to]).map(|()| tip)) {
+            Ok(tip) => tip,
+            Err(e) => {
+                return self.escalate(
+                    job,
+                    repos,
+                    &format!("cannot fetch `{}/{}` to make the revert: {e}", repos.remote, repos.branch),
+                );
+            }
+        };
+        match repos.find_revert_of(&job.to) {
+            Ok(Some(existing)) => {
+                job.revert = Some(RevertRecord {
+                    commit: existing.clone(),
+                    parent: String::new(),
+                    made: jobs::now_millis(),
+                    remakes: 0,
+                });
+                return self.enter(job, Phase::Push, format!("revert {} is already on the remote", short(&existing)));
+            }
+            Ok(None) => {}
+            Err(e) => {
+                return self.escalate(job, repos, &format!("cannot read `{}/{}`: {e}", repos.remote, repos.branch));
+            }
+        }
+        match self.make_revert(repos, job, &tip, 0)? {
+            Some(commit) => {
+                self.emit_once(
+                    "rollback.reverted",
+                    job,
+                    json!({"bad_commit": job.to, "revert": commit, "parent": tip}),
+                )?;
+                self.enter(job, Phase::Push, format!("made revert {} on {}", short(&commit), short(&tip)))
+            }
+            None => Ok(()),
+        }
+    }
+
+    /// Makes (or remakes) the revert on `tip`; `None` when it escalated instead.
+    fn make_revert(&self, repos: &Repos, job: &mut Job, tip: &str, remakes: u32) -> Result<Option<String>, WorkError> {
+        let plan = match repos.plan_revert(&job.from, &job.to, tip) {
+            Ok(plan) => plan,
+            Err(e) => {
+                self.escalate(job, repos, &format!("cannot compute the revert: {e}"))?;
+                return Ok(None);
+            }
+        };
+        let commit = match plan {
+            RevertPlan::Conflict { tip, paths } => {
+                let reason = format!(
+                    "reverting {}..{} conflicts with what landed since on `{}/{}` (at {}) in: {}; the revert was not forced",
+                    short(&job.from),
+                    short(&job.to),
+                    repos.remote,
+                    repos.branch,
+                    short(&tip),
+                    if paths.is_empty() { "(unknown paths)".to_owned() } else { paths.join(", ") }
+                );
+                self.escalate(job, repos, &reason)?;
+                return Ok(None);
+            }
+            RevertPlan::AlreadyUndone { tip } => tip,
+            RevertPlan::Tree { tree, tip } => {
+                let why = job.failure.clone().unwrap_or_else(|| "the deploy was unhealthy".into());
+                let made = repos
+                    .revert_message(&job.from, &job.to, &job.id, &why)
+                    .and_then(|message| repos.commit_revert(&tree, &tip, &message));
+                match made {
+                    Ok(commit) => commit,
+                    Err(e) => {
+                        self.escalate(job, repos, &format!("cannot make the revert commit: {e}"))?;
+                        return Ok(None);
+                    }
+                }
+            }
+        };
+        crash::point("revert.made");
+        job.revert =
+            Some(RevertRecord { commit: commit.clone(), parent: tip.to_owned(), made: jobs::now_millis(), remakes });
+        job.save(&self.state_dir)?;
+        Ok(Some(commit))
+    }
+
+    fn push(&self, repos: &Repos, job: &mut Job) -> Result<(), WorkError> {
+        let mut pushed = None;
+        let mut last_error = String::new();
+        for attempt in 0..MAX_PUSH_ATTEMPTS {
+            if attempt > 0 {
+                std::thread::sleep(Duration::from_millis(100 << attempt.min(4)));
+            }
+            let tip = match repos.fetch().and_then(|tip| repos.ensure_objects(&[&job.from, &job.to]).map(|()| tip)) {
+                Ok(tip) => tip,
+                Err(e) => {
+                    last_error = e.to_string();
+                    job.push_failures.push(format!("fetch: {last_error}"));
+                    job.save(&self.state_dir)?;
+                    continue;
+                }
+            };
+            match repos.find_revert_of(&job.to) {
+                Ok(Some(existing)) => {
+                    pushed = Some(existing);
+                    break;
+                }
+                Ok(None) => {}
+                Err(e) => last_error = e.to_string(),
+            }
+            let Some(revert) = job.revert.clone() else {
+                // No revert recorded (a job file from elsewhere): make one now.
+                match self.make_revert(repos, job, &tip, 0)? {
+                    Some(_) => continue,
+                    None => return Ok(()),
+                }
+            };
+            if revert.parent.is_empty() || revert.commit == tip {
+                // Already undone on the remote, or recorded from the remote itself.
+                pushed = Some(revert.commit);
+                break;
+            }
+            if revert.parent != tip {
+                // The remote moved since the revert was made: redo it on the new tip.
+                if self.make_revert(repos, job, &tip, revert.remakes + 1)?.is_none() {
+                    return Ok(());
+                }
+            }
+            let Some(revert) = job.revert.clone() else { continue };
+            match repos.push(&revert.commit) {
+                Ok(()) => {
+                    crash::point("push.done");
+                    pushed = Some(revert.commit);
+                    break;
+                }
+                Err(e) => {
+                    last_error = e.to_string();
+                    job.push_failures.push(last_error.clone());
+                    job.save(&self.state_dir)?;
+                }
+            }
+        }
+        let Some(pushed) = pushed else {
+            let reason = format!(
+                "the push of the revert to `{}/{}` kept failing ({MAX_PUSH_ATTEMPTS} attempts); last error: {last_error}",
+                repos.remote, repos.branch
+            );
+            return self.escalate(job, repos, &reason);
+        };
+        job.pushed = Some(pushed.clone());
+        job.pushed_at.get_or_insert_with(jobs::now_millis);
+        job.save(&self.state_dir)?;
+        self.emit_once(
+            "rollback.pushed",
+            job,
+            json!({"bad_commit": job.to, "revert": pushed, "remote": repos.remote, "branch": repos.branch}),
+        )?;
+        match repos.fast_forward_checkout() {
+            Ok(head) => self.enter(
+                job,
+                Phase::Redeploy,
+                format!("revert {} pushed; checkout at {}", short(&pushed), short(&head)),
+            ),
+            Err(e) => {
+                let reason = format!(
+                    "the revert {} is on `{}/{}`, but the production checkout could not move to it: {e}",
+                    short(&pushed),
+                    repos.remote,
+                    repos.branch
+                );
+                self.escalate(job, repos, &reason)
+            }
+        }
+    }
+
+    fn redeploy(&self, service: &ServiceConfig, repos: &Repos, job: &mut Job) -> Result<(), WorkError> {
+        let head = repos.checkout_head().unwrap_or_default();
+        self.emit("deploy.started", job, json!({"commit": head, "step": "redeploy"}))?;
+        let record = run_deploy(service, "redeploy");
+        job.deploys.push(record.clone());
+        match record.error {
+            None => self.enter(job, Phase::Verify, "redeploy exited 0"),
+            Some(error) => {
+                let reason = format!("the redeploy of the revert failed: {error}");
+                self.escalate(job, repos, &reason)
+            }
+        }
+    }
+
+    fn verify(&self, service: &ServiceConfig, repos: &Repos, job: &mut Job) -> Result<(), WorkError> {
+        // The stabilize wait before verifying belongs to this phase (restarts wait the rest).
+        let total = service.stabilize.get();
+        let entered = job.timeline.iter().rev().find(|s| s.phase == "verify").map(|s| s.ts.clone());
+        let remaining = total.saturating_sub(entered.and_then(|ts| since(&ts)).unwrap_or_default());
+        std::thread::sleep(remaining);
+        let verdict = Self::check(service, job, "verify");
+        if !verdict.healthy {
+            let head = repos.checkout_head().unwrap_or_default();
+            let reason = verdict.reason();
+            self.emit(
+                "health.failed",
+                job,
+                json!({"commit": head, "step": "verify", "reason": reason, "tries": verdict.tries}),
+            )?;
+            let reason = format!(
+                "still unhealthy after the rollback ({}); the cause is not this change, so nothing more was reverted",
+                verdict.reason()
+            );
+            return self.escalate(job, repos, &reason);
+        }
+        let head = repos.checkout_head().unwrap_or_default();
+        self.mark_known_good(&service.name, &head, &job.id)?;
+        self.owe(job, "rollback.complete");
+        self.enter(job, Phase::RolledBack, format!("healthy again on {}", short(&head)))?;
+        let mut fields = json!({"bad_commit": job.to, "revert": job.pushed, "commit": head});
+        for (name, secs) in report::timings(job) {
+            fields[name] = json!(secs);
+        }
+        self.emit_once("rollback.complete", job, fields)
+    }
+
+    /// Ends the job as escalated, with a message that says what state things are in.
+    fn escalate(&self, job: &mut Job, repos: &Repos, reason: &str) -> Result<(), WorkError> {
+        let remote_tip = repos.fetch().ok().or_else(|| repos.last_known_remote_tip());
+        let head = repos.checkout_head();
+        let mut state = format!(
+            "`{}/{}` is at {}",
+            repos.remote,
+            repos.branch,
+            remote_tip.as_deref().map_or("an unknown commit (cannot read it)", short)
+        );
+        match &job.pushed {
+            Some(revert) => _ = write!(state, " (with revert {})", short(revert)),
+            None => state.push_str(" (no revert pushed)"),
+        }
+        _ = write!(
+            state,
+            "; the checkout {} is at {}",
+            repos.checkout.display(),
+            head.as_deref().map_or("an unknown commit", short)
+        );
+        let deployed = job.deploys.last().map(|d| (d.step.clone(), d.error.is_none()));
+        match deployed {
+            Some((step, true)) => _ = write!(state, ", last deployed by the {step} step"),
+            Some((step, false)) => _ = write!(state, ", and its last {step} failed"),
+            None => {}
+        }
+        let todo = if job.pushed.is_some() {
+            "look at the service now; the revert stays on the branch until a person decides"
+        } else {
+            "look at the service now, and revert or fix the change by hand if it is the cause"
+        };
+        let message = format!("{reason}. State: {state}. To do: {todo}.");
+        job.escalation = Some(message.clone());
+        self.owe(job, "rollback.escalated");
+        self.enter(job, Phase::Escalated, reason)?;
+        self.emit_once(
+            "rollback.escalated",
+            job,
+            json!({"bad_commit": job.to, "reason": reason, "state": state, "revert": job.pushed}),
+        )
+    }
+
+    /// Adds an owed delivery per target for `kind` (saved with the next phase change).
+    fn owe(&self, job: &mut Job, kind: &str) {
+        if job.notifications.iter().any(|d| d.kind == kind) {
+            return;
+        }
+        for (target, config) in self.targets().iter().enumerate() {
+            let url = config.url.clone().unwrap_or_else(|| format!("${}", config.url_env.clone().unwrap_or_default()));
+            let label =
+                format!("{:?} {}", config.kind, if url.starts_with('$') { url } else { bulwark_alert::redact(&url) })
+                    .to_lowercase();
+            job.notifications.push(Delivery { kind: kind.to_owned(), target, label, ..Delivery::default() });
+        }
+    }
+
+    /// After the final phase: the incident summary, then owed notifications.
+    fn finish(&self, service: &ServiceConfig, repos: &Repos, job: &mut Job) -> Result<(), WorkError> {
+        if matches!(job.phase, Phase::RolledBack | Phase::Escalated) && job.incident.is_none() {
+            let path = report::incident_path(&self.state_dir, job);
+            if let Some(dir) = path.parent() {
+                state::ensure_private_dir(dir)?;
+            }
+            state::write_atomic(&path, report::incident_summary(job, &repos.remote, &repos.branch).as_bytes())?;
+            job.incident = Some(path);
+            job.save(&self.state_dir)?;
+        }
+        self.deliver(service, job)
+    }
+
+    /// Sends every owed notification of `job`, recording each attempt before it is made and
+    /// its result after; a failure is recorded and retried later, never undoing anything.
+    pub fn deliver(&self, service: &ServiceConfig, job: &mut Job) -> Result<(), WorkError> {
+        let repos = self.repos(service);
+        for index in 0..job.notifications.len() {
+            let delivery = job.notifications[index].clone();
+            if delivery.delivered.is_some() || delivery.attempts >= MAX_NOTIFY_ATTEMPTS {
+                continue;
+            }
+            crash::point("notify");
+            job.notifications[index].attempts += 1;
+            job.save(&self.state_dir)?;
+            let summary = job
+                .incident
+                .as_ref()
+                .and_then(|p| std::fs::read_to_string(p).ok())
+                .unwrap_or_else(|| report::incident_summary(job, &repos.remote, &repos.branch));
+            let message = report::message(&delivery.kind, job, &summary);
+            let result = match self.targets().get(delivery.target) {
+                None => Err("this [[notify]] target is no longer configured".to_owned()),
+                Some(target) => match Notifier::from_config(std::slice::from_ref(target)) {
+                    Err(e) => Err(e.to_string()),
+                    Ok(notifier) => {
+                        let sent = notifier.send(&message);
+                        match sent.failed.first() {
+                            None if !sent.delivered.is_empty() => Ok(()),
+                            None => Err("no target accepted the message".to_owned()),
+                            Some((_, why)) => Err(why.clone()),
+                        }
+                    }
+                },
+            };
+            match result {
+                Ok(()) => {
+                    job.notifications[index].delivered = Some(jobs::now_millis());
+                    job.notifications[index].last_error = None;
+                }
+                Err(e) => job.notifications[index].last_error = Some(e),
+            }
+            job.save(&self.state_dir)?;
+        }
+        Ok(())
+    }
+
+    fn enter(&self, job: &mut Job, phase: Phase, note: impl Into<String>) -> Result<(), WorkError> {
+        let now = jobs::now_millis();
+        job.phase = phase;
+        job.updated.clone_from(&now);
+        job.timeline.push(Step { ts: now.clone(), phase: phase.as_str().to_owned(), note: note.into() });
+        if phase.is_final() {
+            job.finished = Some(now);
+        }
+        job.save(&self.state_dir)?;
+        crash::point(phase.as_str());
+        Ok(())
+    }
+
+    fn mark_known_good(&self, service: &str, commit: &str, job: &str) -> Result<(), WorkError> {
+        let state = ServiceState {
+            known_good: Some(commit.to_owned()),
+            known_good_at: Some(jobs::now_millis()),
+            known_good_job: Some(job.to_owned()),
+        };
+        state.save(&self.state_dir, service)?;
+        Ok(())
+    }
+
+    /// The outcome of the service's last finished, not skipped, job before `id`.
+    fn previous_outcome(&self, service: &str, id: &str) -> Result<Option<Phase>, WorkError> {
+        Ok(self
+            .jobs_of(service)?
+            .into_iter()
+            .filter(|j| j.id.as_str() < id && j.phase.is_final() && j.phase != Phase::Skipped)
+            .map(|j| j.phase)
+            .next_back())
+    }
+
+    fn fields(job: &Job, extra: Value) -> Value {
+        let mut fields = json!({"job": job.id, "service": job.service});
+        if let (Value::Object(map), Value::Object(extra)) = (&mut fields, extra) {
+            map.extend(extra);
+        }
+        fields
+    }
+
+    fn emit(&self, kind: &str, job: &Job, extra: Value) -> Result<(), WorkError> {
+        let event = self.journal.append(kind, Self::fields(job, extra))?;
+        if self.echo {
+            println!("{}", event.to_line());
+        }
+        Ok(())
+    }
+
+    /// Journals `kind` for this job unless it already was (a restart replays the phase).
+    fn emit_once(&self, kind: &str, job: &Job, extra: Value) -> Result<(), WorkError> {
+        let seen = self.journal.read_all()?.iter().any(|e| e.kind == kind && e.str("job") == Some(job.id.as_str()));
+        if seen { Ok(()) } else { self.emit(kind, job, extra) }
+    }
+}
+
+/// Whether a finished job still owes a delivery that will be retried.
+pub fn owes(job: &Job) -> bool {
+    job.notifications.iter().any(|d| d.delivered.is_none() && d.attempts < MAX_NOTIFY_ATTEMPTS)
+}
+
+/// Time since an RFC 3339 timestamp.
+fn since(ts: &str) -> Option<Duration> {
+    let then: jiff::Timestamp = ts.parse().ok()?;
+    let ms = jiff::Timestamp::now().as_millisecond() - then.as_millisecond();
+    u64::try_from(ms).ok().map(Duration::from_millis)
+}
+
+/// Runs the service's deploy command in its checkout, with its time limit.
+fn run_deploy(service: &ServiceConfig, step: &str) -> CommandRecord {
+    let mut cmd = service.deploy.command();
+    cmd.current_dir(&service.checkout);
+    let opts =
+        RunOptions { timeout: Some(service.deploy_timeout.get()), capture_limit: 16 * 1024, ..RunOptions::default() };
+    let started = jobs::now_millis();
+    let begun = Instant::now();
+    let result = process::run(&mut cmd, &opts);
+    let mut record = CommandRecord {
+        step: step.to_owned(),
+        started,
+        finished: Some(jobs::now_millis()),
+        ..CommandRecord::default()
+    };
+    let keep = |s: &str| s.chars().take(KEPT_OUTPUT).collect::<String>();
+    match result {
+        Ok(out) => {
+            record.code = out.status.code();
+            record.stdout = keep(&out.stdout_str());
+            record.stderr = keep(&out.stderr_str());
+            if !out.status.success() {
+                let tail = out.stderr_str().lines().rev().find(|l| !l.trim().is_empty()).unwrap_or_default().to_owned();
+                record.error = Some(format!(
+                    "`{}` exited with {}{}",
+                    process::describe(&cmd),
+                    out.status,
+                    if tail.is_empty() { String::new() } else { format!(": {tail}") }
+                ));
+            }
+        }
+        Err(ProcessError::TimedOut { command, after, stdout, stderr }) => {
+            record.timed_out = true;
+            record.stdout = keep(&stdout);
+            record.stderr = keep(&stderr);
+            record.error = Some(format!(
+                "`{command}` did not finish within {} and was killed (after {})",
+                health::fmt_duration(after),
+                health::fmt_duration(begun.elapsed())
+            ));
+        }
+        Err(e) => record.error = Some(e.to_string()),
+    }
+    record
+}

@@ -1,0 +1,805 @@
+//! End-to-end tests of `bulwark-sidecar`: a bare origin, a production clone, a deploy
+//! script that "deploys" the checkout's `status` file and counts its runs, a loopback health
+//! server that answers from the deployed file, and a loopback webhook receiver.
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use bulwark_testutil::http::{HttpServer, Response};
+use bulwark_testutil::{Outcome, TestEnv, file_url, run};
+use serde_json::Value;
+
+/// How the loopback health server behaves (healthy: the deployed status starts with `ok`).
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Health {
+    /// 200 when the deployed status is `ok`, 500 otherwise.
+    FromDeploy,
+    /// Always 500, whatever is deployed (the cause is elsewhere).
+    AlwaysBroken,
+    /// 200 when `ok`; otherwise hangs for 30 s.
+    HangWhenBroken,
+    /// 200 with a body of `ok`, or else a body trickled one byte every 100 ms.
+    TrickleWhenBroken,
+}
+
+struct Options {
+    health: Health,
+    stabilize: &'static str,
+    deploy: Option<Vec<String>>,
+    deploy_timeout: &'static str,
+    /// The deploy script exits 3 when the status it deploys is not `ok`.
+    strict_deploy: bool,
+    /// `health.body_contains`.
+    body_contains: Option<&'static str>,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Self {
+            health: Health::FromDeploy,
+            stabilize: "50ms",
+            deploy: None,
+            deploy_timeout: "20s",
+            strict_deploy: false,
+            body_contains: None,
+        }
+    }
+}
+
+struct Fixture {
+    env: TestEnv,
+    remote: PathBuf,
+    dev: PathBuf,
+    prod: PathBuf,
+    deployed: PathBuf,
+    deploy_log: PathBuf,
+    config: PathBuf,
+    _health: HttpServer,
+    webhook: HttpServer,
+    webhook_up: Arc<AtomicBool>,
+    /// Bodies of the deliveries accepted (made while the receiver was up).
+    accepted: Arc<Mutex<Vec<Value>>>,
+}
+
+impl Fixture {
+    fn new() -> Self {
+        Self::with(Options::default())
+    }
+
+    fn with(options: Options) -> Self {
+        let env = TestEnv::new();
+        let seed = env.init("seed");
+        env.commit_file(&seed, "status", "ok\n", "initial commit");
+        env.commit_file(&seed, "app.txt", "v1\n", "app v1");
+        let remote = env.bare("server.git");
+        env.git(&seed, &["push", "-q", &file_url(&remote), "main"]);
+        let dev = env.clone_repo(&remote, "dev");
+        let prod = env.clone_repo(&remote, "prod");
+
+        let deployed = env.path("deployed-status");
+        let deploy_log = env.path("deploys.log");
+        let script = env.path("deploy.sh");
+        let check =
+            if options.strict_deploy { "grep -q '^ok' status || { echo 'bad status' >&2; exit 3; }\n" } else { "" };
+        std::fs::write(&script, format!("#!/bin/sh\nset -e\ngit rev-parse HEAD >> \"$2\"\n{check}cp status \"$1\"\n"))
+            .unwrap();
+        set_executable(&script);
+        // Production runs the initial commit.
+        std::fs::write(&deployed, "ok\n").unwrap();
+
+        let deployed_for_health = deployed.clone();
+        let mode = options.health;
+        let health = HttpServer::start(move |_req| {
+            let ok = std::fs::read_to_string(&deployed_for_health).is_ok_and(|s| s.starts_with("ok"));
+            match (mode, ok) {
+                (Health::AlwaysBroken, _) | (Health::FromDeploy, false) => Response::status(500).body("broken"),
+                (Health::HangWhenBroken, false) => Response::ok("late").delay(Duration::from_secs(30)),
+                (Health::TrickleWhenBroken, false) => {
+                    Response::ok(&"x".repeat(100)).trickle(Duration::from_millis(100))
+                }
+                (_, true) => Response::ok("ok"),
+            }
+        });
+        let webhook_up = Arc::new(AtomicBool::new(true));
+        let accepted = Arc::new(Mutex::new(Vec::new()));
+        let (up, kept) = (webhook_up.clone(), accepted.clone());
+        let webhook = HttpServer::start(move |req| {
+            if up.load(Ordering::SeqCst) {
+                kept.lock().unwrap().push(req.json());
+                Response::ok("")
+            } else {
+                Response::status(503)
+            }
+        });
+
+        let deploy = options.deploy.unwrap_or_else(|| {
+            vec![script.display().to_string(), deployed.display().to_string(), deploy_log.display().to_string()]
+        });
+        let config = env.write_config(
+            "bulwark.toml",
+            &format!(
+                r#"[[service]]
+name = "web"
+checkout = "{prod}"
+deploy = {deploy:?}
+deploy_timeout = "{timeout}"
+stabilize = "{stabilize}"
+[service.health]
+url = "{health}"
+timeout = "300ms"
+attempts = 2
+interval = "50ms"
+{body_contains}
+[[notify]]
+kind = "webhook"
+url = "{hook}"
+attempts = 1
+timeout = "2s"
+"#,
+                prod = prod.display(),
+                timeout = options.deploy_timeout,
+                stabilize = options.stabilize,
+                health = health.url("/health"),
+                hook = webhook.url("/hook"),
+                body_contains = options.body_contains.map(|b| format!("body_contains = {b:?}")).unwrap_or_default(),
+            ),
+        );
+        Self { env, remote, dev, prod, deployed, deploy_log, config, _health: health, webhook, webhook_up, accepted }
+    }
+
+    fn sidecar(&self, args: &[&str]) -> std::process::Command {
+        let mut cmd = self.env.bin_command("bulwark-sidecar");
+        cmd.arg("--config").arg(&self.config).args(args);
+        cmd
+    }
+
+    fn once(&self) -> Outcome {
+        run(&mut self.sidecar(&["once"]))
+    }
+
+    /// `once` that stops dead (SIGKILL) at `point`.
+    fn once_crashing_at(&self, point: &str) -> Outcome {
+        run(self.sidecar(&["once"]).env("BULWARK_TEST_HOOKS", "1").env("BULWARK_TEST_CRASH_AT", point))
+    }
+
+    fn remote_main(&self) -> String {
+        self.env.rev(&self.remote, "refs/heads/main")
+    }
+
+    fn tree(&self, repo: &Path, rev: &str) -> String {
+        self.env.rev(repo, &format!("{rev}^{{tree}}"))
+    }
+
+    /// On `dev`: a feature branch changing `status` to `status` (and a file of its own),
+    /// merged into `main` with `--no-ff` and pushed. Returns the merge.
+    fn push_merge(&self, status: &str) -> String {
+        let dev = &self.dev;
+        self.env.git(dev, &["switch", "-q", "-c", "feature"]);
+        self.env.commit_file(dev, "status", status, "feature: change status");
+        self.env.commit_file(dev, "feature.txt", "new\n", "feature: add a file");
+        self.env.git(dev, &["switch", "-q", "main"]);
+        self.env.git(dev, &["merge", "-q", "--no-ff", "-m", "Merge branch 'feature'", "feature"]);
+        self.env.git(dev, &["push", "-q", "origin", "main"]);
+        self.env.rev(dev, "HEAD")
+    }
+
+    /// Production pulls (`--ff-only`) and enqueues the change as post-merge would, through
+    /// `bulwark_core::jobs::enqueue`. Returns (from, to, job id).
+    fn pull_and_enqueue(&self) -> (String, String, String) {
+        let from = self.env.rev(&self.prod, "HEAD");
+        self.env.git(&self.prod, &["pull", "-q", "--ff-only"]);
+        let to = self.env.rev(&self.prod, "HEAD");
+        let id = bulwark_core::jobs::enqueue(&self.env.state_dir(), "web", &from, &to, "post-merge").unwrap();
+        (from, to, id)
+    }
+
+    fn deploys(&self) -> Vec<String> {
+        std::fs::read_to_string(&self.deploy_log).unwrap_or_default().lines().map(str::to_owned).collect()
+    }
+
+    fn job(&self, id: &str) -> Value {
+        let path = self.env.state_dir().join("sidecar/jobs").join(format!("{id}.json"));
+        serde_json::from_slice(&std::fs::read(path).unwrap()).unwrap()
+    }
+
+    /// Commits on the remote's `main` that carry a `Bulwark-Revert-Of` trailer.
+    fn reverts_on_remote(&self) -> Vec<String> {
+        let out = self.env.git(
+            &self.remote,
+            &["log", "--format=%H %(trailers:key=Bulwark-Revert-Of,valueonly=true,separator=%x20)", "main"],
+        );
+        out.lines().filter(|l| l.trim().contains(' ')).map(|l| l[..40].to_owned()).collect()
+    }
+
+    /// Webhook deliveries accepted (made while the receiver was up), by kind.
+    fn notifications(&self, kind: &str) -> usize {
+        self.accepted.lock().unwrap().iter().filter(|body| body["kind"] == kind).count()
+    }
+
+    fn status_json(&self) -> Value {
+        let out = run(&mut self.sidecar(&["status", "--json"]));
+        out.assert_code(0);
+        serde_json::from_str(&out.stdout).unwrap()
+    }
+
+    fn count(&self, kind: &str) -> usize {
+        self.env.events_of(kind).len()
+    }
+}
+
+fn set_executable(path: &Path) {
+    use std::os::unix::fs::PermissionsExt as _;
+    let mut perms = std::fs::metadata(path).unwrap().permissions();
+    perms.set_mode(0o755);
+    std::fs::set_permissions(path, perms).unwrap();
+}
+
+/// Asserts the end state of a completed rollback of merge `to` (first parent `from`).
+#[track_caller]
+fn assert_rolled_back(fx: &Fixture, from: &str, to: &str, id: &str) -> String {
+    let tip = fx.remote_main();
+    assert_eq!(fx.reverts_on_remote(), std::slice::from_ref(&tip), "exactly one revert commit, at the tip");
+    assert_eq!(fx.env.rev(&fx.remote, "main^"), to, "the revert's parent is the bad change");
+    assert_eq!(fx.tree(&fx.remote, &tip), fx.tree(&fx.remote, from), "the revert restores the pre-change tree");
+    assert_eq!(fx.env.rev(&fx.prod, "HEAD"), tip, "production moved to the revert");
+    assert_eq!(std::fs::read_to_string(&fx.deployed).unwrap(), "ok\n", "the good version is deployed again");
+    assert_eq!(fx.deploys(), [to.to_owned(), tip.clone()], "deployed the change, then the revert");
+    let message = fx.env.git(&fx.remote, &["log", "-1", "--format=%B", "main"]);
+    assert!(message.contains(&format!("Bulwark-Revert-Of: {to}")), "{message}");
+    assert!(message.contains(&format!("Bulwark-Job: {id}")), "{message}");
+    assert_eq!(fx.job(id)["phase"], "rolled-back");
+    assert_eq!(fx.count("rollback.complete"), 1, "one rollback.complete");
+    assert_eq!(fx.notifications("rollback.complete"), 1, "one notification");
+    tip
+}
+
+#[test]
+fn a_bad_merge_is_reverted_pushed_redeployed_verified_and_notified() {
+    let fx = Fixture::new();
+    let merge = fx.push_merge("broken\n");
+    let (from, to, id) = fx.pull_and_enqueue();
+    assert_eq!(to, merge);
+    assert_eq!(from, fx.env.rev(&fx.dev, "main^1"));
+
+    let out = fx.once();
+    out.assert_code(1);
+    let revert = assert_rolled_back(&fx, &from, &to, &id);
+    // One plain line per event on stdout.
+    out.assert_stdout_contains("rollback.complete");
+
+    let message = fx.env.git(&fx.remote, &["log", "-1", "--format=%B", "main"]);
+    assert!(message.starts_with("Revert \"Merge branch 'feature'\""), "{message}");
+    assert!(message.contains(&format!("This reverts merge {to}, reversing the changes made to {from}.")), "{message}");
+
+    for kind in ["health.failed", "rollback.started", "rollback.reverted", "rollback.pushed", "rollback.complete"] {
+        let events = fx.env.events_of(kind);
+        assert_eq!(events.len(), 1, "{kind}");
+        assert_eq!(events[0].str("job"), Some(id.as_str()), "{kind} carries the job id");
+    }
+    assert_eq!(fx.count("deploy.started"), 2);
+    assert_eq!(fx.count("deploy.healthy"), 0);
+    let complete = &fx.env.events_of("rollback.complete")[0];
+    assert_eq!(complete.str("revert"), Some(revert.as_str()));
+    assert_eq!(complete.str("bad_commit"), Some(to.as_str()));
+
+    // The notification names the service, both commits, timings, and the revert-the-revert warning.
+    let hook = fx.webhook.requests()[0].json();
+    assert_eq!(hook["fields"]["service"], "web");
+    assert_eq!(hook["fields"]["bad_commit"], to.as_str());
+    assert_eq!(hook["fields"]["revert_commit"], revert.as_str());
+    assert!(hook["fields"]["timings"]["verdict_to_pushed_s"].is_number(), "{hook}");
+    let text = hook["text"].as_str().unwrap();
+    for part in
+        ["## Timeline", "## Cause", "## Action", "## Result", "## Next step", "revert of the revert", "HTTP 500"]
+    {
+        assert!(text.contains(part), "incident summary lacks {part:?}:\n{text}");
+    }
+    let incident = fx.env.state_dir().join("incidents").join(format!("{id}.md"));
+    assert_eq!(std::fs::read_to_string(incident).unwrap(), text);
+
+    let status = fx.status_json();
+    let web = &status["services"][0];
+    assert_eq!(web["name"], "web");
+    assert_eq!(web["last_job"]["id"], id.as_str());
+    assert_eq!(web["last_job"]["phase"], "rolled-back");
+    assert_eq!(web["last_job"]["revert"], revert.as_str());
+    assert_eq!(web["known_good"], revert.as_str());
+    let plain = run(&mut fx.sidecar(&["status"]));
+    plain.assert_code(0).assert_stdout_contains(&format!("web: last job {id} rolled-back"));
+
+    // Nothing left to do: a second run is a no-op.
+    fx.once().assert_code(0);
+    assert_eq!(fx.remote_main(), revert);
+    assert_eq!(fx.deploys().len(), 2);
+    assert_eq!(fx.webhook.requests().len(), 1);
+}
+
+#[test]
+fn a_bad_fast_forward_range_of_three_commits_is_undone_by_one_revert() {
+    let fx = Fixture::new();
+    let dev = &fx.dev;
+    fx.env.commit_file(dev, "one.txt", "1\n", "one");
+    fx.env.commit_file(dev, "status", "broken\n", "two breaks it");
+    fx.env.commit_file(dev, "app.txt", "v2\n", "three");
+    fx.env.git(dev, &["push", "-q", "origin", "main"]);
+    let (from, to, id) = fx.pull_and_enqueue();
+    assert_eq!(fx.env.git(&fx.prod, &["rev-list", "--count", &format!("{from}..{to}")]), "3");
+
+    fx.once().assert_code(1);
+    assert_rolled_back(&fx, &from, &to, &id);
+    let message = fx.env.git(&fx.remote, &["log", "-1", "--format=%B", "main"]);
+    assert!(message.contains("(3 commits"), "{message}");
+    assert!(message.contains(&format!("Bulwark-Revert-Range: {from}..{to}")), "{message}");
+}
+
+#[test]
+fn a_good_merge_stays_and_a_second_run_is_a_no_op() {
+    let fx = Fixture::new();
+    let merge = fx.push_merge("ok (v2)\n");
+    let (_, to, id) = fx.pull_and_enqueue();
+    let out = fx.once();
+    out.assert_code(0).assert_stdout_contains("deploy.healthy");
+    assert_eq!(fx.remote_main(), merge);
+    assert_eq!(fx.job(&id)["phase"], "healthy");
+    assert_eq!(fx.env.events_of("deploy.healthy")[0].str("job"), Some(id.as_str()));
+    assert_eq!(fx.deploys(), std::slice::from_ref(&to));
+    assert_eq!(fx.status_json()["services"][0]["known_good"], to.as_str());
+    assert!(fx.webhook.requests().is_empty(), "a healthy deploy notifies nobody");
+
+    fx.once().assert_code(0);
+    assert_eq!(fx.deploys().len(), 1);
+    assert_eq!(fx.env.events().iter().filter(|e| e.kind.starts_with("deploy.")).count(), 2);
+}
+
+#[test]
+fn enqueue_from_the_command_line_resolves_revisions_and_is_idempotent() {
+    let fx = Fixture::new();
+    fx.push_merge("ok (v2)\n");
+    fx.env.git(&fx.prod, &["pull", "-q", "--ff-only"]);
+    let first = run(&mut fx.sidecar(&["enqueue", "--service", "web", "--from", "HEAD^1", "--to", "HEAD"]));
+    first.assert_code(0);
+    let again = run(&mut fx.sidecar(&["enqueue", "--service", "web", "--from", "HEAD^1", "--to", "HEAD", "--json"]));
+    again.assert_code(0);
+    let json: Value = serde_json::from_str(&again.stdout).unwrap();
+    assert_eq!(json["job"], first.stdout.trim());
+    assert_eq!(json["to"], fx.env.rev(&fx.prod, "HEAD").as_str());
+
+    run(&mut fx.sidecar(&["enqueue", "--service", "nope", "--from", "HEAD^1", "--to", "HEAD"]))
+        .assert_code(2)
+        .assert_stderr_contains("error: no `[[service]]` named `nope` in the config");
+    run(&mut fx.sidecar(&["enqueue", "--service", "web", "--from", "no-such-rev", "--to", "HEAD"]))
+        .assert_code(2)
+        .assert_stderr_contains("error: --from `no-such-rev` names no commit");
+}
+
+#[test]
+fn a_bad_config_is_one_clear_line_and_exit_2() {
+    let fx = Fixture::new();
+    let bad =
+        fx.env.write_config("bad.toml", "[[service]]\nname = \"web\"\ncheckout = \"/x\"\ndeploy = \"make deploy\"\n");
+    let out = run(fx.env.bin_command("bulwark-sidecar").arg("--config").arg(&bad).arg("once"));
+    out.assert_code(2).assert_stderr_contains("bad.toml:4:");
+    assert!(out.stderr.contains("never shell strings"), "{}", out.stderr);
+}
+
+#[test]
+fn someone_elses_commit_landing_during_the_rollback_survives_without_a_force_push() {
+    let fx = Fixture::new();
+    fx.push_merge("broken\n");
+    let (from, to, id) = fx.pull_and_enqueue();
+    // The first push the server receives from now on races with a colleague's commit:
+    // it lands on `main` while the push is being received, so that push is rejected.
+    let hook = fx.remote.join("hooks/pre-receive");
+    let marker = fx.env.path("raced");
+    std::fs::write(
+        &hook,
+        format!(
+            r#"#!/bin/sh
+cat >/dev/null
+[ -e "{marker}" ] && exit 0
+touch "{marker}"
+unset GIT_QUARANTINE_PATH GIT_OBJECT_DIRECTORY GIT_ALTERNATE_OBJECT_DIRECTORIES
+tip=$(git rev-parse refs/heads/main)
+blob=$(echo theirs | git hash-object -w --stdin)
+tree=$( (git ls-tree "$tip"; printf '100644 blob %s\tother.txt\n' "$blob") | git mktree)
+commit=$(echo "their commit" | git commit-tree "$tree" -p "$tip")
+git update-ref refs/heads/main "$commit" "$tip"
+"#,
+            marker = marker.display()
+        ),
+    )
+    .unwrap();
+    set_executable(&hook);
+
+    fx.once().assert_code(1);
+    assert!(marker.exists(), "the race happened");
+    let tip = fx.remote_main();
+    let theirs = fx.env.rev(&fx.remote, "main^");
+    assert_eq!(fx.env.git(&fx.remote, &["log", "-1", "--format=%s", &theirs]), "their commit");
+    assert_eq!(fx.env.rev(&fx.remote, "main^^"), to);
+    assert_eq!(fx.reverts_on_remote(), std::slice::from_ref(&tip), "one revert, redone on top of their commit");
+    assert_eq!(fx.env.git(&fx.remote, &["show", "main:other.txt"]), "theirs");
+    assert_eq!(fx.env.git(&fx.remote, &["show", "main:status"]), "ok");
+    assert_eq!(fx.env.git_outcome(&fx.remote, &["cat-file", "-e", "main:feature.txt"]).code, 128);
+    let _ = from;
+    let job = fx.job(&id);
+    assert_eq!(job["revert"]["remakes"], 1);
+    assert!(!job["push_failures"].as_array().unwrap().is_empty());
+    assert_eq!(job["phase"], "rolled-back");
+    assert_eq!(fx.env.rev(&fx.prod, "HEAD"), tip);
+}
+
+#[test]
+fn a_conflicting_revert_escalates_and_leaves_the_work_tree_clean() {
+    let fx = Fixture::new();
+    let merge = fx.push_merge("broken\n");
+    let (_, _, id) = fx.pull_and_enqueue();
+    // After production pulled, a colleague changes the same line again.
+    fx.env.commit_file(&fx.dev, "status", "broken-differently\n", "touch status again");
+    fx.env.git(&fx.dev, &["push", "-q", "origin", "main"]);
+    let theirs = fx.remote_main();
+
+    fx.once().assert_code(1);
+    assert_eq!(fx.remote_main(), theirs, "nothing was pushed");
+    assert_eq!(fx.env.rev(&fx.prod, "HEAD"), merge);
+    assert_eq!(fx.env.git(&fx.prod, &["status", "--porcelain"]), "", "clean work tree");
+    let job = fx.job(&id);
+    assert_eq!(job["phase"], "escalated");
+    let escalation = job["escalation"].as_str().unwrap();
+    assert!(escalation.contains("conflicts") && escalation.contains("status"), "{escalation}");
+    assert!(escalation.contains("no revert pushed"), "{escalation}");
+    assert_eq!(fx.count("rollback.escalated"), 1);
+    assert_eq!(fx.count("rollback.complete"), 0);
+    assert_eq!(fx.notifications("rollback.escalated"), 1);
+}
+
+#[test]
+fn still_unhealthy_after_the_revert_escalates_with_exactly_one_revert() {
+    let fx = Fixture::with(Options { health: Health::AlwaysBroken, ..Options::default() });
+    fx.push_merge("broken\n");
+    let (_, _, id) = fx.pull_and_enqueue();
+    fx.once().assert_code(1);
+    assert_eq!(fx.reverts_on_remote().len(), 1);
+    assert_eq!(fx.deploys().len(), 2);
+    let job = fx.job(&id);
+    assert_eq!(job["phase"], "escalated");
+    assert!(job["escalation"].as_str().unwrap().contains("still unhealthy after the rollback"), "{job}");
+    assert_eq!(fx.count("rollback.escalated"), 1);
+    assert_eq!(fx.count("rollback.complete"), 0);
+
+    // Another run does not revert any further.
+    fx.once().assert_code(0);
+    assert_eq!(fx.reverts_on_remote().len(), 1);
+}
+
+#[test]
+fn a_hanging_health_endpoint_is_unhealthy_within_its_bounds() {
+    let fx = Fixture::with(Options { health: Health::HangWhenBroken, ..Options::default() });
+    fx.push_merge("broken\n");
+    let (from, to, id) = fx.pull_and_enqueue();
+    let started = Instant::now();
+    fx.once().assert_code(1);
+    assert!(started.elapsed() < Duration::from_secs(15), "took {:?}", started.elapsed());
+    assert_rolled_back(&fx, &from, &to, &id);
+    let check = &fx.job(&id)["checks"][0];
+    assert_eq!(check["healthy"], false);
+    assert!(check["tries"][0].as_str().unwrap().contains("no answer within 300ms"), "{check}");
+    let took = ts(check["finished"].as_str().unwrap()) - ts(check["started"].as_str().unwrap());
+    // One try of 300 ms decides it (attempts × (timeout + interval) is the outer bound).
+    assert!(took < 1000, "health check took {took} ms");
+}
+
+#[test]
+fn a_deploy_command_that_hangs_is_killed_at_its_timeout_and_escalated() {
+    let fx = Fixture::with(Options {
+        deploy: Some(vec!["sleep".into(), "30".into()]),
+        deploy_timeout: "500ms",
+        ..Options::default()
+    });
+    let merge = fx.push_merge("ok (v2)\n");
+    let (_, _, id) = fx.pull_and_enqueue();
+    let started = Instant::now();
+    fx.once().assert_code(1);
+    assert!(started.elapsed() < Duration::from_secs(10), "took {:?}", started.elapsed());
+    let job = fx.job(&id);
+    assert_eq!(job["phase"], "escalated");
+    assert_eq!(job["deploys"][0]["timed_out"], true);
+    assert!(job["escalation"].as_str().unwrap().contains("hung"), "{job}");
+    assert_eq!(fx.remote_main(), merge, "a hung deploy is not a reason to revert");
+    assert_eq!(fx.notifications("rollback.escalated"), 1);
+}
+
+#[test]
+fn a_webhook_that_is_down_does_not_block_the_rollback_and_is_delivered_next_run() {
+    let fx = Fixture::new();
+    fx.push_merge("broken\n");
+    let (from, to, id) = fx.pull_and_enqueue();
+    fx.webhook_up.store(false, Ordering::SeqCst);
+    fx.once().assert_code(1);
+    assert_eq!(fx.job(&id)["phase"], "rolled-back");
+    assert_eq!(fx.reverts_on_remote().len(), 1);
+    let failed = fx.env.events_of("notify.failed");
+    assert_eq!(failed.len(), 1, "notify.failed recorded: {failed:?} {}", fx.job(&id));
+    let delivery = &fx.job(&id)["notifications"][0];
+    assert!(delivery["delivered"].is_null());
+    assert!(delivery["last_error"].as_str().unwrap().contains("503"), "{delivery}");
+    assert_eq!(fx.status_json()["services"][0]["last_job"]["notifications"][0]["attempts"], 1);
+
+    fx.webhook_up.store(true, Ordering::SeqCst);
+    fx.once().assert_code(0);
+    assert!(fx.job(&id)["notifications"][0]["delivered"].is_string());
+    assert_rolled_back(&fx, &from, &to, &id);
+    assert_eq!(fx.webhook.requests().len(), 2, "one refused, one delivered");
+
+    fx.once().assert_code(0);
+    assert_eq!(fx.webhook.requests().len(), 2, "never sent twice");
+}
+
+#[test]
+fn the_daemon_picks_up_a_new_job_and_rolls_it_back() {
+    let fx = Fixture::new();
+    let mut daemon = fx.sidecar(&["run", "--poll", "100ms"]).stdout(std::process::Stdio::null()).spawn().unwrap();
+    fx.push_merge("broken\n");
+    let (from, to, id) = fx.pull_and_enqueue();
+    let done = bulwark_testutil::wait_for(Duration::from_secs(30), || {
+        (fx.count("rollback.complete") == 1 && fx.notifications("rollback.complete") == 1).then_some(())
+    });
+    let _ = daemon.kill();
+    let _ = daemon.wait();
+    assert!(done.is_some(), "the daemon did not roll back: {:?}", fx.job(&id));
+    assert_rolled_back(&fx, &from, &to, &id);
+}
+
+#[test]
+fn the_daemon_resumes_an_unfinished_job_at_start() {
+    let fx = Fixture::new();
+    fx.push_merge("broken\n");
+    let (from, to, id) = fx.pull_and_enqueue();
+    let mut crashing = fx
+        .sidecar(&["run"])
+        .env("BULWARK_TEST_HOOKS", "1")
+        .env("BULWARK_TEST_CRASH_AT", "push")
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let status = bulwark_testutil::wait_for(Duration::from_secs(30), || crashing.try_wait().unwrap());
+    if status.is_none() {
+        let _ = crashing.kill();
+    }
+    assert_eq!(status.and_then(|s| s.code()), None, "killed at the crash point");
+    assert_eq!(fx.job(&id)["phase"], "push");
+    let mut daemon = fx.sidecar(&["run", "--poll", "100ms"]).stdout(std::process::Stdio::null()).spawn().unwrap();
+    let done = bulwark_testutil::wait_for(Duration::from_secs(30), || {
+        (fx.notifications("rollback.complete") == 1).then_some(())
+    });
+    let _ = daemon.kill();
+    let _ = daemon.wait();
+    assert!(done.is_some(), "not resumed: {:?}", fx.job(&id));
+    assert_rolled_back(&fx, &from, &to, &id);
+}
+
+#[test]
+fn crash_hooks_are_ignored_without_the_test_switch() {
+    let fx = Fixture::new();
+    fx.push_merge("broken\n");
+    let (from, to, id) = fx.pull_and_enqueue();
+    // BULWARK_TEST_CRASH_AT alone does nothing.
+    run(fx.sidecar(&["once"]).env("BULWARK_TEST_CRASH_AT", "push")).assert_code(1);
+    assert_rolled_back(&fx, &from, &to, &id);
+}
+
+/// Kill -9 at `point`, start again: the same end state as an uninterrupted rollback.
+fn crash_and_converge(point: &str) {
+    let fx = Fixture::with(Options { stabilize: "300ms", ..Options::default() });
+    fx.push_merge("broken\n");
+    let (from, to, id) = fx.pull_and_enqueue();
+    let crashed = fx.once_crashing_at(point);
+    assert_eq!(crashed.code, -1, "killed at {point}\n{}{}", crashed.stdout, crashed.stderr);
+    let after = fx.once();
+    // The run that finishes the rollback reports it; one that only delivers does not.
+    let expected = i32::from(point != "notify");
+    after.assert_code(expected);
+    assert_rolled_back(&fx, &from, &to, &id);
+    for kind in ["rollback.started", "rollback.reverted", "rollback.pushed", "rollback.complete"] {
+        assert_eq!(fx.count(kind), 1, "{kind} after a crash at {point}");
+    }
+    fx.once().assert_code(0);
+    assert_eq!(fx.reverts_on_remote().len(), 1);
+    assert_eq!(fx.webhook.requests().len(), 1);
+}
+
+macro_rules! crash_tests {
+    ($($name:ident => $point:literal),* $(,)?) => {$(
+        #[test]
+        fn $name() {
+            crash_and_converge($point);
+        }
+    )*};
+}
+
+crash_tests! {
+    kill_at_deploy_converges => "deploy",
+    kill_after_deploy_converges => "stabilize",
+    kill_during_stabilize_converges => "stabilize.sleeping",
+    kill_after_the_health_verdict_converges => "revert",
+    kill_after_the_revert_commit_is_made_converges => "revert.made",
+    kill_after_the_revert_converges => "push",
+    kill_after_the_push_before_recording_it_converges => "push.done",
+    kill_after_push_converges => "redeploy",
+    kill_after_redeploy_converges => "verify",
+    kill_before_notify_converges => "notify",
+}
+
+/// Milliseconds since the epoch of an RFC 3339 timestamp.
+fn ts(text: &str) -> i64 {
+    text.parse::<jiff::Timestamp>().unwrap().as_millisecond()
+}
+
+#[test]
+fn a_trickling_health_endpoint_is_unhealthy_within_its_bounds() {
+    let fx =
+        Fixture::with(Options { health: Health::TrickleWhenBroken, body_contains: Some("ok"), ..Options::default() });
+    fx.push_merge("broken\n");
+    let (from, to, id) = fx.pull_and_enqueue();
+    fx.once().assert_code(1);
+    assert_rolled_back(&fx, &from, &to, &id);
+    let check = &fx.job(&id)["checks"][0];
+    let took = ts(check["finished"].as_str().unwrap()) - ts(check["started"].as_str().unwrap());
+    assert!(took < 1000, "health check took {took} ms: {check}");
+    assert_eq!(fx.job(&id)["checks"][1]["tries"][0], "ok: HTTP 200");
+}
+
+#[test]
+fn a_failed_deploy_is_rolled_back() {
+    let fx = Fixture::with(Options { strict_deploy: true, ..Options::default() });
+    fx.push_merge("broken\n");
+    let (from, to, id) = fx.pull_and_enqueue();
+    fx.once().assert_code(1);
+    // The failed deploy never reached the deployed file; the log shows both runs.
+    assert_rolled_back(&fx, &from, &to, &id);
+    let failed = fx.env.events_of("deploy.failed");
+    assert_eq!(failed.len(), 1);
+    assert!(failed[0].str("error").unwrap().contains("bad status"), "{failed:?}");
+    let job = fx.job(&id);
+    assert_eq!(job["deploys"][0]["code"], 3);
+    assert!(job["deploys"][0]["stderr"].as_str().unwrap().contains("bad status"));
+    assert_eq!(fx.count("health.failed"), 0, "no health check after a failed deploy");
+}
+
+#[test]
+fn the_post_merge_of_the_revert_itself_is_skipped_not_redeployed() {
+    let fx = Fixture::new();
+    fx.push_merge("broken\n");
+    let (_, to, _) = fx.pull_and_enqueue();
+    fx.once().assert_code(1);
+    // Moving the checkout to the revert runs post-merge in production: it enqueues the revert.
+    let revert = fx.remote_main();
+    let id = bulwark_core::jobs::enqueue(&fx.env.state_dir(), "web", &to, &revert, "post-merge").unwrap();
+    fx.once().assert_code(0);
+    assert_eq!(fx.job(&id)["phase"], "skipped");
+    assert_eq!(fx.deploys().len(), 2, "not deployed again");
+}
+
+#[test]
+fn a_bulwark_revert_is_never_itself_reverted() {
+    let fx = Fixture::with(Options { health: Health::AlwaysBroken, ..Options::default() });
+    fx.push_merge("broken\n");
+    let (_, to, _) = fx.pull_and_enqueue();
+    fx.once().assert_code(1);
+    let revert = fx.remote_main();
+    assert_eq!(fx.reverts_on_remote().len(), 1);
+    // Someone redeploys the revert and it is still unhealthy: no revert of the revert.
+    let id = bulwark_core::jobs::enqueue(&fx.env.state_dir(), "web", &to, &revert, "cli").unwrap();
+    fx.once().assert_code(1);
+    let job = fx.job(&id);
+    assert_eq!(job["phase"], "escalated");
+    assert!(job["escalation"].as_str().unwrap().contains("never itself rolled back"), "{job}");
+    assert_eq!(fx.remote_main(), revert, "no rollback loop");
+}
+
+#[test]
+fn a_job_for_a_service_not_in_the_config_is_an_operational_error() {
+    let fx = Fixture::new();
+    let head = fx.env.rev(&fx.prod, "HEAD");
+    bulwark_core::jobs::enqueue(&fx.env.state_dir(), "gone", &head, &head, "cli").unwrap();
+    fx.once().assert_code(3).assert_stderr_contains("is for service `gone`, which is not in the config");
+}
+
+#[test]
+fn a_healthy_deploy_after_an_escalation_notifies_recovery() {
+    let fx = Fixture::new();
+    fx.push_merge("broken\n");
+    fx.pull_and_enqueue();
+    fx.env.commit_file(&fx.dev, "status", "broken-differently\n", "touch status again");
+    fx.env.git(&fx.dev, &["push", "-q", "origin", "main"]);
+    fx.once().assert_code(1);
+    assert_eq!(fx.notifications("rollback.escalated"), 1);
+
+    // A person fixes it through the pipeline; production pulls; the deploy is healthy.
+    fx.env.commit_file(&fx.dev, "status", "ok (fixed)\n", "fix status");
+    fx.env.git(&fx.dev, &["push", "-q", "origin", "main"]);
+    let (_, to, id) = fx.pull_and_enqueue();
+    let out = run(&mut fx.sidecar(&["once", "--json"]));
+    out.assert_code(0);
+    let summary: Value = serde_json::from_str(&out.stdout).unwrap();
+    assert_eq!(summary["jobs"][0]["job"], id.as_str());
+    assert_eq!(summary["jobs"][0]["phase"], "healthy");
+    assert_eq!(fx.notifications("service.recovered"), 1);
+    let body = fx.accepted.lock().unwrap().last().cloned().unwrap();
+    assert_eq!(body["fields"]["bad_commit"], to.as_str());
+    assert!(body["title"].as_str().unwrap().contains("web recovered"), "{body}");
+}
+
+/// With bulwark's own guards installed (production role on the checkout, server role on the
+/// origin), the rollback still goes through: the revert is made outside the checkout, the
+/// server accepts the sidecar's identity, and the checkout only fast-forwards.
+#[test]
+fn the_rollback_works_with_the_production_and_server_guards_installed() {
+    let fx = Fixture::new();
+    std::fs::write(
+        fx.remote.join("bulwark.toml"),
+        "[protect]\nrole = \"server\"\n[server]\nallow = [\"merger\", \"bulwark-sidecar\"]\n",
+    )
+    .unwrap();
+    for (repo, role) in [(&fx.remote, "server"), (&fx.prod, "production")] {
+        fx.env.bulwark(fx.env.root(), &["install", "--repo", repo.to_str().unwrap(), "--role", role]).assert_code(0);
+    }
+    let dev = &fx.dev;
+    fx.env.git(dev, &["switch", "-q", "-c", "feature"]);
+    fx.env.commit_file(dev, "status", "broken\n", "feature: break it");
+    fx.env.git(dev, &["switch", "-q", "main"]);
+    fx.env.git(dev, &["merge", "-q", "--no-ff", "-m", "Merge branch 'feature'", "feature"]);
+    run(fx.env.command("git").current_dir(dev).env("USER", "merger").args(["push", "-q", "origin", "main"]))
+        .assert_code(0);
+    let (from, to, id) = fx.pull_and_enqueue();
+    run(fx.sidecar(&["once"]).env("USER", "bulwark-sidecar")).assert_code(1);
+    assert_rolled_back(&fx, &from, &to, &id);
+    // A direct commit in production is still refused after the rollback.
+    assert_ne!(fx.env.try_commit_file(&fx.prod, "hotfix", "x\n", "hand edit").code, 0);
+}
+
+/// The handoff: with the production role installed, `git pull --ff-only` in the checkout
+/// runs `post-merge`, which queues the job itself (no `enqueue` call), and returns at once.
+#[test]
+fn post_merge_in_the_production_checkout_queues_the_pull_for_the_sidecar() {
+    let fx = Fixture::new();
+    fx.env
+        .bulwark(fx.env.root(), &["install", "--repo", fx.prod.to_str().unwrap(), "--role", "production"])
+        .assert_code(0);
+    let from = fx.env.rev(&fx.prod, "HEAD");
+    let to = fx.push_merge("broken\n");
+    let pull = run(fx.env.command("git").current_dir(&fx.prod).env("BULWARK_CONFIG", &fx.config).args([
+        "pull",
+        "-q",
+        "--ff-only",
+    ]));
+    pull.assert_code(0).assert_stderr_contains("bulwark: deploy of web queued for the sidecar (job ");
+    let jobs = fx.status_json();
+    let id = jobs.to_string();
+    assert!(id.contains(&to[..8]), "the queued job is for the pulled commit: {jobs}");
+    fx.once().assert_code(1);
+    assert_eq!(fx.env.rev(&fx.remote, "refs/heads/main^"), to, "the revert sits on the bad merge");
+    let _ = from;
+    assert_eq!(fx.count("rollback.complete"), 1);
+}
+
+/// A checkout that no service claims gets a note, not an error, and nothing is queued.
+#[test]
+fn post_merge_without_a_matching_service_queues_nothing() {
+    let fx = Fixture::new();
+    fx.env
+        .bulwark(fx.env.root(), &["install", "--repo", fx.dev.to_str().unwrap(), "--role", "production"])
+        .assert_code(0);
+    let other = fx.env.clone_repo(&fx.remote, "other");
+    fx.env.commit_file(&other, "x", "x", "more");
+    fx.env.git(&other, &["push", "-q", "origin", "main"]);
+    run(fx.env.command("git").current_dir(&fx.dev).env("BULWARK_CONFIG", &fx.config).args(["pull", "-q", "--ff-only"]))
+        .assert_code(0)
+        .assert_stderr_contains("no [[service]] has checkout");
+    assert!(
+        !fx.env.state_dir().join("sidecar/jobs").exists()
+            || std::fs::read_dir(fx.env.state_dir().join("sidecar/jobs")).unwrap().next().is_none()
+    );
+}
