@@ -1,0 +1,107 @@
+//! The README's configuration reference cannot drift from the code: the block must parse
+//! as a valid config, and every field of every config struct must appear in it.
+
+use std::path::Path;
+
+use bulwark_core::Config;
+use bulwark_core::config::{
+    DriftConfig, HealthConfig, NotifyConfig, ProtectConfig, ServerConfig, ServiceConfig, WatchConfig,
+};
+use serde::de::{self, Deserialize, Deserializer, Visitor};
+
+/// The field names serde derives for `T` (what `#[derive(Deserialize)]` passes to
+/// `deserialize_struct`), captured by a deserializer that only records them.
+fn fields<'de, T: Deserialize<'de>>() -> &'static [&'static str] {
+    struct Capture(std::cell::Cell<&'static [&'static str]>);
+    #[derive(Debug)]
+    struct Stop;
+    impl std::fmt::Display for Stop {
+        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str("stop")
+        }
+    }
+    impl std::error::Error for Stop {}
+    impl de::Error for Stop {
+        fn custom<M: std::fmt::Display>(_: M) -> Self {
+            Stop
+        }
+    }
+    impl<'de> Deserializer<'de> for &Capture {
+        type Error = Stop;
+        fn deserialize_any<V: Visitor<'de>>(self, _: V) -> Result<V::Value, Stop> {
+            Err(Stop)
+        }
+        fn deserialize_struct<V: Visitor<'de>>(
+            self,
+            _: &'static str,
+            fields: &'static [&'static str],
+            _: V,
+        ) -> Result<V::Value, Stop> {
+            self.0.set(fields);
+            Err(Stop)
+        }
+        serde::forward_to_deserialize_any! {
+            bool i8 i16 i32 i64 i128 u8 u16 u32 u64 u128 f32 f64 char str string bytes byte_buf option unit
+            unit_struct newtype_struct seq tuple tuple_struct map enum identifier ignored_any
+        }
+    }
+    let capture = Capture(std::cell::Cell::new(&[]));
+    let _ = T::deserialize(&capture);
+    capture.0.get()
+}
+
+fn reference_block() -> String {
+    let readme = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("../../README.md")).unwrap();
+    let section = readme.split("### Configuration reference").nth(1).expect("README has a configuration reference");
+    let start = section.find("```toml\n").expect("a toml block") + "```toml\n".len();
+    let end = section[start..].find("```").unwrap() + start;
+    section[start..end].to_owned()
+}
+
+#[test]
+fn the_reference_block_is_a_valid_config() {
+    Config::parse(&reference_block(), Path::new("README.md")).unwrap_or_else(|e| panic!("{e}"));
+}
+
+#[test]
+fn every_config_field_is_in_the_reference() {
+    let block = reference_block();
+    let value: toml::Value = toml::from_str(&block).unwrap();
+    let at = |path: &[&str]| -> toml::Value {
+        let mut v = value.clone();
+        for key in path {
+            v = match v {
+                toml::Value::Array(items) => items[0].get(*key).cloned(),
+                other => other.get(*key).cloned(),
+            }
+            .unwrap_or_else(|| panic!("the reference lacks `{}`", path.join(".")));
+        }
+        if let toml::Value::Array(items) = v { items[0].clone() } else { v }
+    };
+    let sections: Vec<(&[&str], &[&str])> = vec![
+        (&[], fields::<Config>()),
+        (&["protect"], fields::<ProtectConfig>()),
+        (&["server"], fields::<ServerConfig>()),
+        (&["drift"], fields::<DriftConfig>()),
+        (&["service"], fields::<ServiceConfig>()),
+        (&["service", "health"], fields::<HealthConfig>()),
+        (&["service", "watch"], fields::<WatchConfig>()),
+        (&["notify"], fields::<NotifyConfig>()),
+    ];
+    let mut missing = Vec::new();
+    for (path, names) in sections {
+        assert!(!names.is_empty(), "no fields captured for {path:?}");
+        let table = at(path);
+        for name in names {
+            // A key documented as an alternative in a comment (`url = "https://…"`) counts.
+            if table.get(*name).is_none() && !block.contains(&format!("`{name} = ")) {
+                let mut key = path.join(".");
+                if !key.is_empty() {
+                    key.push('.');
+                }
+                missing.push(format!("{key}{name}"));
+            }
+        }
+    }
+    assert!(missing.is_empty(), "README's configuration reference lacks: {missing:?}");
+}
