@@ -65,14 +65,8 @@ pub enum ConfigCommand {
 
 /// Parses arguments and runs; maps the result to an exit code.
 pub fn main() -> ExitCode {
-    let cli = match Cli::try_parse() {
-        Ok(cli) => cli,
-        Err(e) => {
-            let code = if e.use_stderr() { 2 } else { 0 };
-            let _ = e.print();
-            return ExitCode::from(code);
-        }
-    };
+    // clap exits 2 on a usage error (a hook then refuses: fail closed) and 0 for --help.
+    let cli = Cli::parse();
     match run(&cli) {
         Ok(code) => code,
         Err(err) => err.report(),

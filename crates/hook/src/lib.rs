@@ -72,14 +72,8 @@ impl Refusal {
 
 /// Parses arguments and runs; maps the result to an exit code.
 pub fn main() -> ExitCode {
-    let args = match HookArgs::try_parse() {
-        Ok(args) => args,
-        Err(e) => {
-            let code = if e.use_stderr() { 2 } else { 0 };
-            let _ = e.print();
-            return ExitCode::from(code);
-        }
-    };
+    // clap exits 2 on a usage error (a hook then refuses: fail closed) and 0 for --help.
+    let args = HookArgs::parse();
     match run(&args) {
         Ok(code) => code,
         Err(err) => err.report(),
