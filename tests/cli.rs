@@ -1,0 +1,102 @@
+//! The front door: `bulwark X` runs `bulwark-X`, `status`, `events` (and `--follow`), and
+//! the README's quickstart commands being the ones CI runs.
+
+use std::io::{BufRead as _, BufReader};
+use std::process::Stdio;
+use std::time::Duration;
+
+use bulwark_testutil::{TestEnv, wait_for};
+
+#[test]
+fn bulwark_x_runs_bulwark_dash_x_with_its_exit_code() {
+    let env = TestEnv::new();
+    let (_, clone) = env.remote_and_clone();
+    env.bulwark(&clone, &["verify-push", "--help"]).assert_code(0).assert_stdout_contains("check");
+    // The sub-binary's own exit code passes through (7 from the wrapped command).
+    env.bulwark(&clone, &["verify-push", "--", "sh", "-c", "exit 7"]).assert_code(7);
+    env.bulwark(&clone, &["no-such-thing"])
+        .assert_code(2)
+        .assert_stderr_contains("`no-such-thing` is not a bulwark command");
+}
+
+#[test]
+fn status_shows_the_install_and_the_last_refusal() {
+    let env = TestEnv::new();
+    let (_, clone) = env.remote_and_clone();
+    env.bulwark(&clone, &["status"]).assert_code(0).assert_stdout_contains("bulwark is not installed");
+    env.install(&clone, "dev");
+    env.try_commit_file(&clone, "a", "a", "on main").assert_code(1);
+    let out = env.bulwark(&clone, &["status"]);
+    out.assert_code(0).assert_stdout_contains("dev role, 4 hooks").assert_stdout_contains("(all intact)");
+    out.assert_stdout_contains("hook: last failure:").assert_stdout_contains("hook.blocked");
+    std::fs::write(clone.join(".git/hooks/pre-push"), "#!/bin/sh\nexit 0\n").unwrap();
+    env.bulwark(&clone, &["status"]).assert_stdout_contains("pre-push changed");
+    let json: serde_json::Value = serde_json::from_str(&env.bulwark(&clone, &["status", "--json"]).stdout).unwrap();
+    assert_eq!(json["repository"]["installed"]["role"], "dev");
+}
+
+#[test]
+fn events_filter_by_kind_and_follow_new_ones() {
+    let env = TestEnv::new();
+    let (_, clone) = env.remote_and_clone();
+    env.install(&clone, "dev");
+    env.try_commit_file(&clone, "a", "a", "on main").assert_code(1);
+    let out = env.bulwark(&clone, &["events", "--json", "--kind", "hook"]);
+    out.assert_code(0);
+    let lines: Vec<serde_json::Value> = out.stdout.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    assert_eq!(lines.len(), 1);
+    assert_eq!(lines[0]["kind"], "hook.blocked");
+    assert!(env.bulwark(&clone, &["events", "--kind", "drift"]).stdout.is_empty());
+
+    let mut follow = env
+        .bin_command("bulwark")
+        .current_dir(&clone)
+        .args(["events", "--follow", "--kind", "hook.blocked"])
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stdout = follow.stdout.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            let _ = tx.send(line);
+        }
+    });
+    let first = rx.recv_timeout(Duration::from_secs(10)).expect("the existing event");
+    assert!(first.contains("#1 hook.blocked"), "{first}");
+    env.git(&clone, &["switch", "-q", "-c", "stable"]);
+    std::fs::write(clone.join(".bulwark.toml"), "[protect]\nbranches = [\"stable\"]\n").unwrap();
+    env.try_commit_file(&clone, "b", "b", "on stable").assert_code(1);
+    let next = wait_for(Duration::from_secs(10), || rx.try_recv().ok()).expect("the new event is followed");
+    assert!(next.contains("#2 hook.blocked") && next.contains("branch=stable"), "{next}");
+    let _ = follow.kill();
+    let _ = follow.wait();
+}
+
+/// The README's quickstart is exactly two commands, and they are the ones that are tested:
+/// the first runs `bulwark demo` (tests/demo.rs), the second is what `.ci/run` runs.
+#[test]
+fn the_readme_quickstart_commands_are_the_tested_ones() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let readme = std::fs::read_to_string(root.join("README.md")).unwrap();
+    let quickstart = readme.split("## Quickstart").nth(1).unwrap().split("\n## ").next().unwrap();
+    let commands: Vec<&str> =
+        quickstart.split("```sh\n").skip(1).map(|block| block.split("```").next().unwrap().trim()).collect();
+    assert_eq!(commands, ["cargo build --release && ./target/release/bulwark demo", "cargo test --workspace"]);
+    let ci = std::fs::read_to_string(root.join(".ci/run")).unwrap();
+    assert!(ci.lines().any(|l| l.trim() == commands[1]), ".ci/run runs the README's test command");
+    let demo_test = std::fs::read_to_string(root.join("tests/demo.rs")).unwrap();
+    assert!(demo_test.contains("bin_command(\"bulwark\")") && demo_test.contains("\"demo\""));
+}
+
+#[test]
+fn config_check_reports_the_file_in_use_and_fails_on_a_bad_one() {
+    let env = TestEnv::new();
+    let (_, clone) = env.remote_and_clone();
+    env.bulwark(&clone, &["config", "check"]).assert_code(0).assert_stdout_contains("built-in defaults apply");
+    std::fs::write(clone.join(".git/bulwark.toml"), "[protect]\npatterns = [\"(\"]\n").unwrap();
+    env.bulwark(&clone, &["config", "check"])
+        .assert_code(2)
+        .assert_stderr_contains(".git/bulwark.toml:2:")
+        .assert_stderr_contains("protect.patterns");
+}
