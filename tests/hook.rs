@@ -436,3 +436,19 @@ fn broken_glass_is_alerted_in_the_background() {
         "the delivery is journaled"
     );
 }
+
+/// Regression: a remote named like a flag (`--config=...`) reached `bulwark-hook` as its own
+/// option and swapped in a config that protects nothing.
+#[test]
+fn a_remote_named_like_a_flag_is_never_read_as_one() {
+    let env = TestEnv::new();
+    let (remote, clone) = dev_clone(&env);
+    let evil = env.write_config("evil.toml", "[protect]\nbranches = []\n");
+    let name = format!("--config={}", evil.display());
+    env.git(&clone, &["remote", "add", "--", &name, &bulwark_testutil::file_url(&remote)]);
+    env.git(&clone, &["switch", "-q", "-c", "feature"]);
+    env.commit_file(&clone, "f", "f", "work");
+    let before = env.rev(&remote, "main");
+    env.git_outcome(&clone, &["push", "--", &name, "feature:main"]).assert_code(1).assert_stderr_contains("is blocked");
+    assert_eq!(env.rev(&remote, "main"), before);
+}

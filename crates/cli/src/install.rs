@@ -252,7 +252,7 @@ mod tests {
             shim("pre-push", Path::new("/opt/it's/bulwark-hook"), Some(Path::new("/r/hooks/pre-push.bulwark-chained")));
         assert!(text.contains(r"BULWARK_HOOK='/opt/it'\''s/bulwark-hook'"), "{text}");
         assert!(
-            text.contains(r#"exec "$BULWARK_HOOK" --chain '/r/hooks/pre-push.bulwark-chained' pre-push "$@""#),
+            text.contains(r#"exec "$BULWARK_HOOK" --chain '/r/hooks/pre-push.bulwark-chained' pre-push -- "$@""#),
             "{text}"
         );
         assert!(text.contains(SHIM_MARKER));
