@@ -452,3 +452,60 @@ fn a_remote_named_like_a_flag_is_never_read_as_one() {
     env.git_outcome(&clone, &["push", "--", &name, "feature:main"]).assert_code(1).assert_stderr_contains("is blocked");
     assert_eq!(env.rev(&remote, "main"), before);
 }
+
+/// Regression (review): in production a local commit could land on `main` through another
+/// branch — commit on a side branch with `--no-verify`, then fast-forward `main` to it or
+/// point its upstream at it. Every branch there may only hold what the remote has.
+#[test]
+fn production_refuses_local_commits_on_any_branch_even_without_pre_commit() {
+    let env = TestEnv::new();
+    let (remote, _) = env.remote_and_clone();
+    let prod = env.clone_repo(&remote, "prod");
+    env.install(&prod, "production");
+    env.git(&prod, &["switch", "-q", "-c", "tmp"]);
+    std::fs::write(prod.join("evil"), "x").unwrap();
+    env.git(&prod, &["add", "evil"]);
+    env.git_outcome(&prod, &["commit", "--no-verify", "-q", "-m", "evil"])
+        .assert_code(128)
+        .assert_stderr_contains("`tmp` may only follow the remote on this production checkout")
+        .assert_stderr_contains("any branch of `origin`");
+    let tree = env.git(&prod, &["write-tree"]);
+    let orphan = env.git(&prod, &["commit-tree", &tree, "-p", "HEAD", "-m", "made by hand"]);
+    env.git_outcome(&prod, &["update-ref", "refs/heads/evil", &orphan]).assert_code(128);
+    // A branch's own upstream setting is not trusted: `main` follows `origin/main`.
+    env.git(&prod, &["reset", "-q", "--hard"]);
+    env.git(&prod, &["switch", "-q", "main"]);
+    env.git(&prod, &["config", "branch.main.remote", "."]);
+    env.git(&prod, &["config", "branch.main.merge", "refs/heads/tmp"]);
+    env.git_outcome(&prod, &["update-ref", "refs/heads/main", &orphan]).assert_code(128);
+    assert_eq!(env.rev(&prod, "main"), env.rev(&remote, "main"));
+}
+
+/// Regression (review): `update-ref R NEW` without an old value gives the hook a zero old
+/// value; moving a protected branch back to an ancestor that way is allowed.
+#[test]
+fn update_ref_back_to_an_ancestor_without_an_old_value_is_allowed() {
+    let env = TestEnv::new();
+    let (_, clone) = dev_clone(&env);
+    env.git(&clone, &["switch", "-q", "-c", "feature"]);
+    env.commit_file(&clone, "f", "f", "work");
+    env.git(&clone, &["push", "-q", "origin", "feature"]);
+    env.git(&clone, &["switch", "-q", "main"]);
+    env.git(&clone, &["merge", "-q", "--ff-only", "feature"]);
+    env.git(&clone, &["update-ref", "refs/heads/main", "HEAD~1"]);
+    assert_eq!(env.rev(&clone, "main"), env.rev(&clone, "feature~1"));
+}
+
+/// Regression (review): the local-ref field of pre-push input can hold spaces.
+#[test]
+fn a_push_of_a_revision_with_spaces_is_judged_not_refused() {
+    let env = TestEnv::new();
+    let (remote, clone) = dev_clone(&env);
+    env.git(&clone, &["switch", "-q", "-c", "feature"]);
+    env.commit_file(&clone, "f", "f", "work");
+    env.git_outcome(&clone, &["push", "origin", "HEAD@{0 minutes ago}:refs/heads/feature-x"]).assert_code(0);
+    assert_eq!(env.rev(&remote, "feature-x"), env.rev(&clone, "feature"));
+    env.git_outcome(&clone, &["push", "origin", "HEAD@{0 minutes ago}:refs/heads/main"])
+        .assert_code(1)
+        .assert_stderr_contains("pushing to `main`");
+}

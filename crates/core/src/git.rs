@@ -25,6 +25,11 @@ pub fn is_full_oid(oid: &str) -> bool {
     (oid.len() == 40 || oid.len() == 64) && oid.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
 }
 
+/// The first 10 characters of an object id, for messages (never panics on odd input).
+pub fn short_oid(oid: &str) -> &str {
+    oid.get(..10).unwrap_or(oid)
+}
+
 /// Which repository environment a child `git` keeps.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum RepoEnv {

@@ -4,15 +4,11 @@ use std::path::Path;
 
 use bulwark_core::CliError;
 use bulwark_core::config::Role;
-use bulwark_core::git::{is_full_oid, is_zero_oid};
+use bulwark_core::git::{is_full_oid, is_zero_oid, short_oid};
 use bulwark_core::policy::Protection;
 use serde_json::json;
 
 use crate::{Context, Refusal, Verdict};
-
-fn short(oid: &str) -> &str {
-    oid.get(..10).unwrap_or(oid)
-}
 
 fn why(branch: &str, protection: &Protection) -> String {
     match protection {
@@ -66,9 +62,11 @@ fn parse_push_lines(stdin: &[u8]) -> Result<Vec<PushLine<'_>>, CliError> {
     text.lines()
         .filter(|l| !l.trim().is_empty())
         .map(|line| {
-            let fields: Vec<&str> = line.split(' ').collect();
+            // The local ref is what the user typed and may hold spaces (`HEAD@{1 minute ago}`);
+            // the other three fields cannot.
+            let fields: Vec<&str> = line.rsplitn(4, ' ').collect();
             match fields.as_slice() {
-                [_local_ref, local_oid, remote_ref, remote_oid]
+                [remote_oid, remote_ref, local_oid, _local_ref]
                     if is_full_oid(local_oid) && is_full_oid(remote_oid) =>
                 {
                     Ok(PushLine { local_oid, remote_ref, remote_oid })
@@ -123,8 +121,9 @@ pub fn pre_push(config: Option<&Path>, args: &[String], stdin: &[u8]) -> Result<
 
 /// `reference-transaction` in state `prepared` (`--no-verify` does not skip it): a
 /// protected branch may only move to a commit another branch or remote-tracking branch
-/// already has, or back to one of its own ancestors (production: only to what its
-/// remote-tracking branch has, or back).
+/// already has, or back to one of its own ancestors. In the production role every branch
+/// may only move to what the followed remote already has, or back: no local commit lands
+/// anywhere, however it is made.
 ///
 /// It runs on every ref update, fetches included, so everything that touches no local
 /// branch returns before any config or repository is read.
@@ -150,41 +149,49 @@ pub fn reference_transaction(config: Option<&Path>, args: &[String], stdin: &[u8
     }
     for (old, new, name) in updates {
         let branch = &name["refs/heads/".len()..];
-        let Some(protection) = ctx.policy.protection(branch) else { continue };
-        if is_zero_oid(new) {
+        let protection = ctx.policy.protection(branch);
+        if (protection.is_none() && ctx.role != Role::Production) || is_zero_oid(new) {
             continue;
         }
         let git = ctx.git();
-        if is_full_oid(old) && !is_zero_oid(old) && git.is_ancestor(new, old)? {
+        // git passes a zero old value when the updater did not name one (`update-ref R NEW`):
+        // the ref's current value is what it moves from.
+        let old = if is_zero_oid(old) { git.resolve(name)? } else { Some(old.to_owned()) };
+        if let Some(old) = &old
+            && git.is_ancestor(new, old)?
+        {
             continue;
         }
         let (allowed_from, scope) = match ctx.role {
-            Role::Production => (upstream_refs(&ctx, name, branch)?, "its remote-tracking branch"),
+            Role::Production => {
+                let remote = followed_remote(&ctx);
+                if protection.is_some() {
+                    (vec![format!("refs/remotes/{remote}/{branch}")], format!("`{remote}/{branch}`"))
+                } else {
+                    (vec![format!("refs/remotes/{remote}/")], format!("any branch of `{remote}`"))
+                }
+            }
             _ => (
                 vec!["refs/heads/".to_owned(), "refs/remotes/".to_owned()],
-                "another branch or a remote-tracking branch",
+                "another branch or a remote-tracking branch".to_owned(),
             ),
         };
-        if !allowed_from.is_empty() {
-            let mut args =
-                vec!["for-each-ref".to_owned(), format!("--contains={new}"), "--format=%(refname)".to_owned()];
-            args.extend(allowed_from.iter().cloned());
-            let holders = git.stdout(&args)?;
-            if holders.lines().any(|r| r != name) {
-                continue;
-            }
+        let mut args = vec!["for-each-ref".to_owned(), format!("--contains={new}"), "--format=%(refname)".to_owned()];
+        args.extend(allowed_from);
+        let holders = git.stdout(&args)?;
+        if holders.lines().any(|r| r != name) {
+            continue;
         }
+        let why = protection.as_ref().map_or_else(|| "role: production".to_owned(), |p| why(branch, p));
         let error = match ctx.role {
             Role::Production => CliError::violation(format!(
-                "`{branch}` may only follow the remote on this production checkout: {} is not on {scope} ({})",
-                short(new),
-                why(branch, &protection)
+                "`{branch}` may only follow the remote on this production checkout: {} is not on {scope} ({why})",
+                short_oid(new),
             ))
             .hint("ship changes through the pipeline; to update this checkout: `git pull --ff-only`"),
             _ => CliError::violation(format!(
-                "moving `{branch}` to {}, a commit that no other branch has, is blocked: {}",
-                short(new),
-                why(branch, &protection)
+                "moving `{branch}` to {}, a commit that no other branch has, is blocked: {why}",
+                short_oid(new),
             ))
             .hint("commit on a branch (`git switch -c my-change`) and merge it through the pipeline; `commit --no-verify`, `--amend`, `cherry-pick` and `update-ref` on a protected branch are refused too"),
         };
@@ -196,20 +203,12 @@ pub fn reference_transaction(config: Option<&Path>, args: &[String], stdin: &[u8
     Ok(Verdict::Allow)
 }
 
-/// The remote-tracking refs a production branch may follow: its configured upstream, else
-/// every `refs/remotes/*/<branch>`.
-fn upstream_refs(ctx: &Context, full_name: &str, branch: &str) -> Result<Vec<String>, CliError> {
-    let upstream = ctx.git().stdout(["for-each-ref", "--format=%(upstream)", full_name])?;
-    let upstream = upstream.trim();
-    if !upstream.is_empty() {
-        return Ok(vec![upstream.to_owned()]);
-    }
-    let all = ctx.git().stdout(["for-each-ref", "--format=%(refname)", "refs/remotes/"])?;
-    Ok(all
-        .lines()
-        .filter(|r| {
-            r.strip_prefix("refs/remotes/").and_then(|rest| rest.split_once('/')).is_some_and(|(_, b)| b == branch)
-        })
-        .map(str::to_owned)
-        .collect())
+/// The remote a production checkout follows: its service's `remote` when a `[[service]]`
+/// runs from this checkout, else `drift.remote` (default `origin`). Never a branch's own
+/// upstream setting, which anyone on the box could point at a local branch or a new remote.
+fn followed_remote(ctx: &Context) -> String {
+    ctx.work_tree
+        .as_deref()
+        .and_then(|wt| ctx.config.service_for_checkout(wt))
+        .map_or_else(|| ctx.config.drift.remote.clone(), |s| s.remote.clone())
 }

@@ -9,7 +9,7 @@
 
 use std::path::Path;
 
-use bulwark_core::git::{is_full_oid, is_zero_oid};
+use bulwark_core::git::{is_full_oid, is_zero_oid, short_oid};
 use bulwark_core::{CliError, Journal};
 use serde_json::{Value, json};
 
@@ -117,10 +117,6 @@ fn classify(ctx: &Context, update: &RefUpdate) -> Result<Change, CliError> {
     })
 }
 
-fn short(oid: &str) -> &str {
-    oid.get(..10).unwrap_or(oid)
-}
-
 /// One broken rule.
 struct Violation {
     update: RefUpdate,
@@ -172,8 +168,8 @@ fn judge_one(ctx: &Context, update: &RefUpdate, identity: Option<&str>) -> Resul
             "fast-forward-only",
             format!(
                 "`{branch}` only moves forward on this server: {}..{} is not a fast-forward (a force push)",
-                short(&update.old),
-                short(&update.new)
+                short_oid(&update.old),
+                short_oid(&update.new)
             ),
             "fetch and merge the remote's branch into yours, then push a branch for review; history on protected branches is never rewritten",
         ),
