@@ -767,3 +767,21 @@ fn a_stopped_rebase_a_bisect_and_a_stopped_revert_are_in_progress() {
         assert!(out.stdout.lines().any(|l| l == want), "{want} missing:\n{}", out.stdout);
     }
 }
+
+/// Regression (review): a shim made non-executable is skipped by git without a word, so
+/// it is as good as removed and must be reported.
+#[test]
+fn a_shim_that_is_no_longer_executable_is_hooks_tampered() {
+    let p = Prod::new();
+    let app = p.checkout("app");
+    let hooks = install_manifest(&p, &app, None);
+    p.scan(&[]).assert_code(0);
+    std::fs::set_permissions(hooks.join("reference-transaction"), std::fs::Permissions::from_mode(0o644)).unwrap();
+    let out = p.scan(&[]);
+    out.assert_code(1);
+    assert!(
+        out.stdout.contains("hooks-tampered: reference-transaction: shim not executable, so git skips it"),
+        "{}",
+        out.stdout
+    );
+}

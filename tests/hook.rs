@@ -509,3 +509,31 @@ fn a_push_of_a_revision_with_spaces_is_judged_not_refused() {
         .assert_code(1)
         .assert_stderr_contains("pushing to `main`");
 }
+
+/// Regression (review): a versioned `.bulwark.toml` that is a symlink (to `/dev/zero`, say)
+/// made every hook read without end; it is refused as not a regular file.
+#[test]
+fn a_worktree_policy_that_is_not_a_regular_file_fails_closed() {
+    let env = TestEnv::new();
+    let (_, clone) = dev_clone(&env);
+    env.git(&clone, &["switch", "-q", "-c", "feature"]);
+    std::os::unix::fs::symlink("/dev/zero", clone.join(".bulwark.toml")).unwrap();
+    env.try_commit_file(&clone, "a", "a", "x")
+        .assert_code(1)
+        .assert_stderr_contains(".bulwark.toml: must be a regular file of at most 65536 bytes");
+}
+
+/// Regression (review): a hook git ignored before install (not executable) stays ignored.
+#[test]
+fn a_non_executable_existing_hook_is_kept_but_not_run() {
+    let env = TestEnv::new();
+    let (_, clone) = env.remote_and_clone();
+    std::fs::write(clone.join(".git/hooks/pre-commit"), "#!/bin/sh\nexit 1\n").unwrap();
+    std::fs::set_permissions(clone.join(".git/hooks/pre-commit"), std::os::unix::fs::PermissionsExt::from_mode(0o644))
+        .unwrap();
+    env.install(&clone, "dev");
+    env.git(&clone, &["switch", "-q", "-c", "feature"]);
+    env.try_commit_file(&clone, "a", "a", "x").assert_code(0).assert_stderr_contains("is not executable; skipped");
+    env.bulwark(env.root(), &["uninstall", "--repo", clone.to_str().unwrap()]).assert_code(0);
+    assert_eq!(std::fs::read_to_string(clone.join(".git/hooks/pre-commit")).unwrap(), "#!/bin/sh\nexit 1\n");
+}

@@ -29,7 +29,9 @@ fn matches(kind_filter: Option<&str>, event: &Event) -> bool {
     }
 }
 
-fn print(events: &[Event], json: bool) -> Result<(), CliError> {
+/// Prints events; `Ok(false)` when the reader went away (`| head`), which is not an error
+/// but ends `--follow`.
+fn print(events: &[Event], json: bool) -> Result<bool, CliError> {
     let mut out = std::io::stdout().lock();
     for event in events {
         let line = if json {
@@ -38,12 +40,10 @@ fn print(events: &[Event], json: bool) -> Result<(), CliError> {
             event.to_line()
         };
         if writeln!(out, "{line}").is_err() {
-            // The reader went away (`| head`): not an error.
-            return Ok(());
+            return Ok(false);
         }
     }
-    let _ = out.flush();
-    Ok(())
+    Ok(out.flush().is_ok())
 }
 
 pub fn events(args: &EventsArgs) -> Result<ExitCode, CliError> {
@@ -54,8 +54,8 @@ pub fn events(args: &EventsArgs) -> Result<ExitCode, CliError> {
         let skip = selected.len().saturating_sub(n);
         selected.drain(..skip);
     }
-    print(&selected, args.json)?;
-    if !args.follow {
+    let open = print(&selected, args.json)?;
+    if !args.follow || !open {
         return Ok(ExitCode::SUCCESS);
     }
     loop {
@@ -63,7 +63,9 @@ pub fn events(args: &EventsArgs) -> Result<ExitCode, CliError> {
         let (new, next) = journal.read_from(offset)?;
         offset = next;
         let new: Vec<Event> = new.into_iter().filter(|e| matches(args.kind.as_deref(), e)).collect();
-        print(&new, args.json)?;
+        if !print(&new, args.json)? {
+            return Ok(ExitCode::SUCCESS);
+        }
     }
 }
 

@@ -4,7 +4,7 @@
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-use bulwark_core::manifest::{self, Manifest};
+use bulwark_core::manifest::Manifest;
 use bulwark_core::{CliError, Event, Journal};
 use serde_json::json;
 
@@ -34,19 +34,11 @@ fn is_failure(kind: &str) -> bool {
     ["blocked", "rejected", "failed", "escalated", "found", "used"].iter().any(|w| kind.ends_with(w))
 }
 
-fn hook_integrity(record: &Manifest) -> Vec<(String, &'static str)> {
+fn hook_integrity(record: &Manifest) -> Vec<(String, String)> {
     record
         .hooks
         .iter()
-        .map(|hook| {
-            let path = hook.file(&record.hooks_dir);
-            let state = match std::fs::read(&path) {
-                Ok(bytes) if manifest::sha256_hex(&bytes) == hook.sha256 => "ok",
-                Ok(_) => "changed",
-                Err(_) => "missing",
-            };
-            (hook.name.clone(), state)
-        })
+        .map(|hook| (hook.name.clone(), hook.check(&record.hooks_dir).problem().unwrap_or_else(|| "ok".into())))
         .collect()
 }
 

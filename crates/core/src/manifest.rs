@@ -38,6 +38,48 @@ impl InstalledHook {
     pub fn file(&self, hooks_dir: &Path) -> PathBuf {
         self.path.clone().unwrap_or_else(|| hooks_dir.join(&self.name))
     }
+
+    /// Whether the shim on disk is the one installed: present, unchanged, and executable
+    /// (git silently skips a hook that is not executable).
+    pub fn check(&self, hooks_dir: &Path) -> HookState {
+        use std::os::unix::fs::PermissionsExt as _;
+        let file = self.file(hooks_dir);
+        match std::fs::read(&file) {
+            Ok(bytes) if sha256_hex(&bytes) != self.sha256 => HookState::Changed,
+            Ok(_) => match std::fs::metadata(&file) {
+                Ok(meta) if meta.permissions().mode() & 0o111 == 0 => HookState::NotExecutable,
+                Ok(_) => HookState::Intact,
+                Err(e) => HookState::Unreadable(e.to_string()),
+            },
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => HookState::Missing,
+            Err(e) => HookState::Unreadable(e.to_string()),
+        }
+    }
+}
+
+/// What [`InstalledHook::check`] found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum HookState {
+    Intact,
+    Missing,
+    /// Its SHA-256 differs from the installed shim's.
+    Changed,
+    /// Present and unchanged, but git will not run it.
+    NotExecutable,
+    Unreadable(String),
+}
+
+impl HookState {
+    /// A short description, `None` when intact.
+    pub fn problem(&self) -> Option<String> {
+        match self {
+            HookState::Intact => None,
+            HookState::Missing => Some("missing".into()),
+            HookState::Changed => Some("changed (SHA-256 differs from the installed one)".into()),
+            HookState::NotExecutable => Some("not executable (git skips it)".into()),
+            HookState::Unreadable(e) => Some(format!("unreadable: {e}")),
+        }
+    }
 }
 
 /// The install record of one repository.

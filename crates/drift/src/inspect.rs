@@ -427,13 +427,16 @@ fn hooks(repo: &gix::Repository, label: &str, findings: &mut Vec<Finding>) {
     }
     for hook in &manifest.hooks {
         let file = hook.file(&manifest.hooks_dir);
-        let detail = match std::fs::read(&file) {
-            Ok(bytes) if manifest::sha256_hex(&bytes) == hook.sha256 => continue,
-            Ok(_) => format!("{}: shim changed (SHA-256 differs from the installed one)", hook.name),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                format!("{}: shim missing ({})", hook.name, file.display())
+        let detail = match hook.check(&manifest.hooks_dir) {
+            manifest::HookState::Intact => continue,
+            manifest::HookState::Missing => format!("{}: shim missing ({})", hook.name, file.display()),
+            manifest::HookState::Changed => {
+                format!("{}: shim changed (SHA-256 differs from the installed one)", hook.name)
             }
-            Err(e) => format!("{}: cannot read {}: {e}", hook.name, file.display()),
+            manifest::HookState::NotExecutable => {
+                format!("{}: shim not executable, so git skips it ({})", hook.name, file.display())
+            }
+            manifest::HookState::Unreadable(e) => format!("{}: cannot read {}: {e}", hook.name, file.display()),
         };
         findings.push(Finding::new(label, Kind::HooksTampered, hook.name.clone(), detail));
     }

@@ -104,7 +104,12 @@ pub fn run(args: &HookArgs) -> Result<ExitCode, CliError> {
         return Ok(code);
     }
     match &args.chain {
-        Some(chained) if chained.exists() => run_chained(chained, &args.args, &stdin),
+        Some(chained) if is_executable(chained) => run_chained(chained, &args.args, &stdin),
+        Some(chained) if chained.exists() => {
+            // git never ran it before bulwark was installed; neither do we.
+            eprintln!("note: bulwark: the chained hook {} is not executable; skipped, as git would", chained.display());
+            Ok(ExitCode::SUCCESS)
+        }
         _ => Ok(ExitCode::SUCCESS),
     }
 }
@@ -214,6 +219,11 @@ pub(crate) fn spawn_alert(id: u64) {
     if let Err(e) = spawned {
         eprintln!("warning: bulwark: cannot start `{} alert` to send event #{id}: {e}", bulwark.display());
     }
+}
+
+fn is_executable(path: &std::path::Path) -> bool {
+    use std::os::unix::fs::PermissionsExt as _;
+    std::fs::metadata(path).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
 }
 
 fn whoami() -> String {

@@ -157,11 +157,23 @@ impl Config {
 
 impl WorktreePolicy {
     /// Reads `<work-tree>/.bulwark.toml` if it exists.
+    ///
+    /// The file comes from the repository's content, so it must be a regular file (not a
+    /// symlink to `/dev/zero` or elsewhere) of at most 64 KiB.
     pub fn load(work_tree: &Path) -> Result<Option<WorktreePolicy>, ConfigError> {
+        const MAX_LEN: u64 = 64 * 1024;
         let path = work_tree.join(WORKTREE_CONFIG_NAME);
+        let meta = match std::fs::symlink_metadata(&path) {
+            Ok(meta) => meta,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(source) => return Err(ConfigError::Read { path, source }),
+        };
+        if !meta.is_file() || meta.len() > MAX_LEN {
+            let source = std::io::Error::other(format!("must be a regular file of at most {MAX_LEN} bytes"));
+            return Err(ConfigError::Read { path, source });
+        }
         match std::fs::read_to_string(&path) {
             Ok(text) => Ok(Some(parse_toml(&text, &path)?)),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
             Err(source) => Err(ConfigError::Read { path, source }),
         }
     }

@@ -130,3 +130,10 @@ fn service_names_must_be_usable_as_file_names() {
     let err = parse_err(text);
     assert!(err.contains("service[0].name") && err.contains("letters, digits"), "{err}");
 }
+
+#[test]
+fn durations_longer_than_a_year_are_refused() {
+    assert!("400d".parse::<Duration>().is_err() || "9000h".parse::<Duration>().is_err());
+    assert!("9000h".parse::<Duration>().unwrap_err().contains("longer than a year"));
+    assert!("24h".parse::<Duration>().is_ok());
+}

@@ -46,6 +46,10 @@ impl std::str::FromStr for Duration {
         if parsed.is_negative() {
             return Err(format!("`{s}` is negative; a duration must be zero or more"));
         }
+        // Anything longer is a typo, and would overflow deadline arithmetic.
+        if parsed > jiff::SignedDuration::from_hours(24 * 366) {
+            return Err(format!("`{s}` is longer than a year"));
+        }
         std::time::Duration::try_from(parsed).map(Duration).map_err(|e| format!("`{s}`: {e}"))
     }
 }
