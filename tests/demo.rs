@@ -13,7 +13,48 @@ fn demo_passes_every_scene_and_removes_its_sandbox() {
         out.stdout.lines().filter(|l| l.trim_start().starts_with("scene ") && l.contains(": PASS")).collect();
     assert!(!verdicts.is_empty(), "{}", out.stdout);
     assert!(!out.stdout.contains(": FAIL"), "{}", out.stdout);
-    out.assert_stdout_contains("hook.blocked");
+    assert!(!dir.exists(), "the --dir sandbox the demo created is removed");
+
+    // One PASS verdict per scene, each naming what the scene showed.
+    for (scene, names) in [
+        (1, "refused by the client hook"),
+        (2, "rejected by pre-receive"),
+        (3, "caught by bulwark-verify-push"),
+        (4, "found by bulwark-drift scan"),
+        (5, "reverted, pushed, redeployed and verified by the sidecar"),
+    ] {
+        let prefix = format!("  scene {scene}: ");
+        let verdict = out.stdout.lines().find(|l| l.starts_with(&prefix)).unwrap_or_else(|| {
+            panic!("no verdict for scene {scene}:\n{}", out.stdout);
+        });
+        assert!(verdict.contains(names) && verdict.contains(": PASS ("), "scene {scene}: {verdict}");
+    }
+
+    // Scene 2 shows the server's rejection as the pusher sees it.
+    out.assert_stdout_contains("| remote: error: `main` is protected on this server");
+    out.assert_stdout_contains("you are `agent-7`");
+    // Scene 5: the notification reached the demo's receiver and was printed.
+    let received: Vec<&str> = out.stdout.lines().filter(|l| l.starts_with("  webhook received: ")).collect();
+    assert_eq!(received.len(), 1, "{}", out.stdout);
+    assert!(received[0].contains("rolled back"), "{}", received[0]);
+    out.assert_stdout_contains("> Fix the change on its branch.");
+
+    // The journal of the run, printed after the scenes, has each guard's event.
+    let journal: Vec<&str> = out
+        .stdout
+        .lines()
+        .skip_while(|l| !l.starts_with("event journal of this run"))
+        .take_while(|l| !l.is_empty())
+        .collect();
+    for kind in ["hook.blocked", "push.rejected", "verify_push.failed", "drift.found", "rollback.complete"] {
+        assert!(
+            journal.iter().any(|l| l.contains(&format!(" {kind} "))),
+            "{kind} not in the journal:\n{}",
+            journal.join("\n")
+        );
+    }
+    assert!(journal.iter().any(|l| l.contains(" push.rejected ") && l.contains("identity=agent-7")));
+    assert!(journal.iter().any(|l| l.contains(" notify.sent ") && l.contains("about=rollback.complete")));
 }
 
 #[test]
