@@ -1,7 +1,32 @@
 //! `bulwark demo` runs every scene in its own sandbox, says PASS for each, exits 0, and
 //! cleans up after itself.
 
-use bulwark_testutil::{TestEnv, run};
+use std::os::unix::fs::PermissionsExt as _;
+use std::path::{Path, PathBuf};
+
+use bulwark_testutil::{TestEnv, bin, run};
+
+/// A directory with `bulwark` (a real file: the demo finds its siblings beside its own
+/// executable) and links to the other binaries, except those in `leave_out`.
+fn bin_dir_without(env: &TestEnv, leave_out: &[&str]) -> PathBuf {
+    let dir = env.path("bin");
+    std::fs::create_dir_all(&dir).unwrap();
+    let bulwark = bin("bulwark");
+    if std::fs::hard_link(&bulwark, dir.join("bulwark")).is_err() {
+        std::fs::copy(&bulwark, dir.join("bulwark")).unwrap();
+    }
+    for name in ["bulwark-hook", "bulwark-verify-push", "bulwark-drift", "bulwark-sidecar"] {
+        if !leave_out.contains(&name) {
+            std::os::unix::fs::symlink(bin(name), dir.join(name)).unwrap();
+        }
+    }
+    dir
+}
+
+fn write_script(path: &Path, text: &str) {
+    std::fs::write(path, text).unwrap();
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o755)).unwrap();
+}
 
 #[test]
 fn demo_passes_every_scene_and_removes_its_sandbox() {
@@ -80,4 +105,34 @@ fn demo_refuses_a_non_empty_dir() {
     run(env.bin_command("bulwark").args(["demo", "--dir", env.root().to_str().unwrap()]))
         .assert_code(2)
         .assert_stderr_contains("is not empty");
+}
+
+#[test]
+fn a_guard_that_does_not_do_its_job_fails_its_scene_and_the_demo() {
+    let env = TestEnv::new();
+    // A "verify-push" that believes the agent: runs nothing, checks nothing, exits 0.
+    let dir = bin_dir_without(&env, &["bulwark-verify-push"]);
+    write_script(&dir.join("bulwark-verify-push"), "#!/bin/sh\nexit 0\n");
+    let out = run(env.command(dir.join("bulwark")).arg("demo"));
+    out.assert_code(1);
+    let verdict = |scene: u32| {
+        let prefix = format!("  scene {scene}: ");
+        out.stdout.lines().find(|l| l.starts_with(&prefix)).unwrap_or_default().to_owned()
+    };
+    assert!(verdict(3).contains(": FAIL ("), "{}", out.stdout);
+    assert!(verdict(3).contains("the wrapper exited 0"), "{}", verdict(3));
+    for scene in [1, 2, 4, 5] {
+        assert!(verdict(scene).contains(": PASS ("), "scene {scene}: {}", out.stdout);
+    }
+    out.assert_stdout_contains("some scene did NOT behave as narrated");
+}
+
+#[test]
+fn a_missing_binary_is_one_clear_error_before_anything_runs() {
+    let env = TestEnv::new();
+    let dir = bin_dir_without(&env, &["bulwark-sidecar", "bulwark-drift"]);
+    let out = run(env.command(dir.join("bulwark")).args(["demo", "--dir", env.path("sandbox").to_str().unwrap()]));
+    out.assert_code(3).assert_stderr_contains("bulwark-drift, bulwark-sidecar not beside bulwark in");
+    out.assert_stderr_contains("hint: build every binary first");
+    assert!(!env.path("sandbox").exists(), "nothing was created");
 }

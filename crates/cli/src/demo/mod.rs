@@ -4,15 +4,20 @@
 
 use std::ffi::OsStr;
 use std::path::{Path, PathBuf};
-use std::process::{Command, ExitCode, Stdio};
+use std::process::{Command, ExitCode};
+use std::time::Duration;
 
 use std::sync::{Arc, Mutex};
 
+use bulwark_core::process::RunOptions;
 use bulwark_core::{CliError, Journal};
 use serde_json::Value;
 
 mod http;
 mod scenes;
+
+/// The longest any one command of the demo may take (the whole demo takes a few seconds).
+const CHILD_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// Every program the demo runs, found beside the running `bulwark`.
 const TOOLS: [&str; 5] = ["bulwark", "bulwark-hook", "bulwark-verify-push", "bulwark-drift", "bulwark-sidecar"];
@@ -64,6 +69,11 @@ impl Sandbox {
         for var in bulwark_core::env::GIT_REPO_VARS {
             cmd.env_remove(var);
         }
+        // Whoever runs the demo (a CI job, a GitLab runner) must not lend the sandbox's
+        // server an identity: each push below names its pusher.
+        for var in ["GL_USERNAME", "GL_ID", "GL_USER", "GITEA_PUSHER_NAME", "REMOTE_USER"] {
+            cmd.env_remove(var);
+        }
         cmd.env_remove(bulwark_core::env::CONFIG)
             .env_remove(bulwark_core::env::BREAK_GLASS)
             .env("GIT_CONFIG_GLOBAL", self.root.join("gitconfig"))
@@ -93,13 +103,12 @@ impl Sandbox {
         self.bin_dir.join(name)
     }
 
-    /// Runs quietly and returns the outcome (spawn failures are demo errors).
+    /// Runs quietly and returns the outcome, whatever the exit code. A command that cannot
+    /// start, or hangs past [`CHILD_TIMEOUT`] (killed with its process group), is a demo error.
     fn run(mut cmd: Command) -> Result<Ran, CliError> {
-        let shown = bulwark_core::process::describe(&cmd);
-        let out = cmd
-            .stdin(Stdio::null())
-            .output()
-            .map_err(|e| CliError::operational(format!("demo: cannot run `{shown}`: {e}")))?;
+        let opts = RunOptions { timeout: Some(CHILD_TIMEOUT), ..RunOptions::default() };
+        let out =
+            bulwark_core::process::run(&mut cmd, &opts).map_err(|e| CliError::operational(format!("demo: {e}")))?;
         Ok(Ran {
             code: out.status.code().unwrap_or(-1),
             stdout: String::from_utf8_lossy(&out.stdout).into_owned(),

@@ -27,6 +27,16 @@ fn write(path: &Path, text: &str) -> Result<(), CliError> {
         .map_err(|e| CliError::operational(format!("demo set-up: cannot write {}: {e}", path.display())))
 }
 
+/// The first 12 hex digits of a commit id, as the narration shows them.
+fn short(oid: &str) -> &str {
+    oid.get(..12).unwrap_or(oid)
+}
+
+/// One line of narration.
+fn say(text: &str) {
+    println!("  {text}");
+}
+
 /// Events journaled after the first `skip` ones, of one kind.
 fn new_events<'a>(events: &'a [Event], skip: usize, kind: &str) -> Vec<&'a Event> {
     events.iter().skip(skip).filter(|e| e.kind == kind).collect()
@@ -91,6 +101,8 @@ fn set_up(sb: &Sandbox) -> Result<(Server, Server), CliError> {
     for clone in ["dev", "agent", "merger", "prod"] {
         sb.git(&sb.root, &["clone", "-q", "server.git", clone])?;
     }
+    // The developer's own policy, so a host's /etc/bulwark/bulwark.toml plays no part.
+    write(&sb.path("dev/.git/bulwark.toml"), "[protect]\nbranches = [\"main\"]\n")?;
     println!("  dev          a developer's clone (hooks installed in scene 1)");
     println!("  agent        a coding agent's clone, no hooks (pushes as {AGENT})");
     println!("  merger       the merge bot's clone, no hooks (pushes as {MERGER})");
@@ -174,6 +186,7 @@ fn install(sb: &Sandbox, role: &str, repo: &str) -> Result<(), CliError> {
 fn scene_commit_on_main(sb: &Sandbox) -> Result<Verdict, CliError> {
     const TITLE: &str = "a commit straight on main is refused by the client hook";
     println!("{TITLE}");
+    say("A developer in a hurry commits a fix straight on main, in a clone with bulwark's hooks.");
     let dev = sb.path("dev");
     let mut install = sb.command(sb.tool("bulwark"), &sb.root);
     install.args(["install", "--role", "dev", "--repo"]).arg(&dev);
@@ -200,7 +213,8 @@ fn scene_commit_on_main(sb: &Sandbox) -> Result<Verdict, CliError> {
 fn scene_push_rejected(sb: &Sandbox) -> Result<Verdict, CliError> {
     const TITLE: &str = "a push to main by an identity the server does not allow is rejected by pre-receive";
     println!("{TITLE}");
-    println!("  (the agent's clone has no hooks, so only the server can stop it)");
+    say(&format!("Client hooks are advice. A coding agent's clone has none, and it pushes to main as {AGENT}:"));
+    say("only the server can stop it.");
     let agent = sb.path("agent");
     let server = sb.path("server.git");
     write(&agent.join("app.txt"), "version 2, shipped by the agent\n")?;
@@ -234,7 +248,8 @@ fn scene_agent_did_not_push(sb: &Sandbox) -> Result<Verdict, CliError> {
     const TITLE: &str = "an agent that exits 0 without pushing is caught by bulwark-verify-push";
     const CLAIM: &str = "Done: version 2 is committed and pushed to main.";
     println!("{TITLE}");
-    println!("  (the \"agent\" here is `echo`: it claims success and pushes nothing)");
+    say("Rejected, the agent reports success anyway. Here the \"agent\" is `echo`: it exits 0 and");
+    say("pushes nothing. bulwark-verify-push wraps it and asks the remote, not the agent.");
     let agent = sb.path("agent");
     let server = sb.path("server.git");
     let before = sb.git(&server, &["rev-parse", "refs/heads/main"])?;
@@ -260,7 +275,7 @@ fn scene_hand_edit(sb: &Sandbox) -> Result<Verdict, CliError> {
     println!("{TITLE}");
     let prod = sb.path("prod");
     write(&prod.join("app.txt"), "version 1, hot-patched by hand on the box\n")?;
-    println!("  (someone edits prod/app.txt by hand on the production box)");
+    say("Someone logs in to the production box and hot-patches app.txt by hand. The hourly scan runs:");
     let skip = sb.events()?.len();
     let mut scan = sb.command(sb.tool("bulwark-drift"), &sb.root);
     scan.arg("--config").arg(sb.config()).arg("scan").arg(&prod);
@@ -271,7 +286,7 @@ fn scene_hand_edit(sb: &Sandbox) -> Result<Verdict, CliError> {
     let reported = ran.stdout.lines().any(|l| l.contains("modified: app.txt"));
     // Put the box back as the pipeline left it, so scene 5 can deploy.
     sb.git(&prod, &["checkout", "--", "app.txt"])?;
-    println!("  (the edit is undone: `git checkout -- app.txt`)");
+    say("(the hand edit is undone with `git checkout -- app.txt` before the next scene)");
     let passed = ran.code == 1 && reported && found;
     Ok(Verdict {
         title: TITLE,
@@ -285,6 +300,8 @@ fn scene_hand_edit(sb: &Sandbox) -> Result<Verdict, CliError> {
 fn scene_bad_merge(sb: &Sandbox) -> Result<Verdict, CliError> {
     const TITLE: &str = "a bad merge deployed is reverted, pushed, redeployed and verified by the sidecar";
     println!("{TITLE}");
+    say(&format!("The merge bot ({MERGER}, allowed on main) lands a merge that breaks the service's status."));
+    say("Production pulls it; post-merge hands the change to the sidecar, which deploys and checks health.");
     let merger = sb.path("merger");
     let prod = sb.path("prod");
     let server = sb.path("server.git");
@@ -319,10 +336,23 @@ fn scene_bad_merge(sb: &Sandbox) -> Result<Verdict, CliError> {
     let events = sb.events()?;
     let complete = !new_events(&events, skip, "rollback.complete").is_empty();
     let received: Vec<Value> = sb.received.lock().map(|r| r.clone()).unwrap_or_default();
+    say(&format!(
+        "The server's main is now {} (its parent is the bad merge {}), prod is at {}, and the service is {}.",
+        short(&remote_main),
+        short(&bad),
+        short(&prod_head),
+        if deployed_ok { "healthy" } else { "still broken" }
+    ));
+    if received.is_empty() {
+        say("No notification reached the demo's webhook receiver.");
+    } else {
+        say("What the on-call channel receives (caught by the demo's own webhook receiver):");
+    }
     for note in &received {
         println!("  webhook received: {}", note["title"].as_str().unwrap_or("(no title)"));
         for line in note["text"].as_str().unwrap_or_default().lines() {
-            println!("  > {line}");
+            let quoted = format!("  > {line}");
+            println!("{}", quoted.trim_end());
         }
     }
     let reverted = remote_tree == good_tree && remote_parent == bad;
