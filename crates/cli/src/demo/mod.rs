@@ -176,6 +176,13 @@ pub fn demo(args: &DemoArgs) -> Result<ExitCode, CliError> {
         (temp.path().to_owned(), Some(temp), false)
     };
     let root = std::fs::canonicalize(&root).unwrap_or(root);
+    if root.to_str().is_none() {
+        if created {
+            let _ = std::fs::remove_dir(&root);
+        }
+        return Err(CliError::usage(format!("the sandbox path {} is not valid UTF-8", root.display()))
+            .hint("the path goes into the sandbox's config file: pass a UTF-8 path to --dir"));
+    }
     let sandbox = Sandbox { root, bin_dir, received: Arc::new(Mutex::new(Vec::new())) };
     let result = scenes::play(&sandbox);
     if args.keep {

@@ -27,6 +27,12 @@ fn write(path: &Path, text: &str) -> Result<(), CliError> {
         .map_err(|e| CliError::operational(format!("demo set-up: cannot write {}: {e}", path.display())))
 }
 
+/// A path as a TOML basic string: JSON's string escapes are all valid TOML escapes, and
+/// `serde_json` leaves non-ASCII characters as they are (so no surrogate pairs).
+fn toml_string(path: &Path) -> String {
+    serde_json::Value::String(path.display().to_string()).to_string()
+}
+
 /// The first 12 hex digits of a commit id, as the narration shows them.
 fn short(oid: &str) -> &str {
     oid.get(..12).unwrap_or(oid)
@@ -141,8 +147,8 @@ fn set_up(sb: &Sandbox) -> Result<(Server, Server), CliError> {
             r#"# The production box of the demo: one service and one notification target.
 [[service]]
 name = "web"
-checkout = {prod:?}
-deploy = ["cp", "status", {deployed:?}]
+checkout = {prod}
+deploy = ["cp", "status", {deployed}]
 deploy_timeout = "10s"
 stabilize = "300ms"
 
@@ -158,8 +164,8 @@ url = "{hook}"
 timeout = "2s"
 attempts = 1
 "#,
-            prod = prod.display().to_string(),
-            deployed = deployed.display().to_string(),
+            prod = toml_string(&prod),
+            deployed = toml_string(&deployed),
             health = health.url("/health"),
             hook = webhook.url("/hook"),
         ),
