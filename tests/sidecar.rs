@@ -802,4 +802,5 @@ fn post_merge_without_a_matching_service_queues_nothing() {
         !fx.env.state_dir().join("sidecar/jobs").exists()
             || std::fs::read_dir(fx.env.state_dir().join("sidecar/jobs")).unwrap().next().is_none()
     );
+    assert_eq!(fx.count("deploy.skipped"), 1, "the skip is journaled");
 }

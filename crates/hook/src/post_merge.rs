@@ -36,6 +36,13 @@ fn enqueue(config: Option<&Path>) -> Result<(), CliError> {
             "note: bulwark: no [[service]] has checkout = {:?}; nothing to deploy",
             work_tree.display().to_string()
         );
+        // Recorded, so a config the sidecar reads but this hook does not is visible.
+        if let Ok(journal) = Journal::open_default() {
+            let _ = journal.append(
+                "deploy.skipped",
+                json!({ "checkout": work_tree, "reason": "no [[service]] for this checkout", "hook": "post-merge" }),
+            );
+        }
         return Ok(());
     };
     let git = ctx.git();
