@@ -10,6 +10,7 @@ pub mod crash;
 pub mod gitops;
 pub mod health;
 pub mod report;
+pub mod watch;
 pub mod worker;
 
 use std::fmt::Write as _;
@@ -48,6 +49,15 @@ pub enum SidecarCommand {
     Run(RunArgs),
     /// Each service's last job, its phase and outcome, and the last known-good commit.
     Status(StatusArgs),
+    /// Run one watchdog round for every service with `[service.watch]`, then exit.
+    WatchOnce(WatchOnceArgs),
+}
+
+#[derive(Debug, clap::Args)]
+pub struct WatchOnceArgs {
+    /// Print a JSON summary instead of event lines.
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Debug, clap::Args)]
@@ -107,6 +117,7 @@ pub fn run(args: &SidecarArgs) -> Result<ExitCode, CliError> {
         SidecarCommand::Once(a) => cmd_once(config, a),
         SidecarCommand::Run(a) => cmd_run(config, a),
         SidecarCommand::Status(a) => cmd_status(&config, a),
+        SidecarCommand::WatchOnce(a) => cmd_watch_once(config, a),
     }
 }
 
@@ -224,7 +235,7 @@ fn cmd_run(config: Config, args: &RunArgs) -> Result<ExitCode, CliError> {
     );
     let poll = args.poll.get().max(Duration::from_millis(50));
     let retry = args.retry_notify.get();
-    let handles: Vec<_> = worker
+    let mut handles: Vec<_> = worker
         .config
         .services
         .clone()
@@ -234,6 +245,12 @@ fn cmd_run(config: Config, args: &RunArgs) -> Result<ExitCode, CliError> {
             std::thread::spawn(move || serve(&worker, &service, poll, retry))
         })
         .collect();
+    for service in worker.config.services.clone() {
+        if let Some(watch) = service.watch.clone() {
+            let worker = worker.clone();
+            handles.push(std::thread::spawn(move || watchdog(&worker, &service, &watch)));
+        }
+    }
     for handle in handles {
         let _ = handle.join();
     }
@@ -277,6 +294,55 @@ fn serve(worker: &Worker, service: &ServiceConfig, poll: Duration, retry: Durati
         }
         std::thread::sleep(poll);
     }
+}
+
+/// One service's watchdog in the daemon: a round every `every` (measured from the start of
+/// the previous round), forever; errors are printed and the next round tries again.
+fn watchdog(worker: &Worker, service: &ServiceConfig, watch: &bulwark_core::config::WatchConfig) {
+    loop {
+        let started = Instant::now();
+        match watch::round(worker, service, watch) {
+            // Events are printed as they are journaled; a quiet or skipped round prints nothing.
+            Ok(_) => {}
+            Err(e) => eprint!("{}", work_error(&e).render()),
+        }
+        std::thread::sleep(watch.every.get().saturating_sub(started.elapsed()));
+    }
+}
+
+fn cmd_watch_once(config: Config, args: &WatchOnceArgs) -> Result<ExitCode, CliError> {
+    let worker = worker(config, !args.json)?;
+    let watched: Vec<&ServiceConfig> = worker.config.services.iter().filter(|s| s.watch.is_some()).collect();
+    if watched.is_empty() {
+        return Err(CliError::usage("no `[[service]]` has a `[service.watch]` section: nothing to watch")
+            .hint("add [service.watch] with `restart = [...]` to a service (see docs/sidecar.md)"));
+    }
+    let mut acted = false;
+    let mut results = Vec::new();
+    let mut failure: Option<CliError> = None;
+    for service in watched {
+        let Some(watch) = &service.watch else { continue };
+        match watch::round(&worker, service, watch) {
+            Ok(outcome) => {
+                acted |= outcome.acted();
+                if !args.json {
+                    println!("{}", outcome.line(&service.name));
+                }
+                results.push(outcome.to_json(&service.name));
+            }
+            Err(e) => {
+                results.push(json!({"service": service.name, "outcome": "error", "error": e.to_string()}));
+                failure = Some(work_error(&e));
+            }
+        }
+    }
+    if args.json {
+        println!("{}", json!({"services": results, "acted": acted}));
+    }
+    if let Some(err) = failure {
+        return Err(err);
+    }
+    Ok(if acted { ExitCode::from(1) } else { ExitCode::SUCCESS })
 }
 
 fn cmd_status(config: &Config, args: &StatusArgs) -> Result<ExitCode, CliError> {

@@ -97,15 +97,25 @@ impl Default for HealthConfig {
     }
 }
 
-/// `[service.watch]`: the watchdog playbook.
+/// `[service.watch]`: the watchdog playbook (check every `every`; when unhealthy, run
+/// `restart`, wait `wait`, check again; at most `max_restarts` restarts per `window`).
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct WatchConfig {
+    /// Time between two watchdog checks.
     #[serde(default = "default_every")]
     pub every: Duration,
+    /// The command that restarts the service (argv, run in the checkout).
     pub restart: Argv,
+    /// Time limit for one run of `restart`; past it the command (and its process group) is
+    /// killed and the incident escalates.
+    #[serde(default = "default_restart_timeout")]
+    pub restart_timeout: Duration,
+    /// Wait after a restart before checking again.
     #[serde(default = "default_wait")]
     pub wait: Duration,
+    /// Restarts allowed within `window`; past it the watchdog escalates once and stops
+    /// restarting until the window has room again (0: never restart, only escalate).
     #[serde(default = "default_max_restarts")]
     pub max_restarts: u32,
     #[serde(default = "default_window")]
@@ -113,6 +123,9 @@ pub struct WatchConfig {
 }
 
 fn default_every() -> Duration {
+    Duration::from_secs(300)
+}
+fn default_restart_timeout() -> Duration {
     Duration::from_secs(300)
 }
 fn default_wait() -> Duration {
@@ -162,6 +175,14 @@ impl ServiceConfig {
                 return Err(("health.path".into(), "a heartbeat health check needs `path` and `max_age`".into()));
             }
             _ => {}
+        }
+        if let Some(watch) = &self.watch {
+            if watch.every.get().is_zero() {
+                return Err(("watch.every".into(), "must be longer than zero, e.g. \"5m\"".into()));
+            }
+            if watch.restart_timeout.get().is_zero() {
+                return Err(("watch.restart_timeout".into(), "must be longer than zero, e.g. \"5m\"".into()));
+            }
         }
         Ok(())
     }
