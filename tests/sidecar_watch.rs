@@ -328,6 +328,39 @@ fn past_max_restarts_within_the_window_it_escalates_once_and_restarts_no_more() 
     assert_eq!(fx.count("watch.escalated"), 1);
     assert_eq!(fx.notifications("watch.escalated").len(), 1);
     assert_eq!(fx.watch_state()["restarts"].as_array().unwrap().len(), 2, "the restart history is on disk");
+
+    let status = run(&mut fx.sidecar(&["status", "--json"]));
+    status.assert_code(0);
+    let status: Value = serde_json::from_str(&status.stdout).unwrap();
+    let watch = &status["services"][0]["watch"];
+    assert_eq!(watch["restarts_in_window"], 2, "{watch}");
+    assert_eq!(watch["failing"], true, "{watch}");
+    assert!(watch["capped_at"].is_string(), "{watch}");
+    run(&mut fx.sidecar(&["status"]))
+        .assert_code(0)
+        .assert_stdout_contains("2 restart(s) within 1h (max 2), restart cap reached at");
+}
+
+#[test]
+fn a_sidecar_killed_after_the_verdict_journals_and_notifies_the_outcome_once() {
+    for (point, kind, helps) in
+        [("watch.resolved", "watch.resolved", true), ("watch.escalated", "watch.escalated", false)]
+    {
+        let fx = Fixture::new();
+        if !helps {
+            fx.restarts_do_not_help();
+        }
+        fx.break_service();
+        let crashed =
+            run(fx.sidecar(&["watch-once"]).env("BULWARK_TEST_HOOKS", "1").env("BULWARK_TEST_CRASH_AT", point));
+        assert_eq!(crashed.code, -1, "killed at {point}\n{}{}", crashed.stdout, crashed.stderr);
+        fx.watch_once().assert_code(1);
+        assert_eq!(fx.count(kind), 1, "{kind} once after a kill at {point}");
+        assert_eq!(fx.notifications(kind).len(), 1, "one notification after a kill at {point}");
+        assert_eq!(fx.restarts(), 1);
+        fx.watch_once();
+        assert_eq!(fx.all_notifications(), 1);
+    }
 }
 
 #[test]

@@ -359,12 +359,17 @@ fn cmd_status(config: &Config, args: &StatusArgs) -> Result<ExitCode, CliError> 
         }
     }
     let mut services = Vec::new();
+    let mut watched = Vec::new();
     for name in &names {
         let mine: Vec<&Job> = all.iter().filter(|j| &j.service == name).collect();
         let last = mine.iter().rev().find(|j| j.phase != Phase::Skipped).or(mine.last()).copied();
         let unfinished = mine.iter().filter(|j| !j.phase.is_final()).count();
         let known = ServiceState::load(&state_dir, name);
         services.push((name.clone(), last.cloned(), unfinished, known, config.service(name).is_some()));
+        if let Some(watch) = config.service(name).and_then(|s| s.watch.as_ref()) {
+            let state = watch::WatchState::load(&state_dir, name).map_err(|e| work_error(&e))?;
+            watched.push((name.clone(), state.to_json(watch), state.line(name, watch)));
+        }
     }
     if args.json {
         let value = json!({
@@ -376,6 +381,7 @@ fn cmd_status(config: &Config, args: &StatusArgs) -> Result<ExitCode, CliError> 
                 "known_good": known.known_good,
                 "known_good_at": known.known_good_at,
                 "known_good_job": known.known_good_job,
+                "watch": watched.iter().find(|(n, _, _)| n == name).map(|(_, json, _)| json),
                 "last_job": last.as_ref().map(|j| json!({
                     "id": j.id,
                     "phase": j.phase,
@@ -423,6 +429,9 @@ fn cmd_status(config: &Config, args: &StatusArgs) -> Result<ExitCode, CliError> 
             if owed > 0 {
                 println!("{name}: {owed} notification(s) not delivered yet");
             }
+        }
+        if let Some((_, _, line)) = watched.iter().find(|(n, _, _)| n == name) {
+            println!("{line}");
         }
     }
     Ok(ExitCode::SUCCESS)

@@ -131,6 +131,56 @@ impl WatchState {
         Ok(())
     }
 
+    /// Restarts started within the last `window`.
+    pub fn restarts_within(&self, window: Duration) -> usize {
+        self.restarts.iter().filter(|ts| since(ts).is_none_or(|age| age < window)).count()
+    }
+
+    /// What `status` shows.
+    pub fn to_json(&self, watch: &WatchConfig) -> Value {
+        json!({
+            "every": watch.every.to_string(),
+            "last_check": self.last_check,
+            "failing": self.failing,
+            "restarts_in_window": self.restarts_within(watch.window.get()),
+            "max_restarts": watch.max_restarts,
+            "window": watch.window.to_string(),
+            "capped_at": self.capped_at,
+            "escalated": self.escalated,
+            "incident_in_progress": self.incident.as_ref().map(|i| &i.id),
+            "owed_notifications": self.owed.iter().flat_map(|i| &i.notifications).filter(|d| d.delivered.is_none()).count(),
+        })
+    }
+
+    /// One plain line for `status`.
+    pub fn line(&self, service: &str, watch: &WatchConfig) -> String {
+        let mut line = format!("{service}: watchdog every {}", watch.every);
+        match &self.last_check {
+            None => line.push_str(", not checked yet"),
+            Some(ts) => {
+                let verdict = if self.failing { "failing" } else { "healthy" };
+                let _ = write!(line, ", last check {ts} {verdict}");
+            }
+        }
+        let _ = write!(
+            line,
+            ", {} restart(s) within {} (max {})",
+            self.restarts_within(watch.window.get()),
+            watch.window,
+            watch.max_restarts
+        );
+        if let Some(at) = &self.capped_at {
+            let _ = write!(line, ", {CAP_REACHED} at {at}");
+        }
+        if let Some(id) = &self.escalated {
+            let _ = write!(line, ", escalated in incident {id}");
+        }
+        if let Some(incident) = &self.incident {
+            let _ = write!(line, ", incident {} in progress", incident.id);
+        }
+        line
+    }
+
     /// Drops restarts older than `window`; returns how many are left.
     fn prune(&mut self, window: Duration) -> usize {
         self.restarts.retain(|ts| since(ts).is_none_or(|age| age < window));
@@ -334,6 +384,17 @@ impl Watchdog<'_> {
 
     fn restart(&self, st: &mut WatchState, incident: &mut Incident) -> Result<(), WorkError> {
         if incident.restart_runs > 0 {
+            self.emit_once(
+                "watch.restarted",
+                &incident.id,
+                json!({
+                    "incident": incident.id,
+                    "reason": incident.cause,
+                    "restarts_in_window": st.restarts.len(),
+                    "max_restarts": self.watch.max_restarts,
+                    "error": "the sidecar stopped during the restart",
+                }),
+            )?;
             return self.enter(
                 st,
                 incident,
@@ -378,8 +439,7 @@ impl Watchdog<'_> {
         if verdict.healthy {
             let note = format!("healthy again {} after the restart: {}", fmt_duration(total), verdict.tries.join(", "));
             st.failing = false;
-            self.enter(st, incident, IncidentPhase::Resolved, note)?;
-            return self.emit("watch.resolved", json!({"incident": incident.id, "cause": incident.cause}));
+            return self.enter(st, incident, IncidentPhase::Resolved, note);
         }
         let reason = format!("still unhealthy {} after the restart: {}", fmt_duration(total), verdict.reason());
         self.escalate(st, incident, &reason)
@@ -388,22 +448,27 @@ impl Watchdog<'_> {
     fn escalate(&self, st: &mut WatchState, incident: &mut Incident, reason: &str) -> Result<(), WorkError> {
         incident.escalation = Some(reason.to_owned());
         st.escalated = Some(incident.id.clone());
-        self.enter(st, incident, IncidentPhase::Escalated, reason)?;
-        let short_reason = if reason.starts_with(CAP_REACHED) { CAP_REACHED } else { reason };
-        self.emit(
-            "watch.escalated",
-            json!({
-                "incident": incident.id,
-                "reason": short_reason,
-                "detail": reason,
-                "cause": incident.cause,
-                "restarts": incident.restart_runs,
-            }),
-        )
+        self.enter(st, incident, IncidentPhase::Escalated, reason)
     }
 
-    /// Writes the summary, owes and sends the notification, and closes the incident.
+    /// Journals the outcome (once), writes the summary, owes and sends the notification,
+    /// and closes the incident.
     fn finish(&self, st: &mut WatchState, mut incident: Incident) -> Result<Outcome, WorkError> {
+        let kind = format!("watch.{}", incident.phase.as_str());
+        let detail = incident.escalation.clone().unwrap_or_default();
+        let reason = if detail.starts_with(CAP_REACHED) { CAP_REACHED } else { detail.as_str() };
+        let fields = if incident.phase == IncidentPhase::Resolved {
+            json!({"incident": incident.id, "cause": incident.cause, "restarts": incident.restart_runs})
+        } else {
+            json!({
+                "incident": incident.id,
+                "reason": reason,
+                "detail": detail,
+                "cause": incident.cause,
+                "restarts": incident.restart_runs,
+            })
+        };
+        self.emit_once(&kind, &incident.id, fields)?;
         if incident.summary.is_none() {
             let path = self.worker.state_dir.join("incidents").join(format!("{}.md", incident.id));
             if let Some(dir) = path.parent() {
@@ -411,7 +476,6 @@ impl Watchdog<'_> {
             }
             state::write_atomic(&path, summary(&incident, self.service, self.watch).as_bytes())?;
             incident.summary = Some(path);
-            let kind = format!("watch.{}", incident.phase.as_str());
             for (target, config) in self.worker.config.notify.iter().enumerate() {
                 let url =
                     config.url.clone().unwrap_or_else(|| format!("${}", config.url_env.clone().unwrap_or_default()));
@@ -489,6 +553,13 @@ impl Watchdog<'_> {
             st.save(&self.worker.state_dir, &self.service.name)?;
         }
         Ok(())
+    }
+
+    /// Journals `kind` for `incident` unless it already was (a resumed incident replays).
+    fn emit_once(&self, kind: &str, incident: &str, extra: Value) -> Result<(), WorkError> {
+        let seen =
+            self.worker.journal.read_all()?.iter().any(|e| e.kind == kind && e.str("incident") == Some(incident));
+        if seen { Ok(()) } else { self.emit(kind, extra) }
     }
 
     fn emit(&self, kind: &str, extra: Value) -> Result<(), WorkError> {
@@ -608,5 +679,97 @@ pub fn message(kind: &str, incident: &Incident, summary: &str) -> Message {
             "restarts_in_window": incident.restarts_in_window,
             "max_restarts": incident.max_restarts,
         }),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config() -> (ServiceConfig, WatchConfig) {
+        let text = r#"
+[[service]]
+name = "web"
+checkout = "/srv/web"
+deploy = ["true"]
+[service.health]
+url = "http://127.0.0.1:9/health"
+[service.watch]
+restart = ["systemctl", "restart", "web"]
+max_restarts = 2
+"#;
+        let config = bulwark_core::Config::parse(text, Path::new("test.toml")).unwrap();
+        let service = config.services[0].clone();
+        let watch = service.watch.clone().unwrap();
+        (service, watch)
+    }
+
+    fn incident(phase: IncidentPhase, escalation: Option<&str>) -> Incident {
+        Incident {
+            id: "20260426T035327000-web-watch".into(),
+            service: "web".into(),
+            phase,
+            started: "2026-04-26T03:53:27.000Z".into(),
+            cause: "health check failed: GET http://127.0.0.1:9/health: HTTP 503, want 200".into(),
+            escalation: escalation.map(str::to_owned),
+            timeline: vec![Step { ts: "2026-04-26T03:53:27.000Z".into(), phase: "detected".into(), note: "x".into() }],
+            checks: vec![HealthRecord {
+                healthy: phase == IncidentPhase::Resolved,
+                tries: vec!["ok: HTTP 200".into()],
+                ..HealthRecord::default()
+            }],
+            restart: None,
+            restart_runs: 0,
+            restarts_in_window: 2,
+            max_restarts: 2,
+            summary: None,
+            notifications: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn old_restarts_leave_the_window() {
+        let old = jiff::Timestamp::now() - jiff::SignedDuration::from_secs(7200);
+        let mut st = WatchState { restarts: vec![format!("{old:.3}"), jobs::now_millis()], ..WatchState::default() };
+        assert_eq!(st.restarts_within(Duration::from_secs(3600)), 1);
+        assert_eq!(st.prune(Duration::from_secs(3600)), 1);
+        assert_eq!(st.restarts.len(), 1);
+    }
+
+    #[test]
+    fn a_cap_summary_says_no_restart_was_made_and_when_it_will_restart_again() {
+        let (service, watch) = config();
+        let md = summary(
+            &incident(IncidentPhase::Escalated, Some("restart cap reached: 2 restart(s) within 1h")),
+            &service,
+            &watch,
+        );
+        for part in [
+            "# web: watchdog incident escalated: a person must act",
+            "## Timeline",
+            "## Cause (as far as known)",
+            "HTTP 503",
+            "## Action",
+            "No restart: restart cap reached",
+            "## Result",
+            "## Next step",
+            "until fewer than 2 restarts fall within the last 1h",
+        ] {
+            assert!(md.contains(part), "{part:?} missing:\n{md}");
+        }
+    }
+
+    #[test]
+    fn a_resolved_summary_and_message() {
+        let (service, watch) = config();
+        let mut incident = incident(IncidentPhase::Resolved, None);
+        incident.restart = Some(CommandRecord { step: "restart".into(), ..CommandRecord::default() });
+        incident.restart_runs = 1;
+        let md = summary(&incident, &service, &watch);
+        assert!(md.contains("Ran `systemctl restart web` (it exited 0), then waited 1m"), "{md}");
+        assert!(md.contains("Healthy again (ok: HTTP 200)"), "{md}");
+        let message = message("watch.resolved", &incident, &md);
+        assert_eq!(message.title, "Watchdog: web was restarted and is healthy again");
+        assert_eq!(message.fields["restarts"], 1);
     }
 }
