@@ -476,3 +476,15 @@ fn a_restarted_daemon_remembers_the_cap_and_does_not_page_again() {
     assert_eq!(fx.notifications("watch.resolved").len(), 1);
     assert_eq!(fx.notifications("watch.escalated").len(), 1, "paged once");
 }
+
+#[test]
+fn watch_once_without_any_watched_service_is_a_usage_error() {
+    let env = TestEnv::new();
+    let config = env.write_config(
+        "bulwark.toml",
+        "[[service]]\nname = \"web\"\ncheckout = \"/srv/web\"\ndeploy = [\"true\"]\n[service.health]\nurl = \"http://127.0.0.1:9/health\"\n",
+    );
+    let out = run(env.bin_command("bulwark-sidecar").arg("--config").arg(&config).arg("watch-once"));
+    out.assert_code(2).assert_stderr_contains("no `[[service]]` has a `[service.watch]` section");
+    out.assert_stderr_contains("hint: add [service.watch]");
+}

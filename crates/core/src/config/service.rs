@@ -192,3 +192,29 @@ impl ServiceConfig {
         self.branch.as_deref().unwrap_or(&config.drift.branch)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use crate::config::Config;
+
+    const SERVICE: &str = "[[service]]\nname = \"web\"\ncheckout = \"/srv/web\"\ndeploy = [\"true\"]\n[service.health]\nurl = \"http://127.0.0.1:9/health\"\n";
+
+    #[test]
+    fn watch_defaults_to_five_minute_restarts_with_a_cap() {
+        let text = format!("{SERVICE}[service.watch]\nrestart = [\"systemctl\", \"restart\", \"web\"]\n");
+        let config = Config::parse(&text, Path::new("bulwark.toml")).unwrap();
+        let watch = config.services[0].watch.clone().unwrap();
+        assert_eq!(watch.every.get(), std::time::Duration::from_secs(300));
+        assert_eq!(watch.restart_timeout.get(), std::time::Duration::from_secs(300));
+        assert_eq!((watch.max_restarts, watch.window.get().as_secs()), (3, 3600));
+    }
+
+    #[test]
+    fn a_zero_watch_interval_is_refused_with_its_key() {
+        let text = format!("{SERVICE}[service.watch]\nrestart = [\"true\"]\nevery = \"0s\"\n");
+        let err = Config::parse(&text, Path::new("bulwark.toml")).unwrap_err().to_string();
+        assert!(err.contains("service[0].watch.every") && err.contains("longer than zero"), "{err}");
+    }
+}
