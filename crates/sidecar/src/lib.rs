@@ -1,8 +1,9 @@
 //! `bulwark-sidecar`: the deploy and rollback worker.
 //!
 //! `enqueue` writes a job file; `once` processes every pending or unfinished job and exits;
-//! `run` is the daemon; `status` shows each service's last job and its last known-good
-//! commit. The job model and queue live in `bulwark_core::jobs` (the post-merge hook
+//! `run` is the daemon (jobs, and the watchdog of every service with `[service.watch]`);
+//! `watch-once` runs one watchdog round and exits; `status` shows each service's last job,
+//! its last known-good commit and its watchdog. The job model and queue live in `bulwark_core::jobs` (the post-merge hook
 //! enqueues without linking any of this).
 #![forbid(unsafe_code)]
 
@@ -45,7 +46,8 @@ pub enum SidecarCommand {
     Enqueue(EnqueueArgs),
     /// Process every pending or unfinished job, then exit.
     Once(OnceArgs),
-    /// Run as a daemon: resume unfinished jobs, then pick up new ones as they come.
+    /// Run as a daemon: resume unfinished jobs, pick up new ones as they come, and run the
+    /// watchdog of every service with `[service.watch]`.
     Run(RunArgs),
     /// Each service's last job, its phase and outcome, and the last known-good commit.
     Status(StatusArgs),
