@@ -407,6 +407,19 @@ fn no_check_while_a_deploy_or_rollback_holds_the_service() {
 }
 
 #[test]
+fn no_check_while_a_deploy_job_of_the_service_is_unfinished() {
+    let fx = Fixture::new();
+    fx.break_service();
+    let id = bulwark_core::jobs::enqueue(&fx.env.state_dir(), "web", &"1".repeat(40), &"2".repeat(40), "post-merge")
+        .unwrap();
+    let json = fx.watch_once_json(0);
+    assert_eq!(json["services"][0]["outcome"], "skipped", "{json}");
+    assert_eq!(json["services"][0]["reason"], "a deploy job of this service is unfinished", "{json}");
+    assert_eq!(fx.restarts(), 0, "job {id} is pending: no restart");
+    assert!(fx.env.events().iter().all(|e| !e.kind.starts_with("watch.")));
+}
+
+#[test]
 fn a_sidecar_killed_while_waiting_after_the_restart_finishes_the_incident_without_a_second_restart() {
     let fx = Fixture::new();
     fx.break_service();
