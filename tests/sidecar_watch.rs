@@ -29,11 +29,20 @@ struct Options {
     restart_timeout: &'static str,
     /// The restart command sleeps this long first.
     restart_sleeps: u32,
+    /// `health.timeout` (generous by default: a loaded test machine must not fail checks).
+    health_timeout: &'static str,
 }
 
 impl Default for Options {
     fn default() -> Self {
-        Self { every: "1h", max_restarts: 3, down: Down::Fails, restart_timeout: "10s", restart_sleeps: 0 }
+        Self {
+            every: "1h",
+            max_restarts: 3,
+            down: Down::Fails,
+            restart_timeout: "10s",
+            restart_sleeps: 0,
+            health_timeout: "2s",
+        }
     }
 }
 
@@ -92,6 +101,12 @@ impl Fixture {
             kept.lock().unwrap().push(req.json());
             Response::ok("")
         });
+        // A deploy that runs until the test removes `deploy-hold` (and says when it started).
+        let deploy_script = env.path("deploy.sh");
+        std::fs::write(&deploy_script, "#!/bin/sh\ntouch \"$1\"\nwhile [ -e \"$2\" ]; do sleep 0.05; done\n").unwrap();
+        set_executable(&deploy_script);
+        let deploy =
+            [&deploy_script, &env.path("deploying"), &env.path("deploy-hold")].map(|p| p.display().to_string());
         let restart = [&script, &service_state, &restart_log, &restart_fixes].map(|p| p.display().to_string());
         let config = env.write_config(
             "bulwark.toml",
@@ -99,10 +114,11 @@ impl Fixture {
                 r#"[[service]]
 name = "web"
 checkout = "{checkout}"
-deploy = ["true"]
+deploy = {deploy:?}
+stabilize = "50ms"
 [service.health]
 url = "{health}"
-timeout = "300ms"
+timeout = "{health_timeout}"
 attempts = 1
 interval = "50ms"
 [service.watch]
@@ -119,7 +135,9 @@ attempts = 1
 timeout = "2s"
 "#,
                 checkout = checkout.display(),
+                deploy = deploy,
                 health = health.url("/health"),
+                health_timeout = options.health_timeout,
                 every = options.every,
                 restart_timeout = options.restart_timeout,
                 max = options.max_restarts,
@@ -365,7 +383,7 @@ fn a_sidecar_killed_after_the_verdict_journals_and_notifies_the_outcome_once() {
 
 #[test]
 fn a_health_endpoint_that_hangs_is_bounded_by_the_check_timeout() {
-    let fx = Fixture::with(Options { down: Down::Hangs, ..Options::default() });
+    let fx = Fixture::with(Options { down: Down::Hangs, health_timeout: "300ms", ..Options::default() });
     fx.restarts_do_not_help();
     fx.break_service();
     let started = Instant::now();
@@ -392,17 +410,24 @@ fn a_restart_command_that_hangs_is_killed_at_restart_timeout_and_escalated() {
 }
 
 #[test]
-fn no_check_while_a_deploy_or_rollback_holds_the_service() {
+fn no_check_while_a_deploy_holds_the_service() {
     let fx = Fixture::new();
     fx.break_service();
-    let lock = bulwark_core::jobs::ServiceLock::try_acquire(&fx.env.state_dir(), "web").unwrap();
-    assert!(lock.is_some());
-    let requests = fx.health.requests().len();
+    // A deploy job in progress: `once` holds the service while its deploy runs.
+    std::fs::write(fx.env.path("deploy-hold"), "").unwrap();
+    bulwark_core::jobs::enqueue(&fx.env.state_dir(), "web", &"0".repeat(40), &"2".repeat(40), "post-merge").unwrap();
+    let mut deploying = fx.sidecar(&["once"]).stdout(Stdio::null()).stderr(Stdio::null()).spawn().unwrap();
+    let started = wait_for(Duration::from_secs(15), || fx.env.path("deploying").exists().then_some(()));
+    assert!(started.is_some(), "the deploy did not start");
     fx.watch_once().assert_code(0).assert_stdout_contains("web: not checked: a deploy or rollback holds the service");
-    assert_eq!(fx.health.requests().len(), requests, "not even checked");
+    assert!(fx.health.requests().is_empty(), "not even checked");
     assert_eq!(fx.restarts(), 0);
-    drop(lock);
-    fx.watch_once().assert_code(1);
+    assert!(fx.env.events().iter().all(|e| !e.kind.starts_with("watch.")));
+
+    // The deploy ends (unhealthy, nothing to revert to: escalated); then the watchdog acts.
+    std::fs::remove_file(fx.env.path("deploy-hold")).unwrap();
+    assert_eq!(deploying.wait().unwrap().code(), Some(1));
+    fx.watch_once().assert_code(1).assert_stdout_contains("restarted and healthy again");
     assert_eq!(fx.restarts(), 1);
 }
 
