@@ -269,8 +269,8 @@ pub fn round(worker: &Worker, service: &ServiceConfig, watch: &WatchConfig) -> R
     }
     watchdog.deliver_owed(&mut st)?;
 
-    let verdict = health::check(&service.health, &service.checkout);
-    st.last_check = Some(jobs::now_millis());
+    let (verdict, checked) = check(service, "check");
+    st.last_check = Some(checked.started.clone());
     let in_window = st.prune(watch.window.get());
     let room = in_window < watch.max_restarts as usize;
     if verdict.healthy {
@@ -312,7 +312,7 @@ pub fn round(worker: &Worker, service: &ServiceConfig, watch: &WatchConfig) -> R
         cause: format!("health check failed: {reason}"),
         escalation: None,
         timeline: vec![Step { ts: now, phase: "detected".into(), note: format!("health check failed: {reason}") }],
-        checks: vec![record("check", &verdict)],
+        checks: vec![checked],
         restart: None,
         restart_runs: 0,
         restarts_in_window: in_window,
@@ -332,16 +332,18 @@ pub fn round(worker: &Worker, service: &ServiceConfig, watch: &WatchConfig) -> R
     watchdog.drive(&mut st, incident)
 }
 
-/// The verdict as a record for the incident.
-fn record(step: &str, verdict: &health::Verdict) -> HealthRecord {
-    let now = jobs::now_millis();
-    HealthRecord {
+/// Runs the service's health check; returns the verdict and its record for the incident.
+fn check(service: &ServiceConfig, step: &str) -> (health::Verdict, HealthRecord) {
+    let started = jobs::now_millis();
+    let verdict = health::check(&service.health, &service.checkout);
+    let record = HealthRecord {
         step: step.to_owned(),
-        started: now.clone(),
-        finished: now,
+        started,
+        finished: jobs::now_millis(),
         healthy: verdict.healthy,
         tries: verdict.tries.clone(),
-    }
+    };
+    (verdict, record)
 }
 
 struct Watchdog<'a> {
@@ -434,8 +436,8 @@ impl Watchdog<'_> {
         let entered = incident.timeline.iter().rev().find(|s| s.phase == "wait").map(|s| s.ts.clone());
         let remaining = total.saturating_sub(entered.and_then(|ts| since(&ts)).unwrap_or_default());
         std::thread::sleep(remaining);
-        let verdict = health::check(&self.service.health, &self.service.checkout);
-        incident.checks.push(record("re-check", &verdict));
+        let (verdict, checked) = check(self.service, "re-check");
+        incident.checks.push(checked);
         if verdict.healthy {
             let note = format!("healthy again {} after the restart: {}", fmt_duration(total), verdict.tries.join(", "));
             st.failing = false;
