@@ -20,6 +20,11 @@ pub const POINTS: &[&str] = &[
     "redeploy",
     "verify",
     "notify",
+    // The watchdog (`[service.watch]`).
+    "watch.wait",
+    "watch.resolved",
+    "watch.escalated",
+    "watch.notify",
 ];
 
 /// Kills this process with SIGKILL if the test hooks ask for a crash at `name`.

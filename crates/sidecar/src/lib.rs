@@ -1,8 +1,9 @@
 //! `bulwark-sidecar`: the deploy and rollback worker.
 //!
 //! `enqueue` writes a job file; `once` processes every pending or unfinished job and exits;
-//! `run` is the daemon; `status` shows each service's last job and its last known-good
-//! commit. The job model and queue live in `bulwark_core::jobs` (the post-merge hook
+//! `run` is the daemon (jobs, and the watchdog of every service with `[service.watch]`);
+//! `watch-once` runs one watchdog round and exits; `status` shows each service's last job,
+//! its last known-good commit and its watchdog. The job model and queue live in `bulwark_core::jobs` (the post-merge hook
 //! enqueues without linking any of this).
 #![forbid(unsafe_code)]
 
@@ -10,6 +11,7 @@ pub mod crash;
 pub mod gitops;
 pub mod health;
 pub mod report;
+pub mod watch;
 pub mod worker;
 
 use std::fmt::Write as _;
@@ -44,10 +46,20 @@ pub enum SidecarCommand {
     Enqueue(EnqueueArgs),
     /// Process every pending or unfinished job, then exit.
     Once(OnceArgs),
-    /// Run as a daemon: resume unfinished jobs, then pick up new ones as they come.
+    /// Run as a daemon: resume unfinished jobs, pick up new ones as they come, and run the
+    /// watchdog of every service with `[service.watch]`.
     Run(RunArgs),
     /// Each service's last job, its phase and outcome, and the last known-good commit.
     Status(StatusArgs),
+    /// Run one watchdog round for every service with `[service.watch]`, then exit.
+    WatchOnce(WatchOnceArgs),
+}
+
+#[derive(Debug, clap::Args)]
+pub struct WatchOnceArgs {
+    /// Print a JSON summary instead of event lines.
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Debug, clap::Args)]
@@ -107,6 +119,7 @@ pub fn run(args: &SidecarArgs) -> Result<ExitCode, CliError> {
         SidecarCommand::Once(a) => cmd_once(config, a),
         SidecarCommand::Run(a) => cmd_run(config, a),
         SidecarCommand::Status(a) => cmd_status(&config, a),
+        SidecarCommand::WatchOnce(a) => cmd_watch_once(config, a),
     }
 }
 
@@ -224,7 +237,7 @@ fn cmd_run(config: Config, args: &RunArgs) -> Result<ExitCode, CliError> {
     );
     let poll = args.poll.get().max(Duration::from_millis(50));
     let retry = args.retry_notify.get();
-    let handles: Vec<_> = worker
+    let mut handles: Vec<_> = worker
         .config
         .services
         .clone()
@@ -234,6 +247,12 @@ fn cmd_run(config: Config, args: &RunArgs) -> Result<ExitCode, CliError> {
             std::thread::spawn(move || serve(&worker, &service, poll, retry))
         })
         .collect();
+    for service in worker.config.services.clone() {
+        if let Some(watch) = service.watch.clone() {
+            let worker = worker.clone();
+            handles.push(std::thread::spawn(move || watchdog(&worker, &service, &watch)));
+        }
+    }
     for handle in handles {
         let _ = handle.join();
     }
@@ -279,6 +298,55 @@ fn serve(worker: &Worker, service: &ServiceConfig, poll: Duration, retry: Durati
     }
 }
 
+/// One service's watchdog in the daemon: a round every `every` (measured from the start of
+/// the previous round), forever; errors are printed and the next round tries again.
+fn watchdog(worker: &Worker, service: &ServiceConfig, watch: &bulwark_core::config::WatchConfig) {
+    loop {
+        let started = Instant::now();
+        match watch::round(worker, service, watch) {
+            // Events are printed as they are journaled; a quiet or skipped round prints nothing.
+            Ok(_) => {}
+            Err(e) => eprint!("{}", work_error(&e).render()),
+        }
+        std::thread::sleep(watch.every.get().saturating_sub(started.elapsed()));
+    }
+}
+
+fn cmd_watch_once(config: Config, args: &WatchOnceArgs) -> Result<ExitCode, CliError> {
+    let worker = worker(config, !args.json)?;
+    let watched: Vec<&ServiceConfig> = worker.config.services.iter().filter(|s| s.watch.is_some()).collect();
+    if watched.is_empty() {
+        return Err(CliError::usage("no `[[service]]` has a `[service.watch]` section: nothing to watch")
+            .hint("add [service.watch] with `restart = [...]` to a service (see docs/sidecar.md)"));
+    }
+    let mut acted = false;
+    let mut results = Vec::new();
+    let mut failure: Option<CliError> = None;
+    for service in watched {
+        let Some(watch) = &service.watch else { continue };
+        match watch::round(&worker, service, watch) {
+            Ok(outcome) => {
+                acted |= outcome.acted();
+                if !args.json {
+                    println!("{}", outcome.line(&service.name));
+                }
+                results.push(outcome.to_json(&service.name));
+            }
+            Err(e) => {
+                results.push(json!({"service": service.name, "outcome": "error", "error": e.to_string()}));
+                failure = Some(work_error(&e));
+            }
+        }
+    }
+    if args.json {
+        println!("{}", json!({"services": results, "acted": acted}));
+    }
+    if let Some(err) = failure {
+        return Err(err);
+    }
+    Ok(if acted { ExitCode::from(1) } else { ExitCode::SUCCESS })
+}
+
 fn cmd_status(config: &Config, args: &StatusArgs) -> Result<ExitCode, CliError> {
     let state_dir = bulwark_core::state::state_dir()?;
     let all: Vec<Job> = jobs::list(&state_dir)
@@ -293,12 +361,17 @@ fn cmd_status(config: &Config, args: &StatusArgs) -> Result<ExitCode, CliError> 
         }
     }
     let mut services = Vec::new();
+    let mut watched = Vec::new();
     for name in &names {
         let mine: Vec<&Job> = all.iter().filter(|j| &j.service == name).collect();
         let last = mine.iter().rev().find(|j| j.phase != Phase::Skipped).or(mine.last()).copied();
         let unfinished = mine.iter().filter(|j| !j.phase.is_final()).count();
         let known = ServiceState::load(&state_dir, name);
         services.push((name.clone(), last.cloned(), unfinished, known, config.service(name).is_some()));
+        if let Some(watch) = config.service(name).and_then(|s| s.watch.as_ref()) {
+            let state = watch::WatchState::load(&state_dir, name).map_err(|e| work_error(&e))?;
+            watched.push((name.clone(), state.to_json(watch), state.line(name, watch)));
+        }
     }
     if args.json {
         let value = json!({
@@ -310,6 +383,7 @@ fn cmd_status(config: &Config, args: &StatusArgs) -> Result<ExitCode, CliError> 
                 "known_good": known.known_good,
                 "known_good_at": known.known_good_at,
                 "known_good_job": known.known_good_job,
+                "watch": watched.iter().find(|(n, _, _)| n == name).map(|(_, json, _)| json),
                 "last_job": last.as_ref().map(|j| json!({
                     "id": j.id,
                     "phase": j.phase,
@@ -357,6 +431,9 @@ fn cmd_status(config: &Config, args: &StatusArgs) -> Result<ExitCode, CliError> 
             if owed > 0 {
                 println!("{name}: {owed} notification(s) not delivered yet");
             }
+        }
+        if let Some((_, _, line)) = watched.iter().find(|(n, _, _)| n == name) {
+            println!("{line}");
         }
     }
     Ok(ExitCode::SUCCESS)

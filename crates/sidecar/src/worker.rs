@@ -43,6 +43,9 @@ pub enum WorkError {
     Journal(#[from] JournalError),
     #[error(transparent)]
     State(#[from] state::StateError),
+    /// The watchdog's state file cannot be read.
+    #[error("{}: {message}", path.display())]
+    Watch { path: PathBuf, message: String },
 }
 
 /// What is known about a service between jobs.
@@ -731,7 +734,7 @@ pub fn owes(job: &Job) -> bool {
 }
 
 /// Time since an RFC 3339 timestamp.
-fn since(ts: &str) -> Option<Duration> {
+pub(crate) fn since(ts: &str) -> Option<Duration> {
     let then: jiff::Timestamp = ts.parse().ok()?;
     let ms = jiff::Timestamp::now().as_millisecond() - then.as_millisecond();
     u64::try_from(ms).ok().map(Duration::from_millis)
@@ -739,10 +742,15 @@ fn since(ts: &str) -> Option<Duration> {
 
 /// Runs the service's deploy command in its checkout, with its time limit.
 fn run_deploy(service: &ServiceConfig, step: &str) -> CommandRecord {
-    let mut cmd = service.deploy.command();
-    cmd.current_dir(&service.checkout);
-    let opts =
-        RunOptions { timeout: Some(service.deploy_timeout.get()), capture_limit: 16 * 1024, ..RunOptions::default() };
+    run_step(&service.deploy, &service.checkout, service.deploy_timeout.get(), step)
+}
+
+/// Runs `argv` in `dir` with a time limit (the process group is killed at it) and records
+/// the run: exit code, truncated output, and why it did not succeed.
+pub(crate) fn run_step(argv: &bulwark_core::config::Argv, dir: &Path, timeout: Duration, step: &str) -> CommandRecord {
+    let mut cmd = argv.command();
+    cmd.current_dir(dir);
+    let opts = RunOptions { timeout: Some(timeout), capture_limit: 16 * 1024, ..RunOptions::default() };
     let started = jobs::now_millis();
     let begun = Instant::now();
     let result = process::run(&mut cmd, &opts);

@@ -97,15 +97,25 @@ impl Default for HealthConfig {
     }
 }
 
-/// `[service.watch]`: the watchdog playbook.
+/// `[service.watch]`: the watchdog playbook (check every `every`; when unhealthy, run
+/// `restart`, wait `wait`, check again; at most `max_restarts` restarts per `window`).
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct WatchConfig {
+    /// Time between two watchdog checks.
     #[serde(default = "default_every")]
     pub every: Duration,
+    /// The command that restarts the service (argv, run in the checkout).
     pub restart: Argv,
+    /// Time limit for one run of `restart`; past it the command (and its process group) is
+    /// killed and the incident escalates.
+    #[serde(default = "default_restart_timeout")]
+    pub restart_timeout: Duration,
+    /// Wait after a restart before checking again.
     #[serde(default = "default_wait")]
     pub wait: Duration,
+    /// Restarts allowed within `window`; past it the watchdog escalates once and stops
+    /// restarting until the window has room again (0: never restart, only escalate).
     #[serde(default = "default_max_restarts")]
     pub max_restarts: u32,
     #[serde(default = "default_window")]
@@ -113,6 +123,9 @@ pub struct WatchConfig {
 }
 
 fn default_every() -> Duration {
+    Duration::from_secs(300)
+}
+fn default_restart_timeout() -> Duration {
     Duration::from_secs(300)
 }
 fn default_wait() -> Duration {
@@ -163,11 +176,45 @@ impl ServiceConfig {
             }
             _ => {}
         }
+        if let Some(watch) = &self.watch {
+            if watch.every.get().is_zero() {
+                return Err(("watch.every".into(), "must be longer than zero, e.g. \"5m\"".into()));
+            }
+            if watch.restart_timeout.get().is_zero() {
+                return Err(("watch.restart_timeout".into(), "must be longer than zero, e.g. \"5m\"".into()));
+            }
+        }
         Ok(())
     }
 
     /// The branch this service deploys.
     pub fn branch<'a>(&'a self, config: &'a super::Config) -> &'a str {
         self.branch.as_deref().unwrap_or(&config.drift.branch)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use crate::config::Config;
+
+    const SERVICE: &str = "[[service]]\nname = \"web\"\ncheckout = \"/srv/web\"\ndeploy = [\"true\"]\n[service.health]\nurl = \"http://127.0.0.1:9/health\"\n";
+
+    #[test]
+    fn watch_defaults_to_five_minute_restarts_with_a_cap() {
+        let text = format!("{SERVICE}[service.watch]\nrestart = [\"systemctl\", \"restart\", \"web\"]\n");
+        let config = Config::parse(&text, Path::new("bulwark.toml")).unwrap();
+        let watch = config.services[0].watch.clone().unwrap();
+        assert_eq!(watch.every.get(), std::time::Duration::from_secs(300));
+        assert_eq!(watch.restart_timeout.get(), std::time::Duration::from_secs(300));
+        assert_eq!((watch.max_restarts, watch.window.get().as_secs()), (3, 3600));
+    }
+
+    #[test]
+    fn a_zero_watch_interval_is_refused_with_its_key() {
+        let text = format!("{SERVICE}[service.watch]\nrestart = [\"true\"]\nevery = \"0s\"\n");
+        let err = Config::parse(&text, Path::new("bulwark.toml")).unwrap_err().to_string();
+        assert!(err.contains("service[0].watch.every") && err.contains("longer than zero"), "{err}");
     }
 }

@@ -1,0 +1,777 @@
+//! The watchdog playbook (`[service.watch]`): check health every `every`; when the check
+//! fails, run `restart`, wait `wait`, check again; healthy → the incident is resolved,
+//! still failing → escalate to a person. Every incident gets a markdown summary beside the
+//! journal and one notification.
+//!
+//! Two rules keep it from paging all night: one escalation per failure (while the service
+//! stays unhealthy after an escalation, nothing is restarted and nobody is paged again),
+//! and at most `max_restarts` restarts within `window` (past it: one `restart cap reached`
+//! escalation, then quiet until the window has room again).
+//!
+//! A round runs only while it holds the service's lock (the one deploy and rollback jobs
+//! take) and no job of the service is unfinished: the watchdog never checks, let alone
+//! restarts, a service that a deploy or a rollback is working on. The restart history and
+//! the incident in progress are saved (atomically) in `<state>/sidecar/watch/<service>.json`
+//! before each action, so a restarted daemon neither forgets the cap nor notifies twice.
+
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use bulwark_alert::{Message, Notifier};
+use bulwark_core::config::{ServiceConfig, WatchConfig};
+use bulwark_core::jobs::{self, CommandRecord, Delivery, HealthRecord, ServiceLock, Step};
+use bulwark_core::state;
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+
+use crate::crash;
+use crate::health::{self, fmt_duration};
+use crate::worker::{MAX_NOTIFY_ATTEMPTS, WorkError, Worker, run_step, since};
+
+/// The reason a cap escalation gives.
+pub const CAP_REACHED: &str = "restart cap reached";
+
+/// Where an incident is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum IncidentPhase {
+    /// The check failed; the restart is next (or was started: see `restart_runs`).
+    Restart,
+    /// Restarted; waiting `wait` before the re-check.
+    Wait,
+    /// Healthy again after the restart.
+    Resolved,
+    /// A person must act.
+    Escalated,
+}
+
+impl IncidentPhase {
+    fn as_str(self) -> &'static str {
+        match self {
+            Self::Restart => "restart",
+            Self::Wait => "wait",
+            Self::Resolved => "resolved",
+            Self::Escalated => "escalated",
+        }
+    }
+
+    fn is_final(self) -> bool {
+        matches!(self, Self::Resolved | Self::Escalated)
+    }
+}
+
+/// One watchdog incident: from the failed check to resolved or escalated.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Incident {
+    pub id: String,
+    pub service: String,
+    pub phase: IncidentPhase,
+    pub started: String,
+    /// `health check failed: <reason>`.
+    pub cause: String,
+    /// Why it escalated (`restart cap reached`, the restart failed, still unhealthy).
+    pub escalation: Option<String>,
+    pub timeline: Vec<Step>,
+    pub checks: Vec<HealthRecord>,
+    pub restart: Option<CommandRecord>,
+    /// Times the restart command was started (saved before it runs: a sidecar stopped
+    /// during the restart does not run it a second time).
+    pub restart_runs: u32,
+    /// Restarts within the window when the incident began, and the cap.
+    pub restarts_in_window: usize,
+    pub max_restarts: u32,
+    pub summary: Option<PathBuf>,
+    pub notifications: Vec<Delivery>,
+}
+
+/// What the watchdog remembers about one service.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct WatchState {
+    /// When each restart inside the current window was started (older ones are pruned).
+    pub restarts: Vec<String>,
+    /// The last check failed (a healthy check then journals `watch.ok`).
+    pub failing: bool,
+    /// This failure was escalated (incident id): no restart and no page until healthy.
+    pub escalated: Option<String>,
+    /// When the cap escalation was made: quiet until the window has room again.
+    pub capped_at: Option<String>,
+    pub last_check: Option<String>,
+    /// The incident in progress.
+    pub incident: Option<Incident>,
+    /// Finished incidents whose notifications are still owed.
+    pub owed: Vec<Incident>,
+}
+
+impl WatchState {
+    pub fn path(state_dir: &Path, service: &str) -> PathBuf {
+        jobs::sidecar_dir(state_dir).join("watch").join(format!("{service}.json"))
+    }
+
+    /// The saved state; a missing file is a fresh start, an unreadable one an error (the
+    /// cap must not be forgotten silently).
+    pub fn load(state_dir: &Path, service: &str) -> Result<WatchState, WorkError> {
+        let path = Self::path(state_dir, service);
+        match std::fs::read(&path) {
+            Ok(bytes) => serde_json::from_slice(&bytes).map_err(|e| WorkError::Watch {
+                path: path.clone(),
+                message: format!("is not a watchdog state file ({e}); move it away to start afresh"),
+            }),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(WatchState::default()),
+            Err(e) => Err(WorkError::Watch { path, message: e.to_string() }),
+        }
+    }
+
+    fn save(&self, state_dir: &Path, service: &str) -> Result<(), WorkError> {
+        let path = Self::path(state_dir, service);
+        if let Some(dir) = path.parent() {
+            state::ensure_private_dir(dir)?;
+        }
+        state::write_json_atomic(&path, self)?;
+        Ok(())
+    }
+
+    /// Restarts started within the last `window`.
+    pub fn restarts_within(&self, window: Duration) -> usize {
+        self.restarts.iter().filter(|ts| since(ts).is_none_or(|age| age < window)).count()
+    }
+
+    /// What `status` shows.
+    pub fn to_json(&self, watch: &WatchConfig) -> Value {
+        json!({
+            "every": watch.every.to_string(),
+            "last_check": self.last_check,
+            "failing": self.failing,
+            "restarts_in_window": self.restarts_within(watch.window.get()),
+            "max_restarts": watch.max_restarts,
+            "window": watch.window.to_string(),
+            "capped_at": self.capped_at,
+            "escalated": self.escalated,
+            "incident_in_progress": self.incident.as_ref().map(|i| &i.id),
+            "owed_notifications": self.owed.iter().flat_map(|i| &i.notifications).filter(|d| d.delivered.is_none()).count(),
+        })
+    }
+
+    /// One plain line for `status`.
+    pub fn line(&self, service: &str, watch: &WatchConfig) -> String {
+        let mut line = format!("{service}: watchdog every {}", watch.every);
+        match &self.last_check {
+            None => line.push_str(", not checked yet"),
+            Some(ts) => {
+                let verdict = if self.failing { "failing" } else { "healthy" };
+                let _ = write!(line, ", last check {ts} {verdict}");
+            }
+        }
+        let _ = write!(
+            line,
+            ", {} restart(s) within {} (max {})",
+            self.restarts_within(watch.window.get()),
+            watch.window,
+            watch.max_restarts
+        );
+        if let Some(at) = &self.capped_at {
+            let _ = write!(line, ", {CAP_REACHED} at {at}");
+        }
+        if let Some(id) = &self.escalated {
+            let _ = write!(line, ", escalated in incident {id}");
+        }
+        if let Some(incident) = &self.incident {
+            let _ = write!(line, ", incident {} in progress", incident.id);
+        }
+        line
+    }
+
+    /// Drops restarts older than `window`; returns how many are left.
+    fn prune(&mut self, window: Duration) -> usize {
+        self.restarts.retain(|ts| since(ts).is_none_or(|age| age < window));
+        self.restarts.len()
+    }
+}
+
+/// What one round did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    Healthy,
+    /// Healthy after a failed check (`watch.ok`).
+    Recovered,
+    /// Not checked: a deploy or rollback is working on the service.
+    Skipped(String),
+    /// Restarted, and healthy again.
+    Resolved {
+        incident: String,
+    },
+    /// A person must act (restart failed or did not help, or the cap was reached).
+    Escalated {
+        incident: String,
+        reason: String,
+    },
+    /// Still unhealthy, already escalated: nothing done, nobody paged again.
+    Quiet(String),
+}
+
+impl Outcome {
+    pub fn name(&self) -> &'static str {
+        match self {
+            Self::Healthy => "healthy",
+            Self::Recovered => "recovered",
+            Self::Skipped(_) => "skipped",
+            Self::Resolved { .. } => "resolved",
+            Self::Escalated { .. } => "escalated",
+            Self::Quiet(_) => "unhealthy-escalated-before",
+        }
+    }
+
+    /// Whether the service was found unhealthy (exit 1 for `watch-once`).
+    pub fn acted(&self) -> bool {
+        matches!(self, Self::Resolved { .. } | Self::Escalated { .. } | Self::Quiet(_))
+    }
+
+    pub fn to_json(&self, service: &str) -> Value {
+        let mut v = json!({"service": service, "outcome": self.name()});
+        match self {
+            Self::Skipped(why) | Self::Quiet(why) => v["reason"] = json!(why),
+            Self::Resolved { incident } => v["incident"] = json!(incident),
+            Self::Escalated { incident, reason } => {
+                v["incident"] = json!(incident);
+                v["reason"] = json!(reason);
+            }
+            Self::Healthy | Self::Recovered => {}
+        }
+        v
+    }
+
+    /// One plain line.
+    pub fn line(&self, service: &str) -> String {
+        match self {
+            Self::Healthy => format!("{service}: healthy"),
+            Self::Recovered => format!("{service}: healthy again"),
+            Self::Skipped(why) => format!("{service}: not checked: {why}"),
+            Self::Resolved { incident } => format!("{service}: restarted and healthy again (incident {incident})"),
+            Self::Escalated { incident, reason } => format!("{service}: escalated: {reason} (incident {incident})"),
+            Self::Quiet(why) => format!("{service}: still unhealthy; {why}"),
+        }
+    }
+}
+
+/// Runs one watchdog round for `service` (which must have `[service.watch]`).
+pub fn round(worker: &Worker, service: &ServiceConfig, watch: &WatchConfig) -> Result<Outcome, WorkError> {
+    let Some(_lock) = ServiceLock::try_acquire(&worker.state_dir, &service.name)? else {
+        return Ok(Outcome::Skipped("a deploy or rollback holds the service".into()));
+    };
+    if worker.has_work(&service.name, false)? {
+        return Ok(Outcome::Skipped("a deploy job of this service is unfinished".into()));
+    }
+    let watchdog = Watchdog { worker, service, watch };
+    let mut st = WatchState::load(&worker.state_dir, &service.name)?;
+    if let Some(incident) = st.incident.clone() {
+        // The daemon stopped during an incident: finish it (without a second restart).
+        return watchdog.drive(&mut st, incident);
+    }
+    watchdog.deliver_owed(&mut st)?;
+
+    let (verdict, checked) = check(service, "check");
+    st.last_check = Some(checked.started.clone());
+    let in_window = st.prune(watch.window.get());
+    let room = in_window < watch.max_restarts as usize;
+    if verdict.healthy {
+        let recovered = st.failing;
+        st.failing = false;
+        st.escalated = None;
+        if room || watch.max_restarts == 0 {
+            st.capped_at = None;
+        }
+        st.save(&worker.state_dir, &service.name)?;
+        if recovered {
+            watchdog.emit("watch.ok", json!({"checks": verdict.tries}))?;
+            return Ok(Outcome::Recovered);
+        }
+        return Ok(Outcome::Healthy);
+    }
+    st.failing = true;
+    if room {
+        st.capped_at = None;
+    }
+    let reason = verdict.reason();
+    if !room && st.capped_at.is_some() {
+        st.save(&worker.state_dir, &service.name)?;
+        return Ok(Outcome::Quiet(format!(
+            "{CAP_REACHED} ({in_window} restarts within {}); no restart until the window has room ({reason})",
+            watch.window
+        )));
+    }
+    if let Some(incident) = &st.escalated {
+        st.save(&worker.state_dir, &service.name)?;
+        return Ok(Outcome::Quiet(format!("escalated in incident {incident}; waiting for a person ({reason})")));
+    }
+    let now = jobs::now_millis();
+    let mut incident = Incident {
+        id: format!("{}-{}-watch", now.replace(['-', ':', '.', 'Z'], ""), service.name),
+        service: service.name.clone(),
+        phase: IncidentPhase::Restart,
+        started: now.clone(),
+        cause: format!("health check failed: {reason}"),
+        escalation: None,
+        timeline: vec![Step { ts: now, phase: "detected".into(), note: format!("health check failed: {reason}") }],
+        checks: vec![checked],
+        restart: None,
+        restart_runs: 0,
+        restarts_in_window: in_window,
+        max_restarts: watch.max_restarts,
+        summary: None,
+        notifications: Vec::new(),
+    };
+    if !room {
+        st.capped_at = Some(jobs::now_millis());
+        let reason = format!(
+            "{CAP_REACHED}: {in_window} restart(s) within {} (max_restarts = {}); not restarting again",
+            watch.window, watch.max_restarts
+        );
+        watchdog.escalate(&mut st, &mut incident, &reason)?;
+        return watchdog.finish(&mut st, incident);
+    }
+    watchdog.drive(&mut st, incident)
+}
+
+/// Runs the service's health check; returns the verdict and its record for the incident.
+fn check(service: &ServiceConfig, step: &str) -> (health::Verdict, HealthRecord) {
+    let started = jobs::now_millis();
+    let verdict = health::check(&service.health, &service.checkout);
+    let record = HealthRecord {
+        step: step.to_owned(),
+        started,
+        finished: jobs::now_millis(),
+        healthy: verdict.healthy,
+        tries: verdict.tries.clone(),
+    };
+    (verdict, record)
+}
+
+struct Watchdog<'a> {
+    worker: &'a Worker,
+    service: &'a ServiceConfig,
+    watch: &'a WatchConfig,
+}
+
+impl Watchdog<'_> {
+    fn save(&self, st: &mut WatchState, incident: &Incident) -> Result<(), WorkError> {
+        st.incident = Some(incident.clone());
+        st.save(&self.worker.state_dir, &self.service.name)
+    }
+
+    fn enter(
+        &self,
+        st: &mut WatchState,
+        incident: &mut Incident,
+        phase: IncidentPhase,
+        note: impl Into<String>,
+    ) -> Result<(), WorkError> {
+        incident.phase = phase;
+        incident.timeline.push(Step { ts: jobs::now_millis(), phase: phase.as_str().into(), note: note.into() });
+        self.save(st, incident)?;
+        crash::point(&format!("watch.{}", phase.as_str()));
+        Ok(())
+    }
+
+    /// Runs the incident from its phase to the end.
+    fn drive(&self, st: &mut WatchState, mut incident: Incident) -> Result<Outcome, WorkError> {
+        while !incident.phase.is_final() {
+            match incident.phase {
+                IncidentPhase::Restart => self.restart(st, &mut incident)?,
+                IncidentPhase::Wait => self.recheck(st, &mut incident)?,
+                IncidentPhase::Resolved | IncidentPhase::Escalated => {}
+            }
+        }
+        self.finish(st, incident)
+    }
+
+    fn restart(&self, st: &mut WatchState, incident: &mut Incident) -> Result<(), WorkError> {
+        if incident.restart_runs > 0 {
+            self.emit_once(
+                "watch.restarted",
+                &incident.id,
+                json!({
+                    "incident": incident.id,
+                    "reason": incident.cause,
+                    "restarts_in_window": st.restarts.len(),
+                    "max_restarts": self.watch.max_restarts,
+                    "error": "the sidecar stopped during the restart",
+                }),
+            )?;
+            return self.enter(
+                st,
+                incident,
+                IncidentPhase::Wait,
+                "the sidecar stopped during the restart; not running it a second time",
+            );
+        }
+        // Recorded before it runs: the cap counts a restart even if we die during it.
+        incident.restart_runs += 1;
+        st.restarts.push(jobs::now_millis());
+        self.save(st, incident)?;
+        let record = run_step(&self.watch.restart, &self.service.checkout, self.watch.restart_timeout.get(), "restart");
+        incident.restart = Some(record.clone());
+        let in_window = st.restarts.len();
+        self.emit(
+            "watch.restarted",
+            json!({
+                "incident": incident.id,
+                "reason": incident.cause,
+                "restarts_in_window": in_window,
+                "max_restarts": self.watch.max_restarts,
+                "error": record.error,
+            }),
+        )?;
+        match record.error {
+            None => {
+                let note = format!("`{}` exited 0", self.watch.restart.0.join(" "));
+                self.enter(st, incident, IncidentPhase::Wait, note)
+            }
+            Some(error) => self.escalate(st, incident, &format!("the restart command failed: {error}")),
+        }
+    }
+
+    /// Waits what is left of `wait` (a restarted daemon does not wait it all again), checks.
+    fn recheck(&self, st: &mut WatchState, incident: &mut Incident) -> Result<(), WorkError> {
+        let total = self.watch.wait.get();
+        let entered = incident.timeline.iter().rev().find(|s| s.phase == "wait").map(|s| s.ts.clone());
+        let remaining = total.saturating_sub(entered.and_then(|ts| since(&ts)).unwrap_or_default());
+        std::thread::sleep(remaining);
+        let (verdict, checked) = check(self.service, "re-check");
+        incident.checks.push(checked);
+        if verdict.healthy {
+            let note = format!("healthy again {} after the restart: {}", fmt_duration(total), verdict.tries.join(", "));
+            st.failing = false;
+            return self.enter(st, incident, IncidentPhase::Resolved, note);
+        }
+        let reason = format!("still unhealthy {} after the restart: {}", fmt_duration(total), verdict.reason());
+        self.escalate(st, incident, &reason)
+    }
+
+    fn escalate(&self, st: &mut WatchState, incident: &mut Incident, reason: &str) -> Result<(), WorkError> {
+        incident.escalation = Some(reason.to_owned());
+        st.escalated = Some(incident.id.clone());
+        self.enter(st, incident, IncidentPhase::Escalated, reason)
+    }
+
+    /// Journals the outcome (once), writes the summary, owes and sends the notification,
+    /// and closes the incident.
+    fn finish(&self, st: &mut WatchState, mut incident: Incident) -> Result<Outcome, WorkError> {
+        let kind = format!("watch.{}", incident.phase.as_str());
+        let detail = incident.escalation.clone().unwrap_or_default();
+        let reason = if detail.starts_with(CAP_REACHED) { CAP_REACHED } else { detail.as_str() };
+        let fields = if incident.phase == IncidentPhase::Resolved {
+            json!({"incident": incident.id, "cause": incident.cause, "restarts": incident.restart_runs})
+        } else {
+            json!({
+                "incident": incident.id,
+                "reason": reason,
+                "detail": detail,
+                "cause": incident.cause,
+                "restarts": incident.restart_runs,
+            })
+        };
+        self.emit_once(&kind, &incident.id, fields)?;
+        if incident.summary.is_none() {
+            let path = self.worker.state_dir.join("incidents").join(format!("{}.md", incident.id));
+            if let Some(dir) = path.parent() {
+                state::ensure_private_dir(dir)?;
+            }
+            state::write_atomic(&path, summary(&incident, self.service, self.watch).as_bytes())?;
+            incident.summary = Some(path);
+            for (target, config) in self.worker.config.notify.iter().enumerate() {
+                let url =
+                    config.url.clone().unwrap_or_else(|| format!("${}", config.url_env.clone().unwrap_or_default()));
+                let label = format!(
+                    "{:?} {}",
+                    config.kind,
+                    if url.starts_with('$') { url } else { bulwark_alert::redact(&url) }
+                )
+                .to_lowercase();
+                incident.notifications.push(Delivery { kind: kind.clone(), target, label, ..Delivery::default() });
+            }
+            self.save(st, &incident)?;
+        }
+        // Closed: from here on only its deliveries are left (retried by later rounds).
+        st.incident = None;
+        st.owed.push(incident.clone());
+        st.save(&self.worker.state_dir, &self.service.name)?;
+        self.deliver_owed(st)?;
+        Ok(match incident.phase {
+            IncidentPhase::Resolved => Outcome::Resolved { incident: incident.id },
+            _ => Outcome::Escalated { incident: incident.id, reason: incident.escalation.unwrap_or_default() },
+        })
+    }
+
+    /// Sends every owed notification, recording each attempt before it is made and its
+    /// result after; incidents with nothing left to send are dropped from the state.
+    fn deliver_owed(&self, st: &mut WatchState) -> Result<(), WorkError> {
+        for i in 0..st.owed.len() {
+            for d in 0..st.owed[i].notifications.len() {
+                let delivery = st.owed[i].notifications[d].clone();
+                if delivery.delivered.is_some() || delivery.attempts >= MAX_NOTIFY_ATTEMPTS {
+                    continue;
+                }
+                crash::point("watch.notify");
+                st.owed[i].notifications[d].attempts += 1;
+                st.save(&self.worker.state_dir, &self.service.name)?;
+                let incident = &st.owed[i];
+                let text = incident
+                    .summary
+                    .as_ref()
+                    .and_then(|p| std::fs::read_to_string(p).ok())
+                    .unwrap_or_else(|| summary(incident, self.service, self.watch));
+                let result = match self.worker.config.notify.get(delivery.target) {
+                    None => Err("this [[notify]] target is no longer configured".to_owned()),
+                    Some(target) => match Notifier::from_config(std::slice::from_ref(target)) {
+                        Err(e) => Err(e.to_string()),
+                        Ok(notifier) => {
+                            let sent = notifier.with_journal(self.worker.journal.clone()).send(&message(
+                                &delivery.kind,
+                                incident,
+                                &text,
+                            ));
+                            match sent.failed.first() {
+                                None if !sent.delivered.is_empty() => Ok(()),
+                                None => Err("no target accepted the message".to_owned()),
+                                Some((_, why)) => Err(why.clone()),
+                            }
+                        }
+                    },
+                };
+                let slot = &mut st.owed[i].notifications[d];
+                match result {
+                    Ok(()) => {
+                        slot.delivered = Some(jobs::now_millis());
+                        slot.last_error = None;
+                    }
+                    Err(e) => slot.last_error = Some(e),
+                }
+                st.save(&self.worker.state_dir, &self.service.name)?;
+            }
+        }
+        let before = st.owed.len();
+        st.owed.retain(|i| i.notifications.iter().any(|d| d.delivered.is_none() && d.attempts < MAX_NOTIFY_ATTEMPTS));
+        if st.owed.len() != before {
+            st.save(&self.worker.state_dir, &self.service.name)?;
+        }
+        Ok(())
+    }
+
+    /// Journals `kind` for `incident` unless it already was (a resumed incident replays).
+    fn emit_once(&self, kind: &str, incident: &str, extra: Value) -> Result<(), WorkError> {
+        let seen =
+            self.worker.journal.read_all()?.iter().any(|e| e.kind == kind && e.str("incident") == Some(incident));
+        if seen { Ok(()) } else { self.emit(kind, extra) }
+    }
+
+    fn emit(&self, kind: &str, extra: Value) -> Result<(), WorkError> {
+        let mut fields = json!({"service": self.service.name});
+        if let (Value::Object(map), Value::Object(extra)) = (&mut fields, extra) {
+            map.extend(extra);
+        }
+        let event = self.worker.journal.append(kind, fields)?;
+        if self.worker.echo {
+            println!("{}", event.to_line());
+        }
+        Ok(())
+    }
+}
+
+/// The markdown incident summary: timeline, cause as far as known, action, result, next step.
+pub fn summary(incident: &Incident, service: &ServiceConfig, watch: &WatchConfig) -> String {
+    let mut md = String::new();
+    let outcome = match incident.phase {
+        IncidentPhase::Resolved => "resolved by a restart",
+        IncidentPhase::Escalated => "escalated: a person must act",
+        IncidentPhase::Restart | IncidentPhase::Wait => "in progress",
+    };
+    let _ = writeln!(md, "# {}: watchdog incident {outcome}\n", incident.service);
+    let _ = writeln!(md, "- incident: `{}`", incident.id);
+    let _ = writeln!(md, "- detected: {}", incident.started);
+    let _ = writeln!(
+        md,
+        "- restarts within {} before this one: {} (max_restarts = {})",
+        watch.window, incident.restarts_in_window, incident.max_restarts
+    );
+    let _ = writeln!(md, "\n## Timeline\n");
+    for step in &incident.timeline {
+        let _ = writeln!(md, "- {} {}: {}", step.ts, step.phase, step.note);
+    }
+    let _ = writeln!(md, "\n## Cause (as far as known)\n");
+    let _ = writeln!(
+        md,
+        "{}. The watchdog sees only the symptom; the underlying cause is not known and needs investigation.",
+        incident.cause
+    );
+    let _ = writeln!(md, "\n## Action\n");
+    match &incident.restart {
+        Some(run) => {
+            let how = run.error.clone().unwrap_or_else(|| "it exited 0".into());
+            let _ = writeln!(
+                md,
+                "Ran `{}` ({how}), then waited {} and checked health again.",
+                watch.restart.0.join(" "),
+                watch.wait
+            );
+        }
+        None if incident.restart_runs > 0 => {
+            let _ = writeln!(md, "Ran `{}`; the sidecar stopped during it.", watch.restart.0.join(" "));
+        }
+        None => {
+            let _ = writeln!(md, "No restart: {}.", incident.escalation.as_deref().unwrap_or("none was needed"));
+        }
+    }
+    let _ = writeln!(md, "\n## Result\n");
+    match (incident.phase, incident.checks.last()) {
+        (IncidentPhase::Resolved, Some(check)) => {
+            let _ = writeln!(md, "Healthy again ({}). The incident is closed.", check.tries.join(", "));
+        }
+        _ => {
+            let _ = writeln!(md, "Not resolved: {}.", incident.escalation.as_deref().unwrap_or("unknown"));
+        }
+    }
+    let _ = writeln!(md, "\n## Next step\n");
+    match incident.phase {
+        IncidentPhase::Resolved => {
+            let _ = writeln!(
+                md,
+                "Nothing urgent. A restart clears the symptom, not the cause: if this repeats, look at the service's logs around {}.",
+                incident.started
+            );
+        }
+        _ if incident.escalation.as_deref().is_some_and(|e| e.starts_with(CAP_REACHED)) => {
+            let _ = writeln!(
+                md,
+                "Look at `{}` now: it keeps failing. The watchdog will not restart it again until fewer than {} restarts fall within the last {}, and will not page again for this until then.",
+                service.name, watch.max_restarts, watch.window
+            );
+        }
+        _ => {
+            let _ = writeln!(
+                md,
+                "Look at `{}` now: a restart did not bring it back. The watchdog will not restart it or page again until it has been healthy once.",
+                service.name
+            );
+        }
+    }
+    md
+}
+
+/// The notification for `kind` about `incident`.
+pub fn message(kind: &str, incident: &Incident, summary: &str) -> Message {
+    let title = match incident.phase {
+        IncidentPhase::Resolved => format!("Watchdog: {} was restarted and is healthy again", incident.service),
+        _ => format!(
+            "Watchdog escalated: {} needs a person ({})",
+            incident.service,
+            incident.escalation.as_deref().unwrap_or("unknown")
+        ),
+    };
+    Message {
+        kind: kind.to_owned(),
+        title,
+        text: summary.to_owned(),
+        fields: json!({
+            "incident": incident.id,
+            "service": incident.service,
+            "phase": incident.phase.as_str(),
+            "cause": incident.cause,
+            "escalation": incident.escalation,
+            "restarts": incident.restart_runs,
+            "restarts_in_window": incident.restarts_in_window,
+            "max_restarts": incident.max_restarts,
+        }),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config() -> (ServiceConfig, WatchConfig) {
+        let text = r#"
+[[service]]
+name = "web"
+checkout = "/srv/web"
+deploy = ["true"]
+[service.health]
+url = "http://127.0.0.1:9/health"
+[service.watch]
+restart = ["systemctl", "restart", "web"]
+max_restarts = 2
+"#;
+        let config = bulwark_core::Config::parse(text, Path::new("test.toml")).unwrap();
+        let service = config.services[0].clone();
+        let watch = service.watch.clone().unwrap();
+        (service, watch)
+    }
+
+    fn incident(phase: IncidentPhase, escalation: Option<&str>) -> Incident {
+        Incident {
+            id: "20260426T035327000-web-watch".into(),
+            service: "web".into(),
+            phase,
+            started: "2026-04-26T03:53:27.000Z".into(),
+            cause: "health check failed: GET http://127.0.0.1:9/health: HTTP 503, want 200".into(),
+            escalation: escalation.map(str::to_owned),
+            timeline: vec![Step { ts: "2026-04-26T03:53:27.000Z".into(), phase: "detected".into(), note: "x".into() }],
+            checks: vec![HealthRecord {
+                healthy: phase == IncidentPhase::Resolved,
+                tries: vec!["ok: HTTP 200".into()],
+                ..HealthRecord::default()
+            }],
+            restart: None,
+            restart_runs: 0,
+            restarts_in_window: 2,
+            max_restarts: 2,
+            summary: None,
+            notifications: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn old_restarts_leave_the_window() {
+        let old = jiff::Timestamp::now() - jiff::SignedDuration::from_secs(7200);
+        let mut st = WatchState { restarts: vec![format!("{old:.3}"), jobs::now_millis()], ..WatchState::default() };
+        assert_eq!(st.restarts_within(Duration::from_secs(3600)), 1);
+        assert_eq!(st.prune(Duration::from_secs(3600)), 1);
+        assert_eq!(st.restarts.len(), 1);
+    }
+
+    #[test]
+    fn a_cap_summary_says_no_restart_was_made_and_when_it_will_restart_again() {
+        let (service, watch) = config();
+        let md = summary(
+            &incident(IncidentPhase::Escalated, Some("restart cap reached: 2 restart(s) within 1h")),
+            &service,
+            &watch,
+        );
+        for part in [
+            "# web: watchdog incident escalated: a person must act",
+            "## Timeline",
+            "## Cause (as far as known)",
+            "HTTP 503",
+            "## Action",
+            "No restart: restart cap reached",
+            "## Result",
+            "## Next step",
+            "until fewer than 2 restarts fall within the last 1h",
+        ] {
+            assert!(md.contains(part), "{part:?} missing:\n{md}");
+        }
+    }
+
+    #[test]
+    fn a_resolved_summary_and_message() {
+        let (service, watch) = config();
+        let mut incident = incident(IncidentPhase::Resolved, None);
+        incident.restart = Some(CommandRecord { step: "restart".into(), ..CommandRecord::default() });
+        incident.restart_runs = 1;
+        let md = summary(&incident, &service, &watch);
+        assert!(md.contains("Ran `systemctl restart web` (it exited 0), then waited 1m"), "{md}");
+        assert!(md.contains("Healthy again (ok: HTTP 200)"), "{md}");
+        let message = message("watch.resolved", &incident, &md);
+        assert_eq!(message.title, "Watchdog: web was restarted and is healthy again");
+        assert_eq!(message.fields["restarts"], 1);
+    }
+}
