@@ -1,7 +1,7 @@
 #!/bin/sh
 # bulwark-shim: installed by `bulwark install`; `bulwark uninstall` restores what was here.
 # Hooks fail closed: if bulwark-hook is gone, this hook refuses instead of passing.
-BULWARK_HOOK=@HOOK_BINARY@
+@FAST_PATH@BULWARK_HOOK=@HOOK_BINARY@
 if [ ! -x "$BULWARK_HOOK" ]; then
     echo "error: bulwark-hook is missing at $BULWARK_HOOK, so this @HOOK_NAME@ is refused (hooks fail closed)" >&2
     echo "hint: reinstall bulwark and run \`bulwark install\` again, or remove its hooks with \`bulwark uninstall --repo <this repository>\`" >&2
