@@ -803,3 +803,34 @@ fn post_merge_without_a_matching_service_queues_nothing() {
             || std::fs::read_dir(fx.env.state_dir().join("sidecar/jobs")).unwrap().next().is_none()
     );
 }
+
+crash_tests! {
+    kill_right_after_rolled_back_converges => "rolled-back",
+}
+
+/// Killed right after the escalated phase is saved (before its event, incident summary and
+/// notification): the next run journals `rollback.escalated` once, writes the summary and
+/// notifies once.
+#[test]
+fn kill_right_after_escalated_converges() {
+    let fx = Fixture::with(Options { health: Health::AlwaysBroken, ..Options::default() });
+    fx.push_merge("broken\n");
+    let (_, _, id) = fx.pull_and_enqueue();
+    let crashed = fx.once_crashing_at("escalated");
+    assert_eq!(crashed.code, -1, "killed at escalated\n{}{}", crashed.stdout, crashed.stderr);
+    assert_eq!(fx.job(&id)["phase"], "escalated");
+    assert_eq!(fx.count("rollback.escalated"), 0, "the crash came before the event");
+
+    fx.once().assert_code(1).assert_stdout_contains("rollback.escalated");
+    assert_eq!(fx.count("rollback.escalated"), 1);
+    let event = &fx.env.events_of("rollback.escalated")[0];
+    assert_eq!(event.str("job"), Some(id.as_str()));
+    assert!(event.str("state").is_some_and(|s| s.contains("with revert")), "{event:?}");
+    let incident = fx.env.state_dir().join("incidents").join(format!("{id}.md"));
+    assert!(incident.is_file(), "incident summary written");
+    assert_eq!(fx.notifications("rollback.escalated"), 1);
+
+    fx.once().assert_code(0);
+    assert_eq!(fx.count("rollback.escalated"), 1);
+    assert_eq!(fx.webhook.requests().len(), 1, "notified once");
+}

@@ -204,6 +204,10 @@ pub struct Job {
     /// When the job reached its final phase.
     #[serde(default)]
     pub finished: Option<String>,
+    /// The fields of the outcome event (`rollback.complete`/`rollback.escalated`), saved
+    /// with the final phase and journaled after it, so a restart can still journal them.
+    #[serde(default)]
+    pub outcome: Option<serde_json::Value>,
 }
 
 /// The job queue could not be read or written.
@@ -298,6 +302,7 @@ pub fn enqueue(state_dir: &Path, service: &str, from: &str, to: &str, source: &s
             incident: None,
             notifications: Vec::new(),
             finished: None,
+            outcome: None,
         };
         job.save(state_dir)?;
         return Ok(id);

@@ -127,7 +127,7 @@ impl Worker {
 
     /// Whether the service has unfinished jobs (or, with `notifications`, owed deliveries).
     pub fn has_work(&self, service: &str, notifications: bool) -> Result<bool, WorkError> {
-        Ok(self.jobs_of(service)?.iter().any(|j| !j.phase.is_final() || notifications && owes(j)))
+        Ok(self.jobs_of(service)?.iter().any(|j| !j.phase.is_final() || unsettled(j) || notifications && owes(j)))
     }
 
     /// Processes every unfinished job of `service`, oldest first, holding its lock; with
@@ -156,6 +156,12 @@ impl Worker {
                 continue;
             }
             self.drive(service, &mut job)?;
+            pass.outcomes.push((job.id.clone(), job.phase));
+        }
+        // A job that reached its final phase but stopped before its event, summary and
+        // notifications: settle it now (this run reports the outcome).
+        for mut job in self.jobs_of(&service.name)?.into_iter().filter(unsettled) {
+            self.finish(service, &self.repos(service), &mut job)?;
             pass.outcomes.push((job.id.clone(), job.phase));
         }
         if notifications {
@@ -547,12 +553,10 @@ impl Worker {
         let head = repos.checkout_head().unwrap_or_default();
         self.mark_known_good(&service.name, &head, &job.id)?;
         self.owe(job, "rollback.complete");
-        self.enter(job, Phase::RolledBack, format!("healthy again on {}", short(&head)))?;
-        let mut fields = json!({"bad_commit": job.to, "revert": job.pushed, "commit": head});
-        for (name, secs) in report::timings(job) {
-            fields[name] = json!(secs);
-        }
-        self.emit_once("rollback.complete", job, fields)
+        job.outcome = Some(json!({"bad_commit": job.to, "revert": job.pushed, "commit": head}));
+        // The event is journaled by `finish`, after this phase is saved: a stop in between
+        // finds a final job not yet settled and journals it then.
+        self.enter(job, Phase::RolledBack, format!("healthy again on {}", short(&head)))
     }
 
     /// Ends the job as escalated, with a message that says what state things are in.
@@ -589,12 +593,8 @@ impl Worker {
         let message = format!("{reason}. State: {state}. To do: {todo}.");
         job.escalation = Some(message.clone());
         self.owe(job, "rollback.escalated");
-        self.enter(job, Phase::Escalated, reason)?;
-        self.emit_once(
-            "rollback.escalated",
-            job,
-            json!({"bad_commit": job.to, "reason": reason, "state": state, "revert": job.pushed}),
-        )
+        job.outcome = Some(json!({"bad_commit": job.to, "reason": reason, "state": state, "revert": job.pushed}));
+        self.enter(job, Phase::Escalated, reason)
     }
 
     /// Adds an owed delivery per target for `kind` (saved with the next phase change).
@@ -611,9 +611,20 @@ impl Worker {
         }
     }
 
-    /// After the final phase: the incident summary, then owed notifications.
+    /// After the final phase: the outcome event, the incident summary, then owed
+    /// notifications. Each step is idempotent (the event is journaled once, the summary
+    /// is recorded in the job last), so a job stopped anywhere after its final phase was
+    /// saved is settled by running this again.
     fn finish(&self, service: &ServiceConfig, repos: &Repos, job: &mut Job) -> Result<(), WorkError> {
-        if matches!(job.phase, Phase::RolledBack | Phase::Escalated) && job.incident.is_none() {
+        if unsettled(job) {
+            let kind = if job.phase == Phase::RolledBack { "rollback.complete" } else { "rollback.escalated" };
+            let mut fields = job.outcome.clone().unwrap_or_else(|| json!({"bad_commit": job.to, "revert": job.pushed}));
+            if job.phase == Phase::RolledBack {
+                for (name, secs) in report::timings(job) {
+                    fields[name] = json!(secs);
+                }
+            }
+            self.emit_once(kind, job, fields)?;
             let path = report::incident_path(&self.state_dir, job);
             if let Some(dir) = path.parent() {
                 state::ensure_private_dir(dir)?;
@@ -723,6 +734,12 @@ impl Worker {
         let seen = self.journal.read_all()?.iter().any(|e| e.kind == kind && e.str("job") == Some(job.id.as_str()));
         if seen { Ok(()) } else { self.emit(kind, job, extra) }
     }
+}
+
+/// Whether a rolled-back or escalated job still lacks its outcome event and incident
+/// summary (the worker stopped right after saving the final phase).
+pub fn unsettled(job: &Job) -> bool {
+    matches!(job.phase, Phase::RolledBack | Phase::Escalated) && job.incident.is_none()
 }
 
 /// Whether a finished job still owes a delivery that will be retried.
