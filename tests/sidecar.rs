@@ -834,3 +834,60 @@ fn kill_right_after_escalated_converges() {
     assert_eq!(fx.count("rollback.escalated"), 1);
     assert_eq!(fx.webhook.requests().len(), 1, "notified once");
 }
+
+/// `once`, killed if it has not finished within `limit` (a worker that loops forever fails
+/// the test instead of hanging it).
+fn once_within(fx: &Fixture, limit: Duration) -> Outcome {
+    let mut child = fx
+        .sidecar(&["once"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let done = bulwark_testutil::wait_for(limit, || child.try_wait().unwrap());
+    if done.is_none() {
+        let _ = child.kill();
+    }
+    let out = child.wait_with_output().unwrap();
+    assert!(done.is_some(), "`once` did not finish within {limit:?}: {}", String::from_utf8_lossy(&out.stderr));
+    Outcome {
+        code: out.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    }
+}
+
+/// A job file renamed from `<id>.json` (a copy kept as `retry-<id>.json`) used to be
+/// redeployed forever, since the worker saved its progress to `<id>.json`.
+#[test]
+fn a_job_file_named_other_than_its_id_is_reported_and_skipped_not_redeployed_forever() {
+    let fx = Fixture::new();
+    fx.push_merge("ok (v2)\n");
+    let (_, _, id) = fx.pull_and_enqueue();
+    let jobs = fx.env.state_dir().join("sidecar/jobs");
+    let copy = jobs.join(format!("retry-{id}.json"));
+    std::fs::rename(jobs.join(format!("{id}.json")), &copy).unwrap();
+
+    let out = once_within(&fx, Duration::from_secs(20));
+    out.assert_code(0).assert_stderr_contains("does not match its file name");
+    assert_eq!(fx.count("deploy.started"), 0, "nothing deployed from the misnamed file");
+    assert!(fx.deploys().is_empty());
+    let bad = fx.env.events_of("sidecar.bad_job");
+    assert_eq!(bad.len(), 1, "{bad:?}");
+    assert!(bad[0].str("error").unwrap().contains(&format!("retry-{id}.json")), "{bad:?}");
+    once_within(&fx, Duration::from_secs(20)).assert_code(0);
+    assert_eq!(fx.count("sidecar.bad_job"), 1, "reported once");
+
+    // A job file with a non-ASCII commit is refused the same way, without a panic.
+    let mut job: Value = serde_json::from_slice(&std::fs::read(&copy).unwrap()).unwrap();
+    let odd = "20200101T000000000-web-odd";
+    job["id"] = odd.into();
+    job["to"] = "\u{e9}".repeat(30).into();
+    std::fs::write(jobs.join(format!("{odd}.json")), job.to_string()).unwrap();
+    let out = once_within(&fx, Duration::from_secs(20));
+    out.assert_code(0).assert_stderr_contains("is not a full commit id");
+    assert!(!out.stderr.contains("panicked"), "{}", out.stderr);
+    run(&mut fx.sidecar(&["status"])).assert_code(0);
+    assert_eq!(fx.count("deploy.started"), 0);
+    assert_eq!(fx.count("sidecar.bad_job"), 2);
+}

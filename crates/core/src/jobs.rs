@@ -226,6 +226,9 @@ pub enum JobError {
     Io { path: PathBuf, source: std::io::Error },
     #[error("{path}: not a job file: {source}")]
     Parse { path: PathBuf, source: serde_json::Error },
+    /// A job file that parses but cannot be worked on as it is.
+    #[error("{path}: not a usable job: {reason}")]
+    Invalid { path: PathBuf, reason: String },
 }
 
 /// Whether `name` can be used in a file name as is.
@@ -339,10 +342,29 @@ pub fn list(state_dir: &Path) -> Result<Vec<Result<Job, JobError>>, JobError> {
 }
 
 impl Job {
-    /// Reads one job file.
+    /// Reads one job file, refusing one the worker could not handle: a job is saved as
+    /// `<id>.json`, so a file named otherwise (a copy) would never see its progress and be
+    /// redone forever; `service` names files; `from`/`to` are passed to git and sliced.
     pub fn load(path: &Path) -> Result<Job, JobError> {
         let bytes = std::fs::read(path).map_err(|source| JobError::Io { path: path.to_owned(), source })?;
-        serde_json::from_slice(&bytes).map_err(|source| JobError::Parse { path: path.to_owned(), source })
+        let job: Job =
+            serde_json::from_slice(&bytes).map_err(|source| JobError::Parse { path: path.to_owned(), source })?;
+        let invalid = |reason: String| Err(JobError::Invalid { path: path.to_owned(), reason });
+        if path.file_stem() != Some(std::ffi::OsStr::new(&job.id)) {
+            return invalid(format!(
+                "its id {:?} does not match its file name (a job lives in `<id>.json`); rename or delete the file",
+                job.id
+            ));
+        }
+        if !valid_service_name(&job.service) {
+            return invalid(format!("service {:?} must be letters, digits, `.`, `_` or `-`", job.service));
+        }
+        for (key, oid) in [("from", &job.from), ("to", &job.to)] {
+            if !crate::git::is_full_oid(oid) {
+                return invalid(format!("`{key}` {oid:?} is not a full commit id (40 or 64 hex digits)"));
+            }
+        }
+        Ok(job)
     }
 
     /// The job file's path.
@@ -441,6 +463,24 @@ mod tests {
         assert!(matches!(enqueue(dir.path(), "../x", A, B, "cli"), Err(JobError::BadService(_))));
         assert!(matches!(enqueue(dir.path(), "web", "HEAD", B, "cli"), Err(JobError::BadCommit(_))));
         assert!(list(dir.path()).unwrap().is_empty());
+    }
+
+    #[test]
+    fn load_refuses_a_renamed_copy_and_bad_commits() {
+        let dir = tempfile::tempdir().unwrap();
+        let id = enqueue(dir.path(), "web", A, B, "cli").unwrap();
+        let path = jobs_dir(dir.path()).join(format!("{id}.json"));
+        let copy = jobs_dir(dir.path()).join(format!("retry-{id}.json"));
+        std::fs::copy(&path, &copy).unwrap();
+        assert!(Job::load(&path).is_ok());
+        let err = Job::load(&copy).unwrap_err().to_string();
+        assert!(err.contains("does not match its file name"), "{err}");
+
+        let mut job = Job::load(&path).unwrap();
+        job.to = "\u{e9}".repeat(20);
+        job.save(dir.path()).unwrap();
+        let err = Job::load(&path).unwrap_err().to_string();
+        assert!(err.contains("not a full commit id"), "{err}");
     }
 
     #[test]

@@ -112,17 +112,34 @@ impl Worker {
         }
     }
 
-    /// The service's jobs, oldest first (unreadable files are reported and skipped).
+    /// The service's jobs, oldest first (unreadable or unusable files are reported and
+    /// skipped).
     pub fn jobs_of(&self, service: &str) -> Result<Vec<Job>, WorkError> {
         let mut out = Vec::new();
         for entry in jobs::list(&self.state_dir)? {
             match entry {
                 Ok(job) if job.service == service => out.push(job),
                 Ok(_) => {}
-                Err(e) => eprintln!("warning: skipping {e}"),
+                Err(e) => self.report_bad_job(&e)?,
             }
         }
         Ok(out)
+    }
+
+    /// Warns about a job file that cannot be worked on, and journals `sidecar.bad_job`
+    /// once per distinct problem (the file stays until a person fixes or removes it).
+    fn report_bad_job(&self, err: &JobError) -> Result<(), WorkError> {
+        let error = err.to_string();
+        eprintln!("warning: skipping {error}");
+        let seen =
+            self.journal.read_all()?.iter().any(|e| e.kind == "sidecar.bad_job" && e.str("error") == Some(&error));
+        if !seen {
+            let event = self.journal.append("sidecar.bad_job", json!({"error": error}))?;
+            if self.echo {
+                println!("{}", event.to_line());
+            }
+        }
+        Ok(())
     }
 
     /// Whether the service has unfinished jobs (or, with `notifications`, owed deliveries).
