@@ -934,3 +934,34 @@ fn the_sidecars_own_move_of_the_checkout_queues_no_second_job_and_escalates_once
     assert_eq!(fx.webhook.requests().len(), 1);
     assert_eq!(fx.status_json()["services"][0]["last_job"]["revert"], revert.as_str());
 }
+
+/// Three pulls queued before the sidecar ran (A→X, X→Y, Y→Z, with X the bad one): the
+/// last job takes over the whole range A→Z, so the bad X is reverted too. The oldest
+/// job's range used to be dropped (only a newest job continuing it could take it over).
+#[test]
+fn three_pending_jobs_fold_into_one_covering_the_oldest_change() {
+    let fx = Fixture::new();
+    let a = fx.env.rev(&fx.prod, "HEAD");
+    let mut ids = Vec::new();
+    for (file, content) in [("status", "broken\n"), ("one.txt", "1\n"), ("two.txt", "2\n")] {
+        fx.env.commit_file(&fx.dev, file, content, &format!("change {file}"));
+        fx.env.git(&fx.dev, &["push", "-q", "origin", "main"]);
+        ids.push(fx.pull_and_enqueue());
+    }
+    let z = ids[2].1.clone();
+    fx.once().assert_code(1);
+    for (_, _, id) in &ids[..2] {
+        assert_eq!(fx.job(id)["phase"], "skipped", "{id}");
+    }
+    let last = fx.job(&ids[2].2);
+    assert_eq!(last["phase"], "rolled-back", "{last}");
+    assert_eq!(last["from"], a.as_str(), "the last job covers A..Z");
+    assert_eq!(last["to"], z.as_str());
+    let tip = fx.remote_main();
+    assert_eq!(fx.reverts_on_remote(), std::slice::from_ref(&tip));
+    assert_eq!(fx.tree(&fx.remote, &tip), fx.tree(&fx.remote, &a), "X, Y and Z are all undone");
+    assert_eq!(std::fs::read_to_string(&fx.deployed).unwrap(), "ok\n");
+    assert_eq!(fx.deploys(), [z, tip]);
+    let message = fx.env.git(&fx.remote, &["log", "-1", "--format=%B", "main"]);
+    assert!(message.contains(&format!("Bulwark-Revert-Range: {a}..")), "{message}");
+}

@@ -166,8 +166,13 @@ impl Worker {
         loop {
             let all = self.jobs_of(&service.name)?;
             let Some(mut job) = all.iter().find(|j| !j.phase.is_final()).cloned() else { break };
+            // A newer pending job supersedes this one. The one that continues its range
+            // (`from` = this `to`) takes the range over, so a chain A→X, X→Y, Y→Z ends
+            // as one job A→Z, one hand-over at a time (each saved before the next).
+            let newer_pending = |j: &&Job| j.id > job.id && j.phase == Phase::Pending;
+            let chained = all.iter().filter(newer_pending).find(|j| j.from == job.to);
             if job.phase == Phase::Pending
-                && let Some(newer) = all.iter().rev().find(|j| j.id > job.id && j.phase == Phase::Pending)
+                && let Some(newer) = chained.or_else(|| all.iter().rev().find(newer_pending))
             {
                 self.supersede(&mut job, newer.clone())?;
                 continue;
