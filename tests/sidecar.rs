@@ -965,3 +965,28 @@ fn three_pending_jobs_fold_into_one_covering_the_oldest_change() {
     let message = fx.env.git(&fx.remote, &["log", "-1", "--format=%B", "main"]);
     assert!(message.contains(&format!("Bulwark-Revert-Range: {a}..")), "{message}");
 }
+
+/// A `[[notify]]` target that cannot be set up (its `url_env` names an unset variable) used
+/// to leave only `last_error` in the job: the failure is now journaled as `notify.failed`.
+#[test]
+fn a_notify_target_that_cannot_be_set_up_is_journaled_as_notify_failed() {
+    let fx = Fixture::new();
+    let text = std::fs::read_to_string(&fx.config).unwrap();
+    let hook_line = format!("url = \"{}\"", fx.webhook.url("/hook"));
+    assert!(text.contains(&hook_line), "{text}");
+    std::fs::write(&fx.config, text.replace(&hook_line, "url_env = \"BULWARK_TEST_UNSET_HOOK_URL\"")).unwrap();
+    fx.push_merge("broken\n");
+    let (_, _, id) = fx.pull_and_enqueue();
+    run(fx.sidecar(&["once"]).env_remove("BULWARK_TEST_UNSET_HOOK_URL")).assert_code(1);
+    assert_eq!(fx.job(&id)["phase"], "rolled-back");
+    let delivery = &fx.job(&id)["notifications"][0];
+    let error = delivery["last_error"].as_str().unwrap();
+    assert!(error.contains("BULWARK_TEST_UNSET_HOOK_URL"), "{delivery}");
+    let failed = fx.env.events_of("notify.failed");
+    assert_eq!(failed.len(), 1, "{failed:?}");
+    assert_eq!(failed[0].str("job"), Some(id.as_str()));
+    assert_eq!(failed[0].str("about"), Some("rollback.complete"));
+    assert_eq!(failed[0].str("error"), Some(error));
+    assert!(failed[0].str("target").unwrap().contains("$BULWARK_TEST_UNSET_HOOK_URL"), "{failed:?}");
+    assert!(fx.webhook.requests().is_empty());
+}

@@ -643,9 +643,10 @@ impl Worker {
         }
         for (target, config) in self.targets().iter().enumerate() {
             let url = config.url.clone().unwrap_or_else(|| format!("${}", config.url_env.clone().unwrap_or_default()));
+            // Only the kind is lowercased: a variable name or URL path keeps its case.
+            let target_kind = format!("{:?}", config.kind).to_lowercase();
             let label =
-                format!("{:?} {}", config.kind, if url.starts_with('$') { url } else { bulwark_alert::redact(&url) })
-                    .to_lowercase();
+                format!("{target_kind} {}", if url.starts_with('$') { url } else { bulwark_alert::redact(&url) });
             job.notifications.push(Delivery { kind: kind.to_owned(), target, label, ..Delivery::default() });
         }
     }
@@ -693,10 +694,22 @@ impl Worker {
                 .and_then(|p| std::fs::read_to_string(p).ok())
                 .unwrap_or_else(|| report::incident_summary(job, &repos.remote, &repos.branch));
             let message = report::message(&delivery.kind, job, &summary);
+            // The notifier journals what it sends; a target that cannot even be set up
+            // (gone from the config, `url_env` unset) is journaled here.
+            let unusable = |why: String| -> Result<Result<(), String>, WorkError> {
+                let fields = json!({
+                    "target": delivery.label,
+                    "about": delivery.kind,
+                    "attempts": job.notifications[index].attempts,
+                    "error": why,
+                });
+                self.emit("notify.failed", job, fields)?;
+                Ok(Err(why))
+            };
             let result = match self.targets().get(delivery.target) {
-                None => Err("this [[notify]] target is no longer configured".to_owned()),
+                None => unusable("this [[notify]] target is no longer configured".to_owned())?,
                 Some(target) => match Notifier::from_config(std::slice::from_ref(target)) {
-                    Err(e) => Err(e.to_string()),
+                    Err(e) => unusable(e.to_string())?,
                     Ok(notifier) => {
                         let sent = notifier.send(&message);
                         match sent.failed.first() {
