@@ -990,3 +990,31 @@ fn a_notify_target_that_cannot_be_set_up_is_journaled_as_notify_failed() {
     assert!(failed[0].str("target").unwrap().contains("$BULWARK_TEST_UNSET_HOOK_URL"), "{failed:?}");
     assert!(fx.webhook.requests().is_empty());
 }
+
+/// A zero `deploy_timeout` or `health.timeout` made every deploy time out or every check
+/// fail (and so roll back every change): the config is refused instead.
+#[test]
+fn a_zero_deploy_or_health_timeout_is_a_config_error() {
+    let fx = Fixture::with(Options { deploy_timeout: "0s", ..Options::default() });
+    fx.once().assert_code(2).assert_stderr_contains("deploy_timeout");
+    let fx = Fixture::new();
+    let text = std::fs::read_to_string(&fx.config).unwrap();
+    std::fs::write(&fx.config, text.replace("timeout = \"300ms\"", "timeout = \"0s\"")).unwrap();
+    fx.once().assert_code(2).assert_stderr_contains("health.timeout");
+}
+
+/// A huge health `timeout` overflowed `Instant + Duration` and panicked the worker; it now
+/// means "no deadline" in practice and the rollback goes through.
+#[test]
+fn a_huge_health_timeout_does_not_panic() {
+    let fx = Fixture::new();
+    let text = std::fs::read_to_string(&fx.config).unwrap();
+    std::fs::write(&fx.config, text.replace("timeout = \"300ms\"", "timeout = \"9223372036854775807s\"")).unwrap();
+    run(&mut fx.sidecar(&["status"])).assert_code(0);
+    fx.push_merge("broken\n");
+    let (from, to, id) = fx.pull_and_enqueue();
+    let out = fx.once();
+    assert!(!out.stderr.contains("panicked"), "{}", out.stderr);
+    out.assert_code(1);
+    assert_rolled_back(&fx, &from, &to, &id);
+}

@@ -278,7 +278,21 @@ impl ScratchGit {
     }
 }
 
-/// A short commit id for messages.
+/// A short commit id for messages (the whole string when it is short or not plain ASCII:
+/// never panics on what a job file holds).
 pub fn short(commit: &str) -> &str {
-    &commit[..commit.len().min(12)]
+    commit.get(..12).unwrap_or(commit)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::short;
+
+    #[test]
+    fn short_never_panics() {
+        assert_eq!(short("0123456789abcdef"), "0123456789ab");
+        assert_eq!(short("abc"), "abc");
+        let odd = "\u{e9}".repeat(20);
+        assert_eq!(short(&odd), "\u{e9}".repeat(6));
+    }
 }
