@@ -1018,3 +1018,33 @@ fn a_huge_health_timeout_does_not_panic() {
     out.assert_code(1);
     assert_rolled_back(&fx, &from, &to, &id);
 }
+
+/// Run as root against a checkout owned by another user (the usual production setup), the
+/// sidecar's git calls into the checkout used to fail with git's "dubious ownership".
+#[test]
+fn the_sidecar_as_root_works_on_a_checkout_owned_by_another_user() {
+    let uid = std::process::Command::new("id").arg("-u").output().unwrap();
+    if String::from_utf8_lossy(&uid.stdout).trim() != "0" {
+        eprintln!("skipped: needs root to hand the checkout to another user");
+        return;
+    }
+    let fx = Fixture::new();
+    fx.push_merge("broken\n");
+    let (from, to, id) = fx.pull_and_enqueue();
+    // The deploy script's own git call is the service's business, not the sidecar's.
+    let script = fx.env.path("deploy.sh");
+    let text = std::fs::read_to_string(&script).unwrap();
+    std::fs::write(&script, text.replace("git rev-parse", "git -c safe.directory='*' rev-parse")).unwrap();
+    let chown = |owner: &str| {
+        run(std::process::Command::new("chown").args(["-R", owner]).arg(&fx.prod)).assert_code(0);
+    };
+    chown("nobody");
+    let refused = fx.env.git_outcome(&fx.prod, &["status"]);
+    assert!(refused.stderr.contains("dubious ownership"), "the setup reproduces git's check: {}", refused.stderr);
+
+    let out = fx.once();
+    chown("root");
+    out.assert_code(1);
+    assert!(!out.stderr.contains("dubious ownership"), "{}", out.stderr);
+    assert_rolled_back(&fx, &from, &to, &id);
+}

@@ -53,8 +53,8 @@ pub enum RevertPlan {
 }
 
 impl Repos {
-    fn checkout_git(&self) -> Git {
-        Git::at(&self.checkout).with_timeout(NETWORK_TIMEOUT)
+    fn checkout_git(&self) -> CheckoutGit {
+        CheckoutGit { git: Git::at(&self.checkout).with_timeout(NETWORK_TIMEOUT), safe: safe_directory(&self.checkout) }
     }
 
     fn scratch_git(&self) -> ScratchGit {
@@ -111,7 +111,22 @@ impl Repos {
         let missing = commits.iter().any(|c| git.resolve(c).ok().flatten().is_none());
         if missing {
             let checkout = self.checkout.to_string_lossy().into_owned();
-            git.run(["fetch", "-q", "--no-tags", "--end-of-options", &checkout, "+HEAD:refs/bulwark/checkout-head"])?;
+            // The checkout's upload-pack checks its ownership too: name it safe (the
+            // command-line setting reaches it through the environment).
+            let mut args: Vec<&str> = Vec::new();
+            let safe = safe_directory(&self.checkout);
+            for value in &safe {
+                args.extend(["-c", value]);
+            }
+            args.extend([
+                "fetch",
+                "-q",
+                "--no-tags",
+                "--end-of-options",
+                &checkout,
+                "+HEAD:refs/bulwark/checkout-head",
+            ]);
+            git.0.run(ScratchGit::args(&args))?;
         }
         Ok(())
     }
@@ -241,12 +256,51 @@ impl Repos {
 
     /// The checkout's HEAD commit, if it can be read.
     pub fn checkout_head(&self) -> Option<String> {
-        Git::at(&self.checkout).with_timeout(LOCAL_TIMEOUT).resolve("HEAD").ok().flatten()
+        let git = CheckoutGit { git: Git::at(&self.checkout).with_timeout(LOCAL_TIMEOUT), ..self.checkout_git() };
+        let out = git.git.run_unchecked(git.args(&["rev-parse", "--verify", "--quiet", "HEAD^{commit}"])).ok()?;
+        out.status.success().then(|| out.stdout_str().trim().to_owned())
     }
 
     /// The remote branch's tip as last fetched into the scratch repository.
     pub fn last_known_remote_tip(&self) -> Option<String> {
         Git::at(&self.scratch).resolve(&self.tracking_ref()).ok().flatten()
+    }
+}
+
+/// `safe.directory=<checkout>` values (as configured, and resolved when that differs).
+fn safe_directory(checkout: &Path) -> Vec<String> {
+    let mut values = vec![format!("safe.directory={}", checkout.display())];
+    if let Ok(real) = checkout.canonicalize()
+        && real != checkout
+    {
+        values.push(format!("safe.directory={}", real.display()));
+    }
+    values
+}
+
+/// `git` in the production checkout. The sidecar often runs as root against a checkout
+/// owned by the deploy user, which git refuses ("dubious ownership") unless the directory
+/// is named in `safe.directory` from protected config; `-c` on the command line counts as
+/// such, and names only this checkout.
+struct CheckoutGit {
+    git: Git,
+    safe: Vec<String>,
+}
+
+impl CheckoutGit {
+    fn args<'a>(&'a self, args: &[&'a str]) -> Vec<&'a str> {
+        let mut all = Vec::with_capacity(args.len() + 2 * self.safe.len());
+        for value in &self.safe {
+            all.extend(["-c", value.as_str()]);
+        }
+        all.extend_from_slice(args);
+        all
+    }
+    fn run<const N: usize>(&self, args: [&str; N]) -> Result<process::Captured, ProcessError> {
+        self.git.run(self.args(&args))
+    }
+    fn stdout<const N: usize>(&self, args: [&str; N]) -> Result<String, ProcessError> {
+        self.git.stdout(self.args(&args))
     }
 }
 
