@@ -1048,3 +1048,32 @@ fn the_sidecar_as_root_works_on_a_checkout_owned_by_another_user() {
     assert!(!out.stderr.contains("dubious ownership"), "{}", out.stderr);
     assert_rolled_back(&fx, &from, &to, &id);
 }
+
+/// `enqueue` reserves `<id>.json` empty before writing the job; a kill in between left an
+/// empty file skipped silently forever. Once older than a minute it is reported once
+/// (`sidecar.bad_job`) and removed; a fresh reservation is left alone.
+#[test]
+fn a_stale_empty_job_reservation_is_reported_once_and_removed() {
+    let fx = Fixture::new();
+    let jobs = fx.env.state_dir().join("sidecar/jobs");
+    std::fs::create_dir_all(&jobs).unwrap();
+    let stale = jobs.join("20200101T000000000-web-deadbeef.json");
+    let fresh = jobs.join("20990101T000000000-web-cafecafe.json");
+    for path in [&stale, &fresh] {
+        std::fs::File::create(path).unwrap();
+    }
+    let old = std::time::SystemTime::now() - Duration::from_secs(120);
+    std::fs::File::options().write(true).open(&stale).unwrap().set_modified(old).unwrap();
+
+    fx.once().assert_code(0).assert_stderr_contains("an empty job file");
+    assert!(!stale.exists(), "the stale reservation is removed");
+    assert!(fresh.exists(), "a fresh reservation may still be written");
+    let bad = fx.env.events_of("sidecar.bad_job");
+    assert_eq!(bad.len(), 1, "{bad:?}");
+    let error = bad[0].str("error").unwrap();
+    assert!(error.contains("20200101T000000000-web-deadbeef.json") && error.ends_with("removed"), "{error}");
+
+    fx.once().assert_code(0);
+    assert_eq!(fx.count("sidecar.bad_job"), 1, "reported once");
+    assert!(fresh.exists());
+}

@@ -226,10 +226,18 @@ pub enum JobError {
     Io { path: PathBuf, source: std::io::Error },
     #[error("{path}: not a job file: {source}")]
     Parse { path: PathBuf, source: serde_json::Error },
+    /// An empty `<id>.json` older than [`STALE_RESERVATION`]: its enqueuer stopped between
+    /// reserving the name and writing the job, so it will never become one.
+    #[error("{path}: an empty job file (a reservation whose job was never written)")]
+    StaleReservation { path: PathBuf },
     /// A job file that parses but cannot be worked on as it is.
     #[error("{path}: not a usable job: {reason}")]
     Invalid { path: PathBuf, reason: String },
 }
+
+/// How long an empty reserved job file may wait for its job: `enqueue` writes it right
+/// after reserving the name, so one still empty after this never will be.
+pub const STALE_RESERVATION: std::time::Duration = std::time::Duration::from_secs(60);
 
 /// Whether `name` can be used in a file name as is.
 pub fn valid_service_name(name: &str) -> bool {
@@ -334,8 +342,15 @@ pub fn list(state_dir: &Path) -> Result<Vec<Result<Job, JobError>>, JobError> {
     Ok(paths
         .into_iter()
         .filter_map(|path| match Job::load(&path) {
-            // A reserved name whose job is not written yet: skip it until it is.
-            Err(JobError::Parse { .. }) if std::fs::metadata(&path).is_ok_and(|m| m.len() == 0) => None,
+            // A reserved name whose job is not written yet: skip it until it is, or report
+            // it once it is too old to ever be written (the worker removes it).
+            Err(err @ JobError::Parse { .. }) => match std::fs::metadata(&path) {
+                Ok(meta) if meta.len() == 0 => {
+                    let age = meta.modified().ok().and_then(|t| t.elapsed().ok()).unwrap_or_default();
+                    (age >= STALE_RESERVATION).then_some(Err(JobError::StaleReservation { path }))
+                }
+                _ => Some(Err(err)),
+            },
             other => Some(other),
         })
         .collect())
@@ -481,6 +496,19 @@ mod tests {
         job.save(dir.path()).unwrap();
         let err = Job::load(&path).unwrap_err().to_string();
         assert!(err.contains("not a full commit id"), "{err}");
+    }
+
+    #[test]
+    fn an_empty_reservation_is_skipped_until_it_is_stale() {
+        let dir = tempfile::tempdir().unwrap();
+        let jobs = jobs_dir(dir.path());
+        std::fs::create_dir_all(&jobs).unwrap();
+        let path = jobs.join("20200101T000000000-web-11111111.json");
+        let file = File::create(&path).unwrap();
+        assert!(list(dir.path()).unwrap().is_empty(), "a fresh reservation is skipped");
+        file.set_modified(std::time::SystemTime::now() - STALE_RESERVATION * 2).unwrap();
+        let listed = list(dir.path()).unwrap();
+        assert!(matches!(&listed[..], [Err(JobError::StaleReservation { .. })]), "{listed:?}");
     }
 
     #[test]

@@ -127,9 +127,18 @@ impl Worker {
     }
 
     /// Warns about a job file that cannot be worked on, and journals `sidecar.bad_job`
-    /// once per distinct problem (the file stays until a person fixes or removes it).
+    /// once per distinct problem (the file stays until a person fixes or removes it; a
+    /// stale empty reservation is removed).
     fn report_bad_job(&self, err: &JobError) -> Result<(), WorkError> {
-        let error = err.to_string();
+        let mut error = err.to_string();
+        if let JobError::StaleReservation { path } = err {
+            // It can never become a job: remove it (another worker may have already).
+            match std::fs::remove_file(path) {
+                Ok(()) => error.push_str("; removed"),
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+                Err(e) => _ = write!(error, "; cannot remove it: {e}"),
+            }
+        }
         eprintln!("warning: skipping {error}");
         let seen =
             self.journal.read_all()?.iter().any(|e| e.kind == "sidecar.bad_job" && e.str("error") == Some(&error));
