@@ -804,3 +804,277 @@ fn post_merge_without_a_matching_service_queues_nothing() {
     );
     assert_eq!(fx.count("deploy.skipped"), 1, "the skip is journaled");
 }
+
+crash_tests! {
+    kill_right_after_rolled_back_converges => "rolled-back",
+}
+
+/// Killed right after the escalated phase is saved (before its event, incident summary and
+/// notification): the next run journals `rollback.escalated` once, writes the summary and
+/// notifies once.
+#[test]
+fn kill_right_after_escalated_converges() {
+    let fx = Fixture::with(Options { health: Health::AlwaysBroken, ..Options::default() });
+    fx.push_merge("broken\n");
+    let (_, _, id) = fx.pull_and_enqueue();
+    let crashed = fx.once_crashing_at("escalated");
+    assert_eq!(crashed.code, -1, "killed at escalated\n{}{}", crashed.stdout, crashed.stderr);
+    assert_eq!(fx.job(&id)["phase"], "escalated");
+    assert_eq!(fx.count("rollback.escalated"), 0, "the crash came before the event");
+
+    fx.once().assert_code(1).assert_stdout_contains("rollback.escalated");
+    assert_eq!(fx.count("rollback.escalated"), 1);
+    let event = &fx.env.events_of("rollback.escalated")[0];
+    assert_eq!(event.str("job"), Some(id.as_str()));
+    assert!(event.str("state").is_some_and(|s| s.contains("with revert")), "{event:?}");
+    let incident = fx.env.state_dir().join("incidents").join(format!("{id}.md"));
+    assert!(incident.is_file(), "incident summary written");
+    assert_eq!(fx.notifications("rollback.escalated"), 1);
+
+    fx.once().assert_code(0);
+    assert_eq!(fx.count("rollback.escalated"), 1);
+    assert_eq!(fx.webhook.requests().len(), 1, "notified once");
+}
+
+/// `once`, killed if it has not finished within `limit` (a worker that loops forever fails
+/// the test instead of hanging it).
+fn once_within(fx: &Fixture, limit: Duration) -> Outcome {
+    let mut child = fx
+        .sidecar(&["once"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let done = bulwark_testutil::wait_for(limit, || child.try_wait().unwrap());
+    if done.is_none() {
+        let _ = child.kill();
+    }
+    let out = child.wait_with_output().unwrap();
+    assert!(done.is_some(), "`once` did not finish within {limit:?}: {}", String::from_utf8_lossy(&out.stderr));
+    Outcome {
+        code: out.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    }
+}
+
+/// A job file renamed from `<id>.json` (a copy kept as `retry-<id>.json`) used to be
+/// redeployed forever, since the worker saved its progress to `<id>.json`.
+#[test]
+fn a_job_file_named_other_than_its_id_is_reported_and_skipped_not_redeployed_forever() {
+    let fx = Fixture::new();
+    fx.push_merge("ok (v2)\n");
+    let (_, _, id) = fx.pull_and_enqueue();
+    let jobs = fx.env.state_dir().join("sidecar/jobs");
+    let copy = jobs.join(format!("retry-{id}.json"));
+    std::fs::rename(jobs.join(format!("{id}.json")), &copy).unwrap();
+
+    let out = once_within(&fx, Duration::from_secs(20));
+    out.assert_code(0).assert_stderr_contains("does not match its file name");
+    assert_eq!(fx.count("deploy.started"), 0, "nothing deployed from the misnamed file");
+    assert!(fx.deploys().is_empty());
+    let bad = fx.env.events_of("sidecar.bad_job");
+    assert_eq!(bad.len(), 1, "{bad:?}");
+    assert!(bad[0].str("error").unwrap().contains(&format!("retry-{id}.json")), "{bad:?}");
+    once_within(&fx, Duration::from_secs(20)).assert_code(0);
+    assert_eq!(fx.count("sidecar.bad_job"), 1, "reported once");
+
+    // A job file with a non-ASCII commit is refused the same way, without a panic.
+    let mut job: Value = serde_json::from_slice(&std::fs::read(&copy).unwrap()).unwrap();
+    let odd = "20200101T000000000-web-odd";
+    job["id"] = odd.into();
+    job["to"] = "\u{e9}".repeat(30).into();
+    std::fs::write(jobs.join(format!("{odd}.json")), job.to_string()).unwrap();
+    let out = once_within(&fx, Duration::from_secs(20));
+    out.assert_code(0).assert_stderr_contains("is not a full commit id");
+    assert!(!out.stderr.contains("panicked"), "{}", out.stderr);
+    run(&mut fx.sidecar(&["status"])).assert_code(0);
+    assert_eq!(fx.count("deploy.started"), 0);
+    assert_eq!(fx.count("sidecar.bad_job"), 2);
+}
+
+/// With the production role installed, the sidecar's own fast-forward of the checkout to
+/// the revert used to run `post-merge`, which queued a second job (bad commit → revert):
+/// when the service stayed unhealthy, that job redeployed, escalated again ("includes
+/// bulwark's own revert") and `status` showed it, saying "no revert pushed".
+#[test]
+fn the_sidecars_own_move_of_the_checkout_queues_no_second_job_and_escalates_once() {
+    let fx = Fixture::with(Options { health: Health::AlwaysBroken, ..Options::default() });
+    fx.env
+        .bulwark(fx.env.root(), &["install", "--repo", fx.prod.to_str().unwrap(), "--role", "production"])
+        .assert_code(0);
+    let to = fx.push_merge("broken\n");
+    run(fx.env.command("git").current_dir(&fx.prod).env("BULWARK_CONFIG", &fx.config).args([
+        "pull",
+        "-q",
+        "--ff-only",
+    ]))
+    .assert_code(0)
+    .assert_stderr_contains("queued for the sidecar");
+
+    run(fx.sidecar(&["once"]).env("BULWARK_CONFIG", &fx.config)).assert_code(1);
+    let revert = fx.remote_main();
+    assert_eq!(fx.reverts_on_remote(), std::slice::from_ref(&revert), "one revert pushed");
+    assert_eq!(fx.env.rev(&fx.prod, "HEAD"), revert, "the checkout moved to the revert");
+    let jobs = std::fs::read_dir(fx.env.state_dir().join("sidecar/jobs")).unwrap().count();
+    assert_eq!(jobs, 1, "the sidecar's own merge queued no job");
+    assert_eq!(fx.count("rollback.escalated"), 1, "one escalation");
+    assert_eq!(fx.notifications("rollback.escalated"), 1, "one page");
+    assert_eq!(fx.count("deploy.started"), 2, "the change, then the revert");
+    let last = &fx.status_json()["services"][0]["last_job"];
+    assert_eq!(last["revert"], revert.as_str(), "{last}");
+    assert_eq!(last["to"], to.as_str());
+    assert!(last["escalation"].as_str().unwrap().contains("with revert"), "{last}");
+
+    // A post-merge of that revert later (a person pulls) is skipped, not redeployed.
+    let id = bulwark_core::jobs::enqueue(&fx.env.state_dir(), "web", &to, &revert, "post-merge").unwrap();
+    run(fx.sidecar(&["once"]).env("BULWARK_CONFIG", &fx.config)).assert_code(0);
+    assert_eq!(fx.job(&id)["phase"], "skipped");
+    assert_eq!(fx.count("deploy.started"), 2);
+    assert_eq!(fx.count("rollback.escalated"), 1);
+    assert_eq!(fx.webhook.requests().len(), 1);
+    assert_eq!(fx.status_json()["services"][0]["last_job"]["revert"], revert.as_str());
+}
+
+/// Three pulls queued before the sidecar ran (A→X, X→Y, Y→Z, with X the bad one): the
+/// last job takes over the whole range A→Z, so the bad X is reverted too. The oldest
+/// job's range used to be dropped (only a newest job continuing it could take it over).
+#[test]
+fn three_pending_jobs_fold_into_one_covering_the_oldest_change() {
+    let fx = Fixture::new();
+    let a = fx.env.rev(&fx.prod, "HEAD");
+    let mut ids = Vec::new();
+    for (file, content) in [("status", "broken\n"), ("one.txt", "1\n"), ("two.txt", "2\n")] {
+        fx.env.commit_file(&fx.dev, file, content, &format!("change {file}"));
+        fx.env.git(&fx.dev, &["push", "-q", "origin", "main"]);
+        ids.push(fx.pull_and_enqueue());
+    }
+    let z = ids[2].1.clone();
+    fx.once().assert_code(1);
+    for (_, _, id) in &ids[..2] {
+        assert_eq!(fx.job(id)["phase"], "skipped", "{id}");
+    }
+    let last = fx.job(&ids[2].2);
+    assert_eq!(last["phase"], "rolled-back", "{last}");
+    assert_eq!(last["from"], a.as_str(), "the last job covers A..Z");
+    assert_eq!(last["to"], z.as_str());
+    let tip = fx.remote_main();
+    assert_eq!(fx.reverts_on_remote(), std::slice::from_ref(&tip));
+    assert_eq!(fx.tree(&fx.remote, &tip), fx.tree(&fx.remote, &a), "X, Y and Z are all undone");
+    assert_eq!(std::fs::read_to_string(&fx.deployed).unwrap(), "ok\n");
+    assert_eq!(fx.deploys(), [z, tip]);
+    let message = fx.env.git(&fx.remote, &["log", "-1", "--format=%B", "main"]);
+    assert!(message.contains(&format!("Bulwark-Revert-Range: {a}..")), "{message}");
+}
+
+/// A `[[notify]]` target that cannot be set up (its `url_env` names an unset variable) used
+/// to leave only `last_error` in the job: the failure is now journaled as `notify.failed`.
+#[test]
+fn a_notify_target_that_cannot_be_set_up_is_journaled_as_notify_failed() {
+    let fx = Fixture::new();
+    let text = std::fs::read_to_string(&fx.config).unwrap();
+    let hook_line = format!("url = \"{}\"", fx.webhook.url("/hook"));
+    assert!(text.contains(&hook_line), "{text}");
+    std::fs::write(&fx.config, text.replace(&hook_line, "url_env = \"BULWARK_TEST_UNSET_HOOK_URL\"")).unwrap();
+    fx.push_merge("broken\n");
+    let (_, _, id) = fx.pull_and_enqueue();
+    run(fx.sidecar(&["once"]).env_remove("BULWARK_TEST_UNSET_HOOK_URL")).assert_code(1);
+    assert_eq!(fx.job(&id)["phase"], "rolled-back");
+    let delivery = &fx.job(&id)["notifications"][0];
+    let error = delivery["last_error"].as_str().unwrap();
+    assert!(error.contains("BULWARK_TEST_UNSET_HOOK_URL"), "{delivery}");
+    let failed = fx.env.events_of("notify.failed");
+    assert_eq!(failed.len(), 1, "{failed:?}");
+    assert_eq!(failed[0].str("job"), Some(id.as_str()));
+    assert_eq!(failed[0].str("about"), Some("rollback.complete"));
+    assert_eq!(failed[0].str("error"), Some(error));
+    assert!(failed[0].str("target").unwrap().contains("$BULWARK_TEST_UNSET_HOOK_URL"), "{failed:?}");
+    assert!(fx.webhook.requests().is_empty());
+}
+
+/// A zero `deploy_timeout` or `health.timeout` made every deploy time out or every check
+/// fail (and so roll back every change): the config is refused instead.
+#[test]
+fn a_zero_deploy_or_health_timeout_is_a_config_error() {
+    let fx = Fixture::with(Options { deploy_timeout: "0s", ..Options::default() });
+    fx.once().assert_code(2).assert_stderr_contains("deploy_timeout");
+    let fx = Fixture::new();
+    let text = std::fs::read_to_string(&fx.config).unwrap();
+    std::fs::write(&fx.config, text.replace("timeout = \"300ms\"", "timeout = \"0s\"")).unwrap();
+    fx.once().assert_code(2).assert_stderr_contains("health.timeout");
+}
+
+/// A huge health `timeout` overflowed `Instant + Duration` and panicked the worker; it now
+/// means "no deadline" in practice and the rollback goes through.
+#[test]
+fn a_huge_health_timeout_does_not_panic() {
+    let fx = Fixture::new();
+    let text = std::fs::read_to_string(&fx.config).unwrap();
+    std::fs::write(&fx.config, text.replace("timeout = \"300ms\"", "timeout = \"9223372036854775807s\"")).unwrap();
+    run(&mut fx.sidecar(&["status"])).assert_code(0);
+    fx.push_merge("broken\n");
+    let (from, to, id) = fx.pull_and_enqueue();
+    let out = fx.once();
+    assert!(!out.stderr.contains("panicked"), "{}", out.stderr);
+    out.assert_code(1);
+    assert_rolled_back(&fx, &from, &to, &id);
+}
+
+/// Run as root against a checkout owned by another user (the usual production setup), the
+/// sidecar's git calls into the checkout used to fail with git's "dubious ownership".
+#[test]
+fn the_sidecar_as_root_works_on_a_checkout_owned_by_another_user() {
+    let uid = std::process::Command::new("id").arg("-u").output().unwrap();
+    if String::from_utf8_lossy(&uid.stdout).trim() != "0" {
+        eprintln!("skipped: needs root to hand the checkout to another user");
+        return;
+    }
+    let fx = Fixture::new();
+    fx.push_merge("broken\n");
+    let (from, to, id) = fx.pull_and_enqueue();
+    // The deploy script's own git call is the service's business, not the sidecar's.
+    let script = fx.env.path("deploy.sh");
+    let text = std::fs::read_to_string(&script).unwrap();
+    std::fs::write(&script, text.replace("git rev-parse", "git -c safe.directory='*' rev-parse")).unwrap();
+    let chown = |owner: &str| {
+        run(std::process::Command::new("chown").args(["-R", owner]).arg(&fx.prod)).assert_code(0);
+    };
+    chown("nobody");
+    let refused = fx.env.git_outcome(&fx.prod, &["status"]);
+    assert!(refused.stderr.contains("dubious ownership"), "the setup reproduces git's check: {}", refused.stderr);
+
+    let out = fx.once();
+    chown("root");
+    out.assert_code(1);
+    assert!(!out.stderr.contains("dubious ownership"), "{}", out.stderr);
+    assert_rolled_back(&fx, &from, &to, &id);
+}
+
+/// `enqueue` reserves `<id>.json` empty before writing the job; a kill in between left an
+/// empty file skipped silently forever. Once older than a minute it is reported once
+/// (`sidecar.bad_job`) and removed; a fresh reservation is left alone.
+#[test]
+fn a_stale_empty_job_reservation_is_reported_once_and_removed() {
+    let fx = Fixture::new();
+    let jobs = fx.env.state_dir().join("sidecar/jobs");
+    std::fs::create_dir_all(&jobs).unwrap();
+    let stale = jobs.join("20200101T000000000-web-deadbeef.json");
+    let fresh = jobs.join("20990101T000000000-web-cafecafe.json");
+    for path in [&stale, &fresh] {
+        std::fs::File::create(path).unwrap();
+    }
+    let old = std::time::SystemTime::now() - Duration::from_secs(120);
+    std::fs::File::options().write(true).open(&stale).unwrap().set_modified(old).unwrap();
+
+    fx.once().assert_code(0).assert_stderr_contains("an empty job file");
+    assert!(!stale.exists(), "the stale reservation is removed");
+    assert!(fresh.exists(), "a fresh reservation may still be written");
+    let bad = fx.env.events_of("sidecar.bad_job");
+    assert_eq!(bad.len(), 1, "{bad:?}");
+    let error = bad[0].str("error").unwrap();
+    assert!(error.contains("20200101T000000000-web-deadbeef.json") && error.ends_with("removed"), "{error}");
+
+    fx.once().assert_code(0);
+    assert_eq!(fx.count("sidecar.bad_job"), 1, "reported once");
+    assert!(fresh.exists());
+}

@@ -204,6 +204,10 @@ pub struct Job {
     /// When the job reached its final phase.
     #[serde(default)]
     pub finished: Option<String>,
+    /// The fields of the outcome event (`rollback.complete`/`rollback.escalated`), saved
+    /// with the final phase and journaled after it, so a restart can still journal them.
+    #[serde(default)]
+    pub outcome: Option<serde_json::Value>,
 }
 
 /// The job queue could not be read or written.
@@ -222,7 +226,18 @@ pub enum JobError {
     Io { path: PathBuf, source: std::io::Error },
     #[error("{path}: not a job file: {source}")]
     Parse { path: PathBuf, source: serde_json::Error },
+    /// An empty `<id>.json` older than [`STALE_RESERVATION`]: its enqueuer stopped between
+    /// reserving the name and writing the job, so it will never become one.
+    #[error("{path}: an empty job file (a reservation whose job was never written)")]
+    StaleReservation { path: PathBuf },
+    /// A job file that parses but cannot be worked on as it is.
+    #[error("{path}: not a usable job: {reason}")]
+    Invalid { path: PathBuf, reason: String },
 }
+
+/// How long an empty reserved job file may wait for its job: `enqueue` writes it right
+/// after reserving the name, so one still empty after this never will be.
+pub const STALE_RESERVATION: std::time::Duration = std::time::Duration::from_secs(60);
 
 /// Whether `name` can be used in a file name as is.
 pub fn valid_service_name(name: &str) -> bool {
@@ -298,6 +313,7 @@ pub fn enqueue(state_dir: &Path, service: &str, from: &str, to: &str, source: &s
             incident: None,
             notifications: Vec::new(),
             finished: None,
+            outcome: None,
         };
         job.save(state_dir)?;
         return Ok(id);
@@ -326,18 +342,44 @@ pub fn list(state_dir: &Path) -> Result<Vec<Result<Job, JobError>>, JobError> {
     Ok(paths
         .into_iter()
         .filter_map(|path| match Job::load(&path) {
-            // A reserved name whose job is not written yet: skip it until it is.
-            Err(JobError::Parse { .. }) if std::fs::metadata(&path).is_ok_and(|m| m.len() == 0) => None,
+            // A reserved name whose job is not written yet: skip it until it is, or report
+            // it once it is too old to ever be written (the worker removes it).
+            Err(err @ JobError::Parse { .. }) => match std::fs::metadata(&path) {
+                Ok(meta) if meta.len() == 0 => {
+                    let age = meta.modified().ok().and_then(|t| t.elapsed().ok()).unwrap_or_default();
+                    (age >= STALE_RESERVATION).then_some(Err(JobError::StaleReservation { path }))
+                }
+                _ => Some(Err(err)),
+            },
             other => Some(other),
         })
         .collect())
 }
 
 impl Job {
-    /// Reads one job file.
+    /// Reads one job file, refusing one the worker could not handle: a job is saved as
+    /// `<id>.json`, so a file named otherwise (a copy) would never see its progress and be
+    /// redone forever; `service` names files; `from`/`to` are passed to git and sliced.
     pub fn load(path: &Path) -> Result<Job, JobError> {
         let bytes = std::fs::read(path).map_err(|source| JobError::Io { path: path.to_owned(), source })?;
-        serde_json::from_slice(&bytes).map_err(|source| JobError::Parse { path: path.to_owned(), source })
+        let job: Job =
+            serde_json::from_slice(&bytes).map_err(|source| JobError::Parse { path: path.to_owned(), source })?;
+        let invalid = |reason: String| Err(JobError::Invalid { path: path.to_owned(), reason });
+        if path.file_stem() != Some(std::ffi::OsStr::new(&job.id)) {
+            return invalid(format!(
+                "its id {:?} does not match its file name (a job lives in `<id>.json`); rename or delete the file",
+                job.id
+            ));
+        }
+        if !valid_service_name(&job.service) {
+            return invalid(format!("service {:?} must be letters, digits, `.`, `_` or `-`", job.service));
+        }
+        for (key, oid) in [("from", &job.from), ("to", &job.to)] {
+            if !crate::git::is_full_oid(oid) {
+                return invalid(format!("`{key}` {oid:?} is not a full commit id (40 or 64 hex digits)"));
+            }
+        }
+        Ok(job)
     }
 
     /// The job file's path.
@@ -436,6 +478,37 @@ mod tests {
         assert!(matches!(enqueue(dir.path(), "../x", A, B, "cli"), Err(JobError::BadService(_))));
         assert!(matches!(enqueue(dir.path(), "web", "HEAD", B, "cli"), Err(JobError::BadCommit(_))));
         assert!(list(dir.path()).unwrap().is_empty());
+    }
+
+    #[test]
+    fn load_refuses_a_renamed_copy_and_bad_commits() {
+        let dir = tempfile::tempdir().unwrap();
+        let id = enqueue(dir.path(), "web", A, B, "cli").unwrap();
+        let path = jobs_dir(dir.path()).join(format!("{id}.json"));
+        let copy = jobs_dir(dir.path()).join(format!("retry-{id}.json"));
+        std::fs::copy(&path, &copy).unwrap();
+        assert!(Job::load(&path).is_ok());
+        let err = Job::load(&copy).unwrap_err().to_string();
+        assert!(err.contains("does not match its file name"), "{err}");
+
+        let mut job = Job::load(&path).unwrap();
+        job.to = "\u{e9}".repeat(20);
+        job.save(dir.path()).unwrap();
+        let err = Job::load(&path).unwrap_err().to_string();
+        assert!(err.contains("not a full commit id"), "{err}");
+    }
+
+    #[test]
+    fn an_empty_reservation_is_skipped_until_it_is_stale() {
+        let dir = tempfile::tempdir().unwrap();
+        let jobs = jobs_dir(dir.path());
+        std::fs::create_dir_all(&jobs).unwrap();
+        let path = jobs.join("20200101T000000000-web-11111111.json");
+        let file = File::create(&path).unwrap();
+        assert!(list(dir.path()).unwrap().is_empty(), "a fresh reservation is skipped");
+        file.set_modified(std::time::SystemTime::now() - STALE_RESERVATION * 2).unwrap();
+        let listed = list(dir.path()).unwrap();
+        assert!(matches!(&listed[..], [Err(JobError::StaleReservation { .. })]), "{listed:?}");
     }
 
     #[test]

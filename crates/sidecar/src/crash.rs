@@ -19,6 +19,8 @@ pub const POINTS: &[&str] = &[
     "push.done",
     "redeploy",
     "verify",
+    "rolled-back",
+    "escalated",
     "notify",
     // The watchdog (`[service.watch]`).
     "watch.wait",

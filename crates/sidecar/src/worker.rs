@@ -115,22 +115,48 @@ impl Worker {
         }
     }
 
-    /// The service's jobs, oldest first (unreadable files are reported and skipped).
+    /// The service's jobs, oldest first (unreadable or unusable files are reported and
+    /// skipped).
     pub fn jobs_of(&self, service: &str) -> Result<Vec<Job>, WorkError> {
         let mut out = Vec::new();
         for entry in jobs::list(&self.state_dir)? {
             match entry {
                 Ok(job) if job.service == service => out.push(job),
                 Ok(_) => {}
-                Err(e) => eprintln!("warning: skipping {e}"),
+                Err(e) => self.report_bad_job(&e)?,
             }
         }
         Ok(out)
     }
 
+    /// Warns about a job file that cannot be worked on, and journals `sidecar.bad_job`
+    /// once per distinct problem (the file stays until a person fixes or removes it; a
+    /// stale empty reservation is removed).
+    fn report_bad_job(&self, err: &JobError) -> Result<(), WorkError> {
+        let mut error = err.to_string();
+        if let JobError::StaleReservation { path } = err {
+            // It can never become a job: remove it (another worker may have already).
+            match std::fs::remove_file(path) {
+                Ok(()) => error.push_str("; removed"),
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+                Err(e) => _ = write!(error, "; cannot remove it: {e}"),
+            }
+        }
+        eprintln!("warning: skipping {error}");
+        let seen =
+            self.journal.read_all()?.iter().any(|e| e.kind == "sidecar.bad_job" && e.str("error") == Some(&error));
+        if !seen {
+            let event = self.journal.append("sidecar.bad_job", json!({"error": error}))?;
+            if self.echo {
+                println!("{}", event.to_line());
+            }
+        }
+        Ok(())
+    }
+
     /// Whether the service has unfinished jobs (or, with `notifications`, owed deliveries).
     pub fn has_work(&self, service: &str, notifications: bool) -> Result<bool, WorkError> {
-        Ok(self.jobs_of(service)?.iter().any(|j| !j.phase.is_final() || notifications && owes(j)))
+        Ok(self.jobs_of(service)?.iter().any(|j| !j.phase.is_final() || unsettled(j) || notifications && owes(j)))
     }
 
     /// Processes every unfinished job of `service`, oldest first, holding its lock; with
@@ -152,13 +178,24 @@ impl Worker {
         loop {
             let all = self.jobs_of(&service.name)?;
             let Some(mut job) = all.iter().find(|j| !j.phase.is_final()).cloned() else { break };
+            // A newer pending job supersedes this one. The one that continues its range
+            // (`from` = this `to`) takes the range over, so a chain A→X, X→Y, Y→Z ends
+            // as one job A→Z, one hand-over at a time (each saved before the next).
+            let newer_pending = |j: &&Job| j.id > job.id && j.phase == Phase::Pending;
+            let chained = all.iter().filter(newer_pending).find(|j| j.from == job.to);
             if job.phase == Phase::Pending
-                && let Some(newer) = all.iter().rev().find(|j| j.id > job.id && j.phase == Phase::Pending)
+                && let Some(newer) = chained.or_else(|| all.iter().rev().find(newer_pending))
             {
                 self.supersede(&mut job, newer.clone())?;
                 continue;
             }
             self.drive(service, &mut job)?;
+            pass.outcomes.push((job.id.clone(), job.phase));
+        }
+        // A job that reached its final phase but stopped before its event, summary and
+        // notifications: settle it now (this run reports the outcome).
+        for mut job in self.jobs_of(&service.name)?.into_iter().filter(unsettled) {
+            self.finish(service, &self.repos(service), &mut job)?;
             pass.outcomes.push((job.id.clone(), job.phase));
         }
         if notifications {
@@ -227,6 +264,23 @@ impl Worker {
                 job,
                 Phase::Skipped,
                 format!("{} is already deployed and verified (job {by})", short(&job.to)),
+            );
+        }
+        // The sidecar's own revert, already redeployed by the job that pushed it: a
+        // post-merge of it (a person pulling later) is not a new change to deploy. A job
+        // queued by hand (`enqueue`, source `cli`) still deploys it.
+        if job.source != "cli"
+            && repos.checkout_head().as_deref() == Some(job.to.as_str())
+            && let Some(by) = self.jobs_of(&service.name)?.into_iter().find(|j| {
+                j.id != job.id
+                    && j.pushed.as_deref() == Some(job.to.as_str())
+                    && j.deploys.iter().any(|d| d.step == "redeploy")
+            })
+        {
+            return self.enter(
+                job,
+                Phase::Skipped,
+                format!("{} is bulwark's own revert, pushed and redeployed by job {}", short(&job.to), by.id),
             );
         }
         self.enter(job, Phase::Deploy, format!("deploying {}", short(&job.to)))
@@ -550,12 +604,10 @@ impl Worker {
         let head = repos.checkout_head().unwrap_or_default();
         self.mark_known_good(&service.name, &head, &job.id)?;
         self.owe(job, "rollback.complete");
-        self.enter(job, Phase::RolledBack, format!("healthy again on {}", short(&head)))?;
-        let mut fields = json!({"bad_commit": job.to, "revert": job.pushed, "commit": head});
-        for (name, secs) in report::timings(job) {
-            fields[name] = json!(secs);
-        }
-        self.emit_once("rollback.complete", job, fields)
+        job.outcome = Some(json!({"bad_commit": job.to, "revert": job.pushed, "commit": head}));
+        // The event is journaled by `finish`, after this phase is saved: a stop in between
+        // finds a final job not yet settled and journals it then.
+        self.enter(job, Phase::RolledBack, format!("healthy again on {}", short(&head)))
     }
 
     /// Ends the job as escalated, with a message that says what state things are in.
@@ -592,12 +644,8 @@ impl Worker {
         let message = format!("{reason}. State: {state}. To do: {todo}.");
         job.escalation = Some(message.clone());
         self.owe(job, "rollback.escalated");
-        self.enter(job, Phase::Escalated, reason)?;
-        self.emit_once(
-            "rollback.escalated",
-            job,
-            json!({"bad_commit": job.to, "reason": reason, "state": state, "revert": job.pushed}),
-        )
+        job.outcome = Some(json!({"bad_commit": job.to, "reason": reason, "state": state, "revert": job.pushed}));
+        self.enter(job, Phase::Escalated, reason)
     }
 
     /// Adds an owed delivery per target for `kind` (saved with the next phase change).
@@ -607,16 +655,28 @@ impl Worker {
         }
         for (target, config) in self.targets().iter().enumerate() {
             let url = config.url.clone().unwrap_or_else(|| format!("${}", config.url_env.clone().unwrap_or_default()));
+            // Only the kind is lowercased: a variable name or URL path keeps its case.
+            let target_kind = format!("{:?}", config.kind).to_lowercase();
             let label =
-                format!("{:?} {}", config.kind, if url.starts_with('$') { url } else { bulwark_alert::redact(&url) })
-                    .to_lowercase();
+                format!("{target_kind} {}", if url.starts_with('$') { url } else { bulwark_alert::redact(&url) });
             job.notifications.push(Delivery { kind: kind.to_owned(), target, label, ..Delivery::default() });
         }
     }
 
-    /// After the final phase: the incident summary, then owed notifications.
+    /// After the final phase: the outcome event, the incident summary, then owed
+    /// notifications. Each step is idempotent (the event is journaled once, the summary
+    /// is recorded in the job last), so a job stopped anywhere after its final phase was
+    /// saved is settled by running this again.
     fn finish(&self, service: &ServiceConfig, repos: &Repos, job: &mut Job) -> Result<(), WorkError> {
-        if matches!(job.phase, Phase::RolledBack | Phase::Escalated) && job.incident.is_none() {
+        if unsettled(job) {
+            let kind = if job.phase == Phase::RolledBack { "rollback.complete" } else { "rollback.escalated" };
+            let mut fields = job.outcome.clone().unwrap_or_else(|| json!({"bad_commit": job.to, "revert": job.pushed}));
+            if job.phase == Phase::RolledBack {
+                for (name, secs) in report::timings(job) {
+                    fields[name] = json!(secs);
+                }
+            }
+            self.emit_once(kind, job, fields)?;
             let path = report::incident_path(&self.state_dir, job);
             if let Some(dir) = path.parent() {
                 state::ensure_private_dir(dir)?;
@@ -646,10 +706,22 @@ impl Worker {
                 .and_then(|p| std::fs::read_to_string(p).ok())
                 .unwrap_or_else(|| report::incident_summary(job, &repos.remote, &repos.branch));
             let message = report::message(&delivery.kind, job, &summary);
+            // The notifier journals what it sends; a target that cannot even be set up
+            // (gone from the config, `url_env` unset) is journaled here.
+            let unusable = |why: String| -> Result<Result<(), String>, WorkError> {
+                let fields = json!({
+                    "target": delivery.label,
+                    "about": delivery.kind,
+                    "attempts": job.notifications[index].attempts,
+                    "error": why,
+                });
+                self.emit("notify.failed", job, fields)?;
+                Ok(Err(why))
+            };
             let result = match self.targets().get(delivery.target) {
-                None => Err("this [[notify]] target is no longer configured".to_owned()),
+                None => unusable("this [[notify]] target is no longer configured".to_owned())?,
                 Some(target) => match Notifier::from_config(std::slice::from_ref(target)) {
-                    Err(e) => Err(e.to_string()),
+                    Err(e) => unusable(e.to_string())?,
                     Ok(notifier) => {
                         let sent = notifier.send(&message);
                         match sent.failed.first() {
@@ -726,6 +798,12 @@ impl Worker {
         let seen = self.journal.read_all()?.iter().any(|e| e.kind == kind && e.str("job") == Some(job.id.as_str()));
         if seen { Ok(()) } else { self.emit(kind, job, extra) }
     }
+}
+
+/// Whether a rolled-back or escalated job still lacks its outcome event and incident
+/// summary (the worker stopped right after saving the final phase).
+pub fn unsettled(job: &Job) -> bool {
+    matches!(job.phase, Phase::RolledBack | Phase::Escalated) && job.incident.is_none()
 }
 
 /// Whether a finished job still owes a delivery that will be retried.

@@ -152,7 +152,13 @@ impl ServiceConfig {
         if self.branch.as_deref().is_some_and(|b| b.is_empty() || b.starts_with('-')) {
             return Err(("branch".into(), "must be a branch name like \"main\"".into()));
         }
+        if self.deploy_timeout.get().is_zero() {
+            return Err(("deploy_timeout".into(), "must be more than 0 (every deploy would time out)".into()));
+        }
         let health = &self.health;
+        if health.timeout.get().is_zero() {
+            return Err(("health.timeout".into(), "must be more than 0 (every check would fail)".into()));
+        }
         if health.attempts == 0 {
             return Err(("health.attempts".into(), "must be at least 1".into()));
         }
