@@ -1004,13 +1004,15 @@ fn a_zero_deploy_or_health_timeout_is_a_config_error() {
     fx.once().assert_code(2).assert_stderr_contains("health.timeout");
 }
 
-/// A huge health `timeout` overflowed `Instant + Duration` and panicked the worker; it now
-/// means "no deadline" in practice and the rollback goes through.
+/// A huge health `timeout` overflowed `Instant + Duration` and panicked the worker. Past a
+/// year it is a config error; the longest allowed still works and the rollback goes through.
 #[test]
 fn a_huge_health_timeout_does_not_panic() {
     let fx = Fixture::new();
     let text = std::fs::read_to_string(&fx.config).unwrap();
     std::fs::write(&fx.config, text.replace("timeout = \"300ms\"", "timeout = \"9223372036854775807s\"")).unwrap();
+    run(&mut fx.sidecar(&["status"])).assert_code(2).assert_stderr_contains("longer than a year");
+    std::fs::write(&fx.config, text.replace("timeout = \"300ms\"", "timeout = \"8000h\"")).unwrap();
     run(&mut fx.sidecar(&["status"])).assert_code(0);
     fx.push_merge("broken\n");
     let (from, to, id) = fx.pull_and_enqueue();
