@@ -85,7 +85,7 @@ pub fn pre_push(config: Option<&Path>, args: &[String], stdin: &[u8]) -> Result<
     if targets.is_empty() {
         return Ok(Verdict::Allow);
     }
-    let ctx = Context::load(config, true)?;
+    let ctx = Context::load_without_refs(config, true)?;
     if ctx.role == Role::Server {
         return Ok(Verdict::Allow);
     }
@@ -143,7 +143,7 @@ pub fn reference_transaction(config: Option<&Path>, args: &[String], stdin: &[u8
     if updates.is_empty() {
         return Ok(Verdict::Allow);
     }
-    let ctx = Context::load(config, true)?;
+    let ctx = Context::load_without_refs(config, true)?;
     if ctx.role == Role::Server {
         return Ok(Verdict::Allow);
     }

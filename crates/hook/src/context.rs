@@ -32,6 +32,29 @@ impl Context {
     /// `.bulwark.toml` (server hooks never read pushed content for policy).
     pub fn load(explicit_config: Option<&Path>, client: bool) -> Result<Context, CliError> {
         let (refs, common_dir, work_tree) = open_repository()?;
+        Self::with_dirs(explicit_config, client, refs, common_dir, work_tree)
+    }
+
+    /// As [`Context::load`] for hooks that never read refs in-process (they ask the `git`
+    /// program): in the layouts git uses for client hooks the directories are known without
+    /// opening the repository, which `reference-transaction` (run on every ref update)
+    /// cannot afford. Any other layout is opened properly.
+    pub fn load_without_refs(explicit_config: Option<&Path>, client: bool) -> Result<Context, CliError> {
+        match hook_dirs() {
+            Some((common_dir, work_tree)) => {
+                Self::with_dirs(explicit_config, client, Refs::GitProgram, common_dir, work_tree)
+            }
+            None => Self::load(explicit_config, client),
+        }
+    }
+
+    fn with_dirs(
+        explicit_config: Option<&Path>,
+        client: bool,
+        refs: Refs,
+        common_dir: PathBuf,
+        work_tree: Option<PathBuf>,
+    ) -> Result<Context, CliError> {
         let loaded = Config::load(&Lookup { explicit: explicit_config, git_dir: Some(&common_dir) })?;
         let config = loaded.config;
         let role = match config.protect.role {
@@ -77,6 +100,28 @@ impl Context {
                 }
             }
         }
+    }
+}
+
+/// The common git dir and work tree of a client hook's repository, without opening it, in
+/// the two layouts git gives hooks (githooks(5): client hooks run at the top of the work
+/// tree): a `.git` directory there, or `GIT_DIR` set to a linked worktree's git dir (which
+/// names the common dir in its `commondir` file). `None` for anything else (`GIT_COMMON_DIR`
+/// or `GIT_WORK_TREE` set, a `.git` file, a bare repository): the caller opens it properly.
+fn hook_dirs() -> Option<(PathBuf, Option<PathBuf>)> {
+    if std::env::var_os("GIT_COMMON_DIR").is_some() || std::env::var_os("GIT_WORK_TREE").is_some() {
+        return None;
+    }
+    let cwd = std::env::current_dir().ok()?;
+    if let Some(git_dir) = std::env::var_os("GIT_DIR") {
+        let git_dir = cwd.join(git_dir);
+        let common = std::fs::read_to_string(git_dir.join("commondir")).ok()?;
+        let common = std::fs::canonicalize(git_dir.join(common.trim())).ok()?;
+        (std::fs::canonicalize(&git_dir).ok()? != cwd).then_some((common, Some(cwd)))
+    } else {
+        let dot_git = cwd.join(".git");
+        let meta = std::fs::symlink_metadata(&dot_git).ok()?;
+        (meta.is_dir() && dot_git.join("objects").is_dir()).then_some((dot_git, Some(cwd)))
     }
 }
 
