@@ -15,6 +15,9 @@ use serde_json::{Map, Value};
 
 /// The journal's file name inside the state directory.
 pub const EVENTS_FILE: &str = "events.jsonl";
+/// The last id handed out, beside the journal, so a rotated or truncated journal does not
+/// restart ids at 1.
+pub const HIGH_WATER_FILE: &str = "events.last-id";
 
 /// One journaled event.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -106,7 +109,9 @@ impl Journal {
         let mut file =
             OpenOptions::new().read(true).append(true).create(true).mode(0o600).open(&self.path).map_err(io)?;
         file.lock().map_err(io)?;
-        let (mut last_id, ends_with_newline) = last_id(&mut file).map_err(io)?;
+        let (in_file, ends_with_newline) = last_id(&mut file).map_err(io)?;
+        // The high-water mark keeps ids growing when the journal is rotated or truncated.
+        let mut last_id = in_file.max(self.read_high_water());
         let mut buf = Vec::with_capacity(256 * fields.len());
         if !ends_with_newline {
             // A writer died mid-line: close that line so ours stays parseable.
@@ -128,8 +133,20 @@ impl Journal {
         }
         file.write_all(&buf).map_err(io)?;
         file.sync_data().map_err(io)?;
+        // Still under the lock. Not fsynced: the journal itself is, and after a crash its
+        // last id is the larger one anyway.
+        let _ = std::fs::write(self.high_water_path(), format!("{last_id}\n"));
         // Dropping the file releases the lock.
         Ok(events)
+    }
+
+    fn high_water_path(&self) -> PathBuf {
+        self.path.with_file_name(HIGH_WATER_FILE)
+    }
+
+    /// The last id ever handed out, or 0 (missing or unreadable: the file's ids decide).
+    fn read_high_water(&self) -> u64 {
+        std::fs::read_to_string(self.high_water_path()).ok().and_then(|t| t.trim().parse().ok()).unwrap_or(0)
     }
 
     /// Every parseable event, in file order. Torn or foreign lines are skipped.
@@ -229,6 +246,16 @@ mod tests {
         assert_eq!(next.id, 2);
         let kinds: Vec<_> = journal.read_all().unwrap().into_iter().map(|e| e.kind).collect();
         assert_eq!(kinds, ["one", "three"]);
+    }
+
+    #[test]
+    fn ids_keep_growing_after_the_journal_is_rotated() {
+        let dir = tempfile::tempdir().unwrap();
+        let journal = Journal::in_dir(dir.path());
+        journal.append("one", Value::Null).unwrap();
+        journal.append("two", Value::Null).unwrap();
+        std::fs::rename(journal.path(), dir.path().join("events.jsonl.1")).unwrap();
+        assert_eq!(journal.append("three", Value::Null).unwrap().id, 3);
     }
 
     #[test]
