@@ -785,3 +785,23 @@ fn a_shim_that_is_no_longer_executable_is_hooks_tampered() {
         out.stdout
     );
 }
+
+/// Regression (review): removing the whole install (hooks and manifest) left nothing to
+/// compare against, and the scan said clean. With `require_install` it is tampering.
+#[test]
+fn a_removed_install_is_hooks_tampered_when_installs_are_required() {
+    let p = Prod::new();
+    let app = p.checkout("app");
+    install_manifest(&p, &app, None);
+    let config = p.env.write_config("drift.toml", "[drift]\nrequire_install = true\n");
+    let scan =
+        |config: &Path| run(p.env.bin_command("bulwark-drift").arg("--config").arg(config).arg("scan").arg(&p.srv));
+    scan(&config).assert_code(0);
+    std::fs::remove_dir_all(app.join(".git/bulwark")).unwrap();
+    for hook in ["pre-commit", "pre-merge-commit", "pre-push", "reference-transaction", "post-merge"] {
+        std::fs::remove_file(app.join(".git/hooks").join(hook)).unwrap();
+    }
+    let out = scan(&config);
+    out.assert_code(1);
+    assert!(out.stdout.contains("hooks-tampered: bulwark is not installed here"), "{}", out.stdout);
+}

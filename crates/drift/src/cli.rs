@@ -105,6 +105,7 @@ pub(crate) fn inspect_options(drift: &DriftConfig, fetch: bool) -> InspectOption
             .collect(),
         remote: drift.remote.clone(),
         fetch: fetch.then(|| drift.fetch_timeout.get()),
+        require_install: drift.require_install,
     }
 }
 

@@ -29,6 +29,9 @@ pub struct InspectOptions {
     pub remote: String,
     /// `Some(timeout)`: run `git fetch` first.
     pub fetch: Option<Duration>,
+    /// Report a checkout where bulwark is not installed (no manifest): on a production box
+    /// a removed install is the loudest kind of tampering.
+    pub require_install: bool,
 }
 
 impl InspectOptions {
@@ -84,7 +87,7 @@ pub fn inspect(path: &Path, opts: &InspectOptions) -> Inspection {
         out.findings.push(Finding::new(&label, Kind::Unreadable, "HEAD", format!("cannot read HEAD: {e}")));
     }
     stash(&repo, &label, &mut out.findings);
-    hooks(&repo, &label, &mut out.findings);
+    hooks(&repo, &label, opts.require_install, &mut out.findings);
     out
 }
 
@@ -399,10 +402,20 @@ fn stash(repo: &gix::Repository, label: &str, findings: &mut Vec<Finding>) {
 }
 
 /// The hook shims the installer recorded, and `core.hooksPath`, against the manifest.
-fn hooks(repo: &gix::Repository, label: &str, findings: &mut Vec<Finding>) {
+fn hooks(repo: &gix::Repository, label: &str, require_install: bool, findings: &mut Vec<Finding>) {
     let common = repo.common_dir();
     let manifest = match Manifest::load(common) {
         Ok(Some(m)) => m,
+        Ok(None) if require_install => {
+            findings.push(Finding::new(
+                label,
+                Kind::HooksTampered,
+                "manifest",
+                "bulwark is not installed here (no install manifest): run `bulwark install --role production`"
+                    .to_owned(),
+            ));
+            return;
+        }
         Ok(None) => return,
         Err(e) => {
             findings.push(Finding::new(

@@ -32,6 +32,9 @@ pub struct DriftConfig {
     /// Checkouts scanned at once (0: one per CPU, at most 8). Each holds one index in
     /// memory, so this also bounds the scan's memory.
     pub jobs: usize,
+    /// Report every checkout under the roots where bulwark is not installed (its hooks and
+    /// manifest removed, or never installed) as `hooks-tampered`.
+    pub require_install: bool,
 }
 
 impl Default for DriftConfig {
@@ -46,6 +49,7 @@ impl Default for DriftConfig {
             debounce: Duration::from_millis(500),
             max_watches: 0,
             jobs: 0,
+            require_install: false,
         }
     }
 }
