@@ -1,10 +1,9 @@
 //! `bulwark demo` runs every scene in its own sandbox, says PASS for each, exits 0, and
 //! cleans up after itself.
 
-use std::os::unix::fs::PermissionsExt as _;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
-use bulwark_testutil::{TestEnv, bin, run};
+use bulwark_testutil::{TestEnv, bin, run, write_script};
 
 /// A directory with `bulwark` (a real file: the demo finds its siblings beside its own
 /// executable) and links to the other binaries, except those in `leave_out`.
@@ -21,11 +20,6 @@ fn bin_dir_without(env: &TestEnv, leave_out: &[&str]) -> PathBuf {
         }
     }
     dir
-}
-
-fn write_script(path: &Path, text: &str) {
-    std::fs::write(path, text).unwrap();
-    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o755)).unwrap();
 }
 
 #[test]

@@ -326,7 +326,7 @@ fn an_existing_hook_runs_once_after_ours_and_uninstall_restores_it() {
     let original = format!("#!/bin/sh\necho \"pre-push $1 $(cat | wc -l)\" >> '{}'\nexit 0\n", log.display());
     let hook = clone.join(".git/hooks/pre-push");
     std::fs::write(&hook, &original).unwrap();
-    std::fs::set_permissions(&hook, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    bulwark_testutil::set_executable(&hook);
     env.install(&clone, "dev");
     env.install(&clone, "dev");
     env.git(&clone, &["switch", "-q", "-c", "feature"]);

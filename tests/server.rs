@@ -206,8 +206,7 @@ fn install_turns_on_push_options_and_uninstall_restores_hooks() {
     let remote = env.bare("server.git");
     let original = "#!/bin/sh\nexit 0\n";
     std::fs::write(remote.join("hooks/post-receive"), original).unwrap();
-    std::fs::set_permissions(remote.join("hooks/post-receive"), std::os::unix::fs::PermissionsExt::from_mode(0o755))
-        .unwrap();
+    bulwark_testutil::set_executable(&remote.join("hooks/post-receive"));
     env.install(&remote, "server");
     assert_eq!(env.git(&remote, &["config", "receive.advertisePushOptions"]), "true");
     env.bulwark(env.root(), &["uninstall", "--repo", remote.to_str().unwrap()]).assert_code(0);
@@ -223,8 +222,7 @@ fn dot_d_layout_for_gitea_and_gitlab_guards_and_uninstalls() {
     // What Gitea generates: a hook that runs every file in hooks/pre-receive.d.
     let runner = "#!/bin/sh\ndata=$(cat)\nfor h in \"$(dirname \"$0\")/pre-receive.d\"/*; do\n  printf '%s\\n' \"$data\" | \"$h\" \"$@\" || exit 1\ndone\n";
     std::fs::write(remote.join("hooks/pre-receive"), runner).unwrap();
-    std::fs::set_permissions(remote.join("hooks/pre-receive"), std::os::unix::fs::PermissionsExt::from_mode(0o755))
-        .unwrap();
+    bulwark_testutil::set_executable(&remote.join("hooks/pre-receive"));
     let hooks = remote.join("hooks");
     env.bulwark(
         env.root(),

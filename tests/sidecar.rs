@@ -8,7 +8,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use bulwark_testutil::http::{HttpServer, Response};
-use bulwark_testutil::{Outcome, TestEnv, file_url, run};
+use bulwark_testutil::{Outcome, TestEnv, file_url, run, set_executable};
 use serde_json::Value;
 
 /// How the loopback health server behaves (healthy: the deployed status starts with `ok`).
@@ -227,13 +227,6 @@ timeout = "2s"
     fn count(&self, kind: &str) -> usize {
         self.env.events_of(kind).len()
     }
-}
-
-fn set_executable(path: &Path) {
-    use std::os::unix::fs::PermissionsExt as _;
-    let mut perms = std::fs::metadata(path).unwrap().permissions();
-    perms.set_mode(0o755);
-    std::fs::set_permissions(path, perms).unwrap();
 }
 
 /// Asserts the end state of a completed rollback of merge `to` (first parent `from`).

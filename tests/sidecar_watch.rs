@@ -3,13 +3,13 @@
 //! small script recording each run and, when allowed, bringing the service back, and a
 //! loopback webhook receiver.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Child, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use bulwark_testutil::http::{HttpServer, Response};
-use bulwark_testutil::{Outcome, TestEnv, run, wait_for};
+use bulwark_testutil::{Outcome, TestEnv, run, set_executable, wait_for};
 use serde_json::Value;
 
 /// What the health server does while the service is down.
@@ -207,13 +207,6 @@ timeout = "2s"
         let path = self.env.state_dir().join("sidecar/watch/web.json");
         serde_json::from_slice(&std::fs::read(path).unwrap()).unwrap()
     }
-}
-
-fn set_executable(path: &Path) {
-    use std::os::unix::fs::PermissionsExt as _;
-    let mut perms = std::fs::metadata(path).unwrap().permissions();
-    perms.set_mode(0o755);
-    std::fs::set_permissions(path, perms).unwrap();
 }
 
 struct Killed(Child);

@@ -95,6 +95,18 @@ pub fn bin(name: &str) -> PathBuf {
     path
 }
 
+/// Writes an executable script (mode 0755) at `path`.
+pub fn write_script(path: &Path, text: &str) {
+    std::fs::write(path, text).unwrap();
+    set_executable(path);
+}
+
+/// Makes `path` executable (mode 0755).
+pub fn set_executable(path: &Path) {
+    use std::os::unix::fs::PermissionsExt as _;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o755)).unwrap();
+}
+
 /// Polls `check` until it returns `Some` or `timeout` passes.
 pub fn wait_for<T>(timeout: Duration, mut check: impl FnMut() -> Option<T>) -> Option<T> {
     let deadline = Instant::now() + timeout;
