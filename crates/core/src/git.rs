@@ -25,6 +25,10 @@ pub fn is_full_oid(oid: &str) -> bool {
     (oid.len() == 40 || oid.len() == 64) && oid.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
 }
 
+/// Config for a `git fetch` bulwark runs in someone else's repository: no gc or maintenance
+/// may start there because we fetched. Put it before the subcommand.
+pub const NO_BACKGROUND_WRITES: [&str; 4] = ["-c", "gc.auto=0", "-c", "maintenance.auto=false"];
+
 /// The first 10 characters of an object id, for messages (never panics on odd input).
 pub fn short_oid(oid: &str) -> &str {
     oid.get(..10).unwrap_or(oid)

@@ -121,18 +121,13 @@ fn fetch(path: &Path, remote: &str, timeout: Duration) -> Result<(), String> {
     // `--no-write-fetch-head`: the fetch is for the remote-tracking branches only.
     Git::at(path)
         .with_timeout(timeout)
-        // No gc or maintenance may start in the inspected repository because we fetched.
-        .run([
-            "-c",
-            "gc.auto=0",
-            "-c",
-            "maintenance.auto=false",
+        .run(bulwark_core::git::NO_BACKGROUND_WRITES.into_iter().chain([
             "fetch",
             "--quiet",
             "--no-write-fetch-head",
             "--end-of-options",
             remote,
-        ])
+        ]))
         .map(|_| ())
         .map_err(|e| e.to_string())
 }

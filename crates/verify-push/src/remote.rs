@@ -106,11 +106,8 @@ pub fn contains(
         std::process::id(),
         std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos())
     );
-    let fetched = git.clone().with_timeout(timeout).run([
-        "-c",
-        "gc.auto=0",
-        "-c",
-        "maintenance.auto=false",
+    let refspec = format!("+{after}:{private}");
+    let fetched = git.clone().with_timeout(timeout).run(bulwark_core::git::NO_BACKGROUND_WRITES.into_iter().chain([
         "fetch",
         "--quiet",
         "--no-tags",
@@ -120,8 +117,8 @@ pub fn contains(
         "--refmap=",
         "--",
         remote,
-        &format!("+{after}:{private}"),
-    ]);
+        refspec.as_str(),
+    ]));
     let answer = fetched.map_err(RemoteError::from).and_then(|_| {
         // After fetching `after` with its history, a missing `expected` is not in it.
         if git.resolve(expected)?.is_none() {
