@@ -111,7 +111,7 @@ fn merge_commit_on_main_is_refused() {
     // --no-verify skips pre-merge-commit, not reference-transaction.
     env.git_outcome(&clone, &["merge", "--no-verify", "--no-ff", "-m", "merge", "feature"])
         .assert_code(128)
-        .assert_stderr_contains("a commit that no other branch has");
+        .assert_stderr_contains("a commit that no remote-tracking branch has");
     assert_eq!(env.rev(&clone, "main"), before);
 }
 
@@ -468,7 +468,7 @@ fn production_refuses_local_commits_on_any_branch_even_without_pre_commit() {
     env.git_outcome(&prod, &["commit", "--no-verify", "-q", "-m", "evil"])
         .assert_code(128)
         .assert_stderr_contains("`tmp` may only follow the remote on this production checkout")
-        .assert_stderr_contains("any branch of `origin`");
+        .assert_stderr_contains("is not on any branch of `origin`");
     let tree = env.git(&prod, &["write-tree"]);
     let orphan = env.git(&prod, &["commit-tree", &tree, "-p", "HEAD", "-m", "made by hand"]);
     env.git_outcome(&prod, &["update-ref", "refs/heads/evil", &orphan]).assert_code(128);

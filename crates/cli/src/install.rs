@@ -115,8 +115,35 @@ fn locate_hook_binary(explicit: Option<&Path>) -> Result<PathBuf, CliError> {
     Ok(absolute)
 }
 
+/// The remote a production checkout follows, pinned: its name and where fetches really go
+/// (after `insteadOf` rewriting). The name is the checkout's service's `remote`, else
+/// `drift.remote` (the hooks pick it the same way).
+fn pin_remote(repo: &RepoPaths, config: Option<&Path>) -> Result<manifest::PinnedRemote, CliError> {
+    let loaded = bulwark_core::Config::load(&bulwark_core::config::Lookup {
+        explicit: config,
+        git_dir: Some(&repo.common_dir),
+    })?;
+    let work_tree = repo.work_tree.as_deref().unwrap_or(&repo.common_dir);
+    let name = bulwark_core::config::followed_remote(&loaded.config, work_tree).to_owned();
+    let git = bulwark_core::git::Git::at(work_tree);
+    let has_url = git
+        .run_unchecked(["config", "--get", &format!("remote.{name}.url")])
+        .map_err(CliError::from)?
+        .status
+        .success();
+    if !has_url {
+        return Err(CliError::usage(format!(
+            "{} has no remote `{name}` to follow; a production checkout only follows its remote",
+            work_tree.display()
+        ))
+        .hint(format!("add it first (`git -C {} remote add {name} URL`), or name the remote this checkout follows in its service's `remote` (or `drift.remote`)", work_tree.display())));
+    }
+    let url = git.stdout(["ls-remote", "--get-url", &name]).map_err(CliError::from)?;
+    Ok(manifest::PinnedRemote { name, url })
+}
+
 /// `bulwark install --repo PATH --role ROLE`.
-pub fn install(args: &InstallArgs, _config: Option<&Path>) -> Result<ExitCode, CliError> {
+pub fn install(args: &InstallArgs, config: Option<&Path>) -> Result<ExitCode, CliError> {
     let repo = RepoPaths::resolve(&args.repo)?;
     match (args.role, repo.bare) {
         (Role::Server, false) => {
@@ -137,6 +164,7 @@ pub fn install(args: &InstallArgs, _config: Option<&Path>) -> Result<ExitCode, C
         _ => {}
     }
     let binary = locate_hook_binary(args.hook_binary.as_deref())?;
+    let remote = if args.role == Role::Production { Some(pin_remote(&repo, config)?) } else { None };
     let previous = Manifest::load(&repo.common_dir).map_err(|e| CliError::operational(e.to_string()))?;
     let hooks_dir = match &args.hooks_dir {
         Some(dir) => std::path::absolute(dir).map_err(|e| io_error("resolve", dir, &e))?,
@@ -199,6 +227,8 @@ pub fn install(args: &InstallArgs, _config: Option<&Path>) -> Result<ExitCode, C
         hook_binary: binary.clone(),
         hooks: installed,
         installed_at: bulwark_core::journal::now_rfc3339(),
+        remote,
+        seal: None,
     };
     record.save(&repo.common_dir).map_err(|e| CliError::operational(e.to_string()))?;
     println!(
@@ -208,6 +238,13 @@ pub fn install(args: &InstallArgs, _config: Option<&Path>) -> Result<ExitCode, C
         hooks_dir.display(),
         binary.display()
     );
+    if let Some(remote) = &record.remote {
+        println!(
+            "pinned: this checkout follows `{}` at {}; a changed URL or rewrite rule is refused until you install again",
+            remote.name,
+            bulwark_core::git::display_url(&remote.url)
+        );
+    }
     Ok(ExitCode::SUCCESS)
 }
 

@@ -95,7 +95,30 @@ pub struct Manifest {
     pub hook_binary: PathBuf,
     pub hooks: Vec<InstalledHook>,
     pub installed_at: String,
+    /// Production role: the remote the checkout follows, pinned at install (see
+    /// [`PinnedRemote`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub remote: Option<PinnedRemote>,
+    /// SHA-256 over everything that decides what the hooks do ([`Manifest::seal_value`]):
+    /// a hand edit of the role, the hooks or the pinned remote no longer matches it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub seal: Option<String>,
 }
+
+/// The remote a production checkout follows, as `bulwark install --role production` found
+/// it: the source of truth for what may land there.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct PinnedRemote {
+    /// The remote's name (`origin`).
+    pub name: String,
+    /// Its fetch URL after git's `url.<base>.insteadOf` rewriting (`git ls-remote
+    /// --get-url`), which is where fetches really go.
+    pub url: String,
+}
+
+/// The first manifest version that carries a seal; a manifest that claims it and has none
+/// was edited.
+pub const SEALED_VERSION: u32 = 2;
 
 /// The manifest could not be read.
 #[derive(Debug, thiserror::Error)]
@@ -126,12 +149,46 @@ impl Manifest {
         }
     }
 
-    /// Writes it atomically. The directory is world-readable (0755) so the drift scanner
-    /// running as another user can still check integrity; the file holds no secret.
+    /// The seal of this manifest: SHA-256 of the fields that decide what the hooks do.
+    pub fn seal_value(&self) -> String {
+        let sealed = serde_json::json!({
+            "role": self.role,
+            "hooks_dir": self.hooks_dir,
+            "hook_binary": self.hook_binary,
+            "hooks": self.hooks,
+            "remote": self.remote,
+        });
+        sha256_hex(sealed.to_string().as_bytes())
+    }
+
+    /// Why this manifest cannot be trusted: it was edited by hand (its seal does not match),
+    /// or its role does not match the hooks it lists. `None` when it is consistent.
+    pub fn tampering(&self) -> Option<String> {
+        match &self.seal {
+            Some(seal) if *seal != self.seal_value() => {
+                return Some("its seal does not match its contents (edited after `bulwark install`)".to_owned());
+            }
+            None if self.version >= SEALED_VERSION => {
+                return Some("its seal was removed (edited after `bulwark install`)".to_owned());
+            }
+            _ => {}
+        }
+        let has = |name: &str| self.hooks.iter().any(|h| h.name == name);
+        let consistent = match self.role {
+            Role::Server => !has("pre-commit") && !has("reference-transaction"),
+            Role::Dev => has("reference-transaction") && !has("post-merge") && !has("pre-receive"),
+            Role::Production => has("reference-transaction") && !has("pre-receive"),
+        };
+        (!consistent).then(|| format!("its role `{}` does not match the hooks it lists", self.role))
+    }
+
+    /// Writes it atomically, sealed. The directory is world-readable (0755) so the drift
+    /// scanner running as another user can still check integrity; the file holds no secret.
     pub fn save(&self, common_dir: &Path) -> Result<(), ManifestError> {
         let dir = common_dir.join(DIR);
         std::fs::create_dir_all(&dir).map_err(|source| StateError::Create { path: dir.clone(), source })?;
-        let mut bytes = serde_json::to_vec_pretty(self)
+        let sealed = Manifest { version: self.version.max(SEALED_VERSION), seal: Some(self.seal_value()), ..self.clone() };
+        let mut bytes = serde_json::to_vec_pretty(&sealed)
             .map_err(|e| StateError::Write { path: dir.clone(), source: std::io::Error::other(e) })?;
         bytes.push(b'\n');
         state::write_atomic_mode(&Self::path(common_dir), &bytes, 0o644)?;
@@ -170,8 +227,40 @@ mod tests {
             hook_binary: "/usr/bin/bulwark-hook".into(),
             hooks: vec![InstalledHook { name: "pre-commit".into(), sha256: "ab".into(), chained: None, path: None }],
             installed_at: "T".into(),
+            remote: Some(PinnedRemote { name: "origin".into(), url: "/srv/git/app.git".into() }),
+            seal: None,
         };
         m.save(dir.path()).unwrap();
-        assert_eq!(Manifest::load(dir.path()).unwrap(), Some(m));
+        let loaded = Manifest::load(dir.path()).unwrap().unwrap();
+        assert_eq!(loaded.seal.as_deref(), Some(m.seal_value().as_str()));
+        assert_eq!(loaded.version, SEALED_VERSION);
+        assert_eq!(Manifest { seal: None, version: 1, ..loaded.clone() }, m);
+        assert_eq!(loaded.tampering(), None);
+    }
+
+    #[test]
+    fn an_edited_manifest_is_tampering() {
+        let base = Manifest {
+            version: SEALED_VERSION,
+            role: Role::Production,
+            hooks_dir: "/x/hooks".into(),
+            hooks_path_config: None,
+            hook_binary: "/usr/bin/bulwark-hook".into(),
+            hooks: ["pre-commit", "reference-transaction", "post-merge"]
+                .iter()
+                .map(|n| InstalledHook { name: (*n).into(), sha256: "ab".into(), chained: None, path: None })
+                .collect(),
+            installed_at: "T".into(),
+            remote: None,
+            seal: None,
+        };
+        let sealed = Manifest { seal: Some(base.seal_value()), ..base.clone() };
+        assert_eq!(sealed.tampering(), None);
+        let edited = Manifest { role: Role::Dev, ..sealed.clone() };
+        assert!(edited.tampering().unwrap().contains("seal does not match"));
+        assert!(base.tampering().unwrap().contains("seal was removed"));
+        // An old, unsealed manifest is still judged by its role and hooks.
+        let old = Manifest { version: 1, role: Role::Dev, ..base };
+        assert!(old.tampering().unwrap().contains("does not match the hooks"));
     }
 }

@@ -34,9 +34,10 @@ impl BranchPolicy {
         self.patterns.extend(extra.protect.patterns.iter().cloned());
     }
 
-    /// Whether `branch` (a short name like `main`, or `refs/heads/main`) is protected.
+    /// Whether the branch with this short name (`main`, never `refs/heads/main`) is
+    /// protected. The name is taken as it is: `refs/heads/main` is a branch of its own
+    /// (`refs/heads/refs/heads/main`), not `main`.
     pub fn protection(&self, branch: &str) -> Option<Protection> {
-        let branch = branch.strip_prefix("refs/heads/").unwrap_or(branch);
         if self.names.iter().any(|n| n == branch) {
             return Some(Protection::Name);
         }
@@ -45,6 +46,26 @@ impl BranchPolicy {
 
     pub fn is_protected(&self, branch: &str) -> bool {
         self.protection(branch).is_some()
+    }
+
+    /// The protection of a full ref name: only `refs/heads/<branch>` can be protected.
+    pub fn protection_of_ref(&self, name: &str) -> Option<Protection> {
+        self.protection(name.strip_prefix("refs/heads/")?)
+    }
+
+    /// Whether `self` protects at least what `other` does: every name `other` lists, and
+    /// every pattern it has (patterns compared as text, the only sound comparison).
+    pub fn covers(&self, other: &BranchPolicy) -> bool {
+        other.names.iter().all(|n| self.is_protected(n))
+            && other.patterns.iter().all(|p| self.patterns.iter().any(|q| q.as_str() == p.as_str()))
+    }
+
+    /// A one-line description (`main, master, /release-.*/`), for messages and events.
+    pub fn describe(&self) -> String {
+        let names = self.names.iter().cloned();
+        let patterns = self.patterns.iter().map(|p| format!("/{}/", p.as_str()));
+        let all: Vec<String> = names.chain(patterns).collect();
+        if all.is_empty() { "nothing".to_owned() } else { all.join(", ") }
     }
 
     /// True when nothing is protected (every check can be skipped).
@@ -69,7 +90,10 @@ mod tests {
         let p = BranchPolicy::from_config(&ProtectConfig::default());
         assert!(p.is_protected("main"));
         assert!(p.is_protected("master"));
-        assert!(p.is_protected("refs/heads/main"));
+        assert!(!p.is_protected("refs/heads/main"), "a short name is taken as it is");
+        assert!(p.protection_of_ref("refs/heads/main").is_some());
+        assert!(p.protection_of_ref("refs/heads/refs/heads/main").is_none(), "stripped once only");
+        assert!(p.protection_of_ref("refs/tags/main").is_none());
         assert!(!p.is_protected("feature"));
         assert!(!p.is_protected("Main"), "case-sensitive");
         assert!(!p.is_protected("main2"));
@@ -81,6 +105,16 @@ mod tests {
         assert!(p.is_protected("another/branch"));
         assert!(!p.is_protected("branch"));
         assert!(!policy(&["main"], &[]).is_protected("another/main"));
+    }
+
+    #[test]
+    fn covers_compares_what_is_protected() {
+        let defaults = BranchPolicy::from_config(&ProtectConfig::default());
+        assert!(policy(&["main", "master", "x"], &[]).covers(&defaults));
+        assert!(policy(&[], &["ma(in|ster)"]).covers(&defaults));
+        assert!(!policy(&["main"], &[]).covers(&defaults));
+        assert!(!policy(&[], &[]).covers(&defaults));
+        assert!(!policy(&["main", "master"], &[]).covers(&policy(&[], &["release-.*"])));
     }
 
     #[test]

@@ -5,6 +5,7 @@ use std::path::Path;
 use bulwark_core::CliError;
 use bulwark_core::config::Role;
 use bulwark_core::git::{is_full_oid, is_zero_oid, short_oid};
+use bulwark_core::manifest::PinnedRemote;
 use bulwark_core::policy::Protection;
 use serde_json::json;
 
@@ -119,96 +120,280 @@ pub fn pre_push(config: Option<&Path>, args: &[String], stdin: &[u8]) -> Result<
     Ok(Verdict::Allow)
 }
 
-/// `reference-transaction` in state `prepared` (`--no-verify` does not skip it): a
-/// protected branch may only move to a commit another branch or remote-tracking branch
-/// already has, or back to one of its own ancestors. In the production role every branch
-/// may only move to what the followed remote already has, or back: no local commit lands
-/// anywhere, however it is made.
+/// One line of `reference-transaction` input: `<old> <new> <ref>`, where a value is an
+/// object id or, for a symbolic ref, `ref:<target>`.
+#[derive(Debug, Clone, Copy)]
+struct RefLine<'a> {
+    old: &'a str,
+    new: &'a str,
+    name: &'a str,
+}
+
+impl RefLine<'_> {
+    fn symref_target(&self) -> Option<&str> {
+        self.new.strip_prefix("ref:")
+    }
+
+    fn is_delete(&self) -> bool {
+        is_zero_oid(self.new)
+    }
+
+    /// A move of the ref to a commit (not a deletion, not a symref change).
+    fn moves_to_commit(&self) -> bool {
+        self.old != self.new && is_full_oid(self.new) && !is_zero_oid(self.new)
+    }
+}
+
+fn parse_transaction(text: &str) -> Vec<RefLine<'_>> {
+    text.lines()
+        .filter_map(|line| {
+            let mut fields = line.splitn(3, ' ');
+            Some(RefLine { old: fields.next()?, new: fields.next()?, name: fields.next()? })
+        })
+        .collect()
+}
+
+/// `reference-transaction` in state `prepared` (`--no-verify` does not skip it), judged as
+/// a whole transaction.
 ///
-/// It runs on every ref update, fetches included, so everything that touches no local
-/// branch returns before any config or repository is read.
+/// - dev: a protected branch may only move to a commit that a remote-tracking branch
+///   already has (or that this same transaction writes to one, as `fetch origin main:main`
+///   does), or back to one of its own ancestors; it never becomes a symbolic ref.
+/// - production: every branch, and every remote-tracking branch of the followed remote,
+///   may only move to a commit that the pinned remote itself has (it is asked), or back;
+///   none becomes a symbolic ref; and the remote must still be the pinned URL.
+///
+/// An update through a symbolic ref reaches git's transaction as an update of its target
+/// too, so the target is judged. It runs on every ref update, so a transaction that touches
+/// no branch or remote-tracking ref returns before any config or repository is read.
 pub fn reference_transaction(config: Option<&Path>, args: &[String], stdin: &[u8]) -> Result<Verdict, CliError> {
     if args.first().map(String::as_str) != Some("prepared") {
         return Ok(Verdict::Allow);
     }
     let text = String::from_utf8_lossy(stdin);
-    let updates: Vec<(&str, &str, &str)> = text
-        .lines()
-        .filter_map(|line| {
-            let mut fields = line.splitn(3, ' ');
-            let (old, new, name) = (fields.next()?, fields.next()?, fields.next()?);
-            (name.starts_with("refs/heads/") && old != new && is_full_oid(new)).then_some((old, new, name))
-        })
-        .collect();
-    if updates.is_empty() {
+    let lines = parse_transaction(&text);
+    let relevant = |l: &RefLine<'_>| {
+        l.old != l.new && (l.name.starts_with("refs/heads/") || l.name.starts_with("refs/remotes/"))
+    };
+    if !lines.iter().any(relevant) {
         return Ok(Verdict::Allow);
     }
     let ctx = Context::load_without_refs(config, true)?;
-    if ctx.role == Role::Server {
+    if ctx.role == Role::Server || ctx.is_unguarded_bare() {
         return Ok(Verdict::Allow);
     }
-    for (old, new, name) in updates {
-        let branch = &name["refs/heads/".len()..];
-        let protection = ctx.policy.protection(branch);
-        if (protection.is_none() && ctx.role != Role::Production) || is_zero_oid(new) {
+    match ctx.role {
+        Role::Production => production_transaction(&ctx, &lines),
+        _ => dev_transaction(&ctx, &lines),
+    }
+}
+
+fn symref_refusal(ctx: &Context, name: &str, target: &str, why: &str) -> Verdict {
+    Verdict::Block(Box::new(Refusal::new(
+        CliError::violation(format!("making `{name}` a symbolic ref (to `{target}`) is blocked: {why}"))
+            .hint("a protected branch only ever holds a commit; to follow another ref, create a branch of your own"),
+        json!({ "role": ctx.role.as_str(), "ref": name, "target": target, "rule": "no-symref" }),
+    )))
+}
+
+/// The value `line.name` moves from: git passes a zero old value when the updater did not
+/// name one (`update-ref R NEW`), and `ref:…` when the ref was symbolic.
+fn moved_from(ctx: &Context, line: &RefLine<'_>) -> Result<Option<String>, CliError> {
+    if is_zero_oid(line.old) || line.old.starts_with("ref:") {
+        Ok(ctx.git().resolve(line.name)?)
+    } else {
+        Ok(Some(line.old.to_owned()))
+    }
+}
+
+fn dev_transaction(ctx: &Context, lines: &[RefLine<'_>]) -> Result<Verdict, CliError> {
+    for line in lines {
+        let Some(branch) = line.name.strip_prefix("refs/heads/") else { continue };
+        let Some(protection) = ctx.policy.protection(branch) else { continue };
+        if let Some(target) = line.symref_target() {
+            return Ok(symref_refusal(ctx, line.name, target, &why(branch, &protection)));
+        }
+        if !line.moves_to_commit() {
             continue;
         }
-        let git = ctx.git();
-        // git passes a zero old value when the updater did not name one (`update-ref R NEW`):
-        // the ref's current value is what it moves from.
-        let old = if is_zero_oid(old) { git.resolve(name)? } else { Some(old.to_owned()) };
+        let old = moved_from(ctx, line)?;
         if let Some(old) = &old
-            && git.is_ancestor(new, old)?
+            && ctx.git().is_ancestor(line.new, old)?
         {
             continue;
         }
-        let (allowed_from, scope) = match ctx.role {
-            Role::Production => {
-                let remote = followed_remote(&ctx);
-                if protection.is_some() {
-                    (vec![format!("refs/remotes/{remote}/{branch}")], format!("`{remote}/{branch}`"))
-                } else {
-                    (vec![format!("refs/remotes/{remote}/")], format!("any branch of `{remote}`"))
-                }
-            }
-            _ => (
-                vec!["refs/heads/".to_owned(), "refs/remotes/".to_owned()],
-                "another branch or a remote-tracking branch".to_owned(),
-            ),
-        };
-        let mut args = vec!["for-each-ref".to_owned(), format!("--contains={new}"), "--format=%(refname)".to_owned()];
-        args.extend(allowed_from);
-        let holders = git.stdout(&args)?;
-        if holders.lines().any(|r| r != name) {
+        if on_remote_tracking_branch(ctx, line.new, lines)? {
             continue;
         }
-        let why = protection.as_ref().map_or_else(|| "role: production".to_owned(), |p| why(branch, p));
-        let error = match ctx.role {
-            Role::Production => CliError::violation(format!(
-                "`{branch}` may only follow the remote on this production checkout: {} is not on {scope} ({why})",
-                short_oid(new),
-            ))
-            .hint("ship changes through the pipeline; to update this checkout: `git pull --ff-only`"),
-            _ => CliError::violation(format!(
-                "moving `{branch}` to {}, a commit that no other branch has, is blocked: {why}",
-                short_oid(new),
-            ))
-            .hint("commit on a branch (`git switch -c my-change`) and merge it through the pipeline; `commit --no-verify`, `--amend`, `cherry-pick` and `update-ref` on a protected branch are refused too"),
-        };
         return Ok(Verdict::Block(Box::new(Refusal::new(
-            error,
-            json!({ "role": ctx.role.as_str(), "branch": branch, "old": old, "new": new }),
+            CliError::violation(format!(
+                "moving `{branch}` to {}, a commit that no remote-tracking branch has, is blocked: {}",
+                short_oid(line.new),
+                why(branch, &protection)
+            ))
+            .hint("commit on a branch (`git switch -c my-change`), push it and merge it through the pipeline; `commit --no-verify`, `--amend`, `cherry-pick`, `update-ref` and fast-forwards to unpushed branches are refused too"),
+            json!({ "role": "dev", "branch": branch, "old": old, "new": line.new }),
         ))));
     }
     Ok(Verdict::Allow)
 }
 
-/// The remote a production checkout follows: its service's `remote` when a `[[service]]`
-/// runs from this checkout, else `drift.remote` (default `origin`). Never a branch's own
-/// upstream setting, which anyone on the box could point at a local branch or a new remote.
-fn followed_remote(ctx: &Context) -> String {
-    ctx.work_tree
-        .as_deref()
-        .and_then(|wt| ctx.config.service_for_checkout(wt))
-        .map_or_else(|| ctx.config.drift.remote.clone(), |s| s.remote.clone())
+/// Whether `commit` is on a remote-tracking branch: one that already contains it (symbolic
+/// ones such as `origin/HEAD` are not counted: they only repeat their target), or one this
+/// same transaction moves to a commit that contains it.
+fn on_remote_tracking_branch(ctx: &Context, commit: &str, lines: &[RefLine<'_>]) -> Result<bool, CliError> {
+    let git = ctx.git();
+    let holders = git.stdout(["for-each-ref", &format!("--contains={commit}"), "--format=%(refname) %(symref)", "refs/remotes/"])?;
+    if holders.lines().any(|l| l.ends_with(' ')) {
+        return Ok(true);
+    }
+    for line in lines.iter().filter(|l| l.name.starts_with("refs/remotes/") && l.moves_to_commit()) {
+        if line.new == commit || git.is_ancestor(commit, line.new)? {
+            return Ok(true);
+        }
+    }
+    Ok(false)
+}
+
+fn production_transaction(ctx: &Context, lines: &[RefLine<'_>]) -> Result<Verdict, CliError> {
+    let Some(pinned) = ctx.pinned_remote() else {
+        return Err(CliError::operational("cannot tell which remote this production checkout follows")
+            .hint("run `bulwark install --role production` again to pin the remote it follows"));
+    };
+    let tracking = format!("refs/remotes/{}/", pinned.name);
+    let judged: Vec<&RefLine<'_>> = lines
+        .iter()
+        .filter(|l| l.old != l.new && (l.name.starts_with("refs/heads/") || l.name.starts_with(&tracking)))
+        .collect();
+    if judged.is_empty() {
+        return Ok(Verdict::Allow);
+    }
+    if let Some(refusal) = remote_changed(ctx, &pinned)? {
+        return Ok(refusal);
+    }
+    let mut remote_tips: Option<Vec<(String, String)>> = None;
+    for line in judged {
+        let branch = line.name.strip_prefix("refs/heads/");
+        if let Some(target) = line.symref_target() {
+            // Only `origin/HEAD` may name another branch of the same remote.
+            let tracking_head = line.name == format!("{tracking}HEAD") && target.starts_with(&tracking);
+            if !tracking_head {
+                return Ok(symref_refusal(ctx, line.name, target, "role: production"));
+            }
+            continue;
+        }
+        if line.is_delete() || !line.moves_to_commit() {
+            continue;
+        }
+        let old = moved_from(ctx, line)?;
+        if let Some(old) = &old
+            && ctx.git().is_ancestor(line.new, old)?
+        {
+            continue;
+        }
+        let tips = match &remote_tips {
+            Some(tips) => tips,
+            None => remote_tips.insert(ask_remote(ctx, &pinned)?),
+        };
+        // A protected branch follows the remote's branch of the same name; any other branch,
+        // and a remote-tracking ref, may hold anything the remote has on some branch.
+        let protection = branch.and_then(|b| ctx.policy.protection(b));
+        let candidates: Vec<&str> = tips
+            .iter()
+            .filter(|(name, _)| match (branch, &protection) {
+                (Some(b), Some(_)) => name.strip_prefix("refs/heads/") == Some(b),
+                _ => true,
+            })
+            .map(|(_, oid)| oid.as_str())
+            .collect();
+        if reachable_from(ctx, line.new, &candidates)? {
+            continue;
+        }
+        let display = bulwark_core::git::display_url(&pinned.url);
+        let (what, scope, rule) = match (branch, &protection) {
+            (Some(b), Some(p)) => (format!("`{b}`"), format!("`{b}`"), why(b, p)),
+            (Some(b), None) => (format!("`{b}`"), "any branch".to_owned(), "role: production".to_owned()),
+            (None, _) => (format!("the remote-tracking ref `{}`", line.name), "any branch".to_owned(), "role: production".to_owned()),
+        };
+        return Ok(Verdict::Block(Box::new(Refusal::new(
+            CliError::violation(format!(
+                "{what} may only follow the remote on this production checkout: {} is not on {scope} of `{}` ({display}) ({rule})",
+                short_oid(line.new),
+                pinned.name,
+            ))
+            .hint("ship changes through the pipeline; to update this checkout: `git pull --ff-only`"),
+            json!({
+                "role": "production",
+                "ref": line.name,
+                "branch": branch,
+                "old": old,
+                "new": line.new,
+                "remote": pinned.name,
+                "rule": "follow-pinned-remote",
+            }),
+        ))));
+    }
+    Ok(Verdict::Allow)
+}
+
+/// A refusal when the followed remote no longer means the pinned URL: its URL was changed,
+/// or a `url.<base>.insteadOf` rule (in any config, `git -c` included) rewrites it.
+fn remote_changed(ctx: &Context, pinned: &PinnedRemote) -> Result<Option<Verdict>, CliError> {
+    let git = ctx.git();
+    let by_name = git.stdout(["ls-remote", "--get-url", &pinned.name])?;
+    let rewritten = git.stdout(["ls-remote", "--get-url", &pinned.url])?;
+    let now = if by_name == pinned.url { rewritten } else { by_name };
+    if now == pinned.url {
+        return Ok(None);
+    }
+    let (was, now) = (bulwark_core::git::display_url(&pinned.url), bulwark_core::git::display_url(&now));
+    Ok(Some(Verdict::Block(Box::new(Refusal::new(
+        CliError::violation(format!(
+            "the remote `{}` of this production checkout now leads to {now}, not to {was} where it was pinned",
+            pinned.name
+        ))
+        .hint(format!(
+            "put it back (`git remote set-url {} '{was}'`, and remove any `url.*.insteadOf` rule that rewrites it); if the move is intended, run `bulwark install --role production` again to pin the new URL",
+            pinned.name
+        )),
+        json!({ "role": "production", "remote": pinned.name, "pinned": was, "now": now, "rule": "remote-changed" }),
+    )))))
+}
+
+/// The remote's branches, asked of the pinned URL itself (never a local tracking ref).
+fn ask_remote(ctx: &Context, pinned: &PinnedRemote) -> Result<Vec<(String, String)>, CliError> {
+    let out = ctx.git().with_timeout(REMOTE_TIMEOUT).stdout(["ls-remote", "--", &pinned.url]).map_err(|e| {
+        CliError::operational(format!(
+            "cannot ask the pinned remote `{}` ({}) what it has",
+            pinned.name,
+            bulwark_core::git::display_url(&pinned.url)
+        ))
+        .caused_by(&e)
+        .hint("a production checkout only moves to what its remote has, so it must be reachable; retry when it is")
+    })?;
+    Ok(out
+        .lines()
+        .filter_map(|l| {
+            let (oid, name) = l.split_once('\t')?;
+            name.starts_with("refs/heads/").then(|| (name.to_owned(), oid.to_owned()))
+        })
+        .collect())
+}
+
+/// How long a production hook waits for the remote to answer.
+const REMOTE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
+
+/// Whether `commit` is one of `tips` or reachable from one (tips this repository does not
+/// have are ignored: nothing local can be on them).
+fn reachable_from(ctx: &Context, commit: &str, tips: &[&str]) -> Result<bool, CliError> {
+    if tips.contains(&commit) {
+        return Ok(true);
+    }
+    if tips.is_empty() {
+        return Ok(false);
+    }
+    let mut args = vec!["rev-list", "--ignore-missing", "--max-count=1", commit, "--not"];
+    args.extend(tips.iter().copied());
+    args.push("--");
+    Ok(ctx.git().stdout(args)?.trim().is_empty())
 }

@@ -3,11 +3,12 @@
 
 use std::path::{Path, PathBuf};
 
-use bulwark_core::CliError;
-use bulwark_core::config::{Config, Lookup, Role, WorktreePolicy};
+use bulwark_core::config::{Config, Lookup, ProtectConfig, Role, WorktreePolicy};
 use bulwark_core::git::Git;
-use bulwark_core::manifest::Manifest;
+use bulwark_core::manifest::{self, Manifest, PinnedRemote};
 use bulwark_core::policy::BranchPolicy;
+use bulwark_core::{CliError, Journal};
+use serde_json::json;
 
 /// How refs are read. gix reads the files backend in-process (fast); repositories whose refs
 /// live in a reftable (which gix 0.90 cannot read) are read through the `git` program.
@@ -24,6 +25,8 @@ pub struct Context {
     pub config: Config,
     pub role: Role,
     pub policy: BranchPolicy,
+    /// What `bulwark install` recorded here, if it ran.
+    pub manifest: Option<Manifest>,
 }
 
 impl Context {
@@ -56,24 +59,51 @@ impl Context {
         work_tree: Option<PathBuf>,
     ) -> Result<Context, CliError> {
         let loaded = Config::load(&Lookup { explicit: explicit_config, git_dir: Some(&common_dir) })?;
+        let manifest = Manifest::load(&common_dir).map_err(|e| {
+            CliError::operational(e.to_string())
+                .hint("run `bulwark install` again for this repository to rewrite its manifest")
+        })?;
+        if let Some(why) = manifest.as_ref().and_then(Manifest::tampering) {
+            return Err(CliError::operational(format!(
+                "bulwark's install record {} cannot be trusted: {why}",
+                Manifest::path(&common_dir).display()
+            ))
+            .hint("run `bulwark install --role <role>` again for this repository (drift reports this as hooks-tampered)"));
+        }
+        let installed = manifest.as_ref().map(|m| m.role);
+        let role = loaded.config.protect.role.or(installed).unwrap_or_default();
+        let configured = loaded.config.protect.role.is_some() || installed.is_some();
+        check_role_fits(role, configured, work_tree.is_none(), loaded.origin.as_deref())?;
+        let policy = BranchPolicy::from_config(&loaded.config.protect);
+        record_weakening(&loaded, installed, &policy, &common_dir)?;
         let config = loaded.config;
-        let role = match config.protect.role {
-            Some(role) => role,
-            None => Manifest::load(&common_dir)
-                .map_err(|e| {
-                    CliError::operational(e.to_string())
-                        .hint("run `bulwark install` again for this repository to rewrite its manifest")
-                })?
-                .map_or(Role::Dev, |m| m.role),
-        };
-        let mut policy = BranchPolicy::from_config(&config.protect);
+        let mut policy = policy;
         if client
             && let Some(work_tree) = &work_tree
             && let Some(extra) = WorktreePolicy::load(work_tree)?
         {
             policy.extend(&extra);
         }
-        Ok(Context { refs, common_dir, work_tree, config, role, policy })
+        Ok(Context { refs, common_dir, work_tree, config, role, policy, manifest })
+    }
+
+    /// Whether nothing was configured for this bare repository: hooks shared through a
+    /// global `core.hooksPath` reach mirrors and bare clones too, and the client roles
+    /// have nothing to guard there.
+    pub fn is_unguarded_bare(&self) -> bool {
+        self.work_tree.is_none() && self.role != Role::Server
+    }
+
+    /// The remote this production checkout follows, as pinned at install; for an install
+    /// older than pinning, the followed remote as it is now (drift says to reinstall).
+    pub fn pinned_remote(&self) -> Option<PinnedRemote> {
+        if let Some(pinned) = self.manifest.as_ref().and_then(|m| m.remote.clone()) {
+            return Some(pinned);
+        }
+        let work_tree = self.work_tree.as_deref()?;
+        let name = bulwark_core::config::followed_remote(&self.config, work_tree).to_owned();
+        let url = self.git().stdout(["ls-remote", "--get-url", &name]).ok()?;
+        Some(PinnedRemote { name, url })
     }
 
     /// `git` for this repository, keeping git's hook environment (same repository).
@@ -101,6 +131,71 @@ impl Context {
             }
         }
     }
+}
+
+/// A role that makes no sense for the repository is an error (the hook then fails closed):
+/// the server role needs a bare repository, the client roles a work tree. Only the default
+/// (nothing configured or installed) is let be in a bare repository.
+fn check_role_fits(role: Role, configured: bool, bare: bool, origin: Option<&Path>) -> Result<(), CliError> {
+    let from = origin.map_or_else(|| "bulwark's install record".to_owned(), |p| p.display().to_string());
+    match (role, bare) {
+        (Role::Server, false) => Err(CliError::usage(format!(
+            "role `server` (from {from}) makes no sense in a repository with a work tree"
+        ))
+        .hint("the server role is for the bare repository on the git server; remove `role` from that config, or use `dev` or `production`")),
+        (Role::Dev | Role::Production, true) if configured => Err(CliError::usage(format!(
+            "role `{role}` (from {from}) makes no sense in a bare repository"
+        ))
+        .hint("a bare repository on a git server takes `role = \"server\"` (`bulwark install --role server`)")),
+        _ => Ok(()),
+    }
+}
+
+/// A config that protects less than the defaults, or sets a weaker role than the one
+/// installed, is honoured only once it is journaled (`policy.weakened`): once per distinct
+/// weakening, remembered beside the manifest, and refused (fail closed) when it cannot be
+/// recorded.
+fn record_weakening(
+    loaded: &bulwark_core::LoadedConfig,
+    installed: Option<Role>,
+    policy: &BranchPolicy,
+    common_dir: &Path,
+) -> Result<(), CliError> {
+    let mut why = Vec::new();
+    if let (Some(configured), Some(installed)) = (loaded.config.protect.role, installed)
+        && configured == Role::Dev
+        && installed == Role::Production
+    {
+        why.push(format!("role `{configured}` instead of the installed `{installed}`"));
+    }
+    let defaults = BranchPolicy::from_config(&ProtectConfig::default());
+    if !policy.covers(&defaults) {
+        why.push(format!("protects {} instead of at least {}", policy.describe(), defaults.describe()));
+    }
+    if why.is_empty() {
+        return Ok(());
+    }
+    let origin = loaded.origin.as_ref().map(|p| p.display().to_string());
+    let fingerprint = manifest::sha256_hex(format!("{origin:?}\n{}", why.join("\n")).as_bytes());
+    let marker = common_dir.join(manifest::DIR).join("policy-weakened");
+    if std::fs::read_to_string(&marker).is_ok_and(|seen| seen.trim() == fingerprint) {
+        return Ok(());
+    }
+    let event = json!({ "config": origin, "why": why, "protects": policy.describe(), "installed_role": installed });
+    Journal::open_default().and_then(|j| j.append("policy.weakened", event)).map_err(|e| {
+        CliError::violation(format!(
+            "the config {} weakens protection ({}), and that could not be recorded",
+            origin.as_deref().unwrap_or("in effect"),
+            why.join("; ")
+        ))
+        .caused_by(&e)
+        .hint("make the state directory writable (or set BULWARK_STATE_DIR), or remove the weakening from the config")
+    })?;
+    eprintln!("warning: bulwark: the config {} weakens protection: {}", origin.as_deref().unwrap_or("in effect"), why.join("; "));
+    // Best effort: without the marker the weakening is journaled again next time.
+    let _ = std::fs::create_dir_all(marker.parent().unwrap_or(common_dir));
+    let _ = std::fs::write(&marker, format!("{fingerprint}\n"));
+    Ok(())
 }
 
 /// The common git dir and work tree of a client hook's repository, without opening it, in

@@ -162,10 +162,18 @@ fn refuse_or_break_glass(hook: &str, refusal: Refusal) -> Result<Option<ExitCode
     };
     let journal = bulwark_core::Journal::open_default();
     if !reason.trim().is_empty() {
+        let reason = reason.trim();
+        // One action, one record: git runs `pre-commit` and then `reference-transaction`
+        // for the same commit, and glass broken for the first covers the second.
+        let marker = journal.as_ref().ok().map(|j| j.path().with_file_name("breakglass.last"));
+        let action = format!("{} {}\n", std::os::unix::process::parent_id(), bulwark_core::manifest::sha256_hex(reason.as_bytes()));
+        if marker.as_deref().is_some_and(|m| recorded_for_this_action(m, &action)) {
+            return Ok(None);
+        }
         let mut event = refusal.events.first().cloned().unwrap_or_else(|| json!({}));
         if let Some(map) = event.as_object_mut() {
             map.insert("hook".into(), json!(hook));
-            map.insert("reason".into(), json!(reason.trim()));
+            map.insert("reason".into(), json!(reason));
             map.insert("refused".into(), json!(refusal.error.message));
             map.insert("user".into(), json!(whoami()));
         }
@@ -173,7 +181,10 @@ fn refuse_or_break_glass(hook: &str, refusal: Refusal) -> Result<Option<ExitCode
         let recorded = journal.and_then(|j| j.append("breakglass.used", event));
         return match recorded {
             Ok(event) => {
-                eprintln!("warning: bulwark: glass broken ({}): {}", reason.trim(), refusal.error.message);
+                eprintln!("warning: bulwark: glass broken ({reason}): {}", refusal.error.message);
+                if let Some(marker) = &marker {
+                    let _ = bulwark_core::state::write_atomic(marker, action.as_bytes());
+                }
                 spawn_alert(event.id);
                 Ok(None)
             }
@@ -219,6 +230,15 @@ pub(crate) fn spawn_alert(id: u64) {
     if let Err(e) = spawned {
         eprintln!("warning: bulwark: cannot start `{} alert` to send event #{id}: {e}", bulwark.display());
     }
+}
+
+/// Whether glass was already broken, with the same reason, by an earlier hook of the same
+/// git process (its pid, checked within the last minutes so a reused pid does not match).
+fn recorded_for_this_action(marker: &std::path::Path, action: &str) -> bool {
+    let fresh = std::fs::metadata(marker)
+        .and_then(|m| m.modified())
+        .is_ok_and(|t| t.elapsed().is_ok_and(|age| age < std::time::Duration::from_secs(600)));
+    fresh && std::fs::read_to_string(marker).is_ok_and(|seen| seen == action)
 }
 
 fn is_executable(path: &std::path::Path) -> bool {

@@ -67,15 +67,19 @@ fn parse_update(old: &str, new: &str, name: &str) -> Result<RefUpdate, String> {
 
 /// Parses `<old> <new> <ref>` lines strictly: one bad line refuses the push.
 fn parse_lines(stdin: &[u8]) -> Result<Vec<RefUpdate>, CliError> {
-    let text = std::str::from_utf8(stdin).map_err(|_| {
-        CliError::violation("the push's ref list is not valid UTF-8; refusing it")
-            .hint("this input comes from git itself: check the server's git installation")
-    })?;
     let mut updates = Vec::new();
-    for (n, line) in text.lines().enumerate() {
+    for (n, line) in stdin.split(|&b| b == b'\n').enumerate() {
         if line.is_empty() {
             continue;
         }
+        let Ok(line) = std::str::from_utf8(line) else {
+            let name = line.splitn(3, |&b| b == b' ').nth(2).unwrap_or(line);
+            return Err(CliError::violation(format!(
+                "the push names a ref that is not valid UTF-8, `{}`; this server only takes UTF-8 ref names; refusing the push",
+                name.escape_ascii()
+            ))
+            .hint("rename that ref to a UTF-8 name (`git branch -m <old> <new>`) and push again"));
+        };
         let fields: Vec<&str> = line.split(' ').collect();
         let parsed = match fields.as_slice() {
             [old, new, name] => parse_update(old, new, name),
@@ -146,9 +150,95 @@ fn allowed_list(ctx: &Context) -> String {
 
 const HINT_BRANCH: &str = "push a branch and open a merge request: `git push origin HEAD:refs/heads/my-change`";
 
+/// The short names under which git's `rev-parse` would find `name` (gitrevisions(7): `refs/X`,
+/// `refs/tags/X`, `refs/remotes/X`, `refs/remotes/X/HEAD`), for a ref outside `refs/heads/`.
+fn shadowed_names(name: &str) -> Vec<&str> {
+    let mut short = Vec::new();
+    if let Some(rest) = name.strip_prefix("refs/") {
+        short.push(rest);
+    }
+    for prefix in ["refs/tags/", "refs/remotes/"] {
+        if let Some(rest) = name.strip_prefix(prefix) {
+            short.push(rest);
+        }
+    }
+    if let Some(rest) = name.strip_prefix("refs/remotes/").and_then(|r| r.strip_suffix("/HEAD")) {
+        short.push(rest);
+    }
+    short
+}
+
+/// A created ref outside `refs/heads/` whose short name is a protected branch: clones would
+/// resolve `main` to it (`git reset --hard main`), so it is refused unless the server allows
+/// it (`server.allow_shadowing`).
+fn judge_shadowing(ctx: &Context, update: &RefUpdate) -> Option<Violation> {
+    if ctx.config.server.allow_shadowing || !is_zero_oid(&update.old) || update.name.starts_with("refs/heads/") {
+        return None;
+    }
+    let branch = shadowed_names(&update.name).into_iter().find(|short| ctx.policy.protection(short).is_some())?;
+    Some(Violation {
+        update: update.clone(),
+        change: Change::Create,
+        rule: "no-shadowing",
+        message: format!(
+            "`{}` would shadow the protected branch `{branch}` (`git rev-parse {branch}` in clones would find it)",
+            update.name
+        ),
+        hint: format!("choose another name (a tag like `v1.2` or `{branch}-snapshot`), or ask an admin to set `server.allow_shadowing`"),
+    })
+}
+
+/// The server's symbolic refs (`refs/heads/trunk -> refs/heads/main`), to judge a push to one
+/// as a push to its target: git updates the target through it.
+struct Symrefs {
+    listed: std::collections::HashMap<String, String>,
+    files_backend: bool,
+}
+
+impl Symrefs {
+    fn load(ctx: &Context) -> Result<Symrefs, CliError> {
+        let out = ctx.git().stdout(["for-each-ref", "--format=%(if)%(symref)%(then)%(refname) %(symref)%(end)"])?;
+        let listed = out
+            .lines()
+            .filter_map(|l| l.split_once(' ').map(|(name, target)| (name.to_owned(), target.to_owned())))
+            .collect();
+        let storage = ctx.git().run_unchecked(["config", "--get", "extensions.refStorage"])?;
+        let files_backend = !storage.stdout_str().trim().eq_ignore_ascii_case("reftable");
+        Ok(Symrefs { listed, files_backend })
+    }
+
+    /// The symref `name` points to directly, listed or dangling (`for-each-ref` skips a
+    /// symref whose target does not exist yet, and a push through it creates the target).
+    fn target(&self, ctx: &Context, name: &str) -> Result<Option<String>, CliError> {
+        if let Some(target) = self.listed.get(name) {
+            return Ok(Some(target.clone()));
+        }
+        if self.files_backend {
+            // Loose refs only: packed-refs never holds a symbolic ref.
+            let text = std::fs::read_to_string(ctx.common_dir.join(name)).unwrap_or_default();
+            return Ok(text.strip_prefix("ref: ").map(|t| t.trim().to_owned()));
+        }
+        let out = ctx.git().run_unchecked(["symbolic-ref", "-q", "--no-recurse", name])?;
+        Ok(out.status.success().then(|| out.stdout_str().trim().to_owned()))
+    }
+
+    /// The ref a push to `name` really updates: `name` itself, or the end of its symref chain.
+    fn resolve(&self, ctx: &Context, name: &str) -> Result<String, CliError> {
+        let mut current = name.to_owned();
+        for _ in 0..10 {
+            match self.target(ctx, &current)? {
+                Some(target) => current = target,
+                None => return Ok(current),
+            }
+        }
+        Err(CliError::violation(format!("`{name}` is a chain of symbolic refs too long to follow; refusing the push"))
+            .hint("ask the server's administrator to fix the symbolic refs in this repository"))
+    }
+}
+
 fn judge_one(ctx: &Context, update: &RefUpdate, identity: Option<&str>) -> Result<Option<Violation>, CliError> {
     let Some(branch) = update.name.strip_prefix("refs/heads/") else {
-        return Ok(None);
+        return Ok(judge_shadowing(ctx, update));
     };
     if ctx.policy.protection(branch).is_none() {
         return Ok(None);
@@ -188,15 +278,20 @@ fn judge_one(ctx: &Context, update: &RefUpdate, identity: Option<&str>) -> Resul
 }
 
 fn judge(config: Option<&Path>, updates: &[RefUpdate]) -> Result<Verdict, CliError> {
-    // Nothing protected can be touched by a push of tags and other refs only.
-    if !updates.iter().any(|u| u.name.starts_with("refs/heads/")) {
-        return Ok(Verdict::Allow);
-    }
     let ctx = Context::load(config, false)?;
     let identity = identity(&ctx);
+    let symrefs = Symrefs::load(&ctx)?;
     let mut violations = Vec::new();
     for update in updates {
-        if let Some(v) = judge_one(&ctx, update, identity.as_deref())? {
+        // Names are resolved before they are judged: a push to (or deletion of) a symref
+        // is a push to its target.
+        let target = symrefs.resolve(&ctx, &update.name)?;
+        let resolved = RefUpdate { name: target.clone(), ..update.clone() };
+        if let Some(mut v) = judge_one(&ctx, &resolved, identity.as_deref())? {
+            if target != update.name {
+                v.message = format!("{} (pushed as `{}`, a symbolic ref to it)", v.message, update.name);
+                v.update.name.clone_from(&update.name);
+            }
             violations.push(v);
         }
     }

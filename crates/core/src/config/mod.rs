@@ -97,12 +97,12 @@ impl Config {
             .into_iter()
             .chain(std::iter::once(PathBuf::from(SYSTEM_CONFIG)));
         for path in candidates {
-            match std::fs::read_to_string(&path) {
+            match read_bounded(&path, MAX_CONFIG_LEN) {
                 Ok(text) => {
                     return Ok(LoadedConfig { config: Self::parse(&text, &path)?, origin: Some(path) });
                 }
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-                Err(source) => return Err(ConfigError::Read { path, source }),
+                Err(ConfigError::Read { source, .. }) if source.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => return Err(e),
             }
         }
         Ok(LoadedConfig::default())
@@ -110,8 +110,7 @@ impl Config {
 
     /// Reads and parses one file, which must exist.
     pub fn load_file(path: &Path) -> Result<LoadedConfig, ConfigError> {
-        let text =
-            std::fs::read_to_string(path).map_err(|source| ConfigError::Read { path: path.to_owned(), source })?;
+        let text = read_bounded(path, MAX_CONFIG_LEN)?;
         Ok(LoadedConfig { config: Self::parse(&text, path)?, origin: Some(path.to_owned()) })
     }
 
@@ -155,6 +154,13 @@ impl Config {
     }
 }
 
+/// The remote a production checkout at `work_tree` follows: its service's `remote` when a
+/// `[[service]]` runs from it, else `drift.remote` (default `origin`). Never a branch's own
+/// upstream setting, which anyone on the box could point at a local branch or a new remote.
+pub fn followed_remote<'a>(config: &'a Config, work_tree: &Path) -> &'a str {
+    config.service_for_checkout(work_tree).map_or(config.drift.remote.as_str(), |s| s.remote.as_str())
+}
+
 impl WorktreePolicy {
     /// Reads `<work-tree>/.bulwark.toml` if it exists.
     ///
@@ -168,15 +174,44 @@ impl WorktreePolicy {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
             Err(source) => return Err(ConfigError::Read { path, source }),
         };
-        if !meta.is_file() || meta.len() > MAX_LEN {
-            let source = std::io::Error::other(format!("must be a regular file of at most {MAX_LEN} bytes"));
+        if meta.file_type().is_symlink() {
+            let source = std::io::Error::other(format!("must be a regular file of at most {MAX_LEN} bytes, not a symlink"));
             return Err(ConfigError::Read { path, source });
         }
-        match std::fs::read_to_string(&path) {
-            Ok(text) => Ok(Some(parse_toml(&text, &path)?)),
-            Err(source) => Err(ConfigError::Read { path, source }),
-        }
+        let text = read_bounded(&path, MAX_LEN)?;
+        Ok(Some(parse_toml(&text, &path)?))
     }
+}
+
+/// The largest config file bulwark reads (a real one is a few KiB).
+const MAX_CONFIG_LEN: u64 = 1024 * 1024;
+
+/// Reads a config file that must be a regular file of at most `max` bytes.
+///
+/// Checked before anything is read, so `/dev/zero`, a FIFO (which would block the open) or a
+/// huge file fails at once, naming the file, instead of hanging a hook.
+fn read_bounded(path: &Path, max: u64) -> Result<String, ConfigError> {
+    use std::io::Read as _;
+    let read_error = |source| ConfigError::Read { path: path.to_owned(), source };
+    let not_regular = || read_error(std::io::Error::other(format!("must be a regular file of at most {max} bytes")));
+    // Follows symlinks: a link to a regular file (e.g. /etc/bulwark managed by a tool) is fine.
+    let meta = std::fs::metadata(path).map_err(read_error)?;
+    if !meta.is_file() || meta.len() > max {
+        return Err(not_regular());
+    }
+    let file = std::fs::File::open(path).map_err(read_error)?;
+    // The file may have been swapped since the check: re-check what was opened, and never
+    // read more than `max` bytes.
+    let opened = file.metadata().map_err(read_error)?;
+    if !opened.is_file() {
+        return Err(not_regular());
+    }
+    let mut text = String::new();
+    file.take(max + 1).read_to_string(&mut text).map_err(read_error)?;
+    if text.len() as u64 > max {
+        return Err(not_regular());
+    }
+    Ok(text)
 }
 
 /// Deserializes TOML, turning the error's byte span into a line and column, and keeping the

@@ -12,6 +12,9 @@ pub struct ServerConfig {
     pub admins: Vec<String>,
     /// Environment variables that hold the pusher's identity, first set one wins.
     pub identity_vars: Vec<String>,
+    /// Let pushes create a non-branch ref whose short name is a protected branch
+    /// (`refs/tags/main`), which `git rev-parse main` in clones then resolves to.
+    pub allow_shadowing: bool,
 }
 
 impl Default for ServerConfig {
@@ -22,6 +25,7 @@ impl Default for ServerConfig {
             identity_vars: ["GL_USERNAME", "GITEA_PUSHER_NAME", "GL_USER", "REMOTE_USER", "USER"]
                 .map(String::from)
                 .to_vec(),
+            allow_shadowing: false,
         }
     }
 }
