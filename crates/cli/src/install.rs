@@ -126,11 +126,8 @@ fn pin_remote(repo: &RepoPaths, config: Option<&Path>) -> Result<manifest::Pinne
     let work_tree = repo.work_tree.as_deref().unwrap_or(&repo.common_dir);
     let name = bulwark_core::config::followed_remote(&loaded.config, work_tree).to_owned();
     let git = bulwark_core::git::Git::at(work_tree);
-    let has_url = git
-        .run_unchecked(["config", "--get", &format!("remote.{name}.url")])
-        .map_err(CliError::from)?
-        .status
-        .success();
+    let has_url =
+        git.run_unchecked(["config", "--get", &format!("remote.{name}.url")]).map_err(CliError::from)?.status.success();
     if !has_url {
         return Err(CliError::usage(format!(
             "{} has no remote `{name}` to follow; a production checkout only follows its remote",

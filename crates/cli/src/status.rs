@@ -23,6 +23,7 @@ pub struct StatusArgs {
 /// The components and the event-kind prefixes that belong to each.
 const COMPONENTS: &[(&str, &[&str])] = &[
     ("hook", &["hook.", "breakglass."]),
+    ("policy", &["policy."]),
     ("server", &["push."]),
     ("verify-push", &["verify_push."]),
     ("drift", &["drift."]),
@@ -31,7 +32,7 @@ const COMPONENTS: &[(&str, &[&str])] = &[
 ];
 
 fn is_failure(kind: &str) -> bool {
-    ["blocked", "rejected", "failed", "escalated", "found", "used"].iter().any(|w| kind.ends_with(w))
+    ["blocked", "rejected", "failed", "escalated", "found", "used", "weakened"].iter().any(|w| kind.ends_with(w))
 }
 
 fn hook_integrity(record: &Manifest) -> Vec<(String, String)> {
@@ -89,8 +90,11 @@ pub fn status(args: &StatusArgs, _config: Option<&Path>) -> Result<ExitCode, Cli
     println!("state: {} ({} events)", journal.path().display(), events.len());
     match (&repo, &record) {
         (Some(r), Some(m)) => {
-            let bad: Vec<String> =
+            let mut bad: Vec<String> =
                 integrity.iter().filter(|(_, s)| *s != "ok").map(|(n, s)| format!("{n} {s}")).collect();
+            if let Some(why) = m.tampering() {
+                bad.insert(0, format!("install record cannot be trusted: {why}; every hook refuses"));
+            }
             let health = if bad.is_empty() { "all intact".to_owned() } else { bad.join(", ") };
             println!(
                 "repository: {}: {} role, {} hooks in {} ({health})",
@@ -99,6 +103,9 @@ pub fn status(args: &StatusArgs, _config: Option<&Path>) -> Result<ExitCode, Cli
                 m.hooks.len(),
                 m.hooks_dir.display()
             );
+            if let Some(remote) = &m.remote {
+                println!("pinned remote: `{}` at {}", remote.name, bulwark_core::git::display_url(&remote.url));
+            }
         }
         (Some(r), None) => println!(
             "repository: {}: bulwark is not installed (run `bulwark install --repo . --role dev`)",

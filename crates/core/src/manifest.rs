@@ -187,7 +187,8 @@ impl Manifest {
     pub fn save(&self, common_dir: &Path) -> Result<(), ManifestError> {
         let dir = common_dir.join(DIR);
         std::fs::create_dir_all(&dir).map_err(|source| StateError::Create { path: dir.clone(), source })?;
-        let sealed = Manifest { version: self.version.max(SEALED_VERSION), seal: Some(self.seal_value()), ..self.clone() };
+        let sealed =
+            Manifest { version: self.version.max(SEALED_VERSION), seal: Some(self.seal_value()), ..self.clone() };
         let mut bytes = serde_json::to_vec_pretty(&sealed)
             .map_err(|e| StateError::Write { path: dir.clone(), source: std::io::Error::other(e) })?;
         bytes.push(b'\n');

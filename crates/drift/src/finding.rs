@@ -39,6 +39,9 @@ pub enum Kind {
     Unreadable,
     /// `--fetch` could not refresh the remote-tracking branch.
     FetchFailed,
+    /// The remote a production checkout follows no longer leads to the URL pinned at
+    /// install (changed URL, or an `insteadOf` rule that rewrites it).
+    RemoteChanged,
 }
 
 impl Kind {
@@ -59,6 +62,7 @@ impl Kind {
             Kind::HooksTampered => "hooks-tampered",
             Kind::Unreadable => "unreadable",
             Kind::FetchFailed => "fetch-failed",
+            Kind::RemoteChanged => "remote-changed",
         }
     }
 }

@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use bulwark_core::git::Git;
-use bulwark_core::manifest::{self, Manifest};
+use bulwark_core::manifest::{self, Manifest, PinnedRemote};
 use gix::bstr::ByteSlice as _;
 
 use crate::finding::{Finding, Kind};
@@ -58,10 +58,6 @@ pub fn inspect(path: &Path, opts: &InspectOptions) -> Inspection {
     if let Some(note) = ownership_note(path) {
         out.notes.push(note);
     }
-    let mut fetch_failure = None;
-    if let Some(timeout) = opts.fetch {
-        fetch_failure = fetch(path, &opts.remote, timeout).err();
-    }
     let repo = match gix::open_opts(path, gix::open::Options::default()) {
         Ok(repo) => repo,
         Err(e) => {
@@ -74,8 +70,25 @@ pub fn inspect(path: &Path, opts: &InspectOptions) -> Inspection {
             return out;
         }
     };
-    if let Some(error) = fetch_failure {
-        out.findings.push(Finding::new(&label, Kind::FetchFailed, opts.remote.clone(), error));
+    // A production checkout's truth is the remote pinned at install, never what its remote
+    // name or a rewrite rule says today.
+    let pinned = Manifest::load(repo.common_dir()).ok().flatten().and_then(|m| m.remote);
+    let remote = pinned.as_ref().map_or_else(|| opts.remote.clone(), |p| p.name.clone());
+    let moved = pinned.as_ref().and_then(|p| remote_changed(path, p));
+    if let (Some(pinned), Some(detail)) = (&pinned, &moved) {
+        out.findings.push(Finding::new(&label, Kind::RemoteChanged, pinned.name.clone(), detail.clone()));
+    }
+    if let Some(timeout) = opts.fetch {
+        let fetched = match (&pinned, &moved) {
+            (Some(_), Some(_)) => {
+                Err("not fetched: the remote no longer leads to the URL pinned at install".to_owned())
+            }
+            (Some(pinned), None) => fetch_pinned(path, pinned, timeout),
+            (None, _) => fetch(path, &opts.remote, timeout),
+        };
+        if let Err(error) = fetched {
+            out.findings.push(Finding::new(&label, Kind::FetchFailed, remote.clone(), error));
+        }
     }
     if let Err(e) = work_tree_status(&repo, &label, path, &mut out) {
         out.findings.push(Finding::new(&label, Kind::Unreadable, "status", format!("cannot compute the status: {e}")));
@@ -83,7 +96,7 @@ pub fn inspect(path: &Path, opts: &InspectOptions) -> Inspection {
     if let Some(op) = in_progress(&repo) {
         out.findings.push(Finding::new(&label, Kind::InProgress, op, format!("a {op} is in progress")));
     }
-    if let Err(e) = branch_findings(&repo, &label, path, opts, &mut out.findings) {
+    if let Err(e) = branch_findings(&repo, &label, path, opts, &remote, &mut out.findings) {
         out.findings.push(Finding::new(&label, Kind::Unreadable, "HEAD", format!("cannot read HEAD: {e}")));
     }
     stash(&repo, &label, &mut out.findings);
@@ -115,6 +128,44 @@ fn ownership_note(path: &Path) -> Option<String> {
             path.display()
         )
     })
+}
+
+/// What the pinned remote's name leads to now, when that is not the pinned URL: its URL was
+/// changed, or a `url.<base>.insteadOf` rule rewrites it (or the pinned URL itself).
+fn remote_changed(path: &Path, pinned: &PinnedRemote) -> Option<String> {
+    let git = Git::at(path);
+    let get_url = |name: &str| git.stdout(["ls-remote", "--get-url", name]).map_err(|e| e.to_string());
+    let now = match (get_url(&pinned.name), get_url(&pinned.url)) {
+        (Ok(by_name), _) if by_name != pinned.url => by_name,
+        (Ok(_), Ok(rewritten)) => rewritten,
+        (Err(e), _) | (_, Err(e)) => return Some(format!("cannot read where `{}` leads: {e}", pinned.name)),
+    };
+    (now != pinned.url).then(|| {
+        format!(
+            "`{}` now leads to {}, not to {} pinned at install",
+            pinned.name,
+            bulwark_core::git::display_url(&now),
+            bulwark_core::git::display_url(&pinned.url)
+        )
+    })
+}
+
+/// Fetches the pinned URL itself into the remote-tracking branches (forced, so a forged
+/// tracking ref is put back to what the remote really has).
+fn fetch_pinned(path: &Path, pinned: &PinnedRemote, timeout: Duration) -> Result<(), String> {
+    let refspec = format!("+refs/heads/*:refs/remotes/{}/*", pinned.name);
+    Git::at(path)
+        .with_timeout(timeout)
+        .run(bulwark_core::git::NO_BACKGROUND_WRITES.into_iter().chain([
+            "fetch",
+            "--quiet",
+            "--no-write-fetch-head",
+            "--end-of-options",
+            &pinned.url,
+            &refspec,
+        ]))
+        .map(|_| ())
+        .map_err(|e| e.to_string())
 }
 
 fn fetch(path: &Path, remote: &str, timeout: Duration) -> Result<(), String> {
@@ -288,6 +339,7 @@ fn branch_findings(
     label: &str,
     path: &Path,
     opts: &InspectOptions,
+    remote: &str,
     findings: &mut Vec<Finding>,
 ) -> Result<(), String> {
     let expected = opts.expected_branch(path);
@@ -316,7 +368,7 @@ fn branch_findings(
         // An unborn branch: no commits to compare.
         return Ok(());
     };
-    let tracking = format!("refs/remotes/{}/{branch}", opts.remote);
+    let tracking = format!("refs/remotes/{remote}/{branch}");
     let upstream = match repo.try_find_reference(tracking.as_str()) {
         Ok(Some(mut r)) => r.peel_to_id().map_err(|e| flat(&e))?.detach(),
         Ok(None) if branch != expected => return Ok(()),
@@ -325,7 +377,7 @@ fn branch_findings(
                 label,
                 Kind::NoUpstream,
                 tracking.clone(),
-                format!("branch {branch} has no remote-tracking branch {}/{branch} to compare with", opts.remote),
+                format!("branch {branch} has no remote-tracking branch {remote}/{branch} to compare with"),
             ));
             return Ok(());
         }
@@ -345,7 +397,7 @@ fn branch_findings(
     };
     let ahead = count(head_id, upstream)?;
     let behind = count(upstream, head_id)?;
-    let upstream_name = format!("{}/{branch}", opts.remote);
+    let upstream_name = format!("{remote}/{branch}");
     if ahead > 0 {
         findings.push(Finding::new(
             label,
@@ -422,6 +474,14 @@ fn hooks(repo: &gix::Repository, label: &str, require_install: bool, findings: &
             return;
         }
     };
+    if let Some(why) = manifest.tampering() {
+        findings.push(Finding::new(
+            label,
+            Kind::HooksTampered,
+            "manifest",
+            format!("the install manifest cannot be trusted: {why}; every hook here refuses until `bulwark install` runs again"),
+        ));
+    }
     // Read with full trust whoever owns the repository: reading a value runs nothing, and a
     // moved `core.hooksPath` in a foreign-owned repository is exactly what must be seen.
     match gix::config::File::from_git_dir(common.to_owned()) {

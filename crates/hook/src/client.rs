@@ -172,9 +172,8 @@ pub fn reference_transaction(config: Option<&Path>, args: &[String], stdin: &[u8
     }
     let text = String::from_utf8_lossy(stdin);
     let lines = parse_transaction(&text);
-    let relevant = |l: &RefLine<'_>| {
-        l.old != l.new && (l.name.starts_with("refs/heads/") || l.name.starts_with("refs/remotes/"))
-    };
+    let relevant =
+        |l: &RefLine<'_>| l.old != l.new && (l.name.starts_with("refs/heads/") || l.name.starts_with("refs/remotes/"));
     if !lines.iter().any(relevant) {
         return Ok(Verdict::Allow);
     }
@@ -240,10 +239,17 @@ fn dev_transaction(ctx: &Context, lines: &[RefLine<'_>]) -> Result<Verdict, CliE
 
 /// Whether `commit` is on a remote-tracking branch: one that already contains it (symbolic
 /// ones such as `origin/HEAD` are not counted: they only repeat their target), or one this
-/// same transaction moves to a commit that contains it.
+/// same transaction moves to a commit that contains it. Failing that, the remotes are asked
+/// (only on the way to a refusal): `git fetch origin main:main` writes `main` in a
+/// transaction of its own, before the remote-tracking branch it updates too.
 fn on_remote_tracking_branch(ctx: &Context, commit: &str, lines: &[RefLine<'_>]) -> Result<bool, CliError> {
     let git = ctx.git();
-    let holders = git.stdout(["for-each-ref", &format!("--contains={commit}"), "--format=%(refname) %(symref)", "refs/remotes/"])?;
+    let holders = git.stdout([
+        "for-each-ref",
+        &format!("--contains={commit}"),
+        "--format=%(refname) %(symref)",
+        "refs/remotes/",
+    ])?;
     if holders.lines().any(|l| l.ends_with(' ')) {
         return Ok(true);
     }
@@ -252,8 +258,26 @@ fn on_remote_tracking_branch(ctx: &Context, commit: &str, lines: &[RefLine<'_>])
             return Ok(true);
         }
     }
+    for remote in git.stdout(["remote"])?.lines().take(MAX_REMOTES_ASKED) {
+        let Ok(listing) = git.clone().with_timeout(REMOTE_TIMEOUT).stdout(["ls-remote", "--end-of-options", remote])
+        else {
+            continue;
+        };
+        let tips: Vec<&str> = listing
+            .lines()
+            .filter_map(|l| l.split_once('\t'))
+            .filter(|(_, name)| name.starts_with("refs/heads/"))
+            .map(|(oid, _)| oid)
+            .collect();
+        if reachable_from(ctx, commit, &tips)? {
+            return Ok(true);
+        }
+    }
     Ok(false)
 }
+
+/// At most this many remotes are asked before a dev-role refusal.
+const MAX_REMOTES_ASKED: usize = 4;
 
 fn production_transaction(ctx: &Context, lines: &[RefLine<'_>]) -> Result<Verdict, CliError> {
     let Some(pinned) = ctx.pinned_remote() else {
@@ -313,7 +337,11 @@ fn production_transaction(ctx: &Context, lines: &[RefLine<'_>]) -> Result<Verdic
         let (what, scope, rule) = match (branch, &protection) {
             (Some(b), Some(p)) => (format!("`{b}`"), format!("`{b}`"), why(b, p)),
             (Some(b), None) => (format!("`{b}`"), "any branch".to_owned(), "role: production".to_owned()),
-            (None, _) => (format!("the remote-tracking ref `{}`", line.name), "any branch".to_owned(), "role: production".to_owned()),
+            (None, _) => (
+                format!("the remote-tracking ref `{}`", line.name),
+                "any branch".to_owned(),
+                "role: production".to_owned(),
+            ),
         };
         return Ok(Verdict::Block(Box::new(Refusal::new(
             CliError::violation(format!(

@@ -68,7 +68,9 @@ impl Context {
                 "bulwark's install record {} cannot be trusted: {why}",
                 Manifest::path(&common_dir).display()
             ))
-            .hint("run `bulwark install --role <role>` again for this repository (drift reports this as hooks-tampered)"));
+            .hint(
+                "run `bulwark install --role <role>` again for this repository (drift reports this as hooks-tampered)",
+            ));
         }
         let installed = manifest.as_ref().map(|m| m.role);
         let role = loaded.config.protect.role.or(installed).unwrap_or_default();
@@ -191,7 +193,11 @@ fn record_weakening(
         .caused_by(&e)
         .hint("make the state directory writable (or set BULWARK_STATE_DIR), or remove the weakening from the config")
     })?;
-    eprintln!("warning: bulwark: the config {} weakens protection: {}", origin.as_deref().unwrap_or("in effect"), why.join("; "));
+    eprintln!(
+        "warning: bulwark: the config {} weakens protection: {}",
+        origin.as_deref().unwrap_or("in effect"),
+        why.join("; ")
+    );
     // Best effort: without the marker the weakening is journaled again next time.
     let _ = std::fs::create_dir_all(marker.parent().unwrap_or(common_dir));
     let _ = std::fs::write(&marker, format!("{fingerprint}\n"));

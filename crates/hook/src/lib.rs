@@ -166,7 +166,11 @@ fn refuse_or_break_glass(hook: &str, refusal: Refusal) -> Result<Option<ExitCode
         // One action, one record: git runs `pre-commit` and then `reference-transaction`
         // for the same commit, and glass broken for the first covers the second.
         let marker = journal.as_ref().ok().map(|j| j.path().with_file_name("breakglass.last"));
-        let action = format!("{} {}\n", std::os::unix::process::parent_id(), bulwark_core::manifest::sha256_hex(reason.as_bytes()));
+        let action = format!(
+            "{} {}\n",
+            std::os::unix::process::parent_id(),
+            bulwark_core::manifest::sha256_hex(reason.as_bytes())
+        );
         if marker.as_deref().is_some_and(|m| recorded_for_this_action(m, &action)) {
             return Ok(None);
         }

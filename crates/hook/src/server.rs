@@ -184,7 +184,9 @@ fn judge_shadowing(ctx: &Context, update: &RefUpdate) -> Option<Violation> {
             "`{}` would shadow the protected branch `{branch}` (`git rev-parse {branch}` in clones would find it)",
             update.name
         ),
-        hint: format!("choose another name (a tag like `v1.2` or `{branch}-snapshot`), or ask an admin to set `server.allow_shadowing`"),
+        hint: format!(
+            "choose another name (a tag like `v1.2` or `{branch}-snapshot`), or ask an admin to set `server.allow_shadowing`"
+        ),
     })
 }
 

@@ -175,7 +175,8 @@ impl WorktreePolicy {
             Err(source) => return Err(ConfigError::Read { path, source }),
         };
         if meta.file_type().is_symlink() {
-            let source = std::io::Error::other(format!("must be a regular file of at most {MAX_LEN} bytes, not a symlink"));
+            let source =
+                std::io::Error::other(format!("must be a regular file of at most {MAX_LEN} bytes, not a symlink"));
             return Err(ConfigError::Read { path, source });
         }
         let text = read_bounded(&path, MAX_LEN)?;
