@@ -139,6 +139,34 @@ fn pin_remote(repo: &RepoPaths, config: Option<&Path>) -> Result<manifest::Pinne
     Ok(manifest::PinnedRemote { name, url })
 }
 
+/// A `core.hooksPath` set in the global or system config makes the hooks directory every
+/// repository on the machine shares: installing there would give all of them (bare mirrors
+/// included) this role, so it needs `--force`.
+fn refuse_shared_hooks_dir(repo: &RepoPaths, given: &Path) -> Result<(), CliError> {
+    if repo.hooks_path_config.is_none() {
+        return Ok(());
+    }
+    let dir = repo.work_tree.as_deref().unwrap_or(&repo.common_dir);
+    let out = bulwark_core::git::Git::at(dir)
+        .run_unchecked(["config", "--show-origin", "--show-scope", "--get", "core.hooksPath"])
+        .map_err(CliError::from)?;
+    let line = out.stdout_str();
+    let scope = line.split('\t').next().unwrap_or_default();
+    if !matches!(scope, "global" | "system") {
+        return Ok(());
+    }
+    let origin = line.split('\t').nth(1).unwrap_or_default().trim_start_matches("file:");
+    Err(CliError::usage(format!(
+        "the hooks directory of {} is {}, set by core.hooksPath in the {scope} config ({origin}): every repository on this machine shares it",
+        given.display(),
+        repo.hooks_dir.display()
+    ))
+    .hint(format!(
+        "install into this repository alone: `git -C {} config core.hooksPath .git/hooks` first, then install again; or pass --force to guard every repository that shares it",
+        dir.display()
+    )))
+}
+
 /// `bulwark install --repo PATH --role ROLE`.
 pub fn install(args: &InstallArgs, config: Option<&Path>) -> Result<ExitCode, CliError> {
     let repo = RepoPaths::resolve(&args.repo)?;
@@ -159,6 +187,9 @@ pub fn install(args: &InstallArgs, config: Option<&Path>) -> Result<ExitCode, Cl
             .hint("for the git server's bare repository use --role server"));
         }
         _ => {}
+    }
+    if args.hooks_dir.is_none() && !args.force {
+        refuse_shared_hooks_dir(&repo, &args.repo)?;
     }
     let binary = locate_hook_binary(args.hook_binary.as_deref())?;
     let remote = if args.role == Role::Production { Some(pin_remote(&repo, config)?) } else { None };

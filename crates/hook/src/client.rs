@@ -87,7 +87,7 @@ pub fn pre_push(config: Option<&Path>, args: &[String], stdin: &[u8]) -> Result<
         return Ok(Verdict::Allow);
     }
     let ctx = Context::load_without_refs(config, true)?;
-    if ctx.role == Role::Server {
+    if ctx.role == Role::Server || ctx.is_unguarded_bare() {
         return Ok(Verdict::Allow);
     }
     let remote = args.first().map_or("the remote", String::as_str);

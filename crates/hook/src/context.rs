@@ -260,17 +260,19 @@ fn open_repository() -> Result<(Refs, PathBuf, Option<PathBuf>), CliError> {
 }
 
 fn open_with_git_program(cwd: &Path) -> Result<(Refs, PathBuf, Option<PathBuf>), CliError> {
-    let out = Git::hook_repo(cwd).stdout([
-        "rev-parse",
-        "--path-format=absolute",
-        "--git-common-dir",
-        "--is-bare-repository",
-        "--show-toplevel",
-    ]);
+    let git = Git::hook_repo(cwd);
+    // `--show-toplevel` fails in a bare repository, so it is asked only of a work tree.
+    let out = git.stdout(["rev-parse", "--path-format=absolute", "--git-common-dir", "--is-bare-repository"]);
     let out = out.map_err(CliError::from)?;
     let mut lines = out.lines();
     let common_dir = PathBuf::from(lines.next().unwrap_or_default());
     let bare = lines.next() == Some("true");
-    let work_tree = if bare { None } else { lines.next().map(PathBuf::from) };
+    let work_tree = if bare {
+        None
+    } else {
+        Some(PathBuf::from(
+            git.stdout(["rev-parse", "--path-format=absolute", "--show-toplevel"]).map_err(CliError::from)?,
+        ))
+    };
     Ok((Refs::GitProgram, common_dir, work_tree))
 }

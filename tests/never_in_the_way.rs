@@ -1,0 +1,78 @@
+//! False positives found by running git's own test suite with bulwark's hooks everywhere
+//! (issue 13): legitimate work that a guard must never refuse.
+
+use bulwark_testutil::{TestEnv, file_url, run};
+
+#[test]
+fn sha256_repositories_work_like_sha1_ones_in_every_role() {
+    let env = TestEnv::new();
+    let remote = env.path("server.git");
+    env.git(env.root(), &["init", "-q", "--bare", "--object-format=sha256", "-b", "main", remote.to_str().unwrap()]);
+    std::fs::write(remote.join("bulwark.toml"), "[server]\nallow = [\"merger-bot\"]\n").unwrap();
+    env.install(&remote, "server");
+    let seed = env.path("seed");
+    env.git(env.root(), &["init", "-q", "--object-format=sha256", "-b", "main", seed.to_str().unwrap()]);
+    env.commit_file(&seed, "README", "hello", "first");
+    run(env
+        .command("git")
+        .current_dir(&seed)
+        .args(["push", "-q", &file_url(&remote), "main"])
+        .env("GL_USERNAME", "merger-bot"))
+    .assert_code(0);
+    let clone = env.clone_repo(&remote, "dev");
+    env.install(&clone, "dev");
+    // A feature branch is committed and pushed; main stays guarded on both sides.
+    env.git(&clone, &["switch", "-q", "-c", "feature"]);
+    let commit = env.commit_file(&clone, "f", "x", "feature work");
+    assert_eq!(commit.len(), 64, "a SHA-256 object id");
+    run(env.command("git").current_dir(&clone).args(["push", "-q", "origin", "feature"]).env("GL_USERNAME", "alice"))
+        .assert_code(0);
+    env.git(&clone, &["switch", "-q", "main"]);
+    env.try_commit_file(&clone, "g", "y", "on main").assert_code(1).assert_stderr_contains("direct commits to `main`");
+    run(env
+        .command("git")
+        .current_dir(&clone)
+        .args(["push", "-q", "origin", "feature:main"])
+        .env("GL_USERNAME", "alice"))
+    .assert_code(1);
+    run(env
+        .command("git")
+        .current_dir(&clone)
+        .args(["push", "--no-verify", "-q", "origin", "feature:main"])
+        .env("GL_USERNAME", "alice"))
+    .assert_code(1)
+    .assert_stderr_contains("only `merger-bot` may update it");
+}
+
+#[test]
+fn a_shared_global_hooks_path_is_not_written_without_force() {
+    let env = TestEnv::new();
+    let (remote, clone) = env.remote_and_clone();
+    let shared = env.path("shared-hooks");
+    std::fs::create_dir_all(&shared).unwrap();
+    env.git(env.root(), &["config", "--global", "core.hooksPath", shared.to_str().unwrap()]);
+    env.bulwark(env.root(), &["install", "--repo", clone.to_str().unwrap(), "--role", "dev"])
+        .assert_code(2)
+        .assert_stderr_contains("set by core.hooksPath in the global config")
+        .assert_stderr_contains("every repository on this machine shares it")
+        .assert_stderr_contains("or pass --force");
+    assert_eq!(std::fs::read_dir(&shared).unwrap().count(), 0, "nothing was written");
+    // With --force the shared directory guards every clone, and bare mirrors are left alone.
+    env.bulwark(env.root(), &["install", "--repo", clone.to_str().unwrap(), "--role", "dev", "--force"]).assert_code(0);
+    let mirror = env.path("mirror.git");
+    env.git(env.root(), &["clone", "-q", "--mirror", &file_url(&remote), mirror.to_str().unwrap()]);
+    env.git(&mirror, &["fetch", "-q", "origin"]);
+    let other = env.clone_repo(&remote, "other");
+    // The other clone is guarded by the shared hooks too: its upstream commit is made
+    // without them, as a CI job with its own hooks path would.
+    std::fs::write(other.join("n"), "n").unwrap();
+    env.git(&other, &["add", "n"]);
+    env.git(&other, &["-c", "core.hooksPath=/dev/null", "commit", "-q", "-m", "upstream"]);
+    env.git(&other, &["-c", "core.hooksPath=/dev/null", "push", "-q", "origin", "main"]);
+    env.git(&mirror, &["fetch", "-q", "origin"]);
+    assert_eq!(env.rev(&mirror, "main"), env.rev(&remote, "main"));
+    let backup = env.path("backup.git");
+    env.git(env.root(), &["init", "-q", "--bare", backup.to_str().unwrap()]);
+    env.git(&mirror, &["push", "-q", "--mirror", &file_url(&backup)]);
+    assert!(env.events_of("hook.blocked").is_empty(), "{:?}", env.events_of("hook.blocked"));
+}
