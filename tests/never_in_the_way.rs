@@ -76,3 +76,56 @@ fn a_shared_global_hooks_path_is_not_written_without_force() {
     env.git(&mirror, &["push", "-q", "--mirror", &file_url(&backup)]);
     assert!(env.events_of("hook.blocked").is_empty(), "{:?}", env.events_of("hook.blocked"));
 }
+
+#[test]
+fn a_pull_that_brings_a_broken_bulwark_toml_completes_and_the_next_commit_reports_it() {
+    let env = TestEnv::new();
+    let (remote, clone) = env.remote_and_clone();
+    env.install(&clone, "dev");
+    let upstream = env.clone_repo(&remote, "upstream");
+    for (i, broken) in ["[protect]\nrole = \"dev\"\n", "[protect\nbranches = [\"x\"]\n"].iter().enumerate() {
+        std::fs::write(upstream.join(".bulwark.toml"), broken).unwrap();
+        env.git(&upstream, &["add", ".bulwark.toml"]);
+        env.git(&upstream, &["commit", "-q", "-m", &format!("a bad policy {i}")]);
+        env.git(&upstream, &["push", "-q", "origin", "main"]);
+        let out = env.git_outcome(&clone, &["pull", "-q", "--ff-only"]);
+        out.assert_code(0).assert_stderr_contains("this update is judged by the committed version");
+        assert_eq!(env.rev(&clone, "main"), env.rev(&remote, "main"), "the branch moved with the work tree");
+        assert_eq!(env.git(&clone, &["status", "--porcelain"]), "", "nothing half-updated");
+    }
+    env.git(&clone, &["switch", "-q", "-c", "topic"]);
+    env.try_commit_file(&clone, "f", "x", "work").assert_code(1).assert_stderr_contains(".bulwark.toml");
+}
+
+/// git runs `reference-transaction` for `git switch` and `git tag` too; only transactions
+/// that touch a branch may start `bulwark-hook`.
+#[test]
+fn switching_and_tagging_start_no_hook_process() {
+    let env = TestEnv::new();
+    let (_, clone) = env.remote_and_clone();
+    let log = env.path("hook-runs.log");
+    std::fs::create_dir_all(env.path("bin")).unwrap();
+    let wrapper = env.path("bin/bulwark-hook");
+    bulwark_testutil::write_script(
+        &wrapper,
+        &format!(
+            "#!/bin/sh\necho \"$*\" >> '{}'\nexec '{}' \"$@\"\n",
+            log.display(),
+            bulwark_testutil::bin("bulwark-hook").display()
+        ),
+    );
+    env.bulwark(
+        env.root(),
+        &["install", "--repo", clone.to_str().unwrap(), "--role", "dev", "--hook-binary", wrapper.to_str().unwrap()],
+    )
+    .assert_code(0);
+    let runs = || std::fs::read_to_string(&log).unwrap_or_default();
+    env.git(&clone, &["branch", "topic"]);
+    assert!(runs().contains("reference-transaction"), "creating a branch is judged: {}", runs());
+    std::fs::remove_file(&log).unwrap();
+    env.git(&clone, &["switch", "-q", "topic"]);
+    env.git(&clone, &["tag", "v1"]);
+    env.git(&clone, &["tag", "-d", "v1"]);
+    env.git(&clone, &["switch", "-q", "main"]);
+    assert_eq!(runs(), "", "no bulwark-hook process for HEAD and tags");
+}

@@ -64,21 +64,41 @@ fn sh_quote(path: &Path) -> String {
 }
 
 /// The shim for `hook`, calling `binary`, chaining to `chained` if given.
-pub fn shim(hook: &str, binary: &Path, chained: Option<&Path>) -> String {
+pub fn shim(hook: &str, binary: &Path, chained: Option<&Path>, role: Role) -> String {
     let chain = chained.map(|c| format!("--chain {} ", sh_quote(c))).unwrap_or_default();
-    // git runs reference-transaction for every state of every ref update (a commit is five
-    // runs); only `prepared` can refuse, so the others need not start a process at all.
-    // Not when a chained hook is there: it may want every state.
-    let fast_path = if hook == "reference-transaction" && chained.is_none() {
-        "# Only `prepared` can refuse: the other states end here, without starting a process.\ncase \"$1\" in committed|aborted) exit 0 ;; esac\n"
-    } else {
-        ""
-    };
+    // Not when a chained hook is there: it may want every state and every transaction.
+    let fast_path =
+        if hook == "reference-transaction" && chained.is_none() { transaction_fast_path(role) } else { String::new() };
+    let stdin = if fast_path.is_empty() { "" } else { " <<BULWARK_INPUT\n$input\nBULWARK_INPUT" };
     SHIM_TEMPLATE
-        .replace("@FAST_PATH@", fast_path)
+        .replace("@FAST_PATH@", &fast_path)
         .replace("@HOOK_BINARY@", &sh_quote(binary))
         .replace("@CHAIN@", &chain)
         .replace("@HOOK_NAME@", hook)
+        .replace("@STDIN@", stdin)
+}
+
+/// git runs `reference-transaction` for every state of every ref update (a commit is five
+/// runs, `git switch` and `git tag` one each). Only `prepared` can refuse, and only a
+/// transaction that touches a branch (or, in production, a remote-tracking branch) can
+/// matter to the client roles: the shim decides that with shell builtins alone and starts
+/// no process otherwise. The input it read is handed on through a here-document.
+fn transaction_fast_path(role: Role) -> String {
+    let matters =
+        if role == Role::Production { r#"*" refs/heads/"*|*" refs/remotes/"*"# } else { r#"*" refs/heads/"*"# };
+    format!(
+        "# Only `prepared` can refuse: the other states end here, without starting a process.\n\
+         case \"$1\" in committed|aborted) exit 0 ;; esac\n\
+         # Only a transaction that touches a branch can matter: decided with builtins only.\n\
+         input=\n\
+         matters=\n\
+         while IFS= read -r line; do\n\
+         \x20   input=\"$input$line\n\
+         \"\n\
+         \x20   case \"$line\" in {matters}) matters=1 ;; esac\n\
+         done\n\
+         [ -n \"$matters\" ] || exit 0\n"
+    )
 }
 
 fn is_shim(path: &Path) -> bool {
@@ -226,7 +246,7 @@ pub fn install(args: &InstallArgs, config: Option<&Path>) -> Result<ExitCode, Cl
             println!("chained: existing {hook} hook kept as {} (runs after bulwark's check)", chained.display());
         }
         let chain = chained.exists().then_some(chained.as_path());
-        let text = shim(hook, &binary, chain);
+        let text = shim(hook, &binary, chain, args.role);
         state::write_atomic_mode(&path, text.as_bytes(), 0o755).map_err(|e| CliError::operational(e.to_string()))?;
         installed.push(InstalledHook {
             name: (*hook).to_owned(),
@@ -325,8 +345,12 @@ mod tests {
 
     #[test]
     fn shim_quotes_paths_and_chains() {
-        let text =
-            shim("pre-push", Path::new("/opt/it's/bulwark-hook"), Some(Path::new("/r/hooks/pre-push.bulwark-chained")));
+        let text = shim(
+            "pre-push",
+            Path::new("/opt/it's/bulwark-hook"),
+            Some(Path::new("/r/hooks/pre-push.bulwark-chained")),
+            Role::Dev,
+        );
         assert!(text.contains(r"BULWARK_HOOK='/opt/it'\''s/bulwark-hook'"), "{text}");
         assert!(
             text.contains(r#"exec "$BULWARK_HOOK" --chain '/r/hooks/pre-push.bulwark-chained' pre-push -- "$@""#),

@@ -177,10 +177,11 @@ pub fn reference_transaction(config: Option<&Path>, args: &[String], stdin: &[u8
     if !lines.iter().any(relevant) {
         return Ok(Verdict::Allow);
     }
-    let ctx = Context::load_without_refs(config, true)?;
+    let mut ctx = Context::load_without_refs(config, false)?;
     if ctx.role == Role::Server || ctx.is_unguarded_bare() {
         return Ok(Verdict::Allow);
     }
+    ctx.add_worktree_policy_for_transaction();
     match ctx.role {
         Role::Production => production_transaction(&ctx, &lines),
         _ => dev_transaction(&ctx, &lines),

@@ -89,6 +89,32 @@ impl Context {
         Ok(Context { refs, common_dir, work_tree, config, role, policy, manifest })
     }
 
+    /// Adds the work tree's `.bulwark.toml` for a ref transaction. The file may have
+    /// arrived with this very update (a pull brings a broken one): refusing would leave the
+    /// work tree moved and the branch not, so the transaction is judged by the committed
+    /// version (the policy in force before it), and the next commit reports the problem.
+    pub fn add_worktree_policy_for_transaction(&mut self) {
+        let Some(work_tree) = self.work_tree.clone() else { return };
+        let problem = match WorktreePolicy::load(&work_tree) {
+            Ok(Some(extra)) => return self.policy.extend(&extra),
+            Ok(None) => return,
+            Err(e) => e,
+        };
+        let committed =
+            self.git().run_unchecked(["show", &format!("HEAD:{}", bulwark_core::config::WORKTREE_CONFIG_NAME)]);
+        let path = work_tree.join(bulwark_core::config::WORKTREE_CONFIG_NAME);
+        match committed {
+            Ok(out) if out.status.success() => match WorktreePolicy::parse(&out.stdout_str(), &path) {
+                Ok(extra) => self.policy.extend(&extra),
+                Err(e) => eprintln!("warning: bulwark: the committed {} is not valid either: {e}", path.display()),
+            },
+            _ => {}
+        }
+        eprintln!(
+            "warning: bulwark: {problem}; this update is judged by the committed version, and commits are refused until it is fixed"
+        );
+    }
+
     /// Whether nothing was configured for this bare repository: hooks shared through a
     /// global `core.hooksPath` reach mirrors and bare clones too, and the client roles
     /// have nothing to guard there.

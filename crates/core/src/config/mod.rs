@@ -180,7 +180,12 @@ impl WorktreePolicy {
             return Err(ConfigError::Read { path, source });
         }
         let text = read_bounded(&path, MAX_LEN)?;
-        Ok(Some(parse_toml(&text, &path)?))
+        Ok(Some(Self::parse(&text, &path)?))
+    }
+
+    /// Parses `.bulwark.toml` text (e.g. a committed version); `path` is only used in errors.
+    pub fn parse(text: &str, path: &Path) -> Result<WorktreePolicy, ConfigError> {
+        parse_toml(text, path)
     }
 }
 
