@@ -37,6 +37,30 @@ def commit(env, repo: Path):
     return run
 
 
+def switch(env, repo: Path):
+    common.git(env, repo, "branch", "-f", "other")
+
+    def run():
+        for target in ("other", "feature"):
+            subprocess.run(["git", "switch", "-q", target], cwd=repo, env=env, check=True)
+    return run
+
+
+def tag(env, repo: Path):
+    def run():
+        subprocess.run(["git", "tag", "bench-tag"], cwd=repo, env=env, check=True)
+        subprocess.run(["git", "tag", "-d", "bench-tag"], cwd=repo, env=env, check=True, stdout=subprocess.DEVNULL)
+    return run
+
+
+def branch(env, repo: Path):
+    def run():
+        subprocess.run(["git", "branch", "bench-branch"], cwd=repo, env=env, check=True)
+        subprocess.run(["git", "branch", "-D", "bench-branch"], cwd=repo, env=env, check=True,
+                       stdout=subprocess.DEVNULL)
+    return run
+
+
 def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--rounds", type=int, default=60)
@@ -90,6 +114,18 @@ def main():
         ratios.append(("d/b (pre-commit's guard over bulwark)", "d: pre-commit no-commit-to-branch",
                        "b: bulwark hooks", ("≥", 9, lambda r: r >= 9)))
     common.report("git commit on a feature branch", times, ratios, "python3 benches/hook.py")
+
+    # Everyday operations that cannot violate anything: the reference-transaction shim
+    # decides with shell builtins that they touch no branch and starts no process.
+    for title, op in [("git switch (HEAD only)", switch), ("git tag (create and delete)", tag)]:
+        times = common.interleaved({"a: no hooks": op(env, plain), "b: bulwark hooks": op(env, guarded)}, args.rounds)
+        common.report(title, times, [("b/a (bulwark over no hooks)", "b: bulwark hooks", "a: no hooks",
+                                      ("≤", 1.15, lambda r: r <= 1.15))], "python3 benches/hook.py")
+    times = common.interleaved({"a: no hooks": branch(env, plain), "b: bulwark hooks": branch(env, guarded),
+                                "c: `exec true` shims": branch(env, floor)}, args.rounds)
+    common.report("git branch (create and delete)", times,
+                  [("b/c (bulwark over the exec-true floor)", "b: bulwark hooks", "c: `exec true` shims",
+                    ("≤", 1.15, lambda r: r <= 1.15))], "python3 benches/hook.py")
     shutil.rmtree(box, ignore_errors=True)
 
 
