@@ -204,13 +204,23 @@ fn record_weakening(
         return Ok(());
     }
     let origin = loaded.origin.as_ref().map(|p| p.display().to_string());
-    let fingerprint = manifest::sha256_hex(format!("{origin:?}\n{}", why.join("\n")).as_bytes());
-    let marker = common_dir.join(manifest::DIR).join("policy-weakened");
-    if std::fs::read_to_string(&marker).is_ok_and(|seen| seen.trim() == fingerprint) {
+    let fingerprint =
+        manifest::sha256_hex(format!("{}\n{origin:?}\n{}", common_dir.display(), why.join("\n")).as_bytes());
+    let journal = Journal::open_default();
+    // Remembered in the state directory, never in the repository (a hook writes nothing
+    // there that git or its tests could trip over).
+    let marker = journal.as_ref().ok().map(|j| j.path().with_file_name("policy-weakened").join(&fingerprint));
+    if marker.as_deref().is_some_and(Path::exists) {
         return Ok(());
     }
-    let event = json!({ "config": origin, "why": why, "protects": policy.describe(), "installed_role": installed });
-    Journal::open_default().and_then(|j| j.append("policy.weakened", event)).map_err(|e| {
+    let event = json!({
+        "config": origin,
+        "repository": common_dir,
+        "why": why,
+        "protects": policy.describe(),
+        "installed_role": installed,
+    });
+    journal.and_then(|j| j.append("policy.weakened", event)).map_err(|e| {
         CliError::violation(format!(
             "the config {} weakens protection ({}), and that could not be recorded",
             origin.as_deref().unwrap_or("in effect"),
@@ -225,8 +235,12 @@ fn record_weakening(
         why.join("; ")
     );
     // Best effort: without the marker the weakening is journaled again next time.
-    let _ = std::fs::create_dir_all(marker.parent().unwrap_or(common_dir));
-    let _ = std::fs::write(&marker, format!("{fingerprint}\n"));
+    if let Some(marker) = marker
+        && let Some(dir) = marker.parent()
+        && bulwark_core::state::ensure_private_dir(dir).is_ok()
+    {
+        let _ = std::fs::write(&marker, b"");
+    }
     Ok(())
 }
 
