@@ -500,3 +500,23 @@ fn one_commit_with_glass_broken_is_one_record() {
     .assert_code(0);
     assert_eq!(env.events_of("breakglass.used").len(), 2);
 }
+
+#[test]
+fn an_install_from_before_pinning_is_reported_until_installed_again() {
+    let p = production();
+    let manifest = p.prod.join(".git/bulwark/manifest.json");
+    let mut value: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&manifest).unwrap()).unwrap();
+    let map = value.as_object_mut().unwrap();
+    map.remove("seal");
+    map.remove("remote");
+    map.insert("version".into(), serde_json::json!(1));
+    std::fs::write(&manifest, serde_json::to_string(&value).unwrap()).unwrap();
+    let scan = || run(p.env.bin_command("bulwark-drift").args(["scan", p.prod.to_str().unwrap()]));
+    scan().assert_code(1).assert_stdout_contains("remote-changed").assert_stdout_contains("no remote is pinned");
+    // The hooks still ask the remote (at the URL it has now) rather than trusting local refs.
+    p.env.git(&p.prod, &["fetch", "-q", &file_url(&p.evil), "main:refs/evil/x"]);
+    p.env.git_outcome(&p.prod, &["merge", "--ff-only", &p.evil_commit]).assert_code(128);
+    p.env.install(&p.prod, "production");
+    let out = scan();
+    assert!(!out.stdout.contains("remote-changed"), "{}", out.stdout);
+}

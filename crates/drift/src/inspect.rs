@@ -72,7 +72,16 @@ pub fn inspect(path: &Path, opts: &InspectOptions) -> Inspection {
     };
     // A production checkout's truth is the remote pinned at install, never what its remote
     // name or a rewrite rule says today.
-    let pinned = Manifest::load(repo.common_dir()).ok().flatten().and_then(|m| m.remote);
+    let installed = Manifest::load(repo.common_dir()).ok().flatten();
+    if installed.as_ref().is_some_and(|m| m.role == bulwark_core::Role::Production && m.remote.is_none()) {
+        out.findings.push(Finding::new(
+            &label,
+            Kind::RemoteChanged,
+            opts.remote.clone(),
+            "no remote is pinned (installed by an older bulwark): run `bulwark install --role production` again to pin the one this checkout follows".to_owned(),
+        ));
+    }
+    let pinned = installed.and_then(|m| m.remote);
     let remote = pinned.as_ref().map_or_else(|| opts.remote.clone(), |p| p.name.clone());
     let moved = pinned.as_ref().and_then(|p| remote_changed(path, p));
     if let (Some(pinned), Some(detail)) = (&pinned, &moved) {
