@@ -60,8 +60,13 @@ pub struct RunOptions<'a> {
     pub capture_limit: usize,
 }
 
-/// Human-readable form of a command, program and arguments.
+/// Human-readable form of a command, program and arguments (URL credentials removed: the
+/// text ends up in errors, events and job files).
 pub fn describe(cmd: &Command) -> String {
+    crate::redact::redact_urls(&describe_raw(cmd)).into_owned()
+}
+
+fn describe_raw(cmd: &Command) -> String {
     let mut text = cmd.get_program().to_string_lossy().into_owned();
     for arg in cmd.get_args() {
         text.push(' ');

@@ -68,6 +68,9 @@ impl Repos {
     /// The remote's URL as the checkout has it, made absolute when it is a relative path.
     pub fn remote_url(&self) -> Result<String, ProcessError> {
         let url = self.checkout_git().stdout(["remote", "get-url", "--end-of-options", &self.remote])?;
+        // A URL with `user:token@` is a common way to give the sidecar push rights: the token
+        // must not reach any output, whatever git's messages quote.
+        bulwark_core::redact::register_credentials(&url);
         let is_url = url.contains("://") || (url.contains(':') && !url.starts_with('/') && !url.starts_with('.'));
         if is_url || Path::new(&url).is_absolute() {
             Ok(url)

@@ -22,6 +22,7 @@ use std::time::{Duration, Instant};
 use bulwark_core::config::{Config, Lookup, ServiceConfig};
 use bulwark_core::git::{Git, is_full_oid, is_zero_oid};
 use bulwark_core::jobs::{self, Job, Phase};
+use bulwark_core::output::printable;
 use bulwark_core::{CliError, Journal};
 use serde_json::json;
 
@@ -400,6 +401,8 @@ fn cmd_status(config: &Config, args: &StatusArgs) -> Result<ExitCode, CliError> 
                 })),
             })).collect::<Vec<_>>(),
         });
+        let mut value = value;
+        bulwark_core::redact::clean_value(&mut value);
         println!("{value}");
         return Ok(ExitCode::SUCCESS);
     }
@@ -422,10 +425,10 @@ fn cmd_status(config: &Config, args: &StatusArgs) -> Result<ExitCode, CliError> 
         if !configured {
             line.push_str(" (not in the config)");
         }
-        println!("{line}");
+        println!("{}", printable(&line));
         if let Some(j) = last {
             if let Some(e) = &j.escalation {
-                println!("{name}: escalated: {e}");
+                println!("{}", printable(&format!("{name}: escalated: {e}")));
             }
             let owed = j.notifications.iter().filter(|d| d.delivered.is_none()).count();
             if owed > 0 {
@@ -433,7 +436,7 @@ fn cmd_status(config: &Config, args: &StatusArgs) -> Result<ExitCode, CliError> 
             }
         }
         if let Some((_, _, line)) = watched.iter().find(|(n, _, _)| n == name) {
-            println!("{line}");
+            println!("{}", printable(line));
         }
     }
     Ok(ExitCode::SUCCESS)
