@@ -1073,3 +1073,58 @@ fn a_stale_empty_job_reservation_is_reported_once_and_removed() {
     assert_eq!(fx.count("sidecar.bad_job"), 1, "reported once");
     assert!(fresh.exists());
 }
+
+/// Each run of this deploy writes `start <pid>` (after noting any earlier run still alive
+/// as `overlap <pid>`), sleeps as long as the second file says, then writes `end <pid>`.
+const MARKING_DEPLOY: &str = r#"log="$1"
+for p in $(sed -n 's/^start //p' "$log" 2>/dev/null); do
+  state=$(sed 's/.*) //' "/proc/$p/stat" 2>/dev/null | cut -c1)
+  if [ -n "$state" ] && [ "$state" != Z ]; then echo "overlap $p" >> "$log"; fi
+done
+echo "start $$" >> "$log"
+sleep "$(cat "$2")"
+echo "end $$" >> "$log"
+"#;
+
+/// kill -9 of the sidecar during a deploy used to leave the deploy running; the next
+/// `once` started a second deploy beside it, and the orphan finished last.
+#[test]
+fn a_deploy_left_running_by_a_killed_sidecar_is_ended_before_the_next_deploy() {
+    let deploy = ["sh", "-c", MARKING_DEPLOY, "deploy", "../orphan.log", "../orphan.sleep"];
+    let fx = Fixture::with(Options { deploy: Some(deploy.map(String::from).to_vec()), ..Options::default() });
+    let (log, sleep) = (fx.env.path("orphan.log"), fx.env.path("orphan.sleep"));
+    std::fs::write(&sleep, "30").unwrap();
+    fx.push_merge("ok (v2)\n");
+    let (_, to, id) = fx.pull_and_enqueue();
+
+    // The sidecar dies (SIGKILL) while the deploy runs.
+    let crashed = fx.once_crashing_at("deploy.running");
+    assert_eq!(crashed.code, -1, "{}{}", crashed.stdout, crashed.stderr);
+    let marker = |prefix: &str| -> Vec<u32> {
+        let text = std::fs::read_to_string(&log).unwrap_or_default();
+        text.lines().filter_map(|l| l.strip_prefix(prefix)).map(|p| p.trim().parse().unwrap()).collect()
+    };
+    let first = bulwark_testutil::wait_for(Duration::from_secs(10), || marker("start ").first().copied())
+        .expect("the first deploy started");
+    assert!(!bulwark_core::process::group_members(first, 0).is_empty(), "the orphan runs");
+    assert_eq!(fx.job(&id)["running"]["pid"], first, "the job recorded the running deploy");
+
+    std::fs::write(&sleep, "0").unwrap();
+    fx.once().assert_code(0);
+    let starts = marker("start ");
+    assert_eq!(starts.len(), 2, "{}", std::fs::read_to_string(&log).unwrap());
+    assert!(marker("overlap ").is_empty(), "two deploys overlapped: {}", std::fs::read_to_string(&log).unwrap());
+    assert!(bulwark_core::process::group_members(first, 0).is_empty(), "the orphan's whole group is gone");
+    assert_eq!(marker("end "), [starts[1]], "only the second deploy finished");
+
+    let ended = fx.env.events_of("deploy.orphan_ended");
+    assert_eq!(ended.len(), 1);
+    assert_eq!(ended[0].fields["pgid"], first);
+    assert_eq!(ended[0].str("job"), Some(id.as_str()));
+    let job = fx.job(&id);
+    assert_eq!(job["phase"], "healthy");
+    assert!(job["running"].is_null(), "{job}");
+    let status = fx.status_json();
+    assert_eq!(status["services"][0]["last_job"]["phase"], "healthy");
+    assert_eq!(status["services"][0]["known_good"], to.as_str());
+}
