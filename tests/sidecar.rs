@@ -1128,3 +1128,58 @@ fn a_deploy_left_running_by_a_killed_sidecar_is_ended_before_the_next_deploy() {
     assert_eq!(status["services"][0]["last_job"]["phase"], "healthy");
     assert_eq!(status["services"][0]["known_good"], to.as_str());
 }
+
+/// Production's `main` at a commit the remote does not have: the sidecar used to journal
+/// `rollback.reverted` and `rollback.pushed` with the remote's tip as "the revert", redeploy
+/// the bad commit and escalate with a misleading story.
+#[test]
+fn a_bad_commit_the_remote_does_not_have_escalates_at_once_and_journals_no_revert() {
+    let fx = Fixture::new();
+    let from = fx.env.rev(&fx.prod, "HEAD");
+    let to = fx.env.commit_file(&fx.prod, "status", "broken\n", "a local commit in production");
+    let id = bulwark_core::jobs::enqueue(&fx.env.state_dir(), "web", &from, &to, "post-merge").unwrap();
+    let remote_before = fx.remote_main();
+    fx.once().assert_code(1);
+    let job = fx.job(&id);
+    assert_eq!(job["phase"], "escalated");
+    let escalation = job["escalation"].as_str().unwrap();
+    assert!(escalation.contains("does not have that commit"), "{escalation}");
+    assert!(escalation.contains("nothing was reverted or pushed"), "{escalation}");
+    for kind in ["rollback.started", "rollback.reverted", "rollback.pushed", "rollback.complete"] {
+        assert_eq!(fx.count(kind), 0, "{kind} journaled for something not done");
+    }
+    assert_eq!(fx.count("rollback.escalated"), 1);
+    assert_eq!(fx.remote_main(), remote_before, "nothing pushed");
+    assert_eq!(fx.deploys(), [to], "deployed once, never redeployed");
+    assert!(job["pushed"].is_null());
+}
+
+/// A job for a commit the checkout is not at would deploy something it does not describe.
+#[test]
+fn a_job_for_a_commit_the_checkout_is_not_at_escalates_without_deploying() {
+    let fx = Fixture::new();
+    let merge = fx.push_merge("ok (v2)\n");
+    let head = fx.env.rev(&fx.prod, "HEAD");
+    // Production never pulled the merge.
+    let id = bulwark_core::jobs::enqueue(&fx.env.state_dir(), "web", &head, &merge, "cli").unwrap();
+    fx.once().assert_code(1);
+    let job = fx.job(&id);
+    assert_eq!(job["phase"], "escalated");
+    let escalation = job["escalation"].as_str().unwrap();
+    assert!(escalation.contains("premise is false") && escalation.contains("nothing was deployed"), "{escalation}");
+    assert!(fx.deploys().is_empty(), "nothing deployed");
+    assert_eq!(fx.count("deploy.started"), 0);
+}
+
+/// `once` (e.g. from cron) without any config used to exit 0 having done nothing.
+#[test]
+fn once_and_run_without_a_config_name_the_file_looked_for_and_exit_2() {
+    let env = bulwark_testutil::TestEnv::new();
+    for command in ["once", "run"] {
+        let out = run(env.bin_command("bulwark-sidecar").arg(command));
+        out.assert_code(2)
+            .assert_stderr_contains("error: no config file: looked for /etc/bulwark/bulwark.toml")
+            .assert_stderr_contains("BULWARK_CONFIG")
+            .assert_stderr_contains("hint: ");
+    }
+}

@@ -76,6 +76,7 @@ pub fn status(args: &StatusArgs, _config: Option<&Path>) -> Result<ExitCode, Cli
                     "hook_binary": m.hook_binary,
                     "installed_at": m.installed_at,
                     "hooks": integrity.iter().map(|(n, s)| json!({"name": n, "state": s})).collect::<Vec<_>>(),
+                    "hook_binary_problem": m.hook_binary_problem(),
                 })),
             })),
             "components": components.iter().map(|(name, last, failure)| json!({
@@ -89,8 +90,15 @@ pub fn status(args: &StatusArgs, _config: Option<&Path>) -> Result<ExitCode, Cli
     println!("state: {} ({} events)", journal.path().display(), events.len());
     match (&repo, &record) {
         (Some(r), Some(m)) => {
-            let bad: Vec<String> =
+            let mut bad: Vec<String> =
                 integrity.iter().filter(|(_, s)| *s != "ok").map(|(n, s)| format!("{n} {s}")).collect();
+            // The shims are only as good as the binary they run.
+            if let Some(problem) = m.hook_binary_problem() {
+                bad.insert(
+                    0,
+                    format!("the hook binary {problem}: every hook refuses; reinstall with `bulwark install`"),
+                );
+            }
             let health = if bad.is_empty() { "all intact".to_owned() } else { bad.join(", ") };
             println!(
                 "repository: {}: {} role, {} hooks in {} ({health})",
@@ -107,6 +115,7 @@ pub fn status(args: &StatusArgs, _config: Option<&Path>) -> Result<ExitCode, Cli
         (None, _) => println!("repository: none here"),
     }
     for (name, last, failure) in &components {
+        // Event lines escape control characters (a break-glass reason is free text).
         let last = last.as_ref().map_or_else(|| "no events".to_owned(), Event::to_line);
         println!("{name}: {last}");
         if let Some(f) = failure {

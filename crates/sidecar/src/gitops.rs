@@ -146,6 +146,22 @@ impl Repos {
         }))
     }
 
+    /// Whether `commit` is `tip` or one of its ancestors (in the scratch repository).
+    pub fn is_ancestor(&self, commit: &str, tip: &str) -> Result<bool, ProcessError> {
+        let out = self.scratch_git().run_unchecked(["merge-base", "--is-ancestor", "--end-of-options", commit, tip])?;
+        match out.status.code() {
+            Some(0) => Ok(true),
+            Some(1) => Ok(false),
+            _ => Err(ProcessError::Failed {
+                command: format!("git merge-base --is-ancestor {commit} {tip}"),
+                status: out.status.to_string(),
+                code: out.status.code(),
+                stderr: out.stderr_str(),
+                stdout: out.stdout_str(),
+            }),
+        }
+    }
+
     /// Commits in `from..to` that are themselves bulwark reverts (never auto-reverted).
     pub fn bulwark_reverts_in(&self, from: &str, to: &str) -> Result<Vec<String>, ProcessError> {
         let format = format!("--format=%H %(trailers:key={TRAILER_REVERT_OF},valueonly=true,separator=%x20)");

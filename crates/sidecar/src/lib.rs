@@ -114,7 +114,18 @@ pub fn main() -> std::process::ExitCode {
 
 /// Runs one command.
 pub fn run(args: &SidecarArgs) -> Result<ExitCode, CliError> {
-    let config = Config::load(&Lookup { explicit: args.config.as_deref(), git_dir: None })?.config;
+    let loaded = Config::load(&Lookup { explicit: args.config.as_deref(), git_dir: None })?;
+    if loaded.origin.is_none() && matches!(args.command, SidecarCommand::Once(_) | SidecarCommand::Run(_)) {
+        // Built-in defaults have no service: a worker started without its config would
+        // otherwise do nothing, silently, forever.
+        return Err(CliError::usage(format!(
+            "no config file: looked for {} (no --config given and ${} is not set)",
+            bulwark_core::config::SYSTEM_CONFIG,
+            bulwark_core::env::CONFIG
+        ))
+        .hint("write the config there (see docs/sidecar.md), or pass --config PATH"));
+    }
+    let config = loaded.config;
     match &args.command {
         SidecarCommand::Enqueue(a) => cmd_enqueue(&config, a),
         SidecarCommand::Once(a) => cmd_once(config, a),

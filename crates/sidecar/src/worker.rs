@@ -294,6 +294,18 @@ impl Worker {
     }
 
     fn deploy(&self, service: &ServiceConfig, repos: &Repos, job: &mut Job) -> Result<(), WorkError> {
+        // The deploy command deploys whatever the checkout holds: a job for another commit
+        // would deploy, judge and revert something it does not describe.
+        let head = repos.checkout_head();
+        if head.as_deref() != Some(job.to.as_str()) {
+            let reason = format!(
+                "the job is for {} but the checkout {} is at {}, so its premise is false; nothing was deployed",
+                short(&job.to),
+                repos.checkout.display(),
+                head.as_deref().map_or("an unknown commit", short)
+            );
+            return self.escalate(job, repos, &reason);
+        }
         self.emit("deploy.started", job, json!({"commit": job.to, "step": "deploy"}))?;
         let record = self.run_deploy(service, job, "deploy")?;
         job.deploys.push(record.clone());
@@ -374,10 +386,24 @@ impl Worker {
                 "the deploy is unhealthy, but the job names no change (from = to), so there is nothing to revert",
             );
         }
-        let loops = repos
+        let on_remote = repos
             .fetch()
-            .and_then(|_| repos.ensure_objects(&[&job.from, &job.to]))
-            .and_then(|()| repos.bulwark_reverts_in(&job.from, &job.to));
+            .and_then(|tip| repos.ensure_objects(&[&job.from, &job.to]).map(|()| tip))
+            .and_then(|tip| Ok((repos.is_ancestor(&job.to, &tip)?, tip)));
+        match on_remote {
+            Ok((false, tip)) => {
+                return self.escalate(job, repos, &not_on_remote(job, repos, &tip));
+            }
+            Ok((true, _)) => {}
+            Err(e) => {
+                return self.escalate(
+                    job,
+                    repos,
+                    &format!("the deploy is unhealthy, but the rollback cannot start: {e}"),
+                );
+            }
+        }
+        let loops = repos.bulwark_reverts_in(&job.from, &job.to);
         match loops {
             Err(e) => {
                 return self.escalate(
@@ -411,6 +437,13 @@ impl Worker {
                 );
             }
         };
+        match repos.is_ancestor(&job.to, &tip) {
+            Ok(true) => {}
+            Ok(false) => return self.escalate(job, repos, &not_on_remote(job, repos, &tip)),
+            Err(e) => {
+                return self.escalate(job, repos, &format!("cannot read `{}/{}`: {e}", repos.remote, repos.branch));
+            }
+        }
         match repos.find_revert_of(&job.to) {
             Ok(Some(existing)) => {
                 job.revert = Some(RevertRecord {
@@ -427,6 +460,10 @@ impl Worker {
             }
         }
         match self.make_revert(repos, job, &tip, 0)? {
+            Some(commit) if commit == tip => {
+                // Nothing was made: the remote's tip already undoes the change.
+                self.enter(job, Phase::Push, format!("the remote tip {} already undoes the change", short(&tip)))
+            }
             Some(commit) => {
                 self.emit_once(
                     "rollback.reverted",
@@ -550,11 +587,15 @@ impl Worker {
         job.pushed = Some(pushed.clone());
         job.pushed_at.get_or_insert_with(jobs::now_millis);
         job.save(&self.state_dir)?;
-        self.emit_once(
-            "rollback.pushed",
-            job,
-            json!({"bad_commit": job.to, "revert": pushed, "remote": repos.remote, "branch": repos.branch}),
-        )?;
+        // Only a revert this job made was pushed by it; otherwise the remote already had one.
+        let made_here =
+            job.revert.as_ref().is_some_and(|r| r.commit == pushed && !r.parent.is_empty() && r.parent != r.commit);
+        let mut fields =
+            json!({"bad_commit": job.to, "revert": pushed, "remote": repos.remote, "branch": repos.branch});
+        if !made_here {
+            fields["already_on_remote"] = json!(true);
+        }
+        self.emit_once("rollback.pushed", job, fields)?;
         match repos.fast_forward_checkout() {
             Ok(head) => self.enter(
                 job,
@@ -861,6 +902,17 @@ impl Worker {
         let seen = self.journal.read_all()?.iter().any(|e| e.kind == kind && e.str("job") == Some(job.id.as_str()));
         if seen { Ok(()) } else { self.emit(kind, job, extra) }
     }
+}
+
+/// Why a rollback cannot revert `to` on the remote: the remote branch does not have it.
+fn not_on_remote(job: &Job, repos: &Repos, tip: &str) -> String {
+    format!(
+        "the deploy of {} is unhealthy, but `{}/{}` (at {}) does not have that commit: the checkout holds commits the remote does not, so there is nothing on the remote to revert; nothing was reverted or pushed",
+        short(&job.to),
+        repos.remote,
+        repos.branch,
+        short(tip)
+    )
 }
 
 /// Whether a rolled-back or escalated job still lacks its outcome event and incident
