@@ -100,3 +100,33 @@ fn config_check_reports_the_file_in_use_and_fails_on_a_bad_one() {
         .assert_stderr_contains(".git/bulwark.toml:2:")
         .assert_stderr_contains("protect.patterns");
 }
+
+/// A break-glass reason is free text: escape sequences in it used to reach the terminal raw.
+#[test]
+fn control_characters_in_a_break_glass_reason_are_escaped_wherever_printed() {
+    let env = TestEnv::new();
+    let (_, clone) = env.remote_and_clone();
+    env.install(&clone, "dev");
+    std::fs::write(clone.join("x"), "x").unwrap();
+    env.git(&clone, &["add", "x"]);
+    let reason = "INC-7 \u{1b}[2J\u{1b}]0;owned\u{7} hidden\rover";
+    let out = bulwark_testutil::run(
+        env.command("git")
+            .current_dir(&clone)
+            .args(["commit", "-q", "-m", "hotfix"])
+            .env("BULWARK_BREAK_GLASS", reason),
+    );
+    out.assert_code(0);
+    let used = env.events_of("breakglass.used");
+    assert!(used.iter().all(|e| e.str("reason") == Some(reason)), "the journal keeps the reason as given");
+    for args in [&["events"][..], &["events", "--json"], &["status"], &["status", "--json"]] {
+        let out = env.bulwark(&clone, args);
+        out.assert_code(0);
+        assert!(out.stdout.contains("INC-7"), "{args:?}: {}", out.stdout);
+        assert!(
+            !out.stdout.chars().any(|c| c.is_control() && c != '\n'),
+            "{args:?} printed a raw control character: {:?}",
+            out.stdout
+        );
+    }
+}

@@ -805,3 +805,44 @@ fn a_removed_install_is_hooks_tampered_when_installs_are_required() {
     out.assert_code(1);
     assert!(out.stdout.contains("hooks-tampered: bulwark is not installed here"), "{}", out.stdout);
 }
+
+/// The shims run an absolute `bulwark-hook`; deleted (or made non-executable), every hook
+/// fails closed and every commit is refused, while the shims themselves are intact.
+#[test]
+fn a_missing_or_non_executable_hook_binary_is_hooks_tampered() {
+    let p = Prod::new();
+    let app = p.checkout("app");
+    let binary = p.env.path("bin/bulwark-hook");
+    std::fs::create_dir_all(binary.parent().unwrap()).unwrap();
+    std::fs::copy(bulwark_testutil::bin("bulwark-hook"), &binary).unwrap();
+    let out = p.env.bulwark(
+        p.env.root(),
+        &[
+            "install",
+            "--repo",
+            app.to_str().unwrap(),
+            "--role",
+            "production",
+            "--hook-binary",
+            binary.to_str().unwrap(),
+        ],
+    );
+    out.assert_code(0);
+    p.scan(&[]).assert_code(0);
+    std::fs::set_permissions(&binary, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let out = p.scan(&[]);
+    out.assert_code(1);
+    let detail =
+        format!("the hook binary {} is not executable: every shim fails, every commit is refused", binary.display());
+    assert_lines(&out, &[line(&app, "hooks-tampered", &detail)]);
+    std::fs::remove_file(&binary).unwrap();
+    let out = p.scan(&[]);
+    let detail = format!("the hook binary {} is missing: every shim fails, every commit is refused", binary.display());
+    assert_lines(&out, &[line(&app, "hooks-tampered", &detail)]);
+    let status = p.env.bulwark(&app, &["status"]);
+    status.assert_code(0);
+    assert!(!status.stdout.contains("all intact"), "{}", status.stdout);
+    status.assert_stdout_contains(&format!("the hook binary {} is missing", binary.display()));
+    let json: serde_json::Value = serde_json::from_str(&p.env.bulwark(&app, &["status", "--json"]).stdout).unwrap();
+    assert!(json["repository"]["installed"]["hook_binary_problem"].as_str().unwrap().contains("is missing"));
+}

@@ -1073,3 +1073,113 @@ fn a_stale_empty_job_reservation_is_reported_once_and_removed() {
     assert_eq!(fx.count("sidecar.bad_job"), 1, "reported once");
     assert!(fresh.exists());
 }
+
+/// Each run of this deploy writes `start <pid>` (after noting any earlier run still alive
+/// as `overlap <pid>`), sleeps as long as the second file says, then writes `end <pid>`.
+const MARKING_DEPLOY: &str = r#"log="$1"
+for p in $(sed -n 's/^start //p' "$log" 2>/dev/null); do
+  state=$(sed 's/.*) //' "/proc/$p/stat" 2>/dev/null | cut -c1)
+  if [ -n "$state" ] && [ "$state" != Z ]; then echo "overlap $p" >> "$log"; fi
+done
+echo "start $$" >> "$log"
+sleep "$(cat "$2")"
+echo "end $$" >> "$log"
+"#;
+
+/// kill -9 of the sidecar during a deploy used to leave the deploy running; the next
+/// `once` started a second deploy beside it, and the orphan finished last.
+#[test]
+fn a_deploy_left_running_by_a_killed_sidecar_is_ended_before_the_next_deploy() {
+    let deploy = ["sh", "-c", MARKING_DEPLOY, "deploy", "../orphan.log", "../orphan.sleep"];
+    let fx = Fixture::with(Options { deploy: Some(deploy.map(String::from).to_vec()), ..Options::default() });
+    let (log, sleep) = (fx.env.path("orphan.log"), fx.env.path("orphan.sleep"));
+    std::fs::write(&sleep, "30").unwrap();
+    fx.push_merge("ok (v2)\n");
+    let (_, to, id) = fx.pull_and_enqueue();
+
+    // The sidecar dies (SIGKILL) while the deploy runs.
+    let crashed = fx.once_crashing_at("deploy.running");
+    assert_eq!(crashed.code, -1, "{}{}", crashed.stdout, crashed.stderr);
+    let marker = |prefix: &str| -> Vec<u32> {
+        let text = std::fs::read_to_string(&log).unwrap_or_default();
+        text.lines().filter_map(|l| l.strip_prefix(prefix)).map(|p| p.trim().parse().unwrap()).collect()
+    };
+    let first = bulwark_testutil::wait_for(Duration::from_secs(10), || marker("start ").first().copied())
+        .expect("the first deploy started");
+    assert!(!bulwark_core::process::group_members(first, 0).is_empty(), "the orphan runs");
+    assert_eq!(fx.job(&id)["running"]["pid"], first, "the job recorded the running deploy");
+
+    std::fs::write(&sleep, "0").unwrap();
+    fx.once().assert_code(0);
+    let starts = marker("start ");
+    assert_eq!(starts.len(), 2, "{}", std::fs::read_to_string(&log).unwrap());
+    assert!(marker("overlap ").is_empty(), "two deploys overlapped: {}", std::fs::read_to_string(&log).unwrap());
+    assert!(bulwark_core::process::group_members(first, 0).is_empty(), "the orphan's whole group is gone");
+    assert_eq!(marker("end "), [starts[1]], "only the second deploy finished");
+
+    let ended = fx.env.events_of("deploy.orphan_ended");
+    assert_eq!(ended.len(), 1);
+    assert_eq!(ended[0].fields["pgid"], first);
+    assert_eq!(ended[0].str("job"), Some(id.as_str()));
+    let job = fx.job(&id);
+    assert_eq!(job["phase"], "healthy");
+    assert!(job["running"].is_null(), "{job}");
+    let status = fx.status_json();
+    assert_eq!(status["services"][0]["last_job"]["phase"], "healthy");
+    assert_eq!(status["services"][0]["known_good"], to.as_str());
+}
+
+/// Production's `main` at a commit the remote does not have: the sidecar used to journal
+/// `rollback.reverted` and `rollback.pushed` with the remote's tip as "the revert", redeploy
+/// the bad commit and escalate with a misleading story.
+#[test]
+fn a_bad_commit_the_remote_does_not_have_escalates_at_once_and_journals_no_revert() {
+    let fx = Fixture::new();
+    let from = fx.env.rev(&fx.prod, "HEAD");
+    let to = fx.env.commit_file(&fx.prod, "status", "broken\n", "a local commit in production");
+    let id = bulwark_core::jobs::enqueue(&fx.env.state_dir(), "web", &from, &to, "post-merge").unwrap();
+    let remote_before = fx.remote_main();
+    fx.once().assert_code(1);
+    let job = fx.job(&id);
+    assert_eq!(job["phase"], "escalated");
+    let escalation = job["escalation"].as_str().unwrap();
+    assert!(escalation.contains("does not have that commit"), "{escalation}");
+    assert!(escalation.contains("nothing was reverted or pushed"), "{escalation}");
+    for kind in ["rollback.started", "rollback.reverted", "rollback.pushed", "rollback.complete"] {
+        assert_eq!(fx.count(kind), 0, "{kind} journaled for something not done");
+    }
+    assert_eq!(fx.count("rollback.escalated"), 1);
+    assert_eq!(fx.remote_main(), remote_before, "nothing pushed");
+    assert_eq!(fx.deploys(), [to], "deployed once, never redeployed");
+    assert!(job["pushed"].is_null());
+}
+
+/// A job for a commit the checkout is not at would deploy something it does not describe.
+#[test]
+fn a_job_for_a_commit_the_checkout_is_not_at_escalates_without_deploying() {
+    let fx = Fixture::new();
+    let merge = fx.push_merge("ok (v2)\n");
+    let head = fx.env.rev(&fx.prod, "HEAD");
+    // Production never pulled the merge.
+    let id = bulwark_core::jobs::enqueue(&fx.env.state_dir(), "web", &head, &merge, "cli").unwrap();
+    fx.once().assert_code(1);
+    let job = fx.job(&id);
+    assert_eq!(job["phase"], "escalated");
+    let escalation = job["escalation"].as_str().unwrap();
+    assert!(escalation.contains("premise is false") && escalation.contains("nothing was deployed"), "{escalation}");
+    assert!(fx.deploys().is_empty(), "nothing deployed");
+    assert_eq!(fx.count("deploy.started"), 0);
+}
+
+/// `once` (e.g. from cron) without any config used to exit 0 having done nothing.
+#[test]
+fn once_and_run_without_a_config_name_the_file_looked_for_and_exit_2() {
+    let env = bulwark_testutil::TestEnv::new();
+    for command in ["once", "run"] {
+        let out = run(env.bin_command("bulwark-sidecar").arg(command));
+        out.assert_code(2)
+            .assert_stderr_contains("error: no config file: looked for /etc/bulwark/bulwark.toml")
+            .assert_stderr_contains("BULWARK_CONFIG")
+            .assert_stderr_contains("hint: ");
+    }
+}

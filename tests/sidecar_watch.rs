@@ -408,7 +408,11 @@ fn no_check_while_a_deploy_holds_the_service() {
     fx.break_service();
     // A deploy job in progress: `once` holds the service while its deploy runs.
     std::fs::write(fx.env.path("deploy-hold"), "").unwrap();
-    bulwark_core::jobs::enqueue(&fx.env.state_dir(), "web", &"0".repeat(40), &"2".repeat(40), "post-merge").unwrap();
+    // The job is for the commit the checkout is at (the sidecar checks that before deploying).
+    let srv = fx.env.path("srv");
+    fx.env.git(fx.env.root(), &["init", "-q", "-b", "main", srv.to_str().unwrap()]);
+    let head = fx.env.commit_file(&srv, "release", "2\n", "release 2");
+    bulwark_core::jobs::enqueue(&fx.env.state_dir(), "web", &"0".repeat(40), &head, "post-merge").unwrap();
     let mut deploying = fx.sidecar(&["once"]).stdout(Stdio::null()).stderr(Stdio::null()).spawn().unwrap();
     let started = wait_for(Duration::from_secs(15), || fx.env.path("deploying").exists().then_some(()));
     assert!(started.is_some(), "the deploy did not start");

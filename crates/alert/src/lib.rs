@@ -158,6 +158,7 @@ impl Notifier {
             if cfg.attempts == 0 {
                 return Err(err("`attempts` must be at least 1".into()));
             }
+            bulwark_core::redact::register_url(&url);
             resolved.push(Target {
                 kind: cfg.kind,
                 label: format!("{} {}", kind_name(cfg.kind), redact(&url)),
@@ -305,7 +306,10 @@ enum Attempt {
 
 /// Delivers to one target: `Ok(attempts)` or `Err((reason, attempts))`.
 fn deliver(target: &Target, message: &Message, policy: &RetryPolicy) -> Outcome {
-    let body = match serde_json::to_vec(&payload(target.kind, message)) {
+    // The message quotes events and errors: nothing secret may travel in it.
+    let mut payload = payload(target.kind, message);
+    bulwark_core::redact::clean_value(&mut payload);
+    let body = match serde_json::to_vec(&payload) {
         Ok(b) => b,
         Err(e) => return Err((format!("cannot encode the message: {e}"), 0)),
     };
@@ -365,18 +369,15 @@ fn attempt_once(agent: &ureq::Agent, target: &Target, body: &[u8]) -> Attempt {
                 .get("retry-after")
                 .and_then(|v| v.to_str().ok())
                 .and_then(|v| parse_retry_after(v, jiff::Timestamp::now()));
+            // Scrubbed before it is cut short: a secret cut in half would no longer match.
             let snippet = response
                 .body_mut()
                 .with_config()
-                .limit(512)
+                .limit(16 * 1024)
                 .read_to_string()
-                .map(|text| one_line(&text, 200))
+                .map(|text| one_line(&scrub(&text, &target.url), 200))
                 .unwrap_or_default();
-            let error = if snippet.is_empty() {
-                format!("HTTP {status}")
-            } else {
-                format!("HTTP {status}: {}", scrub(&snippet, &target.url))
-            };
+            let error = if snippet.is_empty() { format!("HTTP {status}") } else { format!("HTTP {status}: {snippet}") };
             if status == 429 || status == 408 || status >= 500 {
                 Attempt::Retry { error, retry_after }
             } else {
@@ -404,19 +405,12 @@ fn one_line(text: &str, max: usize) -> String {
     truncate_chars(&joined, max)
 }
 
-/// `text` with every occurrence of `url` (and of its path and query, which hold the token)
-/// replaced by the redacted form.
+/// `text` without `url`'s secrets (its path, query values and userinfo, raw, encoded or
+/// decoded: an endpoint may echo the request), any other known secret, or URL credentials.
 fn scrub(text: &str, url: &str) -> String {
-    let mut out = text.replace(url, &redact(url));
-    if let Some((_, rest)) = url.split_once("://")
-        && let Some(pos) = rest.find(['/', '?', '#'])
-    {
-        let secret = &rest[pos..];
-        if secret.len() > 1 {
-            out = out.replace(secret, "/…");
-        }
-    }
-    out
+    let text = text.replace(url, &redact(url));
+    let text = bulwark_core::redact::Scrubber::for_url(url).scrub(&text).into_owned();
+    bulwark_core::redact::clean(&text).into_owned()
 }
 
 /// A URL with everything after the host replaced by `…` (webhook URLs embed tokens), and

@@ -29,7 +29,7 @@ fn message_for(event: &Event) -> Message {
         "breakglass.used" => format!(
             "bulwark: glass broken on {} by {who}: {}",
             event.host,
-            event.str("reason").unwrap_or("no reason given")
+            bulwark_core::output::escape_controls(event.str("reason").unwrap_or("no reason given"))
         ),
         kind => format!("bulwark: {kind} on {}", event.host),
     };

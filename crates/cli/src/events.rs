@@ -35,7 +35,9 @@ fn print(events: &[Event], json: bool) -> Result<bool, CliError> {
     let mut out = std::io::stdout().lock();
     for event in events {
         let line = if json {
-            serde_json::to_string(event).map_err(|e| CliError::operational(e.to_string()))?
+            let mut value = serde_json::to_value(event).map_err(|e| CliError::operational(e.to_string()))?;
+            bulwark_core::redact::clean_value(&mut value);
+            value.to_string()
         } else {
             event.to_line()
         };

@@ -77,6 +77,7 @@ pub fn status(args: &StatusArgs, _config: Option<&Path>) -> Result<ExitCode, Cli
                     "hook_binary": m.hook_binary,
                     "installed_at": m.installed_at,
                     "hooks": integrity.iter().map(|(n, s)| json!({"name": n, "state": s})).collect::<Vec<_>>(),
+                    "hook_binary_problem": m.hook_binary_problem(),
                 })),
             })),
             "components": components.iter().map(|(name, last, failure)| json!({
@@ -94,6 +95,13 @@ pub fn status(args: &StatusArgs, _config: Option<&Path>) -> Result<ExitCode, Cli
                 integrity.iter().filter(|(_, s)| *s != "ok").map(|(n, s)| format!("{n} {s}")).collect();
             if let Some(why) = m.tampering() {
                 bad.insert(0, format!("install record cannot be trusted: {why}; every hook refuses"));
+            }
+            // The shims are only as good as the binary they run.
+            if let Some(problem) = m.hook_binary_problem() {
+                bad.insert(
+                    0,
+                    format!("the hook binary {problem}: every hook refuses; reinstall with `bulwark install`"),
+                );
             }
             let health = if bad.is_empty() { "all intact".to_owned() } else { bad.join(", ") };
             println!(
@@ -114,6 +122,7 @@ pub fn status(args: &StatusArgs, _config: Option<&Path>) -> Result<ExitCode, Cli
         (None, _) => println!("repository: none here"),
     }
     for (name, last, failure) in &components {
+        // Event lines escape control characters (a break-glass reason is free text).
         let last = last.as_ref().map_or_else(|| "no events".to_owned(), Event::to_line);
         println!("{name}: {last}");
         if let Some(f) = failure {

@@ -208,6 +208,28 @@ pub struct Job {
     /// with the final phase and journaled after it, so a restart can still journal them.
     #[serde(default)]
     pub outcome: Option<serde_json::Value>,
+    /// The deploy command running for this job, recorded before the worker waits on it: a
+    /// worker that dies meanwhile finds it on restart and ends it before deploying again.
+    #[serde(default)]
+    pub running: Option<RunningChild>,
+    /// Event kinds already journaled for this job (a restart does not journal them twice,
+    /// and finding that out does not read the journal).
+    #[serde(default)]
+    pub journaled: Vec<String>,
+}
+
+/// A child process the worker started and waits on, identified beyond its pid.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RunningChild {
+    /// `deploy` or `redeploy`.
+    pub step: String,
+    pub pid: u32,
+    /// Its process group (the child leads its own).
+    pub pgid: u32,
+    /// Its start time in clock ticks since boot (`/proc/<pid>/stat`), so that a pid used
+    /// again later is never taken for it.
+    pub start_ticks: u64,
+    pub started: String,
 }
 
 /// The job queue could not be read or written.
@@ -314,6 +336,8 @@ pub fn enqueue(state_dir: &Path, service: &str, from: &str, to: &str, source: &s
             notifications: Vec::new(),
             finished: None,
             outcome: None,
+            running: None,
+            journaled: Vec::new(),
         };
         job.save(state_dir)?;
         return Ok(id);

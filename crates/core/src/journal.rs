@@ -36,8 +36,13 @@ impl Event {
         self.fields.get(key).and_then(Value::as_str)
     }
 
-    /// One plain line for logs: `ts kind key=value ...`.
+    /// One plain line for logs: `ts kind key=value ...` (control characters escaped, known
+    /// secrets and URL credentials removed, whatever the journal holds).
     pub fn to_line(&self) -> String {
+        crate::redact::clean(&self.raw_line()).into_owned()
+    }
+
+    fn raw_line(&self) -> String {
         let mut line = format!("{} #{} {}", self.ts, self.id, self.kind);
         for (k, v) in &self.fields {
             match v {
@@ -120,6 +125,9 @@ impl Journal {
         let (ts, host) = (now_rfc3339(), hostname());
         let mut events = Vec::with_capacity(fields.len());
         for fields in fields {
+            // Secrets never reach the journal (an error quoting git's argv, an echoing webhook).
+            let mut fields = fields;
+            crate::redact::clean_value(&mut fields);
             let fields = match fields {
                 Value::Object(map) => map,
                 Value::Null => Map::new(),

@@ -13,6 +13,7 @@ pub mod manifest;
 pub mod output;
 pub mod policy;
 pub mod process;
+pub mod redact;
 pub mod report;
 pub mod state;
 

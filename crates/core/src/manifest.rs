@@ -182,6 +182,20 @@ impl Manifest {
         (!consistent).then(|| format!("its role `{}` does not match the hooks it lists", self.role))
     }
 
+    /// What is wrong with the `bulwark-hook` binary the shims run, `None` when it is an
+    /// executable file. Every shim fails closed without it: every commit is refused.
+    pub fn hook_binary_problem(&self) -> Option<String> {
+        use std::os::unix::fs::PermissionsExt as _;
+        let path = &self.hook_binary;
+        match std::fs::metadata(path) {
+            Ok(meta) if !meta.is_file() => Some(format!("{} is not a file", path.display())),
+            Ok(meta) if meta.permissions().mode() & 0o111 == 0 => Some(format!("{} is not executable", path.display())),
+            Ok(_) => None,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Some(format!("{} is missing", path.display())),
+            Err(e) => Some(format!("cannot read {}: {e}", path.display())),
+        }
+    }
+
     /// Writes it atomically, sealed. The directory is world-readable (0755) so the drift
     /// scanner running as another user can still check integrity; the file holds no secret.
     pub fn save(&self, common_dir: &Path) -> Result<(), ManifestError> {

@@ -60,8 +60,13 @@ pub struct RunOptions<'a> {
     pub capture_limit: usize,
 }
 
-/// Human-readable form of a command, program and arguments.
+/// Human-readable form of a command, program and arguments (URL credentials removed: the
+/// text ends up in errors, events and job files).
 pub fn describe(cmd: &Command) -> String {
+    crate::redact::redact_urls(&describe_raw(cmd)).into_owned()
+}
+
+fn describe_raw(cmd: &Command) -> String {
     let mut text = cmd.get_program().to_string_lossy().into_owned();
     for arg in cmd.get_args() {
         text.push(' ');
@@ -73,6 +78,17 @@ pub fn describe(cmd: &Command) -> String {
 /// Runs `cmd` to completion (or its time limit) and returns its status and output, whatever
 /// the exit code. The child gets its own process group so a timeout kills its children too.
 pub fn run(cmd: &mut Command, opts: &RunOptions<'_>) -> Result<Captured, ProcessError> {
+    run_observed(cmd, opts, &mut |_| {})
+}
+
+/// As [`run`], calling `on_spawn` with the child's pid (which is also its process group)
+/// once it started and before waiting on it: a caller records what it must be able to end
+/// if it dies while waiting.
+pub fn run_observed(
+    cmd: &mut Command,
+    opts: &RunOptions<'_>,
+    on_spawn: &mut dyn FnMut(u32),
+) -> Result<Captured, ProcessError> {
     let command = describe(cmd);
     let limit = if opts.capture_limit == 0 { DEFAULT_CAPTURE_LIMIT } else { opts.capture_limit };
     cmd.stdin(if opts.stdin.is_some() { Stdio::piped() } else { Stdio::null() })
@@ -82,6 +98,7 @@ pub fn run(cmd: &mut Command, opts: &RunOptions<'_>) -> Result<Captured, Process
     let mut child = cmd
         .spawn()
         .map_err(|source| ProcessError::Spawn { program: cmd.get_program().to_string_lossy().into_owned(), source })?;
+    on_spawn(child.id());
     if let (Some(bytes), Some(mut pipe)) = (opts.stdin, child.stdin.take()) {
         let bytes = bytes.to_vec();
         // A child that exits without reading its input is not an error of ours.
@@ -148,6 +165,89 @@ pub fn run_checked(cmd: &mut Command, opts: &RunOptions<'_>) -> Result<Captured,
             stdout: out.stdout_str(),
         })
     }
+}
+
+/// What `/proc/<pid>/stat` says about a process.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ProcStat {
+    /// `R`, `S`, `D`, `Z` (zombie: finished, not yet reaped)...
+    pub state: char,
+    pub pgrp: u32,
+    /// Clock ticks since boot when it started.
+    pub start_ticks: u64,
+}
+
+impl ProcStat {
+    /// Whether it still runs (a zombie or dead process does not).
+    pub fn alive(&self) -> bool {
+        !matches!(self.state, 'Z' | 'X' | 'x')
+    }
+}
+
+/// `/proc/<pid>/stat` of `pid`, or `None` when there is no such process.
+pub fn proc_stat(pid: u32) -> Option<ProcStat> {
+    let text = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // The command name is in parentheses and may contain anything: parse after the last `)`.
+    let rest = &text[text.rfind(')')? + 1..];
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    Some(ProcStat {
+        state: fields.first()?.chars().next()?,
+        pgrp: fields.get(2)?.parse().ok()?,
+        start_ticks: fields.get(19)?.parse().ok()?,
+    })
+}
+
+/// Live processes of process group `pgid` that started at or after `not_before` (clock
+/// ticks since boot): members of a group that started then, not of a later group that
+/// happens to reuse the number.
+pub fn group_members(pgid: u32, not_before: u64) -> Vec<u32> {
+    let Ok(entries) = std::fs::read_dir("/proc") else { return Vec::new() };
+    entries
+        .flatten()
+        .filter_map(|e| e.file_name().to_str().and_then(|n| n.parse::<u32>().ok()))
+        .filter(|pid| proc_stat(*pid).is_some_and(|s| s.alive() && s.pgrp == pgid && s.start_ticks >= not_before))
+        .collect()
+}
+
+/// How ending a process group went.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct EndedGroup {
+    /// Processes found running in it.
+    pub found: usize,
+    /// Whether SIGTERM was not enough and SIGKILL was sent.
+    pub killed: bool,
+    /// Whether some are still there after SIGKILL (stuck in the kernel).
+    pub survivors: usize,
+}
+
+/// Ends process group `pgid` (if any member started at or after `not_before` still runs):
+/// SIGTERM to the group, then SIGKILL after `grace`. Returns what was found and done.
+pub fn end_group(pgid: u32, not_before: u64, grace: Duration) -> EndedGroup {
+    let found = group_members(pgid, not_before).len();
+    let mut ended = EndedGroup { found, killed: false, survivors: 0 };
+    let Some(group) = i32::try_from(pgid).ok().filter(|p| *p > 1).and_then(rustix::process::Pid::from_raw) else {
+        return ended;
+    };
+    if found == 0 {
+        return ended;
+    }
+    let _ = rustix::process::kill_process_group(group, rustix::process::Signal::TERM);
+    let gone = |limit: Duration| {
+        let deadline = Instant::now() + limit;
+        loop {
+            let left = group_members(pgid, not_before).len();
+            if left == 0 || Instant::now() >= deadline {
+                return left;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    };
+    if gone(grace) > 0 {
+        ended.killed = true;
+        let _ = rustix::process::kill_process_group(group, rustix::process::Signal::KILL);
+        ended.survivors = gone(Duration::from_secs(2));
+    }
+    ended
 }
 
 fn kill_group(child: &mut std::process::Child) {
@@ -223,6 +323,27 @@ mod tests {
         .unwrap();
         assert_eq!(out.stdout.len(), 1000);
         assert!(out.truncated);
+    }
+
+    #[test]
+    fn a_process_group_is_found_by_its_start_time_and_ended() {
+        let mut child = Command::new("sh")
+            .args(["-c", "trap '' TERM; sleep 30 & sleep 30; wait"])
+            .process_group(0)
+            .stdout(Stdio::null())
+            .spawn()
+            .unwrap();
+        let pid = child.id();
+        let stat = proc_stat(pid).unwrap();
+        assert_eq!(stat.pgrp, pid);
+        // A later start time is another process that reuses the number: left alone.
+        assert!(group_members(pid, stat.start_ticks + 1_000_000).is_empty());
+        let ended = end_group(pid, stat.start_ticks, Duration::from_millis(200));
+        let _ = child.wait();
+        assert!(ended.found >= 2, "{ended:?}");
+        assert!(ended.killed, "the shell ignores SIGTERM: {ended:?}");
+        assert_eq!(ended.survivors, 0);
+        assert!(group_members(pid, stat.start_ticks).is_empty());
     }
 
     #[test]

@@ -74,8 +74,13 @@ impl CliError {
     pub fn exit_code(&self) -> ExitCode {
         ExitCode::from(self.kind.code())
     }
-    /// The rendered message, every line ending in `\n`.
+    /// The rendered message, every line ending in `\n`, without known secrets or URL
+    /// credentials.
     pub fn render(&self) -> String {
+        crate::redact::clean(&self.render_raw()).into_owned()
+    }
+
+    fn render_raw(&self) -> String {
         let mut out = String::new();
         let _ = writeln!(out, "error: {}", self.message);
         for cause in &self.causes {

@@ -59,8 +59,14 @@ pub fn ensure_private_dir(dir: &Path) -> Result<(), StateError> {
 
 /// Writes `bytes` to `path` atomically: a private temp file in the same directory, fsync,
 /// rename over `path`, fsync the directory. Readers see the old or the new file, never half.
+///
+/// Text has known secrets and URL credentials removed first ([`crate::redact::clean`]):
+/// every state file may be read, copied or attached to a ticket.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), StateError> {
-    write_atomic_mode(path, bytes, 0o600)
+    match std::str::from_utf8(bytes) {
+        Ok(text) => write_atomic_mode(path, crate::redact::clean(text).as_bytes(), 0o600),
+        Err(_) => write_atomic_mode(path, bytes, 0o600),
+    }
 }
 
 /// As [`write_atomic`], with the given permission bits (hook shims need 0755).
@@ -79,12 +85,15 @@ pub fn write_atomic_mode(path: &Path, bytes: &[u8], mode: u32) -> Result<(), Sta
     Ok(())
 }
 
-/// Serializes `value` as pretty JSON and writes it atomically and privately.
+/// Serializes `value` as pretty JSON (every string cleaned of secrets) and writes it
+/// atomically and privately.
 pub fn write_json_atomic<T: serde::Serialize>(path: &Path, value: &T) -> Result<(), StateError> {
-    let mut bytes = serde_json::to_vec_pretty(value)
-        .map_err(|e| StateError::Write { path: path.to_owned(), source: std::io::Error::other(e) })?;
+    let err = |e| StateError::Write { path: path.to_owned(), source: std::io::Error::other(e) };
+    let mut value = serde_json::to_value(value).map_err(err)?;
+    crate::redact::clean_value(&mut value);
+    let mut bytes = serde_json::to_vec_pretty(&value).map_err(err)?;
     bytes.push(b'\n');
-    write_atomic(path, &bytes)
+    write_atomic_mode(path, &bytes, 0o600)
 }
 
 #[cfg(test)]

@@ -513,6 +513,14 @@ fn hooks(repo: &gix::Repository, label: &str, require_install: bool, findings: &
             format!("cannot read the config: {}", flat(&e)),
         )),
     }
+    if let Some(problem) = manifest.hook_binary_problem() {
+        findings.push(Finding::new(
+            label,
+            Kind::HooksTampered,
+            "bulwark-hook",
+            format!("the hook binary {problem}: every shim fails, every commit is refused"),
+        ));
+    }
     for hook in &manifest.hooks {
         let file = hook.file(&manifest.hooks_dir);
         let detail = match hook.check(&manifest.hooks_dir) {

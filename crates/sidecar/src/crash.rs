@@ -10,6 +10,7 @@ use bulwark_core::env;
 /// Every point a test may name, in the order a rollback passes them.
 pub const POINTS: &[&str] = &[
     "deploy",
+    "deploy.running",
     "stabilize",
     "stabilize.sleeping",
     "health",

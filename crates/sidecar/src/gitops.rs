@@ -68,6 +68,9 @@ impl Repos {
     /// The remote's URL as the checkout has it, made absolute when it is a relative path.
     pub fn remote_url(&self) -> Result<String, ProcessError> {
         let url = self.checkout_git().stdout(["remote", "get-url", "--end-of-options", &self.remote])?;
+        // A URL with `user:token@` is a common way to give the sidecar push rights: the token
+        // must not reach any output, whatever git's messages quote.
+        bulwark_core::redact::register_credentials(&url);
         let is_url = url.contains("://") || (url.contains(':') && !url.starts_with('/') && !url.starts_with('.'));
         if is_url || Path::new(&url).is_absolute() {
             Ok(url)
@@ -141,6 +144,22 @@ impl Repos {
             let (commit, values) = line.split_once(' ')?;
             values.split_whitespace().any(|v| v == to).then(|| commit.to_owned())
         }))
+    }
+
+    /// Whether `commit` is `tip` or one of its ancestors (in the scratch repository).
+    pub fn is_ancestor(&self, commit: &str, tip: &str) -> Result<bool, ProcessError> {
+        let out = self.scratch_git().run_unchecked(["merge-base", "--is-ancestor", "--end-of-options", commit, tip])?;
+        match out.status.code() {
+            Some(0) => Ok(true),
+            Some(1) => Ok(false),
+            _ => Err(ProcessError::Failed {
+                command: format!("git merge-base --is-ancestor {commit} {tip}"),
+                status: out.status.to_string(),
+                code: out.status.code(),
+                stderr: out.stderr_str(),
+                stdout: out.stdout_str(),
+            }),
+        }
     }
 
     /// Commits in `from..to` that are themselves bulwark reverts (never auto-reverted).

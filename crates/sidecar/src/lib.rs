@@ -22,6 +22,7 @@ use std::time::{Duration, Instant};
 use bulwark_core::config::{Config, Lookup, ServiceConfig};
 use bulwark_core::git::{Git, is_full_oid, is_zero_oid};
 use bulwark_core::jobs::{self, Job, Phase};
+use bulwark_core::output::printable;
 use bulwark_core::{CliError, Journal};
 use serde_json::json;
 
@@ -113,7 +114,18 @@ pub fn main() -> std::process::ExitCode {
 
 /// Runs one command.
 pub fn run(args: &SidecarArgs) -> Result<ExitCode, CliError> {
-    let config = Config::load(&Lookup { explicit: args.config.as_deref(), git_dir: None })?.config;
+    let loaded = Config::load(&Lookup { explicit: args.config.as_deref(), git_dir: None })?;
+    if loaded.origin.is_none() && matches!(args.command, SidecarCommand::Once(_) | SidecarCommand::Run(_)) {
+        // Built-in defaults have no service: a worker started without its config would
+        // otherwise do nothing, silently, forever.
+        return Err(CliError::usage(format!(
+            "no config file: looked for {} (no --config given and ${} is not set)",
+            bulwark_core::config::SYSTEM_CONFIG,
+            bulwark_core::env::CONFIG
+        ))
+        .hint("write the config there (see docs/sidecar.md), or pass --config PATH"));
+    }
+    let config = loaded.config;
     match &args.command {
         SidecarCommand::Enqueue(a) => cmd_enqueue(&config, a),
         SidecarCommand::Once(a) => cmd_once(config, a),
@@ -400,6 +412,8 @@ fn cmd_status(config: &Config, args: &StatusArgs) -> Result<ExitCode, CliError> 
                 })),
             })).collect::<Vec<_>>(),
         });
+        let mut value = value;
+        bulwark_core::redact::clean_value(&mut value);
         println!("{value}");
         return Ok(ExitCode::SUCCESS);
     }
@@ -422,10 +436,10 @@ fn cmd_status(config: &Config, args: &StatusArgs) -> Result<ExitCode, CliError> 
         if !configured {
             line.push_str(" (not in the config)");
         }
-        println!("{line}");
+        println!("{}", printable(&line));
         if let Some(j) = last {
             if let Some(e) = &j.escalation {
-                println!("{name}: escalated: {e}");
+                println!("{}", printable(&format!("{name}: escalated: {e}")));
             }
             let owed = j.notifications.iter().filter(|d| d.delivered.is_none()).count();
             if owed > 0 {
@@ -433,7 +447,7 @@ fn cmd_status(config: &Config, args: &StatusArgs) -> Result<ExitCode, CliError> 
             }
         }
         if let Some((_, _, line)) = watched.iter().find(|(n, _, _)| n == name) {
-            println!("{line}");
+            println!("{}", printable(line));
         }
     }
     Ok(ExitCode::SUCCESS)

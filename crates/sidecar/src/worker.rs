@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 use bulwark_alert::Notifier;
 use bulwark_core::config::{Config, NotifyConfig, ServiceConfig};
 use bulwark_core::jobs::{
-    self, CommandRecord, Delivery, HealthRecord, Job, JobError, Phase, RevertRecord, ServiceLock, Step,
+    self, CommandRecord, Delivery, HealthRecord, Job, JobError, Phase, RevertRecord, RunningChild, ServiceLock, Step,
 };
 use bulwark_core::process::{self, ProcessError, RunOptions};
 use bulwark_core::{Journal, JournalError, state};
@@ -31,6 +31,8 @@ const MAX_PHASE_STARTS: u32 = 5;
 const MAX_PUSH_ATTEMPTS: u32 = 5;
 /// Delivery attempts per notification before giving up on it.
 pub const MAX_NOTIFY_ATTEMPTS: u32 = 20;
+/// How long an orphaned deploy gets to stop after SIGTERM before SIGKILL.
+const ORPHAN_GRACE: Duration = Duration::from_secs(10);
 /// Bytes of a deploy's stdout/stderr kept in the job.
 const KEPT_OUTPUT: usize = 4096;
 
@@ -174,6 +176,11 @@ impl Worker {
             ServiceLock::try_acquire(&self.state_dir, &service.name)?
         };
         let Some(_lock) = lock else { return Ok(None) };
+        // A worker killed while a deploy ran left it running: end it before anything else
+        // of this service runs (whoever started it, this lock's holder is the only worker).
+        for mut job in self.jobs_of(&service.name)?.into_iter().filter(|j| j.running.is_some()) {
+            self.end_orphan(&mut job)?;
+        }
         let mut pass = Pass::default();
         loop {
             let all = self.jobs_of(&service.name)?;
@@ -287,8 +294,20 @@ impl Worker {
     }
 
     fn deploy(&self, service: &ServiceConfig, repos: &Repos, job: &mut Job) -> Result<(), WorkError> {
+        // The deploy command deploys whatever the checkout holds: a job for another commit
+        // would deploy, judge and revert something it does not describe.
+        let head = repos.checkout_head();
+        if head.as_deref() != Some(job.to.as_str()) {
+            let reason = format!(
+                "the job is for {} but the checkout {} is at {}, so its premise is false; nothing was deployed",
+                short(&job.to),
+                repos.checkout.display(),
+                head.as_deref().map_or("an unknown commit", short)
+            );
+            return self.escalate(job, repos, &reason);
+        }
         self.emit("deploy.started", job, json!({"commit": job.to, "step": "deploy"}))?;
-        let record = run_deploy(service, "deploy");
+        let record = self.run_deploy(service, job, "deploy")?;
         job.deploys.push(record.clone());
         if record.error.is_none() {
             return self.enter(job, Phase::Stabilize, "deploy exited 0");
@@ -367,10 +386,24 @@ impl Worker {
                 "the deploy is unhealthy, but the job names no change (from = to), so there is nothing to revert",
             );
         }
-        let loops = repos
+        let on_remote = repos
             .fetch()
-            .and_then(|_| repos.ensure_objects(&[&job.from, &job.to]))
-            .and_then(|()| repos.bulwark_reverts_in(&job.from, &job.to));
+            .and_then(|tip| repos.ensure_objects(&[&job.from, &job.to]).map(|()| tip))
+            .and_then(|tip| Ok((repos.is_ancestor(&job.to, &tip)?, tip)));
+        match on_remote {
+            Ok((false, tip)) => {
+                return self.escalate(job, repos, &not_on_remote(job, repos, &tip));
+            }
+            Ok((true, _)) => {}
+            Err(e) => {
+                return self.escalate(
+                    job,
+                    repos,
+                    &format!("the deploy is unhealthy, but the rollback cannot start: {e}"),
+                );
+            }
+        }
+        let loops = repos.bulwark_reverts_in(&job.from, &job.to);
         match loops {
             Err(e) => {
                 return self.escalate(
@@ -404,6 +437,13 @@ impl Worker {
                 );
             }
         };
+        match repos.is_ancestor(&job.to, &tip) {
+            Ok(true) => {}
+            Ok(false) => return self.escalate(job, repos, &not_on_remote(job, repos, &tip)),
+            Err(e) => {
+                return self.escalate(job, repos, &format!("cannot read `{}/{}`: {e}", repos.remote, repos.branch));
+            }
+        }
         match repos.find_revert_of(&job.to) {
             Ok(Some(existing)) => {
                 job.revert = Some(RevertRecord {
@@ -420,6 +460,10 @@ impl Worker {
             }
         }
         match self.make_revert(repos, job, &tip, 0)? {
+            Some(commit) if commit == tip => {
+                // Nothing was made: the remote's tip already undoes the change.
+                self.enter(job, Phase::Push, format!("the remote tip {} already undoes the change", short(&tip)))
+            }
             Some(commit) => {
                 self.emit_once(
                     "rollback.reverted",
@@ -543,11 +587,15 @@ impl Worker {
         job.pushed = Some(pushed.clone());
         job.pushed_at.get_or_insert_with(jobs::now_millis);
         job.save(&self.state_dir)?;
-        self.emit_once(
-            "rollback.pushed",
-            job,
-            json!({"bad_commit": job.to, "revert": pushed, "remote": repos.remote, "branch": repos.branch}),
-        )?;
+        // Only a revert this job made was pushed by it; otherwise the remote already had one.
+        let made_here =
+            job.revert.as_ref().is_some_and(|r| r.commit == pushed && !r.parent.is_empty() && r.parent != r.commit);
+        let mut fields =
+            json!({"bad_commit": job.to, "revert": pushed, "remote": repos.remote, "branch": repos.branch});
+        if !made_here {
+            fields["already_on_remote"] = json!(true);
+        }
+        self.emit_once("rollback.pushed", job, fields)?;
         match repos.fast_forward_checkout() {
             Ok(head) => self.enter(
                 job,
@@ -569,7 +617,7 @@ impl Worker {
     fn redeploy(&self, service: &ServiceConfig, repos: &Repos, job: &mut Job) -> Result<(), WorkError> {
         let head = repos.checkout_head().unwrap_or_default();
         self.emit("deploy.started", job, json!({"commit": head, "step": "redeploy"}))?;
-        let record = run_deploy(service, "redeploy");
+        let record = self.run_deploy(service, job, "redeploy")?;
         job.deploys.push(record.clone());
         match record.error {
             None => self.enter(job, Phase::Verify, "redeploy exited 0"),
@@ -744,6 +792,62 @@ impl Worker {
         Ok(())
     }
 
+    /// Runs the service's deploy command in its checkout, with its time limit. The child is
+    /// recorded in the job (saved) before the worker waits on it, and cleared after.
+    fn run_deploy(&self, service: &ServiceConfig, job: &mut Job, step: &str) -> Result<CommandRecord, WorkError> {
+        let mut saved: Result<(), JobError> = Ok(());
+        let record =
+            run_step_observed(&service.deploy, &service.checkout, service.deploy_timeout.get(), step, &mut |pid| {
+                job.running = Some(RunningChild {
+                    step: step.to_owned(),
+                    pid,
+                    pgid: pid,
+                    start_ticks: process::proc_stat(pid).map_or(0, |s| s.start_ticks),
+                    started: jobs::now_millis(),
+                });
+                saved = job.save(&self.state_dir);
+                crash::point("deploy.running");
+            });
+        job.running = None;
+        saved?;
+        Ok(record)
+    }
+
+    /// Ends the deploy a worker that died left running for `job` (its process group, if
+    /// still there and really the one started), journals it, and clears the record: two
+    /// deploys of one service never overlap.
+    fn end_orphan(&self, job: &mut Job) -> Result<(), WorkError> {
+        let Some(child) = job.running.clone() else { return Ok(()) };
+        let ended = process::end_group(child.pgid, child.start_ticks, ORPHAN_GRACE);
+        if ended.found > 0 {
+            let how = if ended.killed { "SIGKILL after SIGTERM" } else { "SIGTERM" };
+            self.emit(
+                "deploy.orphan_ended",
+                job,
+                json!({
+                    "step": child.step,
+                    "pid": child.pid,
+                    "pgid": child.pgid,
+                    "started": child.started,
+                    "processes": ended.found,
+                    "signal": how,
+                    "survivors": ended.survivors,
+                }),
+            )?;
+            job.timeline.push(Step {
+                ts: jobs::now_millis(),
+                phase: job.phase.as_str().to_owned(),
+                note: format!(
+                    "ended the {} left running by a stopped worker (process group {}, {} process(es), {how})",
+                    child.step, child.pgid, ended.found
+                ),
+            });
+        }
+        job.running = None;
+        job.save(&self.state_dir)?;
+        Ok(())
+    }
+
     fn enter(&self, job: &mut Job, phase: Phase, note: impl Into<String>) -> Result<(), WorkError> {
         let now = jobs::now_millis();
         job.phase = phase;
@@ -800,6 +904,17 @@ impl Worker {
     }
 }
 
+/// Why a rollback cannot revert `to` on the remote: the remote branch does not have it.
+fn not_on_remote(job: &Job, repos: &Repos, tip: &str) -> String {
+    format!(
+        "the deploy of {} is unhealthy, but `{}/{}` (at {}) does not have that commit: the checkout holds commits the remote does not, so there is nothing on the remote to revert; nothing was reverted or pushed",
+        short(&job.to),
+        repos.remote,
+        repos.branch,
+        short(tip)
+    )
+}
+
 /// Whether a rolled-back or escalated job still lacks its outcome event and incident
 /// summary (the worker stopped right after saving the final phase).
 pub fn unsettled(job: &Job) -> bool {
@@ -818,20 +933,26 @@ pub(crate) fn since(ts: &str) -> Option<Duration> {
     u64::try_from(ms).ok().map(Duration::from_millis)
 }
 
-/// Runs the service's deploy command in its checkout, with its time limit.
-fn run_deploy(service: &ServiceConfig, step: &str) -> CommandRecord {
-    run_step(&service.deploy, &service.checkout, service.deploy_timeout.get(), step)
-}
-
 /// Runs `argv` in `dir` with a time limit (the process group is killed at it) and records
 /// the run: exit code, truncated output, and why it did not succeed.
 pub(crate) fn run_step(argv: &bulwark_core::config::Argv, dir: &Path, timeout: Duration, step: &str) -> CommandRecord {
+    run_step_observed(argv, dir, timeout, step, &mut |_| {})
+}
+
+/// As [`run_step`], calling `on_spawn` with the child's pid before waiting on it.
+fn run_step_observed(
+    argv: &bulwark_core::config::Argv,
+    dir: &Path,
+    timeout: Duration,
+    step: &str,
+    on_spawn: &mut dyn FnMut(u32),
+) -> CommandRecord {
     let mut cmd = argv.command();
     cmd.current_dir(dir);
     let opts = RunOptions { timeout: Some(timeout), capture_limit: 16 * 1024, ..RunOptions::default() };
     let started = jobs::now_millis();
     let begun = Instant::now();
-    let result = process::run(&mut cmd, &opts);
+    let result = process::run_observed(&mut cmd, &opts, on_spawn);
     let mut record = CommandRecord {
         step: step.to_owned(),
         started,

@@ -160,13 +160,15 @@ fn serve(stream: TcpStream, handler: &Handler, requests: &Mutex<Vec<Request>>, s
             headers.push((k.trim().to_owned(), v.trim().to_owned()));
         }
     }
-    let len = headers
-        .iter()
-        .find(|(k, _)| k.eq_ignore_ascii_case("content-length"))
-        .and_then(|(_, v)| v.parse::<usize>().ok())
-        .unwrap_or(0);
-    let mut body = vec![0; len];
-    let _ = reader.read_exact(&mut body);
+    let header = |name: &str| headers.iter().find(|(k, _)| k.eq_ignore_ascii_case(name)).map(|(_, v)| v.clone());
+    let body = if header("transfer-encoding").is_some_and(|v| v.eq_ignore_ascii_case("chunked")) {
+        read_chunked(&mut reader)
+    } else {
+        let len = header("content-length").and_then(|v| v.parse::<usize>().ok()).unwrap_or(0);
+        let mut body = vec![0; len];
+        let _ = reader.read_exact(&mut body);
+        body
+    };
     let request = Request { method, path, headers, body };
     requests.lock().unwrap().push(request.clone());
     let response = handler(&request);
@@ -201,4 +203,87 @@ fn serve(stream: TcpStream, handler: &Handler, requests: &Mutex<Vec<Request>>, s
         }
     }
     let _ = out.flush();
+}
+
+/// A `Transfer-Encoding: chunked` request body (git sends large pushes that way).
+fn read_chunked(reader: &mut BufReader<TcpStream>) -> Vec<u8> {
+    let mut body = Vec::new();
+    loop {
+        let mut size = String::new();
+        if reader.read_line(&mut size).unwrap_or(0) == 0 {
+            break;
+        }
+        let Ok(len) = usize::from_str_radix(size.trim().split(';').next().unwrap_or_default(), 16) else { break };
+        if len == 0 {
+            let mut trailer = String::new();
+            let _ = reader.read_line(&mut trailer);
+            break;
+        }
+        let mut chunk = vec![0; len + 2];
+        if reader.read_exact(&mut chunk).is_err() {
+            break;
+        }
+        body.extend_from_slice(&chunk[..len]);
+    }
+    body
+}
+
+/// Answers `req` as a smart-HTTP git server for the bare repositories under `root`,
+/// through `git http-backend` (CGI), pushes allowed (as user `bot`). For a server
+/// handler: `HttpServer::start(move |req| git_http_backend(&root, req))`.
+pub fn git_http_backend(root: &std::path::Path, req: &Request) -> Response {
+    let (path, query) = req.path.split_once('?').unwrap_or((&req.path, ""));
+    let mut cmd = std::process::Command::new("git");
+    cmd.arg("http-backend")
+        .env_clear()
+        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+        .env("GIT_CONFIG_NOSYSTEM", "1")
+        .env("GIT_CONFIG_GLOBAL", "/dev/null")
+        .env("GIT_PROJECT_ROOT", root)
+        .env("GIT_HTTP_EXPORT_ALL", "1")
+        .env("REMOTE_USER", "bot")
+        .env("REMOTE_ADDR", "127.0.0.1")
+        .env("REQUEST_METHOD", &req.method)
+        .env("PATH_INFO", path)
+        .env("QUERY_STRING", query)
+        .env("CONTENT_LENGTH", req.body.len().to_string())
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null());
+    for (header, var) in [
+        ("content-type", "CONTENT_TYPE"),
+        ("content-encoding", "HTTP_CONTENT_ENCODING"),
+        ("git-protocol", "GIT_PROTOCOL"),
+    ] {
+        if let Some(value) = req.header(header) {
+            cmd.env(var, value);
+        }
+    }
+    let Ok(mut child) = cmd.spawn() else { return Response::status(500).body("cannot run git http-backend") };
+    if let Some(mut stdin) = child.stdin.take() {
+        let body = req.body.clone();
+        std::thread::spawn(move || {
+            let _ = stdin.write_all(&body);
+        });
+    }
+    let Ok(out) = child.wait_with_output() else { return Response::status(500) };
+    // CGI output: headers (`Status:` among them), a blank line, the body.
+    let text = out.stdout;
+    let split = text.windows(4).position(|w| w == b"\r\n\r\n").map(|i| (i, 4));
+    let split = split.or_else(|| text.windows(2).position(|w| w == b"\n\n").map(|i| (i, 2)));
+    let Some((at, sep)) = split else { return Response::status(500).body("bad CGI output") };
+    let mut response = Response::status(200);
+    for line in String::from_utf8_lossy(&text[..at]).lines() {
+        let Some((name, value)) = line.split_once(':') else { continue };
+        if name.eq_ignore_ascii_case("content-length") {
+            continue;
+        }
+        if name.eq_ignore_ascii_case("status") {
+            response.status = value.trim().split(' ').next().and_then(|s| s.parse().ok()).unwrap_or(500);
+        } else {
+            response = response.header(name.trim(), value.trim());
+        }
+    }
+    response.body = text[at + sep..].to_vec();
+    response
 }
