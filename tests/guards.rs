@@ -520,3 +520,24 @@ fn an_install_from_before_pinning_is_reported_until_installed_again() {
     let out = scan();
     assert!(!out.stdout.contains("remote-changed"), "{}", out.stdout);
 }
+
+/// `git branch -M topic main` with the files backend writes the renamed ref without showing
+/// it to `reference-transaction` (git shows only deletions), so the client cannot see it;
+/// the threat model says so, and this is what catches it: the push of that `main` is
+/// refused on the client, and with `--no-verify` on the server.
+#[test]
+fn a_branch_renamed_onto_main_is_caught_by_the_push_guards() {
+    let env = TestEnv::new();
+    let (remote, clone) = server(&env, SERVER_CONFIG);
+    env.install(&clone, "dev");
+    let before = env.rev(&remote, "main");
+    let unpushed = unpushed_branch(&env, &clone);
+    env.git(&clone, &["switch", "-q", "x"]);
+    env.git(&clone, &["branch", "-M", "x", "main"]);
+    assert_eq!(env.rev(&clone, "main"), unpushed, "git renamed without asking the hook");
+    push_as(&env, &clone, "alice", &["origin", "main"]).assert_code(1).assert_stderr_contains("pushing to `main`");
+    push_as(&env, &clone, "alice", &["--no-verify", "origin", "main"])
+        .assert_code(1)
+        .assert_stderr_contains("only `merger-bot` may update it");
+    assert_eq!(env.rev(&remote, "main"), before);
+}
