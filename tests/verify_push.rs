@@ -537,6 +537,7 @@ fn a_command_that_repoints_the_remote_is_not_verified() {
         ("set-url --push", "git remote set-url --push origin FAKE && git push -q origin main"),
         ("rename and add", "git remote rename origin x && git remote add origin FAKE && git push -q origin main"),
         ("config edited by hand", "sed -i 's|REAL|FAKE|' .git/config && git push -q origin main"),
+        ("a second URL", "git remote set-url --add origin FAKE && git push -q origin main"),
     ];
     for (name, script) in variants {
         let env = TestEnv::new();
@@ -556,17 +557,40 @@ fn a_command_that_repoints_the_remote_is_not_verified() {
             )),
             "{name}: {first}"
         );
-        assert!(first.contains(&fake_url) || first.contains("no remote named"), "{name}: {first}");
+        assert!(first.contains(&fake_url), "{name}: {first}");
         out.assert_stderr_contains("hint: a command that re-points the remote");
-        // The trick "worked": the fake remote has the commit, the real one never moved.
+        // The trick "worked": the fake remote has the commit; the real one never moved
+        // (except with a second URL, where the push went to both).
         assert_eq!(env.rev(&fake, "main"), tip, "{name}");
-        assert_eq!(env.rev(&remote, "main"), before, "{name}");
+        if name != "a second URL" {
+            assert_eq!(env.rev(&remote, "main"), before, "{name}");
+        }
         let event = only_event(&env, "verify_push.failed");
         assert_eq!(event.str("reason"), Some("remote_changed"), "{name}");
         assert_eq!(event.str("url"), Some(real_url.as_str()), "{name}");
         assert_eq!(event.str("url_before"), Some(real_url.as_str()), "{name}");
         assert!(env.events_of("verify_push.ok").is_empty(), "{name}");
     }
+}
+
+#[test]
+fn a_command_that_removes_the_remote_is_not_verified() {
+    let env = TestEnv::new();
+    let (remote, clone, _before, _tip) = with_local_commit(&env);
+    let real_url = bulwark_testutil::file_url(&remote);
+    // The push goes to the real remote by URL, but `origin` no longer exists.
+    let script = format!("git push -q {real_url} main && git remote remove origin");
+
+    let out = run(env.bin_command(BIN).current_dir(&clone).arg("--").args(shell(&script)));
+
+    out.assert_code(1);
+    assert_eq!(
+        out.stderr.lines().next().unwrap(),
+        format!(
+            "error: push not verified: the command changed what `origin` means: before {real_url}, after no remote named `origin`"
+        )
+    );
+    assert_eq!(only_event(&env, "verify_push.failed").str("url_after"), Some("no remote named `origin`"));
 }
 
 #[test]
@@ -721,4 +745,67 @@ fn a_command_that_hangs_is_stopped_at_the_command_timeout() {
         let out = verify_push(&env, &clone, &["--command-timeout", bad, "--", "true"]);
         out.assert_code(2);
     }
+}
+
+#[test]
+fn a_signal_while_the_remote_is_read_stops_at_once_and_is_journaled() {
+    let env = TestEnv::new();
+    let (_remote, clone, _before, _tip) = with_local_commit(&env);
+    let server = HttpServer::start(|_| Response::ok("").delay(Duration::from_secs(120)));
+    env.git(&clone, &["remote", "set-url", "origin", &server.url("/repo.git")]);
+    let child = start_wrapped(&env, &clone, &["--timeout", "100s"], "touch ran");
+    bulwark_testutil::wait_for(Duration::from_secs(20), || (!server.requests().is_empty()).then_some(()))
+        .expect("git never reached the server");
+
+    let started = Instant::now();
+    std::process::Command::new("kill").arg("-TERM").arg(child.id().to_string()).status().unwrap();
+    let out = child.wait_with_output().unwrap();
+
+    assert_eq!(out.status.code(), Some(143), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(started.elapsed() < Duration::from_secs(20), "took {:?}", started.elapsed());
+    assert_eq!(
+        String::from_utf8_lossy(&out.stderr),
+        "error: interrupted by SIGTERM (before the command ran): the push was not verified\n"
+    );
+    assert!(!clone.join("ran").exists(), "the command must not run after the signal");
+    let event = only_event(&env, "verify_push.failed");
+    assert_eq!(event.str("reason"), Some("interrupted"));
+    assert_eq!(event.str("phase"), Some("before"));
+}
+
+/// On a terminal's foreground (here a pseudo-terminal from util-linux `script`), the
+/// command stays in the terminal's job, so prompts and Ctrl-C work as without the wrapper;
+/// a signal sent to the wrapper alone still reaches the command and is journaled.
+#[test]
+fn on_a_terminal_the_command_stays_in_the_job_and_still_gets_the_signal() {
+    let env = TestEnv::new();
+    let (_remote, clone, _before, _tip) = with_local_commit(&env);
+    let script = "echo $PPID > wrapper; echo \"$(cut -d\" \" -f5 /proc/$$/stat) $(cut -d\" \" -f5 /proc/$PPID/stat)\" > pgids; \
+        trap \"echo TERM > got; exit 143\" TERM; touch ready; while :; do sleep 1; done";
+    let line = format!("{} -- sh -c '{script}'", bulwark_testutil::bin(BIN).display());
+    let child = env
+        .command("script")
+        .current_dir(&clone)
+        .env("SHELL", "/bin/sh")
+        .args(["-qec", &line, "/dev/null"])
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    bulwark_testutil::wait_for(Duration::from_secs(20), || clone.join("ready").exists().then_some(()))
+        .expect("the command never started");
+    let pgids = std::fs::read_to_string(clone.join("pgids")).unwrap();
+    let (command, wrapper) = pgids.trim().split_once(' ').unwrap();
+    assert_eq!(command, wrapper, "on a terminal the command must stay in the wrapper's job");
+    let wrapper_pid = std::fs::read_to_string(clone.join("wrapper")).unwrap().trim().to_owned();
+
+    std::process::Command::new("kill").arg("-TERM").arg(&wrapper_pid).status().unwrap();
+    let out = child.wait_with_output().unwrap();
+
+    assert_eq!(out.status.code(), Some(143), "{}", String::from_utf8_lossy(&out.stdout));
+    assert_eq!(std::fs::read_to_string(clone.join("got")).unwrap().trim(), "TERM");
+    let event = only_event(&env, "verify_push.failed");
+    assert_eq!(event.str("reason"), Some("interrupted"));
+    assert_eq!(event.str("signal"), Some("SIGTERM"));
 }

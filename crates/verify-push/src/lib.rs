@@ -372,10 +372,12 @@ fn cmd_wrap(args: &WrapArgs) -> Result<ExitCode, CliError> {
 /// `Some` error (journaled) when the remote name no longer means what it meant before the
 /// command: another URL, a new rewrite rule, another push URL, removed or renamed.
 fn remote_changed(ctx: &Context, record: &Record, now: &Result<RemoteMeaning, LocalError>) -> Option<CliError> {
-    let before = describe_meaning(&record.target.remote, &record.meaning);
+    // A name that was a configured remote before is a name, whatever git would make of it now.
+    let is_name = record.meaning.configured;
+    let before = describe_meaning(&record.target.remote, &record.meaning, is_name);
     let after = match now {
         Ok(now) if *now == record.meaning => return None,
-        Ok(now) => describe_meaning(&record.target.remote, now),
+        Ok(now) => describe_meaning(&record.target.remote, now, is_name),
         Err(err) => format!("unreadable ({err})"),
     };
     record.emit(
@@ -397,14 +399,14 @@ fn remote_changed(ctx: &Context, record: &Record, now: &Result<RemoteMeaning, Lo
 }
 
 /// One line for what a remote name means, URLs redacted.
-fn describe_meaning(name: &str, meaning: &RemoteMeaning) -> String {
+fn describe_meaning(name: &str, meaning: &RemoteMeaning, is_name: bool) -> String {
     use std::fmt::Write as _;
+    if !meaning.configured && is_name {
+        return format!("no remote named `{name}`");
+    }
     let Some(url) = meaning.pinned() else {
         return "no URL".to_owned();
     };
-    if !meaning.configured && url != name {
-        return format!("no remote named `{name}`");
-    }
     let mut text = redact_urls(url);
     if meaning.fetch.len() > 1 {
         let _ = write!(text, " (and {})", redact_urls(&meaning.fetch[1..].join(", ")));
