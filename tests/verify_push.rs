@@ -773,22 +773,22 @@ fn a_signal_while_the_remote_is_read_stops_at_once_and_is_journaled() {
     assert_eq!(event.str("phase"), Some("before"));
 }
 
-/// On a terminal's foreground (here a pseudo-terminal from util-linux `script`), the
-/// command stays in the terminal's job, so prompts and Ctrl-C work as without the wrapper;
-/// a signal sent to the wrapper alone still reaches the command and is journaled.
-#[test]
-fn on_a_terminal_the_command_stays_in_the_job_and_still_gets_the_signal() {
-    let env = TestEnv::new();
-    let (_remote, clone, _before, _tip) = with_local_commit(&env);
-    let script = "echo $PPID > wrapper; echo \"$(cut -d\" \" -f5 /proc/$$/stat) $(cut -d\" \" -f5 /proc/$PPID/stat)\" > pgids; \
-        trap \"echo TERM > got; exit 143\" TERM; touch ready; while :; do sleep 1; done";
-    let line = format!("{} -- sh -c '{script}'", bulwark_testutil::bin(BIN).display());
+/// Starts the wrapper around `script` as the foreground job of a pseudo-terminal (util-linux
+/// `script`), waits until the script wrote `ready`, checks that the command is in the
+/// wrapper's process group, and returns the `script` process.
+fn start_on_a_terminal(env: &TestEnv, clone: &Path, script: &str) -> std::process::Child {
+    let script =
+        format!("echo \"$(cut -d\" \" -f5 /proc/$$/stat) $(cut -d\" \" -f5 /proc/$PPID/stat)\" > pgids; {script}");
+    // `exec`: the wrapper itself is the terminal's job, no shell in between.
+    let line = format!("exec {} -- sh -c '{script}'", bulwark_testutil::bin(BIN).display());
     let child = env
         .command("script")
-        .current_dir(&clone)
+        .current_dir(clone)
         .env("SHELL", "/bin/sh")
         .args(["-qec", &line, "/dev/null"])
-        .stdin(std::process::Stdio::null())
+        // `script` copies its stdin to the terminal: a Ctrl-C written there is the
+        // terminal's own SIGINT to its foreground job.
+        .stdin(std::process::Stdio::piped())
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
         .spawn()
@@ -798,6 +798,27 @@ fn on_a_terminal_the_command_stays_in_the_job_and_still_gets_the_signal() {
     let pgids = std::fs::read_to_string(clone.join("pgids")).unwrap();
     let (command, wrapper) = pgids.trim().split_once(' ').unwrap();
     assert_eq!(command, wrapper, "on a terminal the command must stay in the wrapper's job");
+    child
+}
+
+/// Types Ctrl-C on the terminal of a [`start_on_a_terminal`] run.
+fn ctrl_c(child: &mut std::process::Child) {
+    use std::io::Write as _;
+    let stdin = child.stdin.as_mut().unwrap();
+    stdin.write_all(b"\x03").unwrap();
+    stdin.flush().unwrap();
+}
+
+/// On a terminal's foreground the command stays in the terminal's job, so prompts and
+/// Ctrl-C work as without the wrapper; a signal sent to the wrapper alone still reaches
+/// the command and is journaled.
+#[test]
+fn on_a_terminal_the_command_stays_in_the_job_and_still_gets_the_signal() {
+    let env = TestEnv::new();
+    let (_remote, clone, _before, _tip) = with_local_commit(&env);
+    let script =
+        "echo $PPID > wrapper; trap \"echo TERM > got; exit 143\" TERM; touch ready; while :; do sleep 1; done";
+    let child = start_on_a_terminal(&env, &clone, script);
     let wrapper_pid = std::fs::read_to_string(clone.join("wrapper")).unwrap().trim().to_owned();
 
     std::process::Command::new("kill").arg("-TERM").arg(&wrapper_pid).status().unwrap();
@@ -808,4 +829,31 @@ fn on_a_terminal_the_command_stays_in_the_job_and_still_gets_the_signal() {
     let event = only_event(&env, "verify_push.failed");
     assert_eq!(event.str("reason"), Some("interrupted"));
     assert_eq!(event.str("signal"), Some("SIGTERM"));
+}
+
+/// A Ctrl-C on the terminal reaches the whole job; the command decides what it means, as
+/// under a shell: the wrapper stops (130) only if the command died of it.
+#[test]
+fn on_a_terminal_a_ctrl_c_is_the_commands_to_handle() {
+    // The command takes Ctrl-C as "push now and finish": the wrapper keeps going and verifies.
+    let env = TestEnv::new();
+    let (remote, clone, _before, tip) = with_local_commit(&env);
+    let script = "trap \"git push -q origin main; exit 0\" INT; touch ready; while :; do sleep 1; done";
+    let mut child = start_on_a_terminal(&env, &clone, script);
+    ctrl_c(&mut child);
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stdout));
+    assert_eq!(env.rev(&remote, "main"), tip);
+    assert_eq!(only_event(&env, "verify_push.ok").str("reason"), Some("verified"));
+
+    // The command dies of it: the wrapper journals the interruption and exits 130.
+    let env = TestEnv::new();
+    let (_remote, clone, _before, _tip) = with_local_commit(&env);
+    let mut child = start_on_a_terminal(&env, &clone, "touch ready; while :; do sleep 1; done");
+    ctrl_c(&mut child);
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(130), "{}", String::from_utf8_lossy(&out.stdout));
+    let event = only_event(&env, "verify_push.failed");
+    assert_eq!(event.str("reason"), Some("interrupted"));
+    assert_eq!(event.str("signal"), Some("SIGINT"));
 }

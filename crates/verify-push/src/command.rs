@@ -6,10 +6,11 @@
 //! wrapper is the terminal's foreground job, the command stays in the wrapper's group
 //! instead: prompts (ssh passphrases, credentials) keep working and the terminal's own
 //! Ctrl-C, Ctrl-Z and hang-up already reach every process of the job; a signal sent to
-//! the wrapper alone is passed on to the command's first process.
+//! the wrapper alone is passed on to the command's first process. A Ctrl-C there is the
+//! command's to handle: the wrapper stops only if the command died of it (what shells do).
 
 use std::ffi::OsString;
-use std::os::unix::process::CommandExt as _;
+use std::os::unix::process::{CommandExt as _, ExitStatusExt as _};
 use std::process::{Child, Command, ExitStatus};
 use std::time::{Duration, Instant};
 
@@ -49,10 +50,22 @@ pub fn run(
     let mut child = cmd.spawn()?;
     let pidfd = pidfd_of(&child);
     let deadline = timeout.and_then(|t| Instant::now().checked_add(t));
-    let (first, ended) = match wait(&mut child, pidfd.as_ref(), deadline, Some(signals))? {
-        Waited::Exited(status) => return Ok(Ended::Exited(status)),
-        Waited::Signal(signal) => (signal, Ended::Interrupted(signal)),
-        Waited::Deadline => (libc_sigterm(), Ended::TimedOut),
+    let mut interrupted = false;
+    let (first, ended) = loop {
+        match wait(&mut child, pidfd.as_ref(), deadline, Some(signals))? {
+            Waited::Exited(status) => {
+                if interrupted && status.signal() == Some(Signal::INT.as_raw()) {
+                    return Ok(Ended::Interrupted(Signal::INT.as_raw()));
+                }
+                return Ok(Ended::Exited(status));
+            }
+            // In the terminal's job the command got the Ctrl-C too, and it decides (an
+            // agent may take it as "cancel this step"): like a shell, wait for it, and stop
+            // only if it died of it.
+            Waited::Signal(signal) if signal == Signal::INT.as_raw() && !own_group => interrupted = true,
+            Waited::Signal(signal) => break (signal, Ended::Interrupted(signal)),
+            Waited::Deadline => break (Signal::TERM.as_raw(), Ended::TimedOut),
+        }
     };
     // Pass it on, give the command a moment to clean up (a git lock file, a trap), passing
     // on further signals too, then kill whatever is left of the group.
@@ -63,7 +76,7 @@ pub fn run(
             Waited::Exited(_) => break,
             Waited::Signal(signal) => pass_on(&child, own_group, signal),
             Waited::Deadline => {
-                pass_on(&child, own_group, libc_sigkill());
+                pass_on(&child, own_group, Signal::KILL.as_raw());
                 child.wait()?;
                 break;
             }
@@ -76,14 +89,6 @@ pub fn run(
         }
     }
     Ok(ended)
-}
-
-fn libc_sigterm() -> i32 {
-    Signal::TERM.as_raw()
-}
-
-fn libc_sigkill() -> i32 {
-    Signal::KILL.as_raw()
 }
 
 /// Sends `signal` to the command: its whole group when it has its own, else its first
