@@ -3,7 +3,10 @@
 # below: one `git ls-remote` of the same branch on the same local remote (the wrapper does
 # two of them, before and after the command).
 #
-#   benches/verify-push.sh [ROUNDS]      (default 300)
+#   benches/verify-push.sh [ROUNDS] [OTHER_BINARY]      (default 300 rounds)
+#
+# With OTHER_BINARY (e.g. a release build of an earlier commit, copied aside), it is timed
+# in the same rounds as a fourth command, for an A/B in one run on a noisy machine.
 #
 # Release build; both commands run in a hermetic sandbox (own HOME, git config, state dir)
 # against a bare `file://` remote and a clone; runs are interleaved (the order alternates
@@ -12,6 +15,7 @@
 set -euo pipefail
 
 rounds="${1:-300}"
+other="${2:-}"
 repo_root="$(cd "$(dirname "$0")/.." && pwd)"
 cd "$repo_root"
 cargo build --release -q -p bulwark --bin bulwark-verify-push
@@ -34,13 +38,14 @@ git push -q origin main
 # Both must succeed before timing anything.
 git ls-remote origin refs/heads/main >/dev/null
 "$bin" --allow-unchanged -- true 2>/dev/null
+[ -z "$other" ] || "$other" --allow-unchanged -- true 2>/dev/null
 
 echo "git $(git --version | cut -d' ' -f3), $(nproc) cores, $(uname -sr), rounds=$rounds"
 echo "load average before: $(cut -d' ' -f1-3 /proc/loadavg)"
-python3 - "$rounds" "$bin" <<'PY'
+python3 - "$rounds" "$bin" "$other" <<'PY'
 import os, shutil, statistics, sys, time
 
-rounds, binary = int(sys.argv[1]), sys.argv[2]
+rounds, binary, other = int(sys.argv[1]), sys.argv[2], sys.argv[3]
 # The same `git` the wrapper runs: the first on PATH.
 git = shutil.which("git")
 commands = {
@@ -48,6 +53,8 @@ commands = {
     "bulwark-verify-push --allow-unchanged -- true": [binary, "--allow-unchanged", "--", "true"],
     "true": [shutil.which("true")],
 }
+if other:
+    commands["other binary --allow-unchanged -- true"] = [other, "--allow-unchanged", "--", "true"]
 devnull = os.open(os.devnull, os.O_RDWR)
 actions = [(os.POSIX_SPAWN_DUP2, devnull, fd) for fd in (0, 1, 2)]
 
@@ -75,8 +82,11 @@ cpu = {n: statistics.median(c for _, c in samples[n]) for n in names}
 for name in names:
     w = sorted(x for x, _ in samples[name])
     print(f"{name:46} wall median {wall[name]:6.3f} ms (p10 {w[len(w)//10]:6.3f}, p90 {w[len(w)*9//10]:6.3f})  cpu median {cpu[name]:6.3f} ms")
-ls, ours, true = names
+ls, ours, true = names[:3]
 print(f"ratio wall: {wall[ours] / wall[ls]:.2f}x   ratio cpu: {cpu[ours] / cpu[ls]:.2f}x   (goal <= 2.5x)")
+if other:
+    theirs = names[3]
+    print(f"other binary: ratio wall {wall[theirs] / wall[ls]:.2f}x, cpu {cpu[theirs] / cpu[ls]:.2f}x")
 print(f"floor (2 x ls-remote + true, what any before/after check pays): wall {(2 * wall[ls] + wall[true]) / wall[ls]:.2f}x, cpu {(2 * cpu[ls] + cpu[true]) / cpu[ls]:.2f}x")
 PY
 echo "load average after: $(cut -d' ' -f1-3 /proc/loadavg)"

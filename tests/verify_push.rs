@@ -523,3 +523,337 @@ fn a_branch_given_as_a_full_ref_name_is_the_same_branch() {
     out.assert_code(0);
     assert_eq!(only_event(&env, "verify_push.ok").str("branch"), Some("main"));
 }
+
+/// The issue-10 trick: the wrapped command re-points the remote, pushes there, and says
+/// "done". Each variant must be caught before anything is called verified.
+#[test]
+fn a_command_that_repoints_the_remote_is_not_verified() {
+    // (name, script; REAL and FAKE are replaced by the two remotes' URLs)
+    let variants = [
+        ("set-url", "git remote set-url origin FAKE && git push -q origin main"),
+        ("insteadOf", "git config url.FAKE.insteadOf REAL && git push -q origin main"),
+        ("global insteadOf", "git config --global url.FAKE.insteadOf REAL && git push -q origin main"),
+        ("pushInsteadOf", "git config url.FAKE.pushInsteadOf REAL && git push -q origin main"),
+        ("set-url --push", "git remote set-url --push origin FAKE && git push -q origin main"),
+        ("rename and add", "git remote rename origin x && git remote add origin FAKE && git push -q origin main"),
+        ("config edited by hand", "sed -i 's|REAL|FAKE|' .git/config && git push -q origin main"),
+        ("a second URL", "git remote set-url --add origin FAKE && git push -q origin main"),
+    ];
+    for (name, script) in variants {
+        let env = TestEnv::new();
+        let (remote, clone, before, tip) = with_local_commit(&env);
+        let fake = env.bare("fake.git");
+        let (real_url, fake_url) = (bulwark_testutil::file_url(&remote), bulwark_testutil::file_url(&fake));
+        let script = script.replace("REAL", &real_url).replace("FAKE", &fake_url);
+
+        let out = run(env.bin_command(BIN).current_dir(&clone).arg("--").args(shell(&script)));
+
+        out.assert_code(1);
+        assert!(!out.stderr.lines().any(|l| l.starts_with("verified")), "{name}: {}", out.stderr);
+        let first = out.stderr.lines().next().unwrap();
+        assert!(
+            first.starts_with(&format!(
+                "error: push not verified: the command changed what `origin` means: before {real_url}, after "
+            )),
+            "{name}: {first}"
+        );
+        assert!(first.contains(&fake_url), "{name}: {first}");
+        out.assert_stderr_contains("hint: a command that re-points the remote");
+        // The trick "worked": the fake remote has the commit; the real one never moved
+        // (except with a second URL, where the push went to both).
+        assert_eq!(env.rev(&fake, "main"), tip, "{name}");
+        if name != "a second URL" {
+            assert_eq!(env.rev(&remote, "main"), before, "{name}");
+        }
+        let event = only_event(&env, "verify_push.failed");
+        assert_eq!(event.str("reason"), Some("remote_changed"), "{name}");
+        assert_eq!(event.str("url"), Some(real_url.as_str()), "{name}");
+        assert_eq!(event.str("url_before"), Some(real_url.as_str()), "{name}");
+        assert!(env.events_of("verify_push.ok").is_empty(), "{name}");
+    }
+}
+
+#[test]
+fn a_command_that_removes_the_remote_is_not_verified() {
+    let env = TestEnv::new();
+    let (remote, clone, _before, _tip) = with_local_commit(&env);
+    let real_url = bulwark_testutil::file_url(&remote);
+    // The push goes to the real remote by URL, but `origin` no longer exists.
+    let script = format!("git push -q {real_url} main && git remote remove origin");
+
+    let out = run(env.bin_command(BIN).current_dir(&clone).arg("--").args(shell(&script)));
+
+    out.assert_code(1);
+    assert_eq!(
+        out.stderr.lines().next().unwrap(),
+        format!(
+            "error: push not verified: the command changed what `origin` means: before {real_url}, after no remote named `origin`"
+        )
+    );
+    assert_eq!(only_event(&env, "verify_push.failed").str("url_after"), Some("no remote named `origin`"));
+}
+
+#[test]
+fn a_remote_behind_a_rewrite_rule_is_read_at_its_rewritten_url() {
+    let env = TestEnv::new();
+    let (remote, clone, before, tip) = with_local_commit(&env);
+    // The clone names its remote by an alias that only a rewrite rule turns into a URL,
+    // and the push also sets the upstream (which writes the config: not a re-pointing).
+    let real_url = bulwark_testutil::file_url(&remote);
+    let prefix = real_url.strip_suffix("server.git").unwrap();
+    env.git(&clone, &["config", &format!("url.{prefix}.insteadOf"), "repos:"]);
+    env.git(&clone, &["remote", "set-url", "origin", "repos:server.git"]);
+
+    let out = verify_push(&env, &clone, &["--", "git", "push", "-q", "-u", "origin", "main"]);
+
+    out.assert_code(0);
+    out.assert_stderr_contains(&format!("verified: branch `main` on `origin` moved from {before} to {tip}"));
+    assert_eq!(only_event(&env, "verify_push.ok").str("url"), Some(real_url.as_str()));
+    let out = verify_push(&env, &clone, &["check", "--branch", "main", "--expect", &tip]);
+    out.assert_code(0);
+}
+
+#[test]
+fn tokens_in_a_pinned_url_never_reach_messages_or_events() {
+    let env = TestEnv::new();
+    let (_remote, clone, _before, _tip) = with_local_commit(&env);
+    let url = format!("{}?private_token=hunter2", refused_url("/repo.git").replace("http://", "http://agent:s3cret@"));
+    env.git(&clone, &["remote", "set-url", "origin", &url]);
+
+    let out = verify_push(&env, &clone, &["--", "true"]);
+
+    out.assert_code(3);
+    let journal = std::fs::read_to_string(env.state_dir().join("events.jsonl")).unwrap();
+    for secret in ["hunter2", "s3cret"] {
+        assert!(!out.stderr.contains(secret), "{}", out.stderr);
+        assert!(!journal.contains(secret), "{journal}");
+    }
+    let event = only_event(&env, "verify_push.failed");
+    assert!(event.str("url").unwrap().ends_with("/repo.git?private_token=***"), "{event:?}");
+}
+
+/// Starts the wrapper around `script` in its own process group (so the test does not
+/// depend on whether it runs on a terminal).
+fn start_wrapped(env: &TestEnv, clone: &Path, args: &[&str], script: &str) -> std::process::Child {
+    use std::os::unix::process::CommandExt as _;
+    env.bin_command(BIN)
+        .current_dir(clone)
+        .args(args)
+        .arg("--")
+        .args(shell(script))
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .process_group(0)
+        .spawn()
+        .unwrap()
+}
+
+fn alive(pid: &str) -> bool {
+    // A zombie waiting for its (new) parent to reap it is gone for our purpose.
+    std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|stat| !stat.contains(") Z "))
+}
+
+/// A script that traps SIGTERM/SIGINT/SIGHUP (noting which), with a grandchild that does
+/// not: everything the command started must get the signal, not only its first process.
+const TRAPPING: &str = "trap 'echo TERM > got; exit 143' TERM; trap 'echo INT > got; exit 130' INT; \
+    trap 'echo HUP > got; exit 129' HUP; sleep 1000 & echo $! > grandchild; touch ready; wait";
+
+#[test]
+fn a_signal_to_the_wrapper_reaches_the_whole_command_and_is_journaled() {
+    for (signal, code) in [("TERM", 143), ("INT", 130), ("HUP", 129)] {
+        let env = TestEnv::new();
+        let (remote, clone, before, _tip) = with_local_commit(&env);
+        let child = start_wrapped(&env, &clone, &[], TRAPPING);
+        bulwark_testutil::wait_for(Duration::from_secs(20), || clone.join("ready").exists().then_some(()))
+            .expect("the command never started");
+        let grandchild = std::fs::read_to_string(clone.join("grandchild")).unwrap().trim().to_owned();
+
+        let status = std::process::Command::new("kill").arg(format!("-{signal}")).arg(child.id().to_string()).status();
+        assert!(status.unwrap().success());
+        let out = child.wait_with_output().unwrap();
+
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(code), "SIG{signal}: {stderr}");
+        assert_eq!(std::fs::read_to_string(clone.join("got")).unwrap().trim(), signal, "the command got it");
+        assert!(
+            bulwark_testutil::wait_for(Duration::from_secs(10), || (!alive(&grandchild)).then_some(())).is_some(),
+            "SIG{signal}: the command's grandchild {grandchild} survived"
+        );
+        assert_eq!(
+            stderr.trim_end(),
+            format!(
+                "error: interrupted by SIG{signal} (while the command ran; it was passed on to the command): the push was not verified"
+            )
+        );
+        let event = only_event(&env, "verify_push.failed");
+        assert_eq!(event.str("reason"), Some("interrupted"));
+        assert_eq!(event.str("signal"), Some(format!("SIG{signal}").as_str()));
+        assert_eq!(event.str("phase"), Some("command"));
+        assert_eq!(env.rev(&remote, "main"), before);
+    }
+}
+
+#[test]
+fn a_command_that_ignores_the_signal_is_killed_after_a_grace_period() {
+    let env = TestEnv::new();
+    let (_remote, clone, _before, _tip) = with_local_commit(&env);
+    let script = "trap '' TERM; sleep 1000 & echo $! > grandchild; touch ready; while :; do sleep 1; done";
+    let child = start_wrapped(&env, &clone, &[], script);
+    bulwark_testutil::wait_for(Duration::from_secs(20), || clone.join("ready").exists().then_some(()))
+        .expect("the command never started");
+    let grandchild = std::fs::read_to_string(clone.join("grandchild")).unwrap().trim().to_owned();
+
+    let started = Instant::now();
+    std::process::Command::new("kill").arg("-TERM").arg(child.id().to_string()).status().unwrap();
+    let out = child.wait_with_output().unwrap();
+
+    assert_eq!(out.status.code(), Some(143));
+    assert!(started.elapsed() < Duration::from_secs(30), "took {:?}", started.elapsed());
+    assert!(bulwark_testutil::wait_for(Duration::from_secs(10), || (!alive(&grandchild)).then_some(())).is_some());
+    assert_eq!(only_event(&env, "verify_push.failed").str("signal"), Some("SIGTERM"));
+}
+
+#[test]
+fn a_command_that_hangs_is_stopped_at_the_command_timeout() {
+    let env = TestEnv::new();
+    let (remote, clone, before, _tip) = with_local_commit(&env);
+    let script = "sleep 1000 & echo $! > grandchild; sleep 1000";
+
+    let started = Instant::now();
+    let out = run(env.bin_command(BIN).current_dir(&clone).args(["--command-timeout", "1s", "--"]).args(shell(script)));
+
+    out.assert_code(1);
+    assert!(started.elapsed() < Duration::from_secs(20), "took {:?}", started.elapsed());
+    assert_eq!(
+        out.stderr,
+        "error: push not verified: `sh` did not finish within 1s and was stopped (its whole process group)\n\
+         hint: raise --command-timeout if the command needs longer\n"
+    );
+    let grandchild = std::fs::read_to_string(clone.join("grandchild")).unwrap().trim().to_owned();
+    assert!(bulwark_testutil::wait_for(Duration::from_secs(10), || (!alive(&grandchild)).then_some(())).is_some());
+    let event = only_event(&env, "verify_push.failed");
+    assert_eq!(event.str("reason"), Some("command_timed_out"));
+    assert_eq!(event.str("timeout"), Some("1s"));
+    assert_eq!(env.rev(&remote, "main"), before);
+
+    // A command that finishes in time is checked as usual.
+    let out = verify_push(&env, &clone, &["--command-timeout", "5m", "--", "git", "push", "-q", "origin", "main"]);
+    out.assert_code(0);
+
+    for bad in ["0s", "soon"] {
+        let out = verify_push(&env, &clone, &["--command-timeout", bad, "--", "true"]);
+        out.assert_code(2);
+    }
+}
+
+#[test]
+fn a_signal_while_the_remote_is_read_stops_at_once_and_is_journaled() {
+    let env = TestEnv::new();
+    let (_remote, clone, _before, _tip) = with_local_commit(&env);
+    let server = HttpServer::start(|_| Response::ok("").delay(Duration::from_secs(120)));
+    env.git(&clone, &["remote", "set-url", "origin", &server.url("/repo.git")]);
+    let child = start_wrapped(&env, &clone, &["--timeout", "100s"], "touch ran");
+    bulwark_testutil::wait_for(Duration::from_secs(20), || (!server.requests().is_empty()).then_some(()))
+        .expect("git never reached the server");
+
+    let started = Instant::now();
+    std::process::Command::new("kill").arg("-TERM").arg(child.id().to_string()).status().unwrap();
+    let out = child.wait_with_output().unwrap();
+
+    assert_eq!(out.status.code(), Some(143), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(started.elapsed() < Duration::from_secs(20), "took {:?}", started.elapsed());
+    assert_eq!(
+        String::from_utf8_lossy(&out.stderr),
+        "error: interrupted by SIGTERM (before the command ran): the push was not verified\n"
+    );
+    assert!(!clone.join("ran").exists(), "the command must not run after the signal");
+    let event = only_event(&env, "verify_push.failed");
+    assert_eq!(event.str("reason"), Some("interrupted"));
+    assert_eq!(event.str("phase"), Some("before"));
+}
+
+/// Starts the wrapper around `script` as the foreground job of a pseudo-terminal (util-linux
+/// `script`), waits until the script wrote `ready`, checks that the command is in the
+/// wrapper's process group, and returns the `script` process.
+fn start_on_a_terminal(env: &TestEnv, clone: &Path, script: &str) -> std::process::Child {
+    let script =
+        format!("echo \"$(cut -d\" \" -f5 /proc/$$/stat) $(cut -d\" \" -f5 /proc/$PPID/stat)\" > pgids; {script}");
+    // `exec`: the wrapper itself is the terminal's job, no shell in between.
+    let line = format!("exec {} -- sh -c '{script}'", bulwark_testutil::bin(BIN).display());
+    let child = env
+        .command("script")
+        .current_dir(clone)
+        .env("SHELL", "/bin/sh")
+        .args(["-qec", &line, "/dev/null"])
+        // `script` copies its stdin to the terminal: a Ctrl-C written there is the
+        // terminal's own SIGINT to its foreground job.
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    bulwark_testutil::wait_for(Duration::from_secs(20), || clone.join("ready").exists().then_some(()))
+        .expect("the command never started");
+    let pgids = std::fs::read_to_string(clone.join("pgids")).unwrap();
+    let (command, wrapper) = pgids.trim().split_once(' ').unwrap();
+    assert_eq!(command, wrapper, "on a terminal the command must stay in the wrapper's job");
+    child
+}
+
+/// Types Ctrl-C on the terminal of a [`start_on_a_terminal`] run.
+fn ctrl_c(child: &mut std::process::Child) {
+    use std::io::Write as _;
+    let stdin = child.stdin.as_mut().unwrap();
+    stdin.write_all(b"\x03").unwrap();
+    stdin.flush().unwrap();
+}
+
+/// On a terminal's foreground the command stays in the terminal's job, so prompts and
+/// Ctrl-C work as without the wrapper; a signal sent to the wrapper alone still reaches
+/// the command and is journaled.
+#[test]
+fn on_a_terminal_the_command_stays_in_the_job_and_still_gets_the_signal() {
+    let env = TestEnv::new();
+    let (_remote, clone, _before, _tip) = with_local_commit(&env);
+    let script =
+        "echo $PPID > wrapper; trap \"echo TERM > got; exit 143\" TERM; touch ready; while :; do sleep 1; done";
+    let child = start_on_a_terminal(&env, &clone, script);
+    let wrapper_pid = std::fs::read_to_string(clone.join("wrapper")).unwrap().trim().to_owned();
+
+    std::process::Command::new("kill").arg("-TERM").arg(&wrapper_pid).status().unwrap();
+    let out = child.wait_with_output().unwrap();
+
+    assert_eq!(out.status.code(), Some(143), "{}", String::from_utf8_lossy(&out.stdout));
+    assert_eq!(std::fs::read_to_string(clone.join("got")).unwrap().trim(), "TERM");
+    let event = only_event(&env, "verify_push.failed");
+    assert_eq!(event.str("reason"), Some("interrupted"));
+    assert_eq!(event.str("signal"), Some("SIGTERM"));
+}
+
+/// A Ctrl-C on the terminal reaches the whole job; the command decides what it means, as
+/// under a shell: the wrapper stops (130) only if the command died of it.
+#[test]
+fn on_a_terminal_a_ctrl_c_is_the_commands_to_handle() {
+    // The command takes Ctrl-C as "push now and finish": the wrapper keeps going and verifies.
+    let env = TestEnv::new();
+    let (remote, clone, _before, tip) = with_local_commit(&env);
+    let script = "trap \"git push -q origin main; exit 0\" INT; touch ready; while :; do sleep 1; done";
+    let mut child = start_on_a_terminal(&env, &clone, script);
+    ctrl_c(&mut child);
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stdout));
+    assert_eq!(env.rev(&remote, "main"), tip);
+    assert_eq!(only_event(&env, "verify_push.ok").str("reason"), Some("verified"));
+
+    // The command dies of it: the wrapper journals the interruption and exits 130.
+    let env = TestEnv::new();
+    let (_remote, clone, _before, _tip) = with_local_commit(&env);
+    let mut child = start_on_a_terminal(&env, &clone, "touch ready; while :; do sleep 1; done");
+    ctrl_c(&mut child);
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(130), "{}", String::from_utf8_lossy(&out.stdout));
+    let event = only_event(&env, "verify_push.failed");
+    assert_eq!(event.str("reason"), Some("interrupted"));
+    assert_eq!(event.str("signal"), Some("SIGINT"));
+}

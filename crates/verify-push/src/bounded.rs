@@ -17,6 +17,8 @@ use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
 use bulwark_core::process::{ProcessError, describe};
+
+use crate::signals::Signals;
 use rustix::event::{PollFd, PollFlags, Timespec, poll};
 use rustix::process::{Pid, PidfdFlags, Signal, kill_process_group, pidfd_open};
 
@@ -58,7 +60,7 @@ pub fn start(mut cmd: Command, timeout: Duration) -> Result<Bounded, ProcessErro
     let child = cmd.spawn().map_err(spawn_error)?;
     // The command holds the child's ends of the capture files; drop them now.
     drop(cmd);
-    let pidfd = pid_of(&child).and_then(|pid| pidfd_open(pid, PidfdFlags::empty()).ok());
+    let pidfd = pidfd_of(&child);
     Ok(Bounded {
         command,
         child,
@@ -78,7 +80,8 @@ fn capture_file(name: &str) -> std::io::Result<OwnedFd> {
     }
 }
 
-fn pid_of(child: &Child) -> Option<Pid> {
+/// The child's pid (also its process group id when it was started in its own group).
+pub fn pid_of(child: &Child) -> Option<Pid> {
     i32::try_from(child.id()).ok().and_then(Pid::from_raw)
 }
 
@@ -89,41 +92,95 @@ impl Bounded {
     }
 
     /// Waits until the child exits or the deadline passes (then kills its whole process
-    /// group), and returns its status and output.
-    pub fn finish(mut self) -> Result<Finished, ProcessError> {
-        let status = loop {
-            match self.child.try_wait() {
-                Ok(Some(status)) => break status,
-                Ok(None) => {}
-                Err(source) => return Err(ProcessError::Wait { command: self.command, source }),
-            }
-            let left = self.deadline.map_or(Duration::MAX, |d| d.saturating_duration_since(Instant::now()));
-            if left.is_zero() {
+    /// group), and returns its status and output. A caught signal (when `signals` is given)
+    /// ends the wait early: the child's group is killed and the signal returned.
+    pub fn finish(mut self, signals: Option<&Signals>) -> Result<Finished, Stop> {
+        let waited = wait(&mut self.child, self.pidfd.as_ref(), self.deadline, signals)
+            .map_err(|source| Stop::Process(ProcessError::Wait { command: self.command.clone(), source }))?;
+        let status = match waited {
+            Waited::Exited(status) => status,
+            Waited::Deadline | Waited::Signal(_) => {
                 // Not reaped yet, so the pid (= the group id) still names our child.
                 if let Some(pid) = pid_of(&self.child) {
                     let _ = kill_process_group(pid, Signal::KILL);
                 }
                 let _ = self.child.kill();
                 let _ = self.child.wait();
+                if let Waited::Signal(signal) = waited {
+                    return Err(Stop::Signal(signal));
+                }
                 let stderr = read_capture(&mut self.stderr);
-                return Err(ProcessError::TimedOut {
+                return Err(Stop::Process(ProcessError::TimedOut {
                     command: self.command,
                     after: self.timeout,
                     stdout: String::new(),
                     stderr: String::from_utf8_lossy(&stderr).into_owned(),
-                });
-            }
-            match &self.pidfd {
-                Some(pidfd) => {
-                    let timeout = Timespec::try_from(left).unwrap_or(Timespec { tv_sec: 1, tv_nsec: 0 });
-                    // Readable once the process has exited; EINTR and friends just loop.
-                    let _ = poll(&mut [PollFd::new(pidfd, PollFlags::IN)], Some(&timeout));
-                }
-                None => std::thread::sleep(left.min(Duration::from_millis(2))),
+                }));
             }
         };
         Ok(Finished { status, stdout: read_capture(&mut self.stdout), stderr: read_capture(&mut self.stderr) })
     }
+}
+
+/// Why [`Bounded::finish`] returned no output.
+#[derive(Debug)]
+pub enum Stop {
+    /// The child could not be waited for, or ran past its deadline (and was killed).
+    Process(ProcessError),
+    /// The wrapper caught this signal (the child's group was killed).
+    Signal(i32),
+}
+
+/// How a [`wait`] ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Waited {
+    /// The child exited (and was reaped).
+    Exited(ExitStatus),
+    /// The deadline passed; the child is still running and not reaped.
+    Deadline,
+    /// The wrapper caught this signal; the child is still running and not reaped.
+    Signal(i32),
+}
+
+/// Sleeps in `poll(2)` until `child` exits, `deadline` passes or a signal is caught.
+/// Without a pidfd it falls back to short sleeps.
+pub fn wait(
+    child: &mut Child,
+    pidfd: Option<&OwnedFd>,
+    deadline: Option<Instant>,
+    signals: Option<&Signals>,
+) -> std::io::Result<Waited> {
+    loop {
+        if let Some(status) = child.try_wait()? {
+            return Ok(Waited::Exited(status));
+        }
+        if let Some(signal) = signals.and_then(Signals::take) {
+            return Ok(Waited::Signal(signal));
+        }
+        let left = deadline.map_or(Duration::MAX, |d| d.saturating_duration_since(Instant::now()));
+        if left.is_zero() {
+            return Ok(Waited::Deadline);
+        }
+        match pidfd {
+            Some(pidfd) => {
+                // At most a minute per poll: `Timespec` cannot hold every `Duration`.
+                let timeout =
+                    Timespec::try_from(left.min(Duration::from_secs(60))).unwrap_or(Timespec { tv_sec: 1, tv_nsec: 0 });
+                let mut fds = vec![PollFd::new(pidfd, PollFlags::IN)];
+                if let Some(signals) = signals {
+                    fds.push(PollFd::from_borrowed_fd(signals.fd(), PollFlags::IN));
+                }
+                // Readable once the process has exited or a signal came; EINTR just loops.
+                let _ = poll(&mut fds, Some(&timeout));
+            }
+            None => std::thread::sleep(left.min(Duration::from_millis(2))),
+        }
+    }
+}
+
+/// A pidfd for `child` (kernels since 5.3), to sleep in `poll(2)` until it exits.
+pub fn pidfd_of(child: &Child) -> Option<OwnedFd> {
+    pid_of(child).and_then(|pid| pidfd_open(pid, PidfdFlags::empty()).ok())
 }
 
 fn read_capture(file: &mut File) -> Vec<u8> {
@@ -143,7 +200,7 @@ mod tests {
     fn captures_status_and_both_streams() {
         let mut cmd = Command::new("sh");
         cmd.args(["-c", "echo out; echo err >&2; exit 3"]);
-        let done = start(cmd, Duration::from_secs(10)).unwrap().finish().unwrap();
+        let done = start(cmd, Duration::from_secs(10)).unwrap().finish(None).unwrap();
         assert_eq!(done.status.code(), Some(3));
         assert_eq!(done.stdout, b"out\n");
         assert_eq!(done.stderr, b"err\n");
@@ -154,8 +211,8 @@ mod tests {
         let started = Instant::now();
         let mut cmd = Command::new("sh");
         cmd.args(["-c", "sleep 30 & sleep 30; wait"]);
-        let err = start(cmd, Duration::from_millis(200)).unwrap().finish().unwrap_err();
-        assert!(matches!(err, ProcessError::TimedOut { .. }), "{err}");
+        let err = start(cmd, Duration::from_millis(200)).unwrap().finish(None).unwrap_err();
+        assert!(matches!(err, Stop::Process(ProcessError::TimedOut { .. })), "{err:?}");
         assert!(started.elapsed() < Duration::from_secs(10));
     }
 

@@ -7,8 +7,10 @@
 #![forbid(unsafe_code)]
 
 pub mod bounded;
+pub mod command;
 pub mod local;
 pub mod remote;
+pub mod signals;
 pub mod verdict;
 
 use std::ffi::OsString;
@@ -22,8 +24,10 @@ use bulwark_core::{CliError, Config, Journal};
 use clap::{Args, Parser, Subcommand};
 use serde_json::{Map, Value, json};
 
-use crate::local::{Local, LocalError, Target};
+use crate::command::Ended;
+use crate::local::{Local, LocalError, RemoteMeaning, Target};
 use crate::remote::{RemoteError, redact_urls, start_ls_remote};
+use crate::signals::Signals;
 use crate::verdict::{Baseline, Subject, Verdict};
 
 /// Event kind written when the push is verified.
@@ -36,15 +40,19 @@ pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
 
 const AFTER_HELP: &str = "\
 Exit codes: 0 verified · 1 not verified (the remote did not move, moved to something that does \
-not contain the local tip, or the branch is gone) · 2 usage or configuration error · \
-3 operational error (the remote is unreachable or timed out, git failed) · any other non-zero \
-code is the wrapped command's own, passed through unchanged.";
+not contain the local tip, or the branch is gone; the command changed what the remote name \
+means; the command ran past --command-timeout) · 2 usage or configuration error · \
+3 operational error (the remote is unreachable or timed out, git failed) · 128+N the wrapper \
+got signal N (SIGTERM 143, SIGINT 130, SIGHUP 129), passed it on to the command and stopped · \
+any other non-zero code is the wrapped command's own, passed through unchanged.";
 
 /// Proves that a command's "pushed, done" really moved the remote branch.
 ///
-/// Reads the branch's commit from the remote itself (`git ls-remote`, never the local
-/// remote-tracking ref), runs CMD with the terminal passed through, reads the remote again,
-/// and exits 0 only if the remote moved and now contains the local branch tip.
+/// Resolves the remote to its URL once (after `url.<base>.insteadOf` rewriting), reads the
+/// branch's commit from that URL (`git ls-remote`, never the local remote-tracking ref), runs
+/// CMD with the terminal passed through, reads the same URL again, and exits 0 only if the
+/// remote moved and now contains the local branch tip, and CMD did not change what the
+/// remote name means.
 #[derive(Debug, Parser)]
 #[command(
     name = "bulwark-verify-push",
@@ -99,6 +107,10 @@ pub struct WrapArgs {
     /// Accept a remote that did not move, as long as it contains the local tip.
     #[arg(long)]
     pub allow_unchanged: bool,
+    /// Stop the command (its whole process group) if it runs longer than this, e.g. "30s",
+    /// "5m"; the push is then not verified (exit 1). Default: no limit.
+    #[arg(long, value_name = "D")]
+    pub command_timeout: Option<ConfigDuration>,
     /// The command to run (after `--`), executed directly, not through a shell.
     #[arg(last = true, required = true, value_name = "CMD")]
     pub command: Vec<OsString>,
@@ -166,9 +178,20 @@ impl Context {
         Ok(Self { local, git: Git::at(dir), timeout: common.timeout.get(), json: common.json })
     }
 
-    /// Reads the branch's commit on the remote, within the timeout.
-    fn read_remote(&self, target: &Target) -> Result<Option<String>, RemoteError> {
-        start_ls_remote(&self.git, &target.remote, &target.remote_ref, self.timeout)?.finish()
+    /// Reads the branch's commit at the pinned URL, within the timeout (a caught signal
+    /// stops the read).
+    fn read_remote(&self, record: &Record, signals: Option<&Signals>) -> Result<Option<String>, RemoteError> {
+        start_ls_remote(&self.git, record.url(), &record.target.remote_ref, self.timeout)?.finish(signals)
+    }
+
+    /// What the remote (name or URL) means now, and the URL every read of this run uses.
+    fn pin(&self, target: &Target) -> Result<RemoteMeaning, CliError> {
+        let meaning = self.local.remote_meaning(&target.remote).map_err(|e| local_error(&e))?;
+        if meaning.pinned().is_none() {
+            return Err(CliError::usage(format!("remote `{}` has no URL to read from", target.remote))
+                .hint(format!("set one: `git remote set-url {} URL`", target.remote)));
+        }
+        Ok(meaning)
     }
 }
 
@@ -176,6 +199,8 @@ impl Context {
 struct Record {
     mode: &'static str,
     target: Target,
+    /// What the remote meant when the run started; its first fetch URL is read.
+    meaning: RemoteMeaning,
     command: Option<String>,
     before: Option<String>,
     after: Option<String>,
@@ -183,10 +208,16 @@ struct Record {
 }
 
 impl Record {
+    /// The pinned URL (where every read of this run goes).
+    fn url(&self) -> &str {
+        self.meaning.pinned().unwrap_or(&self.target.remote)
+    }
+
     fn fields(&self, reason: &str) -> Value {
         let mut fields = Map::new();
         fields.insert("mode".into(), json!(self.mode));
         fields.insert("remote".into(), json!(redact_urls(&self.target.remote)));
+        fields.insert("url".into(), json!(redact_urls(self.url())));
         fields.insert("branch".into(), json!(self.target.local_branch));
         fields.insert("remote_ref".into(), json!(self.target.remote_ref));
         fields.insert("before".into(), json!(self.before));
@@ -234,31 +265,52 @@ fn cmd_wrap(args: &WrapArgs) -> Result<ExitCode, CliError> {
             CliError::usage("no command to run").hint("put it after `--`: bulwark-verify-push -- git push origin main")
         );
     };
+    let command_timeout = args.command_timeout.map(ConfigDuration::get);
+    if command_timeout.is_some_and(|t| t.is_zero()) {
+        return Err(CliError::usage("--command-timeout must be more than 0"));
+    }
+    // From here on a SIGTERM, SIGINT or SIGHUP is journaled and passed on, never silent.
+    let signals =
+        Signals::install().map_err(|e| CliError::operational(format!("cannot install the signal handlers: {e}")))?;
     let ctx = Context::open(&args.common)?;
     let branch = match &args.branch {
         Some(branch) => branch.clone(),
         None => ctx.local.current_branch().map_err(|e| local_error(&e))?,
     };
     let target = ctx.local.target(&branch, args.common.remote.as_deref()).map_err(|e| local_error(&e))?;
+    // Pinned once, before the command can touch the config: every read goes to this URL.
+    let meaning = ctx.pin(&target)?;
     let mut record = Record {
         mode: "wrap",
         target,
+        meaning,
         command: Some(program_name(program)),
         before: None,
         after: None,
         expected: None,
     };
 
-    let before = match ctx.read_remote(&record.target) {
+    let before = match ctx.read_remote(&record, Some(&signals)) {
         Ok(before) => before,
+        Err(RemoteError::Interrupted { signal }) => return Ok(interrupted(&ctx, &record, "before", signal)),
         Err(err) => return Err(remote_failure(&ctx, &record, "before", &err)),
     };
     record.before.clone_from(&before);
 
     // The command gets the terminal as it is: inherited stdin/stdout/stderr, its own
     // environment, no shell.
-    let status = match std::process::Command::new(program).args(program_args).status() {
-        Ok(status) => status,
+    let status = match command::run(program, program_args, command_timeout, &signals) {
+        Ok(Ended::Exited(status)) => status,
+        Ok(Ended::Interrupted(signal)) => return Ok(interrupted(&ctx, &record, "command", signal)),
+        Ok(Ended::TimedOut) => {
+            let after = args.command_timeout.map(|d| d.to_string()).unwrap_or_default();
+            record.emit(ctx.json, false, "command_timed_out", &[("timeout", json!(after))]);
+            let command = record.command.as_deref().unwrap_or_default();
+            return Err(CliError::violation(format!(
+                "push not verified: `{command}` did not finish within {after} and was stopped (its whole process group)"
+            ))
+            .hint("raise --command-timeout if the command needs longer"));
+        }
         Err(err) => {
             let message = format!("cannot run `{}`: {err}", program.to_string_lossy());
             record.emit(ctx.json, false, "command_not_started", &[("error", json!(message))]);
@@ -267,6 +319,9 @@ fn cmd_wrap(args: &WrapArgs) -> Result<ExitCode, CliError> {
             );
         }
     };
+    if let Some(signal) = signals.take() {
+        return Ok(interrupted(&ctx, &record, "command", signal));
+    }
     if !status.success() {
         let code = exit_code_of(status);
         record.emit(ctx.json, false, "command_failed", &[("exit_code", json!(code))]);
@@ -277,11 +332,19 @@ fn cmd_wrap(args: &WrapArgs) -> Result<ExitCode, CliError> {
         return Ok(ExitCode::from(code));
     }
 
-    // Start the remote read, then read the local tip while it runs.
-    let pending = start_ls_remote(&ctx.git, &record.target.remote, &record.target.remote_ref, ctx.timeout);
+    // Start the remote read, then, while it runs, read the local tip and what the remote
+    // name means now (the config afresh, as the command may have rewritten it).
+    let pending = start_ls_remote(&ctx.git, record.url(), &record.target.remote_ref, ctx.timeout);
+    let meaning_now = ctx.local.reopen().and_then(|local| local.remote_meaning(&record.target.remote));
     let tip = ctx.local.branch_tip(&record.target.local_branch);
-    let after = match pending.and_then(remote::LsRemote::finish) {
+    let after = pending.and_then(|read| read.finish(Some(&signals)));
+    // A re-pointed remote makes any answer meaningless: it is reported whatever was read.
+    if let Some(err) = remote_changed(&ctx, &record, &meaning_now) {
+        return Err(err);
+    }
+    let after = match after {
         Ok(after) => after,
+        Err(RemoteError::Interrupted { signal }) => return Ok(interrupted(&ctx, &record, "after", signal)),
         Err(err) => return Err(remote_failure(&ctx, &record, "after", &err)),
     };
     record.after.clone_from(&after);
@@ -299,7 +362,75 @@ fn cmd_wrap(args: &WrapArgs) -> Result<ExitCode, CliError> {
     };
     record.expected = Some(expected.clone());
     let baseline = before.map_or(Baseline::Absent, Baseline::At);
-    conclude(&ctx, &record, &baseline, true, args.allow_unchanged)
+    let verdict = conclude(&ctx, &record, &baseline, true, args.allow_unchanged);
+    if let Some(signal) = signals.take() {
+        return Ok(interrupted(&ctx, &record, "after", signal));
+    }
+    verdict
+}
+
+/// `Some` error (journaled) when the remote name no longer means what it meant before the
+/// command: another URL, a new rewrite rule, another push URL, removed or renamed.
+fn remote_changed(ctx: &Context, record: &Record, now: &Result<RemoteMeaning, LocalError>) -> Option<CliError> {
+    // A name that was a configured remote before is a name, whatever git would make of it now.
+    let is_name = record.meaning.configured;
+    let before = describe_meaning(&record.target.remote, &record.meaning, is_name);
+    let after = match now {
+        Ok(now) if *now == record.meaning => return None,
+        Ok(now) => describe_meaning(&record.target.remote, now, is_name),
+        Err(err) => format!("unreadable ({err})"),
+    };
+    record.emit(
+        ctx.json,
+        false,
+        "remote_changed",
+        &[("url_before", json!(before.clone())), ("url_after", json!(after.clone()))],
+    );
+    Some(
+        CliError::violation(format!(
+            "push not verified: the command changed what `{}` means: before {before}, after {after}",
+            record.target.remote
+        ))
+        .hint(format!(
+            "a command that re-points the remote (`git remote set-url`, `url.<base>.insteadOf`, a push URL, a hand-edited config) cannot prove a push; restore the remote and push to {}",
+            redact_urls(record.url())
+        )),
+    )
+}
+
+/// One line for what a remote name means, URLs redacted.
+fn describe_meaning(name: &str, meaning: &RemoteMeaning, is_name: bool) -> String {
+    use std::fmt::Write as _;
+    if !meaning.configured && is_name {
+        return format!("no remote named `{name}`");
+    }
+    let Some(url) = meaning.pinned() else {
+        return "no URL".to_owned();
+    };
+    let mut text = redact_urls(url);
+    if meaning.fetch.len() > 1 {
+        let _ = write!(text, " (and {})", redact_urls(&meaning.fetch[1..].join(", ")));
+    }
+    if meaning.push != meaning.fetch {
+        let _ = write!(text, " (pushes to {})", redact_urls(&meaning.push.join(", ")));
+    }
+    if let Some(read) = meaning.read.as_deref().filter(|read| *read != url) {
+        let _ = write!(text, " (read from {})", redact_urls(read));
+    }
+    text
+}
+
+/// A caught signal: journaled, one line on stderr, exit 128+N.
+fn interrupted(ctx: &Context, record: &Record, phase: &str, signal: i32) -> ExitCode {
+    let name = signals::name(signal);
+    record.emit(ctx.json, false, "interrupted", &[("signal", json!(name)), ("phase", json!(phase))]);
+    let when = match phase {
+        "before" => "before the command ran",
+        "command" => "while the command ran; it was passed on to the command",
+        _ => "after the command, while checking the remote",
+    };
+    eprint!("{}", CliError::violation(format!("interrupted by {name} ({when}): the push was not verified")).render());
+    ExitCode::from(signals::exit_code(signal))
 }
 
 fn cmd_check(args: &CheckArgs) -> Result<ExitCode, CliError> {
@@ -320,15 +451,17 @@ fn cmd_check(args: &CheckArgs) -> Result<ExitCode, CliError> {
             return Err(CliError::usage("give exactly one of --before SHA or --expect SHA"));
         }
     };
+    let meaning = ctx.pin(&target)?;
     let mut record = Record {
         mode: "check",
         target,
+        meaning,
         command: None,
         before: baseline.oid().map(str::to_owned),
         after: None,
         expected: Some(expected),
     };
-    let after = match ctx.read_remote(&record.target) {
+    let after = match ctx.read_remote(&record, None) {
         Ok(after) => after,
         Err(err) => return Err(remote_failure(&ctx, &record, "after", &err)),
     };
@@ -345,15 +478,15 @@ fn conclude(
     allow_unchanged: bool,
 ) -> Result<ExitCode, CliError> {
     let expected = record.expected.as_deref().unwrap_or_default();
-    let remote_name = &record.target.remote;
+    let url = record.url();
     let verdict = verdict::decide(baseline, record.after.as_deref(), expected, allow_unchanged, |after| {
-        remote::contains(&ctx.git, remote_name, expected, after, ctx.local.has_object(after), ctx.timeout)
+        remote::contains(&ctx.git, url, expected, after, ctx.local.has_object(after), ctx.timeout)
     });
     let verdict = match verdict {
         Ok(verdict) => verdict,
         Err(err) => return Err(remote_failure(ctx, record, "containment", &err)),
     };
-    let remote_shown = redact_urls(remote_name);
+    let remote_shown = redact_urls(&record.target.remote);
     let subject = Subject {
         remote: &remote_shown,
         remote_branch: record.target.remote_branch(),

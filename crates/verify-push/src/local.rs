@@ -25,6 +25,9 @@ pub enum LocalError {
     /// The branch's push configuration is invalid.
     #[error("cannot tell where branch `{branch}` pushes to: {message}")]
     Config { branch: String, message: String },
+    /// The remote's configuration (or the URL given as the remote) cannot be read.
+    #[error("cannot tell where remote `{remote}` is: {message}")]
+    Remote { remote: String, message: String },
     /// Reading refs failed.
     #[error("cannot read {what}: {message}")]
     Read { what: String, message: String },
@@ -48,6 +51,32 @@ impl Target {
     }
 }
 
+/// What a remote name (or URL) means to git at one moment: where it is read from and where
+/// it is pushed to, after `url.<base>.insteadOf` and `pushInsteadOf` rewriting.
+///
+/// Taken before the wrapped command runs and again after it: a command that re-points the
+/// remote (`git remote set-url`, a new rewrite rule, a `pushurl`, a removed or renamed
+/// remote, a hand-edited config) changes it, and then nothing it pushed can be verified.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RemoteMeaning {
+    /// A remote configured under that name (otherwise the name is taken as a URL or path).
+    pub configured: bool,
+    /// The URLs it is read from, rewritten; `git ls-remote` reads the first.
+    pub fetch: Vec<String>,
+    /// The URLs it is pushed to, rewritten.
+    pub push: Vec<String>,
+    /// What git reads when it is given the first fetch URL itself (a rule can match an
+    /// already rewritten URL again): the URL the wrapper's reads really go to.
+    pub read: Option<String>,
+}
+
+impl RemoteMeaning {
+    /// The URL the remote is read from, pinned for every read of one run.
+    pub fn pinned(&self) -> Option<&str> {
+        self.fetch.first().map(String::as_str)
+    }
+}
+
 /// The repository the command runs in.
 pub struct Local {
     repo: gix::Repository,
@@ -60,6 +89,40 @@ impl Local {
         let repo = gix::discover(dir)
             .map_err(|e| LocalError::NotARepository { dir: dir.display().to_string(), message: e.to_string() })?;
         Ok(Self { repo })
+    }
+
+    /// The same repository opened afresh, so that configuration written since (by the
+    /// wrapped command) is seen.
+    pub fn reopen(&self) -> Result<Self, LocalError> {
+        let dir = self.repo.workdir().unwrap_or_else(|| self.repo.git_dir());
+        Self::discover(dir)
+    }
+
+    /// What `name_or_url` means now: a configured remote's URLs, or the URL itself, each as
+    /// git rewrites it.
+    pub fn remote_meaning(&self, name_or_url: &str) -> Result<RemoteMeaning, LocalError> {
+        let config_error =
+            |e: gix::Error| LocalError::Remote { remote: name_or_url.to_owned(), message: e.to_string() };
+        let configured = self.repo.remote_names().iter().any(|name| name.as_bytes() == name_or_url.as_bytes());
+        let remote = if configured {
+            self.repo.find_remote(name_or_url).map_err(config_error)?
+        } else {
+            self.repo.remote_at(name_or_url).map_err(config_error)?
+        };
+        let urls = |direction| remote.urls(direction).map(|url| url.to_bstring().to_str_lossy().into_owned()).collect();
+        let fetch: Vec<String> = urls(Direction::Fetch);
+        let push = urls(Direction::Push);
+        let read = match fetch.first() {
+            Some(url) => Some(self.rewritten(url).map_err(config_error)?),
+            None => None,
+        };
+        Ok(RemoteMeaning { configured, fetch, push, read })
+    }
+
+    /// `url` after the rewrite rules that `git ls-remote URL` applies to it.
+    fn rewritten(&self, url: &str) -> Result<String, gix::Error> {
+        let remote = self.repo.remote_at(url)?;
+        Ok(remote.url(Direction::Fetch).map_or_else(|| url.to_owned(), |u| u.to_bstring().to_str_lossy().into_owned()))
     }
 
     /// The common git dir (where `bulwark.toml` lives).

@@ -10,7 +10,8 @@ use std::time::Duration;
 use bulwark_core::git::{Git, is_full_oid};
 use bulwark_core::process::ProcessError;
 
-use crate::bounded::{self, Bounded};
+use crate::bounded::{self, Bounded, Stop};
+use crate::signals::Signals;
 
 /// The namespace for the one ref a containment fetch writes (and deletes again): never
 /// `refs/remotes/*`, which belong to the user.
@@ -22,6 +23,9 @@ pub enum RemoteError {
     /// `git` failed, timed out or could not start.
     #[error(transparent)]
     Git(#[from] ProcessError),
+    /// The wrapper caught a signal while it waited (git was killed).
+    #[error("interrupted by {}", crate::signals::name(*signal))]
+    Interrupted { signal: i32 },
     /// `git ls-remote` printed something that is not `<oid>\t<ref>`.
     #[error("`git ls-remote` printed an unexpected line: {line:?}")]
     Garbled { line: String },
@@ -44,10 +48,14 @@ pub fn start_ls_remote(git: &Git, remote: &str, full_ref: &str, timeout: Duratio
 
 impl LsRemote {
     /// Waits for the read (up to the timeout) and returns the branch's commit on the
-    /// remote, `None` when the remote has no such branch.
-    pub fn finish(self) -> Result<Option<String>, RemoteError> {
+    /// remote, `None` when the remote has no such branch. A signal caught meanwhile (with
+    /// `signals`) stops git and the wait.
+    pub fn finish(self, signals: Option<&Signals>) -> Result<Option<String>, RemoteError> {
         let command = self.running.command().to_owned();
-        let done = self.running.finish()?;
+        let done = self.running.finish(signals).map_err(|stop| match stop {
+            Stop::Process(err) => RemoteError::Git(err),
+            Stop::Signal(signal) => RemoteError::Interrupted { signal },
+        })?;
         if !done.status.success() {
             return Err(ProcessError::Failed {
                 command,
@@ -131,24 +139,52 @@ pub fn contains(
     answer
 }
 
-/// Replaces the credentials in `scheme://user:secret@host` URLs with `***`, wherever they
-/// appear in `text` (a remote given as a URL ends up in messages and events).
+/// Hides the secrets of every URL in `text`: the userinfo of `scheme://user:secret@host`
+/// becomes `***`, and so does the value of every query parameter (`?token=…`), wherever
+/// URLs appear (a remote given as a URL ends up in messages, events and git's errors).
+///
+/// The one redaction function of this crate, kept private to one place so it can give way
+/// to a shared one in `bulwark_core`.
 pub fn redact_urls(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
     let mut rest = text;
+    let url_end =
+        |s: &str| s.find(|c: char| c.is_whitespace() || matches!(c, '\'' | '"' | '`' | ')' | '>')).unwrap_or(s.len());
     while let Some(at) = rest.find("://") {
         let (head, tail) = rest.split_at(at + 3);
         out.push_str(head);
-        let authority_end = tail
-            .find(|c: char| c == '/' || c.is_whitespace() || c == '\'' || c == '"' || c == '`')
-            .unwrap_or(tail.len());
-        match tail[..authority_end].rfind('@') {
+        let end = url_end(tail);
+        let (url, after) = tail.split_at(end);
+        let authority_end = url.find(['/', '?', '#']).unwrap_or(url.len());
+        let (authority, path) = url.split_at(authority_end);
+        match authority.rfind('@') {
             Some(userinfo_end) => {
                 out.push_str("***");
-                rest = &tail[userinfo_end..];
+                out.push_str(&authority[userinfo_end..]);
             }
-            None => rest = tail,
+            None => out.push_str(authority),
         }
+        match path.split_once('?') {
+            Some((path, query)) => {
+                out.push_str(path);
+                out.push('?');
+                let (query, fragment) = query.split_once('#').map_or((query, None), |(q, f)| (q, Some(f)));
+                let redacted: Vec<String> = query
+                    .split('&')
+                    .map(|pair| match pair.split_once('=') {
+                        Some((key, _)) => format!("{key}=***"),
+                        None => pair.to_owned(),
+                    })
+                    .collect();
+                out.push_str(&redacted.join("&"));
+                if let Some(fragment) = fragment {
+                    out.push('#');
+                    out.push_str(fragment);
+                }
+            }
+            None => out.push_str(path),
+        }
+        rest = after;
     }
     out.push_str(rest);
     out
@@ -185,5 +221,10 @@ mod tests {
         assert_eq!(redact_urls("origin"), "origin");
         assert_eq!(redact_urls("file:///srv/x.git"), "file:///srv/x.git");
         assert_eq!(redact_urls("ssh://git@host/x and https://a:b@c/d"), "ssh://***@host/x and https://***@c/d");
+        assert_eq!(
+            redact_urls("https://h/r.git?token=abc&x=1#frag and https://u:p@h?private_token=zz"),
+            "https://h/r.git?token=***&x=***#frag and https://***@h?private_token=***"
+        );
+        assert_eq!(redact_urls("before https://a:b@h/x, after FAKE"), "before https://***@h/x, after FAKE");
     }
 }
