@@ -290,7 +290,7 @@ pub fn install(args: &InstallArgs, config: Option<&Path>) -> Result<ExitCode, Cl
         println!(
             "pinned: this checkout follows `{}` at {}; a changed URL or rewrite rule is refused until you install again",
             remote.name,
-            bulwark_core::git::display_url(&remote.url)
+            bulwark_core::redact::redact_urls(&remote.url).into_owned()
         );
     }
     Ok(ExitCode::SUCCESS)

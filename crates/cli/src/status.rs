@@ -112,7 +112,11 @@ pub fn status(args: &StatusArgs, _config: Option<&Path>) -> Result<ExitCode, Cli
                 m.hooks_dir.display()
             );
             if let Some(remote) = &m.remote {
-                println!("pinned remote: `{}` at {}", remote.name, bulwark_core::git::display_url(&remote.url));
+                println!(
+                    "pinned remote: `{}` at {}",
+                    remote.name,
+                    bulwark_core::redact::redact_urls(&remote.url).into_owned()
+                );
             }
         }
         (Some(r), None) => println!(

@@ -34,20 +34,6 @@ pub fn short_oid(oid: &str) -> &str {
     oid.get(..10).unwrap_or(oid)
 }
 
-/// A URL fit to show: any `user:password@` part is replaced by `***@`.
-///
-/// Only for the URLs bulwark itself names in messages (a pinned remote); free text from git
-/// goes through the journal's and the renderer's redaction.
-pub fn display_url(url: &str) -> String {
-    if let Some((scheme, rest)) = url.split_once("://") {
-        let authority_end = rest.find('/').unwrap_or(rest.len());
-        if let Some(at) = rest[..authority_end].rfind('@') {
-            return format!("{scheme}://***@{}", &rest[at + 1..]);
-        }
-    }
-    url.to_owned()
-}
-
 /// Which repository environment a child `git` keeps.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum RepoEnv {
@@ -192,13 +178,5 @@ mod tests {
         assert!(!is_full_oid("C25880B8D78BC496C523D290FA76D285EA2AAA24"));
         assert!(!is_full_oid("c25880b8"));
         assert!(!is_full_oid("--upload-pack=evil-------------------xx"));
-    }
-
-    #[test]
-    fn display_url_hides_userinfo() {
-        assert_eq!(display_url("https://bot:s3cret@git.example/app.git"), "https://***@git.example/app.git");
-        assert_eq!(display_url("https://git.example/a@b.git"), "https://git.example/a@b.git");
-        assert_eq!(display_url("/srv/git/app.git"), "/srv/git/app.git");
-        assert_eq!(display_url("git@host:app.git"), "git@host:app.git");
     }
 }

@@ -153,8 +153,8 @@ fn remote_changed(path: &Path, pinned: &PinnedRemote) -> Option<String> {
         format!(
             "`{}` now leads to {}, not to {} pinned at install",
             pinned.name,
-            bulwark_core::git::display_url(&now),
-            bulwark_core::git::display_url(&pinned.url)
+            bulwark_core::redact::redact_urls(&now).into_owned(),
+            bulwark_core::redact::redact_urls(&pinned.url).into_owned()
         )
     })
 }

@@ -334,7 +334,7 @@ fn production_transaction(ctx: &Context, lines: &[RefLine<'_>]) -> Result<Verdic
         if reachable_from(ctx, line.new, &candidates)? {
             continue;
         }
-        let display = bulwark_core::git::display_url(&pinned.url);
+        let display = bulwark_core::redact::redact_urls(&pinned.url).into_owned();
         let (what, scope, rule) = match (branch, &protection) {
             (Some(b), Some(p)) => (format!("`{b}`"), format!("`{b}`"), why(b, p)),
             (Some(b), None) => (format!("`{b}`"), "any branch".to_owned(), "role: production".to_owned()),
@@ -375,7 +375,10 @@ fn remote_changed(ctx: &Context, pinned: &PinnedRemote) -> Result<Option<Verdict
     if now == pinned.url {
         return Ok(None);
     }
-    let (was, now) = (bulwark_core::git::display_url(&pinned.url), bulwark_core::git::display_url(&now));
+    let (was, now) = (
+        bulwark_core::redact::redact_urls(&pinned.url).into_owned(),
+        bulwark_core::redact::redact_urls(&now).into_owned(),
+    );
     Ok(Some(Verdict::Block(Box::new(Refusal::new(
         CliError::violation(format!(
             "the remote `{}` of this production checkout now leads to {now}, not to {was} where it was pinned",
@@ -395,7 +398,7 @@ fn ask_remote(ctx: &Context, pinned: &PinnedRemote) -> Result<Vec<(String, Strin
         CliError::operational(format!(
             "cannot ask the pinned remote `{}` ({}) what it has",
             pinned.name,
-            bulwark_core::git::display_url(&pinned.url)
+            bulwark_core::redact::redact_urls(&pinned.url).into_owned()
         ))
         .caused_by(&e)
         .hint("a production checkout only moves to what its remote has, so it must be reachable; retry when it is")

@@ -139,55 +139,9 @@ pub fn contains(
     answer
 }
 
-/// Hides the secrets of every URL in `text`: the userinfo of `scheme://user:secret@host`
-/// becomes `***`, and so does the value of every query parameter (`?token=…`), wherever
-/// URLs appear (a remote given as a URL ends up in messages, events and git's errors).
-///
-/// The one redaction function of this crate, kept private to one place so it can give way
-/// to a shared one in `bulwark_core`.
+/// `text` with credentials in every URL redacted (the one redactor, in `bulwark_core`).
 pub fn redact_urls(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    let mut rest = text;
-    let url_end =
-        |s: &str| s.find(|c: char| c.is_whitespace() || matches!(c, '\'' | '"' | '`' | ')' | '>')).unwrap_or(s.len());
-    while let Some(at) = rest.find("://") {
-        let (head, tail) = rest.split_at(at + 3);
-        out.push_str(head);
-        let end = url_end(tail);
-        let (url, after) = tail.split_at(end);
-        let authority_end = url.find(['/', '?', '#']).unwrap_or(url.len());
-        let (authority, path) = url.split_at(authority_end);
-        match authority.rfind('@') {
-            Some(userinfo_end) => {
-                out.push_str("***");
-                out.push_str(&authority[userinfo_end..]);
-            }
-            None => out.push_str(authority),
-        }
-        match path.split_once('?') {
-            Some((path, query)) => {
-                out.push_str(path);
-                out.push('?');
-                let (query, fragment) = query.split_once('#').map_or((query, None), |(q, f)| (q, Some(f)));
-                let redacted: Vec<String> = query
-                    .split('&')
-                    .map(|pair| match pair.split_once('=') {
-                        Some((key, _)) => format!("{key}=***"),
-                        None => pair.to_owned(),
-                    })
-                    .collect();
-                out.push_str(&redacted.join("&"));
-                if let Some(fragment) = fragment {
-                    out.push('#');
-                    out.push_str(fragment);
-                }
-            }
-            None => out.push_str(path),
-        }
-        rest = after;
-    }
-    out.push_str(rest);
-    out
+    bulwark_core::redact::redact_urls(text).into_owned()
 }
 
 #[cfg(test)]
@@ -223,7 +177,7 @@ mod tests {
         assert_eq!(redact_urls("ssh://git@host/x and https://a:b@c/d"), "ssh://***@host/x and https://***@c/d");
         assert_eq!(
             redact_urls("https://h/r.git?token=abc&x=1#frag and https://u:p@h?private_token=zz"),
-            "https://h/r.git?token=***&x=***#frag and https://***@h?private_token=***"
+            "https://h/r.git?token=***&x=1#frag and https://***@h?private_token=***"
         );
         assert_eq!(redact_urls("before https://a:b@h/x, after FAKE"), "before https://***@h/x, after FAKE");
     }
