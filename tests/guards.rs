@@ -541,3 +541,20 @@ fn a_branch_renamed_onto_main_is_caught_by_the_push_guards() {
         .assert_stderr_contains("only `merger-bot` may update it");
     assert_eq!(env.rev(&remote, "main"), before);
 }
+
+#[test]
+fn control_characters_in_a_break_glass_reason_never_reach_the_terminal_raw() {
+    let env = TestEnv::new();
+    let (_, clone) = dev_clone(&env);
+    std::fs::write(clone.join("hotfix"), "x").unwrap();
+    env.git(&clone, &["add", "hotfix"]);
+    let out = run(env
+        .command("git")
+        .current_dir(&clone)
+        .args(["commit", "-q", "-m", "hotfix"])
+        .env("BULWARK_BREAK_GLASS", "down\u{1b}[2J\u{7}again"));
+    out.assert_code(0).assert_stderr_contains("glass broken (down\\u{1b}[2J\\u{7}again)");
+    assert!(!out.stderr.contains('\u{1b}'), "{:?}", out.stderr);
+    let shown = env.bulwark(&clone, &["events", "--kind", "breakglass"]);
+    assert!(!shown.stdout.contains('\u{1b}'), "{:?}", shown.stdout);
+}

@@ -185,7 +185,11 @@ fn refuse_or_break_glass(hook: &str, refusal: Refusal) -> Result<Option<ExitCode
         let recorded = journal.and_then(|j| j.append("breakglass.used", event));
         return match recorded {
             Ok(event) => {
-                eprintln!("warning: bulwark: glass broken ({reason}): {}", refusal.error.message);
+                eprintln!(
+                    "warning: bulwark: glass broken ({}): {}",
+                    bulwark_core::output::printable(reason),
+                    bulwark_core::output::printable(&refusal.error.message)
+                );
                 if let Some(marker) = &marker {
                     let _ = bulwark_core::state::write_atomic(marker, action.as_bytes());
                 }

@@ -328,9 +328,10 @@ fn judge(config: Option<&Path>, updates: &[RefUpdate]) -> Result<Verdict, CliErr
             .map_err(|e| CliError::violation("break glass refused: it could not be recorded").caused_by(&e))?;
         for v in &violations {
             eprintln!(
-                "warning: bulwark: glass broken by `{}` ({reason}): {}",
-                identity.as_deref().unwrap_or("?"),
-                v.message
+                "warning: bulwark: glass broken by `{}` ({}): {}",
+                bulwark_core::output::printable(identity.as_deref().unwrap_or("?")),
+                bulwark_core::output::printable(&reason),
+                bulwark_core::output::printable(&v.message)
             );
         }
         return Ok(Verdict::Allow);
