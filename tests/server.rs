@@ -253,3 +253,69 @@ fn dot_d_layout_for_gitea_and_gitlab_guards_and_uninstalls() {
     env.bulwark(env.root(), &["uninstall", "--repo", remote.to_str().unwrap()]).assert_code(0);
     assert!(!remote.join("hooks/pre-receive.d/bulwark").exists());
 }
+
+/// `cmd` as an unprivileged user when the tests run as root (as in CI), so that
+/// `/var/lib/bulwark` is out of reach as it is for a web server's user; `root` is handed to
+/// that user first.
+fn unprivileged(root: &Path, program: &str) -> std::process::Command {
+    let uid = run(std::process::Command::new("id").arg("-u")).stdout.trim().to_owned();
+    if uid != "0" {
+        return std::process::Command::new(program);
+    }
+    run(std::process::Command::new("chown").args(["-R", "65534:65534"]).arg(root)).assert_code(0);
+    let mut cmd = std::process::Command::new("setpriv");
+    cmd.args(["--reuid=65534", "--regid=65534", "--clear-groups", "--", program]);
+    cmd
+}
+
+#[test]
+fn with_a_bare_cgi_environment_the_repository_keeps_its_own_journal_and_break_glass_works() {
+    let env = TestEnv::new();
+    let (remote, clone) = server(&env, CONFIG, "pre-receive");
+    env.git(&clone, &["commit", "-q", "--amend", "-m", "rewritten history"]);
+    env.commit_file(&clone, "f", "x", "work");
+    let path = std::env::var("PATH").unwrap();
+    // What Apache gives git-http-backend: no HOME, no USER, no BULWARK_STATE_DIR.
+    let push = |who: &str, args: &[&str]| {
+        let mut cmd = unprivileged(env.root(), "git");
+        cmd.current_dir(&clone).env_clear().env("PATH", &path).env("REMOTE_USER", who);
+        cmd.env("GIT_CONFIG_NOSYSTEM", "1").arg("push").args(args);
+        run(&mut cmd)
+    };
+    push("alice", &["--force", "origin", "main"]).assert_code(1).assert_stderr_contains("remote: error: `main`");
+    push("ops", &["--force", "-o", "bulwark-break-glass=INC-9 bad merge", "origin", "main"])
+        .assert_code(0)
+        .assert_stderr_contains("remote: warning: bulwark: glass broken by `ops` (INC-9 bad merge)");
+    // git refuses to read another user's repository; give it back to the test's user.
+    let uid = run(std::process::Command::new("id").arg("-u")).stdout.trim().to_owned();
+    run(std::process::Command::new("chown").args(["-R", &uid]).arg(env.root())).assert_code(0);
+    let own = remote.join("bulwark/state");
+    let journal = bulwark_core::Journal::in_dir(&own).read_all().unwrap();
+    let kinds: Vec<&str> = journal.iter().map(|e| e.kind.as_str()).collect();
+    assert_eq!(kinds, ["push.rejected", "breakglass.used", "push.accepted"], "{journal:?}");
+    assert_eq!(journal[1].str("identity"), Some("ops"));
+    // The admin reads them without knowing where they went.
+    env.bulwark(env.root(), &["events", "--repo", remote.to_str().unwrap(), "--kind", "breakglass"])
+        .assert_code(0)
+        .assert_stdout_contains("breakglass.used")
+        .assert_stdout_contains("reason=\"INC-9 bad merge\"");
+    env.bulwark(env.root(), &["status", "--repo", remote.to_str().unwrap()])
+        .assert_code(0)
+        .assert_stdout_contains(&format!("{} (this repository's own journal", own.join("events.jsonl").display()));
+}
+
+#[test]
+fn server_state_dir_in_the_config_decides_where_a_server_repository_journals() {
+    let env = TestEnv::new();
+    let config = format!("{CONFIG}state_dir = \"journal\"\n");
+    let (remote, clone) = server(&env, &config, "pre-receive");
+    env.commit_file(&clone, "f", "x", "work");
+    let mut cmd = env.command("git");
+    cmd.current_dir(&clone).env_remove("BULWARK_STATE_DIR").env("GL_USERNAME", "alice");
+    run(cmd.args(["push", "origin", "main"])).assert_code(1);
+    let events = bulwark_core::Journal::in_dir(&remote.join("journal")).read_all().unwrap();
+    assert_eq!(events.iter().map(|e| e.kind.as_str()).collect::<Vec<_>>(), ["push.rejected"]);
+    env.bulwark(env.root(), &["events", "--repo", remote.to_str().unwrap()])
+        .assert_code(0)
+        .assert_stdout_contains("push.rejected");
+}

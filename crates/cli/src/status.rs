@@ -54,7 +54,17 @@ pub fn status(args: &StatusArgs, _config: Option<&Path>) -> Result<ExitCode, Cli
         None => None,
     };
     let journal = Journal::open_default()?;
-    let events = journal.read_all()?;
+    let mut events = journal.read_all()?;
+    // A server repository whose hooks ran with no other state directory (a web server's
+    // CGI environment) keeps its own journal: shown too, so no event is out of sight.
+    let own = repo
+        .as_ref()
+        .and_then(|r| crate::repo::server_journal(&r.common_dir))
+        .filter(|own| std::fs::canonicalize(own.path()).ok() != std::fs::canonicalize(journal.path()).ok());
+    if let Some(own) = &own {
+        events.extend(own.read_all()?);
+        events.sort_by(|a, b| a.ts.cmp(&b.ts));
+    }
     let mut components = Vec::new();
     for (name, prefixes) in COMPONENTS {
         let mine: Vec<&Event> = events.iter().filter(|e| prefixes.iter().any(|p| e.kind.starts_with(p))).collect();
@@ -67,6 +77,7 @@ pub fn status(args: &StatusArgs, _config: Option<&Path>) -> Result<ExitCode, Cli
     if args.json {
         let value = json!({
             "state_dir": journal.path().parent(),
+            "repository_journal": own.as_ref().map(Journal::path),
             "events": events.len(),
             "repository": repo.as_ref().map(|r| json!({
                 "common_dir": r.common_dir,
@@ -87,6 +98,12 @@ pub fn status(args: &StatusArgs, _config: Option<&Path>) -> Result<ExitCode, Cli
     }
 
     println!("state: {} ({} events)", journal.path().display(), events.len());
+    if let Some(own) = &own {
+        println!(
+            "state: {} (this repository's own journal, used by its hooks when they had no other state directory)",
+            own.path().display()
+        );
+    }
     match (&repo, &record) {
         (Some(r), Some(m)) => {
             let bad: Vec<String> =

@@ -66,6 +66,11 @@ impl Context {
                 })?
                 .map_or(Role::Dev, |m| m.role),
         };
+        if role == Role::Server
+            && let Some(dir) = &config.server.state_dir
+        {
+            bulwark_core::state::use_configured_dir(common_dir.join(dir));
+        }
         let mut policy = BranchPolicy::from_config(&config.protect);
         if client
             && let Some(work_tree) = &work_tree

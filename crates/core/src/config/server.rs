@@ -1,5 +1,7 @@
 //! `[server]`: who may update protected refs on the git server.
 
+use std::path::PathBuf;
+
 use serde::Deserialize;
 
 /// `[server]`.
@@ -12,6 +14,9 @@ pub struct ServerConfig {
     pub admins: Vec<String>,
     /// Environment variables that hold the pusher's identity, first set one wins.
     pub identity_vars: Vec<String>,
+    /// Where this repository's server hooks journal (relative: to the repository's git
+    /// dir). Unset: the usual state directory, else `<git-dir>/bulwark/state`.
+    pub state_dir: Option<PathBuf>,
 }
 
 impl Default for ServerConfig {
@@ -22,6 +27,7 @@ impl Default for ServerConfig {
             identity_vars: ["GL_USERNAME", "GITEA_PUSHER_NAME", "GL_USER", "REMOTE_USER", "USER"]
                 .map(String::from)
                 .to_vec(),
+            state_dir: None,
         }
     }
 }
