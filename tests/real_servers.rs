@@ -1,0 +1,285 @@
+//! The server guard under the real server software, on 127.0.0.1 only, started and stopped
+//! by the tests: Apache with `git-http-backend` and basic auth (smart HTTP), and gitolite3
+//! over a real OpenSSH `sshd` (non-default port, test keys).
+//!
+//! `.ci/run` installs them from Debian's packages; where they are missing (or the tests do
+//! not run as root, which sshd, Apache's user switch and gitolite's user need) each test says
+//! `SKIPPED: <reason>` on stderr, and under `CI=true` fails instead.
+
+use std::fmt::Write as _;
+use std::net::{TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command};
+use std::time::Duration;
+
+use bulwark_testutil::{Outcome, TestEnv, run, wait_for};
+
+const CONFIG: &str = "[server]\nallow = [\"merger-bot\"]\nadmins = [\"ops\"]\n";
+
+/// `Some(reason)` when this machine cannot run the real servers. Under CI that is a failure.
+fn missing(needs: &[&str]) -> Option<String> {
+    let uid = run(Command::new("id").arg("-u")).stdout.trim().to_owned();
+    let reason = if uid == "0" {
+        let absent: Vec<&str> = needs.iter().copied().filter(|p| !Path::new(p).exists()).collect();
+        if absent.is_empty() {
+            return None;
+        }
+        format!("not installed: {} (apt-get install gitolite3 openssh-server apache2)", absent.join(", "))
+    } else {
+        "the real-server tests run as root (sshd, Apache's user switch, gitolite's own user)".to_owned()
+    };
+    assert!(std::env::var_os("CI").is_none(), "CI must run the real-server tests (.ci/run installs them): {reason}");
+    Some(reason)
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+fn wait_listening(port: u16, child: &mut Child, log: &Path) {
+    let up = wait_for(Duration::from_secs(20), || {
+        if let Ok(Some(status)) = child.try_wait() {
+            panic!("the server exited ({status}): {}", std::fs::read_to_string(log).unwrap_or_default());
+        }
+        TcpStream::connect(("127.0.0.1", port)).ok()
+    });
+    assert!(up.is_some(), "nothing listens on 127.0.0.1:{port}: {}", std::fs::read_to_string(log).unwrap_or_default());
+}
+
+/// A daemon started by a test in its own process group (Apache's workers are its
+/// children), stopped with the whole group and reaped when the test ends, however it ends.
+struct Daemon {
+    child: Child,
+}
+
+impl Daemon {
+    fn spawn(cmd: &mut Command) -> Daemon {
+        use std::os::unix::process::CommandExt as _;
+        use std::process::Stdio;
+        // No inherited pipes: a daemon must not keep the test harness's output open.
+        let child = cmd
+            .process_group(0)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start {cmd:?}: {e}"));
+        Daemon { child }
+    }
+
+    fn signal_group(&self, signal: &str) {
+        let group = format!("-{}", self.child.id());
+        let _ = Command::new("kill").args([signal, "--", &group]).stderr(std::process::Stdio::null()).status();
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        self.signal_group("-TERM");
+        let group = self.child.id().to_string();
+        let child = &mut self.child;
+        let _ = wait_for(Duration::from_secs(10), || {
+            let _ = child.try_wait();
+            (run(Command::new("pgrep").args(["-g", &group])).code != 0).then_some(())
+        });
+        self.signal_group("-KILL");
+        let _ = self.child.wait();
+    }
+}
+
+fn chown(user: &str, path: &Path) {
+    run(Command::new("chown").args(["-R", &format!("{user}:{user}")]).arg(path)).assert_code(0);
+}
+
+/// The bulwark binaries, copied where another user can run them (the build directory
+/// may not be readable by the web server's or gitolite's user).
+fn public_bin(env: &TestEnv) -> PathBuf {
+    let dir = env.path("public-bin");
+    std::fs::create_dir_all(&dir).unwrap();
+    for name in ["bulwark", "bulwark-hook"] {
+        std::fs::copy(bulwark_testutil::bin(name), dir.join(name)).unwrap();
+    }
+    dir
+}
+
+/// Lets other users through the test's temp dir (created 0700).
+fn open_root(env: &TestEnv) {
+    use std::os::unix::fs::PermissionsExt as _;
+    std::fs::set_permissions(env.root(), std::fs::Permissions::from_mode(0o755)).unwrap();
+}
+
+/// `git` as the pusher, hermetic, with the given extra environment.
+fn git_push(env: &TestEnv, clone: &Path, args: &[&str], extra: &[(&str, &str)]) -> Outcome {
+    let mut cmd = env.command("git");
+    cmd.current_dir(clone).arg("push").args(args);
+    for (k, v) in extra {
+        cmd.env(k, v);
+    }
+    run(&mut cmd)
+}
+
+/// The remote's `ref`, read as root from a repository another user owns.
+fn remote_rev(env: &TestEnv, repo: &Path, rev: &str) -> String {
+    let out = run(env.command("git").arg("-c").arg("safe.directory=*").arg("-C").arg(repo).args(["rev-parse", rev]));
+    out.assert_code(0);
+    out.stdout.trim().to_owned()
+}
+
+fn bulwark_as_admin(env: &TestEnv, args: &[&str]) -> Outcome {
+    let mut cmd = env.bin_command("bulwark");
+    cmd.args(args)
+        .env("GIT_CONFIG_COUNT", "1")
+        .env("GIT_CONFIG_KEY_0", "safe.directory")
+        .env("GIT_CONFIG_VALUE_0", "*");
+    run(&mut cmd)
+}
+
+// ---------------------------------------------------------------------------------------
+// Smart HTTP: Apache 2.4, mod_cgi, git-http-backend, basic auth.
+
+const APACHE: &str = "/usr/sbin/apache2";
+const HTTP_BACKEND: &str = "/usr/lib/git-core/git-http-backend";
+const APACHE_MODULES: &str = "/usr/lib/apache2/modules";
+
+struct Apache {
+    _daemon: Daemon,
+    port: u16,
+}
+
+fn start_apache(env: &TestEnv, project_root: &Path, passwords: &[(&str, &str)]) -> Apache {
+    let dir = env.path("apache");
+    std::fs::create_dir_all(dir.join("run")).unwrap();
+    let mut htpasswd = String::new();
+    for (user, password) in passwords {
+        let hash = run(Command::new("openssl").args(["passwd", "-apr1", password]));
+        hash.assert_code(0);
+        let _ = writeln!(htpasswd, "{user}:{}", hash.stdout.trim());
+    }
+    std::fs::write(dir.join("htpasswd"), htpasswd).unwrap();
+    let port = free_port();
+    let mut modules = String::new();
+    for m in
+        ["mpm_prefork", "authz_core", "authn_core", "authn_file", "auth_basic", "authz_user", "alias", "cgi", "env"]
+    {
+        let _ = writeln!(modules, "LoadModule {m}_module {APACHE_MODULES}/mod_{m}.so");
+    }
+    let conf = format!(
+        r#"{modules}ServerName 127.0.0.1
+ServerRoot {dir}
+Listen 127.0.0.1:{port}
+PidFile {dir}/run/httpd.pid
+DefaultRuntimeDir {dir}/run
+Mutex file:{dir}/run
+ErrorLog {dir}/error.log
+LogLevel warn
+User www-data
+Group www-data
+StartServers 1
+MinSpareServers 1
+MaxSpareServers 2
+DocumentRoot {dir}/empty
+SetEnv GIT_PROJECT_ROOT {root}
+SetEnv GIT_HTTP_EXPORT_ALL 1
+ScriptAlias /git/ {HTTP_BACKEND}/
+<Location /git/>
+    AuthType Basic
+    AuthName "git"
+    AuthUserFile {dir}/htpasswd
+    Require valid-user
+</Location>
+"#,
+        dir = dir.display(),
+        root = project_root.display(),
+    );
+    std::fs::create_dir_all(dir.join("empty")).unwrap();
+    std::fs::write(dir.join("httpd.conf"), conf).unwrap();
+    let log = dir.join("error.log");
+    let mut cmd = Command::new(APACHE);
+    cmd.args(["-f"]).arg(dir.join("httpd.conf")).args(["-DFOREGROUND"]);
+    cmd.env_clear().env("PATH", std::env::var("PATH").unwrap_or_default());
+    let mut daemon = Daemon::spawn(&mut cmd);
+    wait_listening(port, &mut daemon.child, &log);
+    Apache { _daemon: daemon, port }
+}
+
+#[test]
+fn smart_http_under_apache_guards_main_and_journals_in_the_repository() {
+    if let Some(reason) = missing(&[APACHE, HTTP_BACKEND, "/usr/bin/openssl"]) {
+        eprintln!("SKIPPED: {reason}");
+        return;
+    }
+    let env = TestEnv::new();
+    open_root(&env);
+    let bin = public_bin(&env);
+    let root = env.path("srv-git");
+    std::fs::create_dir_all(&root).unwrap();
+    let remote = root.join("app.git");
+    env.git(env.root(), &["init", "-q", "--bare", "-b", "main", remote.to_str().unwrap()]);
+    std::fs::write(remote.join("bulwark.toml"), CONFIG).unwrap();
+    let hook = bin.join("bulwark-hook");
+    env.bulwark(
+        env.root(),
+        &["install", "--repo", remote.to_str().unwrap(), "--role", "server", "--hook-binary", hook.to_str().unwrap()],
+    )
+    .assert_code(0);
+    chown("www-data", &root);
+    let users = [("merger-bot", "pw-merger"), ("alice", "pw-alice"), ("ops", "pw-ops")];
+    let apache = start_apache(&env, &root, &users);
+    let url = |user: &str| {
+        let password = users.iter().find(|(u, _)| *u == user).unwrap().1;
+        format!("http://{user}:{password}@127.0.0.1:{}/git/app.git", apache.port)
+    };
+
+    let clone = env.init("dev");
+    env.commit_file(&clone, "README", "hello\n", "initial commit");
+    // Allowed identity: creates, then fast-forwards main.
+    git_push(&env, &clone, &[&url("merger-bot"), "main"], &[]).assert_code(0);
+    env.commit_file(&clone, "f1", "x", "work");
+    git_push(&env, &clone, &[&url("merger-bot"), "main"], &[]).assert_code(0);
+    assert_eq!(remote_rev(&env, &remote, "main"), env.rev(&clone, "main"));
+    // Anyone else: refused with the reason, as `remote:` lines; a branch is fine.
+    env.commit_file(&clone, "f2", "x", "more work");
+    git_push(&env, &clone, &[&url("alice"), "main"], &[]).assert_code(1).assert_stderr_contains(
+        "remote: error: `main` is protected on this server: only `merger-bot` may update it, and you are `alice`",
+    );
+    git_push(&env, &clone, &[&url("alice"), "main:feature"], &[]).assert_code(0);
+    assert_eq!(remote_rev(&env, &remote, "feature"), env.rev(&clone, "main"));
+    // Force push and deletion, even by the allowed identity.
+    let before = remote_rev(&env, &remote, "main");
+    env.git(&clone, &["reset", "-q", "--hard", "HEAD~2"]);
+    env.commit_file(&clone, "g", "y", "rewritten");
+    git_push(&env, &clone, &["--force", &url("merger-bot"), "main"], &[])
+        .assert_code(1)
+        .assert_stderr_contains("remote: error: `main` only moves forward on this server");
+    git_push(&env, &clone, &[&url("merger-bot"), "--delete", "main"], &[])
+        .assert_code(1)
+        .assert_stderr_contains("`main` is protected on this server and cannot be deleted");
+    assert_eq!(remote_rev(&env, &remote, "main"), before);
+    // An admin breaks glass: Apache's CGI environment has no HOME, yet it is recorded.
+    git_push(&env, &clone, &["--force", "-o", "bulwark-break-glass=INC-1 revert a leak", &url("ops"), "main"], &[])
+        .assert_code(0)
+        .assert_stderr_contains("remote: warning: bulwark: glass broken by `ops` (INC-1 revert a leak)");
+    assert_eq!(remote_rev(&env, &remote, "main"), env.rev(&clone, "main"));
+
+    let journal = bulwark_core::Journal::in_dir(&remote.join("bulwark/state")).read_all().unwrap();
+    let kinds: Vec<&str> = journal.iter().map(|e| e.kind.as_str()).collect();
+    assert_eq!(
+        kinds,
+        [
+            "push.accepted",
+            "push.accepted",
+            "push.rejected",
+            "push.accepted",
+            "push.rejected",
+            "push.rejected",
+            "breakglass.used",
+            "push.accepted"
+        ],
+        "{journal:?}"
+    );
+    assert_eq!(journal[2].str("identity"), Some("alice"));
+    assert_eq!(journal[6].str("identity"), Some("ops"));
+    bulwark_as_admin(&env, &["events", "--repo", remote.to_str().unwrap(), "--kind", "breakglass"])
+        .assert_code(0)
+        .assert_stdout_contains("reason=\"INC-1 revert a leak\"");
+}
