@@ -283,3 +283,234 @@ fn smart_http_under_apache_guards_main_and_journals_in_the_repository() {
         .assert_code(0)
         .assert_stdout_contains("reason=\"INC-1 revert a leak\"");
 }
+
+// ---------------------------------------------------------------------------------------
+// gitolite3 over OpenSSH.
+
+const SSHD: &str = "/usr/sbin/sshd";
+const GITOLITE: &str = "/usr/bin/gitolite";
+const GITOLITE_SHELL: &str = "/usr/share/gitolite3/gitolite-shell";
+/// gitolite runs as this user (never root), created by the test if missing.
+const GL_USER: &str = "bulwarkgl";
+
+fn as_gitolite(home: &Path, args: &[&str]) -> Outcome {
+    let mut cmd = Command::new("runuser");
+    cmd.args(["-u", GL_USER, "--", "env"]).arg(format!("HOME={}", home.display()));
+    cmd.arg(format!("PATH={}", std::env::var("PATH").unwrap_or_default())).args(args);
+    run(&mut cmd)
+}
+
+struct GitoliteServer {
+    _sshd: Daemon,
+    port: u16,
+    home: PathBuf,
+    keys: PathBuf,
+}
+
+impl GitoliteServer {
+    fn url(&self, repo: &str) -> String {
+        format!("ssh://{GL_USER}@127.0.0.1:{}/{repo}", self.port)
+    }
+
+    /// `git ARGS` in `dir` as the holder of `user`'s key.
+    fn git_as(&self, env: &TestEnv, dir: &Path, user: &str, args: &[&str]) -> Outcome {
+        let ssh = format!(
+            "ssh -i {} -o IdentitiesOnly=yes -o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null -o BatchMode=yes -o LogLevel=ERROR",
+            self.keys.join(user).display()
+        );
+        run(env.command("git").current_dir(dir).args(args).env("GIT_SSH_COMMAND", ssh))
+    }
+
+    fn events(&self) -> Vec<bulwark_core::Event> {
+        bulwark_core::Journal::in_dir(&self.home.join(".local/state/bulwark")).read_all().unwrap()
+    }
+}
+
+/// A fresh gitolite (admin key `admin`, users `alice`, `merger-bot`, `ops`) served by its
+/// own sshd on a free port of 127.0.0.1.
+fn start_gitolite(env: &TestEnv) -> GitoliteServer {
+    let home = env.path("gitolite-home");
+    std::fs::create_dir_all(&home).unwrap();
+    if run(Command::new("id").arg(GL_USER)).code != 0 {
+        run(Command::new("useradd").args(["--system", "--shell", "/bin/sh", "--no-create-home", GL_USER]))
+            .assert_code(0);
+    }
+    // A home per test; `*`: no password, but not a locked account (sshd refuses those).
+    run(Command::new("usermod").arg("--home").arg(&home).args(["-p", "*", GL_USER])).assert_code(0);
+    chown(GL_USER, &home);
+    let keys = env.path("keys");
+    std::fs::create_dir_all(&keys).unwrap();
+    for user in ["admin", "alice", "merger-bot", "ops"] {
+        run(Command::new("ssh-keygen").args(["-q", "-t", "ed25519", "-N", "", "-C", user, "-f"]).arg(keys.join(user)))
+            .assert_code(0);
+    }
+    let admin_pub = home.join("admin.pub");
+    std::fs::copy(keys.join("admin.pub"), &admin_pub).unwrap();
+    chown(GL_USER, &admin_pub);
+    as_gitolite(&home, &["gitolite", "setup", "-pk", admin_pub.to_str().unwrap()]).assert_code(0);
+    // What the README tells an admin to do: LOCAL_CODE and repo-specific hooks.
+    let rc = home.join(".gitolite.rc");
+    let text = std::fs::read_to_string(&rc)
+        .unwrap()
+        .replace(
+            "# LOCAL_CODE                =>  \"$rc{GL_ADMIN_BASE}/local\",",
+            "LOCAL_CODE => \"$rc{GL_ADMIN_BASE}/local\",",
+        )
+        .replace("# 'repo-specific-hooks',", "'repo-specific-hooks',");
+    assert!(text.contains("LOCAL_CODE => ") && text.contains("\n            'repo-specific-hooks',"), "{text}");
+    std::fs::write(&rc, text).unwrap();
+    std::fs::create_dir_all(home.join(".gitolite/local/hooks/repo-specific")).unwrap();
+    chown(GL_USER, &home);
+
+    let dir = env.path("sshd");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::create_dir_all("/run/sshd").unwrap();
+    run(Command::new("ssh-keygen").args(["-q", "-t", "ed25519", "-N", "", "-f"]).arg(dir.join("host_key")))
+        .assert_code(0);
+    let port = free_port();
+    let conf = format!(
+        "Port {port}\nListenAddress 127.0.0.1\nHostKey {dir}/host_key\nPidFile {dir}/sshd.pid\nAuthorizedKeysFile .ssh/authorized_keys\nStrictModes no\nUsePAM no\nPasswordAuthentication no\nKbdInteractiveAuthentication no\nAllowUsers {GL_USER}\n",
+        dir = dir.display()
+    );
+    std::fs::write(dir.join("sshd_config"), conf).unwrap();
+    let log = dir.join("sshd.log");
+    let mut cmd = Command::new(SSHD);
+    cmd.args(["-D", "-e", "-f"]).arg(dir.join("sshd_config")).arg("-E").arg(&log);
+    let mut daemon = Daemon::spawn(&mut cmd);
+    wait_listening(port, &mut daemon.child, &log);
+    GitoliteServer { _sshd: daemon, port, home, keys }
+}
+
+/// Commits gitolite's config (and the users' keys) as the admin, over ssh.
+fn push_gitolite_conf(env: &TestEnv, gl: &GitoliteServer, conf: &str) -> Outcome {
+    let admin = env.path("gitolite-admin");
+    if !admin.exists() {
+        gl.git_as(env, env.root(), "admin", &["clone", "-q", &gl.url("gitolite-admin"), admin.to_str().unwrap()])
+            .assert_code(0);
+        for user in ["alice", "merger-bot", "ops"] {
+            std::fs::copy(gl.keys.join(format!("{user}.pub")), admin.join(format!("keydir/{user}.pub"))).unwrap();
+        }
+    }
+    std::fs::write(admin.join("conf/gitolite.conf"), conf).unwrap();
+    env.git(&admin, &["add", "-A"]);
+    env.git(&admin, &["commit", "-q", "-m", "gitolite config"]);
+    gl.git_as(env, &admin, "admin", &["push", "origin", "master"])
+}
+
+const GL_CONF: &str = "repo gitolite-admin\n    RW+ = admin\n\nrepo app\n    RW+ = @all\n";
+
+#[test]
+fn gitolite_over_ssh_guards_main_through_its_own_hooks() {
+    if let Some(reason) = missing(&[SSHD, GITOLITE, GITOLITE_SHELL, "/usr/bin/ssh", "/usr/bin/ssh-keygen"]) {
+        eprintln!("SKIPPED: {reason}");
+        return;
+    }
+    let env = TestEnv::new();
+    open_root(&env);
+    let bin = public_bin(&env);
+    let gl = start_gitolite(&env);
+    push_gitolite_conf(&env, &gl, GL_CONF).assert_code(0);
+    let app = gl.home.join("repositories/app.git");
+    let update_link = std::fs::read_link(app.join("hooks/update")).unwrap();
+
+    // Straight into a gitolite repository: refused, with the way that works.
+    let app_arg = app.to_str().unwrap();
+    bulwark_as_admin(&env, &["install", "--repo", app_arg, "--role", "server", "--server-hook", "update"])
+        .assert_code(2)
+        .assert_stderr_contains("whose `update` hook is its access control")
+        .assert_stderr_contains(&format!("--gitolite {}", gl.home.display()));
+    bulwark_as_admin(&env, &["install", "--repo", app_arg, "--role", "server"])
+        .assert_code(2)
+        .assert_stderr_contains("is managed by gitolite");
+    assert_eq!(std::fs::read_link(app.join("hooks/update")).unwrap(), update_link, "gitolite's update untouched");
+
+    std::fs::write(app.join("bulwark.toml"), CONFIG).unwrap();
+    let hook = bin.join("bulwark-hook");
+    bulwark_as_admin(
+        &env,
+        &[
+            "install",
+            "--role",
+            "server",
+            "--gitolite",
+            gl.home.to_str().unwrap(),
+            "--hook-binary",
+            hook.to_str().unwrap(),
+        ],
+    )
+    .assert_code(0)
+    .assert_stdout_contains("installed: server role for gitolite");
+    assert_eq!(std::fs::read_link(app.join("hooks/update")).unwrap(), update_link, "gitolite's update untouched");
+    // gitolite's own `setup` keeps bulwark (it re-links its common hooks).
+    as_gitolite(&gl.home, &["gitolite", "setup"]).assert_code(0);
+    bulwark_as_admin(&env, &["status", "--repo", app_arg]).assert_code(0).assert_stdout_contains("all intact");
+
+    let clone = env.init("dev");
+    env.commit_file(&clone, "README", "hello\n", "initial commit");
+    let url = gl.url("app");
+    gl.git_as(&env, &clone, "merger-bot", &["push", &url, "main"]).assert_code(0);
+    env.commit_file(&clone, "f1", "x", "work");
+    gl.git_as(&env, &clone, "merger-bot", &["push", &url, "main"]).assert_code(0);
+    assert_eq!(remote_rev(&env, &app, "main"), env.rev(&clone, "main"));
+    env.commit_file(&clone, "f2", "x", "more work");
+    gl.git_as(&env, &clone, "alice", &["push", &url, "main"]).assert_code(1).assert_stderr_contains(
+        "remote: error: `main` is protected on this server: only `merger-bot` may update it, and you are `alice`",
+    );
+    gl.git_as(&env, &clone, "alice", &["push", &url, "main:feature"]).assert_code(0);
+    let before = remote_rev(&env, &app, "main");
+    env.git(&clone, &["reset", "-q", "--hard", "HEAD~2"]);
+    env.commit_file(&clone, "g", "y", "rewritten");
+    gl.git_as(&env, &clone, "merger-bot", &["push", "--force", &url, "main"])
+        .assert_code(1)
+        .assert_stderr_contains("remote: error: `main` only moves forward on this server");
+    gl.git_as(&env, &clone, "merger-bot", &["push", &url, "--delete", "main"])
+        .assert_code(1)
+        .assert_stderr_contains("`main` is protected on this server and cannot be deleted");
+    assert_eq!(remote_rev(&env, &app, "main"), before);
+    gl.git_as(&env, &clone, "ops", &["push", "--force", "-o", "bulwark-break-glass=INC-2 bad rebase", &url, "main"])
+        .assert_code(0)
+        .assert_stderr_contains("remote: warning: bulwark: glass broken by `ops` (INC-2 bad rebase)");
+    let events = gl.events();
+    let kinds: Vec<&str> = events.iter().map(|e| e.kind.as_str()).collect();
+    assert_eq!(
+        kinds,
+        [
+            "push.accepted",
+            "push.accepted",
+            "push.rejected",
+            "push.accepted",
+            "push.rejected",
+            "push.rejected",
+            "breakglass.used",
+            "push.accepted"
+        ],
+        "{events:?}"
+    );
+    assert_eq!(events[2].str("identity"), Some("alice"), "gitolite's GL_USER");
+
+    // The admin still changes gitolite's own config (branch `master`), and a repository
+    // that gets gitolite's repo-specific hooks loses bulwark loudly, not silently.
+    let audit = gl.home.join(".gitolite/local/hooks/repo-specific/audit");
+    let marker = gl.home.join("audit-ran");
+    std::fs::write(&audit, format!("#!/bin/sh\ncat >/dev/null\ntouch {}\n", marker.display())).unwrap();
+    bulwark_testutil::set_executable(&audit);
+    chown(GL_USER, &audit);
+    let conf = format!("{GL_CONF}    option hook.pre-receive = audit\n");
+    push_gitolite_conf(&env, &gl, &conf).assert_code(0);
+    bulwark_as_admin(&env, &["status", "--repo", app_arg])
+        .assert_code(1)
+        .assert_stderr_contains("error: ")
+        .assert_stderr_contains("PROTECTION OFF: gitolite replaced bulwark's shim with its multi-hook driver");
+    // Listed among the repo-specific hooks, bulwark runs again, and so does the other hook.
+    let conf = format!(
+        "{GL_CONF}    option hook.pre-receive = audit\n    option hook.pre-receive.bulwark = bulwark\n    option hook.post-receive.bulwark = bulwark-post-receive\n"
+    );
+    push_gitolite_conf(&env, &gl, &conf).assert_code(0);
+    bulwark_as_admin(&env, &["status", "--repo", app_arg]).assert_code(0).assert_stdout_contains("all intact");
+    env.commit_file(&clone, "f3", "x", "later work");
+    gl.git_as(&env, &clone, "alice", &["push", &url, "main"])
+        .assert_code(1)
+        .assert_stderr_contains("remote: error: `main` is protected on this server");
+    gl.git_as(&env, &clone, "merger-bot", &["push", &url, "main"]).assert_code(0);
+    assert!(marker.exists(), "gitolite's driver still runs the repository's other hooks");
+}

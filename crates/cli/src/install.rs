@@ -5,17 +5,17 @@
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-use bulwark_core::CliError;
 use bulwark_core::config::Role;
 use bulwark_core::manifest::{self, InstalledHook, Manifest};
 use bulwark_core::state;
+use bulwark_core::{CliError, ExitKind};
 
+use crate::gitolite;
 use crate::repo::RepoPaths;
 
 /// The shim source, filled in per hook.
 const SHIM_TEMPLATE: &str = include_str!("../../../hooks/shim.sh");
-/// The line that marks a hook file as bulwark's own.
-const SHIM_MARKER: &str = "# bulwark-shim:";
+use manifest::SHIM_MARKER;
 
 #[derive(Debug, clap::Args)]
 pub struct InstallArgs {
@@ -43,6 +43,11 @@ pub struct InstallArgs {
     /// of a `<hook>.d` directory (Gitea, GitLab).
     #[arg(long)]
     pub dot_d: bool,
+    /// Server role under gitolite: install into the gitolite installation at this home
+    /// (its `LOCAL_CODE` common hooks), for every repository at once; `gitolite-admin` is
+    /// exempt.
+    #[arg(long, value_name = "HOME", conflicts_with_all = ["hooks_dir", "dot_d"])]
+    pub gitolite: Option<PathBuf>,
 }
 
 /// Which hook guards the server.
@@ -59,12 +64,17 @@ pub struct UninstallArgs {
     pub repo: PathBuf,
 }
 
-fn sh_quote(path: &Path) -> String {
+pub(crate) fn sh_quote(path: &Path) -> String {
     format!("'{}'", path.to_string_lossy().replace('\'', r"'\''"))
 }
 
 /// The shim for `hook`, calling `binary`, chaining to `chained` if given.
 pub fn shim(hook: &str, binary: &Path, chained: Option<&Path>) -> String {
+    shim_with(hook, binary, chained, "")
+}
+
+/// As [`shim`], with `prelude` (whole lines of sh) run first.
+fn shim_with(hook: &str, binary: &Path, chained: Option<&Path>, prelude: &str) -> String {
     let chain = chained.map(|c| format!("--chain {} ", sh_quote(c))).unwrap_or_default();
     // git runs reference-transaction for every state of every ref update (a commit is five
     // runs); only `prepared` can refuse, so the others need not start a process at all.
@@ -75,7 +85,7 @@ pub fn shim(hook: &str, binary: &Path, chained: Option<&Path>) -> String {
         ""
     };
     SHIM_TEMPLATE
-        .replace("@FAST_PATH@", fast_path)
+        .replace("@FAST_PATH@", &format!("{prelude}{fast_path}"))
         .replace("@HOOK_BINARY@", &sh_quote(binary))
         .replace("@CHAIN@", &chain)
         .replace("@HOOK_NAME@", hook)
@@ -117,6 +127,9 @@ fn locate_hook_binary(explicit: Option<&Path>) -> Result<PathBuf, CliError> {
 
 /// `bulwark install --repo PATH --role ROLE`.
 pub fn install(args: &InstallArgs, _config: Option<&Path>) -> Result<ExitCode, CliError> {
+    if let Some(home) = &args.gitolite {
+        return install_gitolite(args, home);
+    }
     let repo = RepoPaths::resolve(&args.repo)?;
     match (args.role, repo.bare) {
         (Role::Server, false) => {
@@ -136,6 +149,11 @@ pub fn install(args: &InstallArgs, _config: Option<&Path>) -> Result<ExitCode, C
         }
         _ => {}
     }
+    if args.role == Role::Server
+        && let Some(home) = gitolite::managing_home(&repo.common_dir)
+    {
+        return Err(refuse_gitolite_repo(&args.repo, &home, args.server_hook));
+    }
     let binary = locate_hook_binary(args.hook_binary.as_deref())?;
     let previous = Manifest::load(&repo.common_dir).map_err(|e| CliError::operational(e.to_string()))?;
     let hooks_dir = match &args.hooks_dir {
@@ -148,6 +166,13 @@ pub fn install(args: &InstallArgs, _config: Option<&Path>) -> Result<ExitCode, C
     for hook in wanted {
         let path = hook_file(&hooks_dir, hook, args.dot_d);
         let chained = chained_path(&path);
+        if gitolite::is_multi_hook_driver(&path) {
+            return Err(CliError::usage(format!(
+                "{} is gitolite's multi-hook driver: it runs `{hook}.*` beside it, so moving it aside would make it run nothing",
+                path.display()
+            ))
+            .hint("install for gitolite with `bulwark install --role server --gitolite <gitolite's home>`"));
+        }
         if path.exists() && !is_shim(&path) && chained.exists() && !args.force {
             return Err(CliError::usage(format!(
                 "both {} and {} exist; bulwark would chain the first and lose the second",
@@ -209,6 +234,161 @@ pub fn install(args: &InstallArgs, _config: Option<&Path>) -> Result<ExitCode, C
         binary.display()
     );
     Ok(ExitCode::SUCCESS)
+}
+
+/// Why bulwark does not write into a gitolite repository's hooks, and what to do instead.
+fn refuse_gitolite_repo(repo: &Path, home: &Path, server_hook: ServerHook) -> CliError {
+    let hint = format!(
+        "install into gitolite's own hooks, for every repository (gitolite-admin exempt): `bulwark install --role server --gitolite {}`",
+        home.display()
+    );
+    if server_hook == ServerHook::Update {
+        return CliError::usage(format!(
+            "{} is managed by gitolite, whose `update` hook is its access control: replacing it locks every user out, and `gitolite setup` puts it back, silently dropping bulwark's",
+            repo.display()
+        ))
+        .hint(format!("{hint}; it guards with pre-receive and leaves gitolite's `update` alone"));
+    }
+    CliError::usage(format!(
+        "{} is managed by gitolite (home {}), which rewrites its repositories' hooks: a shim written here is replaced at its next compile",
+        repo.display(),
+        home.display()
+    ))
+    .hint(hint)
+}
+
+/// The server hooks bulwark puts in gitolite's common hooks, and their names among
+/// gitolite's repo-specific hooks (for repositories whose `option hook.<hook>` makes
+/// gitolite run its multi-hook driver instead).
+const GITOLITE_HOOKS: &[(&str, &str)] = &[("pre-receive", "bulwark"), ("post-receive", "bulwark-post-receive")];
+
+/// `bulwark install --role server --gitolite HOME`: shims in `$LOCAL_CODE/hooks/common`
+/// (gitolite links them into every repository, now and at every `gitolite setup`) and in
+/// `$LOCAL_CODE/hooks/repo-specific`, linked into every repository now as gitolite would,
+/// a manifest and push options in each, and gitolite's `update` left alone.
+fn install_gitolite(args: &InstallArgs, home: &Path) -> Result<ExitCode, CliError> {
+    if args.role != Role::Server {
+        return Err(CliError::usage("--gitolite is for the server role").hint("pass --role server"));
+    }
+    if args.server_hook == ServerHook::Update {
+        return Err(CliError::usage(
+            "gitolite's `update` hook is its access control: bulwark never replaces it under gitolite",
+        )
+        .hint("leave out --server-hook update: bulwark guards gitolite's repositories with pre-receive"));
+    }
+    let gl = gitolite::Gitolite::open(home)?;
+    let binary = locate_hook_binary(args.hook_binary.as_deref())?;
+    let prelude = gitolite::admin_exemption(&gl.admin_repo());
+    let (common, specific) = (gl.common_hooks(), gl.repo_specific_hooks());
+    for dir in [&common, &specific] {
+        std::fs::create_dir_all(dir).map_err(|e| io_error("create", dir, &e))?;
+    }
+    for dir in [gl.local_code.clone(), gl.local_code.join("hooks"), common.clone(), specific.clone()] {
+        gl.give(&dir)?;
+    }
+    for (hook, _) in GITOLITE_HOOKS {
+        let path = common.join(hook);
+        let chained = chained_path(&path);
+        if path.exists() && !is_shim(&path) && chained.exists() && !args.force {
+            return Err(CliError::usage(format!(
+                "both {} and {} exist; bulwark would chain the first and lose the second",
+                path.display(),
+                chained.display()
+            ))
+            .hint("remove the one you do not need, or pass --force to replace the old .bulwark-chained file"));
+        }
+    }
+    let mut installed = Vec::new();
+    for (hook, specific_name) in GITOLITE_HOOKS {
+        let path = common.join(hook);
+        let chained = chained_path(&path);
+        if path.exists() && !is_shim(&path) {
+            std::fs::rename(&path, &chained).map_err(|e| io_error("move aside", &path, &e))?;
+            println!("chained: gitolite's common {hook} kept as {} (runs after bulwark's check)", chained.display());
+        }
+        let chain = chained.exists().then_some(chained.as_path());
+        let text = shim_with(hook, &binary, chain, &prelude);
+        state::write_atomic_mode(&path, text.as_bytes(), 0o755).map_err(|e| CliError::operational(e.to_string()))?;
+        gl.give(&path)?;
+        let alone = specific.join(specific_name);
+        let alone_text = shim_with(hook, &binary, None, &prelude);
+        state::write_atomic_mode(&alone, alone_text.as_bytes(), 0o755)
+            .map_err(|e| CliError::operational(e.to_string()))?;
+        gl.give(&alone)?;
+        installed.push(InstalledHook {
+            name: (*hook).to_owned(),
+            sha256: manifest::sha256_hex(text.as_bytes()),
+            chained: chain.map(Path::to_owned),
+            path: None,
+        });
+    }
+    let mut off = Vec::new();
+    let repositories = gl.repositories();
+    for repo in &repositories {
+        let hooks_dir = repo.join("hooks");
+        for (hook, specific_name) in GITOLITE_HOOKS {
+            let dst = hooks_dir.join(hook);
+            if gitolite::is_multi_hook_driver(&dst) {
+                // Its `$0.*` files are gitolite's to manage: bulwark runs there only if listed.
+                if !runs_a_shim(&hooks_dir, hook) {
+                    off.push(format!(
+                        "{}: gitolite runs its multi-hook driver for {hook} there, without bulwark: PROTECTION OFF; add `option hook.{hook}.bulwark = {specific_name}` for it in gitolite.conf",
+                        repo.display()
+                    ));
+                }
+                continue;
+            }
+            // What `gitolite setup` does with every common hook (ln_sf in Gitolite::Common).
+            let _ = std::fs::remove_file(&dst);
+            std::os::unix::fs::symlink(common.join(hook), &dst).map_err(|e| io_error("link", &dst, &e))?;
+            gl.give(&dst)?;
+        }
+        if repo == &gl.admin_repo() {
+            continue;
+        }
+        bulwark_core::git::Git::at(repo)
+            .run(["-c", "safe.directory=*", "config", "receive.advertisePushOptions", "true"])
+            .map_err(CliError::from)?;
+        gl.give(&repo.join("config"))?;
+        let record = Manifest {
+            version: 1,
+            role: Role::Server,
+            hooks_dir,
+            hooks_path_config: None,
+            hook_binary: binary.clone(),
+            hooks: installed.clone(),
+            installed_at: bulwark_core::journal::now_rfc3339(),
+        };
+        record.save(repo).map_err(|e| CliError::operational(e.to_string()))?;
+        gl.give(&Manifest::path(repo))?;
+        gl.give(&repo.join(manifest::DIR))?;
+    }
+    println!(
+        "installed: server role for gitolite at {}: pre-receive and post-receive in {} (every repository, {} exempt; bulwark-hook: {})",
+        gl.home.display(),
+        common.display(),
+        gitolite::ADMIN_REPO,
+        binary.display()
+    );
+    println!(
+        "linked into {} repositories as `gitolite setup` does; for repositories with gitolite's repo-specific hooks, list `bulwark` and `bulwark-post-receive` from {}",
+        repositories.len(),
+        specific.display()
+    );
+    for line in &off {
+        eprintln!("error: {line}");
+    }
+    Ok(if off.is_empty() { ExitCode::SUCCESS } else { ExitCode::from(ExitKind::Violation.code()) })
+}
+
+/// Whether one of gitolite's `<hook>.*` files in `hooks_dir` is a bulwark shim.
+fn runs_a_shim(hooks_dir: &Path, hook: &str) -> bool {
+    let prefix = format!("{hook}.");
+    std::fs::read_dir(hooks_dir)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .any(|e| e.file_name().to_string_lossy().starts_with(&prefix) && is_shim(&e.path()))
 }
 
 /// Removes one shim and puts back the hook it chained to.

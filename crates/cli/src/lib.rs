@@ -8,6 +8,7 @@ mod demo;
 mod docs;
 mod events;
 mod external;
+mod gitolite;
 mod install;
 mod repo;
 mod status;

@@ -4,8 +4,8 @@
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-use bulwark_core::manifest::Manifest;
-use bulwark_core::{CliError, Event, Journal};
+use bulwark_core::manifest::{self, HookState, Manifest};
+use bulwark_core::{CliError, Event, ExitKind, Journal};
 use serde_json::json;
 
 use crate::repo::RepoPaths;
@@ -42,6 +42,16 @@ fn hook_integrity(record: &Manifest) -> Vec<(String, String)> {
         .collect()
 }
 
+/// Hooks whose guard is off altogether (not a detail of the shim: said as an error).
+fn protection_off(record: &Manifest) -> Vec<String> {
+    record
+        .hooks
+        .iter()
+        .filter(|hook| hook.check(&record.hooks_dir) == HookState::GitoliteDriver)
+        .map(|hook| format!("{}: {}", hook.file(&record.hooks_dir).display(), manifest::GITOLITE_PROTECTION_OFF))
+        .collect()
+}
+
 pub fn status(args: &StatusArgs, _config: Option<&Path>) -> Result<ExitCode, CliError> {
     let repo_path = args.repo.clone().unwrap_or_else(|| PathBuf::from("."));
     let repo = match RepoPaths::resolve(&repo_path) {
@@ -73,6 +83,11 @@ pub fn status(args: &StatusArgs, _config: Option<&Path>) -> Result<ExitCode, Cli
         components.push((*name, last.cloned(), last_failure.cloned()));
     }
     let integrity = record.as_ref().map(hook_integrity).unwrap_or_default();
+    let off = record.as_ref().map(protection_off).unwrap_or_default();
+    for line in &off {
+        eprintln!("error: {line}");
+    }
+    let done = if off.is_empty() { ExitCode::SUCCESS } else { ExitCode::from(ExitKind::Violation.code()) };
 
     if args.json {
         let value = json!({
@@ -94,7 +109,7 @@ pub fn status(args: &StatusArgs, _config: Option<&Path>) -> Result<ExitCode, Cli
             })).collect::<Vec<_>>(),
         });
         println!("{value}");
-        return Ok(ExitCode::SUCCESS);
+        return Ok(done);
     }
 
     println!("state: {} ({} events)", journal.path().display(), events.len());
@@ -130,5 +145,5 @@ pub fn status(args: &StatusArgs, _config: Option<&Path>) -> Result<ExitCode, Cli
             println!("{name}: last failure: {}", f.to_line());
         }
     }
-    Ok(ExitCode::SUCCESS)
+    Ok(done)
 }
