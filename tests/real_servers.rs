@@ -514,3 +514,45 @@ fn gitolite_over_ssh_guards_main_through_its_own_hooks() {
     gl.git_as(&env, &clone, "merger-bot", &["push", &url, "main"]).assert_code(0);
     assert!(marker.exists(), "gitolite's driver still runs the repository's other hooks");
 }
+
+// ---------------------------------------------------------------------------------------
+// Plain SSH: whether the identity can be trusted.
+
+/// A pusher account with a login shell, created by the test if missing.
+const SHELL_USER: &str = "bulwarksh";
+
+#[test]
+fn status_warns_when_pushers_have_a_shell_that_names_them_anything() {
+    if let Some(reason) = missing(&["/usr/sbin/useradd"]) {
+        eprintln!("SKIPPED: {reason}");
+        return;
+    }
+    let env = TestEnv::new();
+    let remote = env.bare("server.git");
+    env.install(&remote, "server");
+    let home = env.path("sh-home");
+    std::fs::create_dir_all(home.join(".ssh")).unwrap();
+    if run(Command::new("id").arg(SHELL_USER)).code != 0 {
+        run(Command::new("useradd").args(["--system", "--no-create-home", "--shell", "/bin/bash", SHELL_USER]))
+            .assert_code(0);
+    }
+    run(Command::new("usermod").arg("--home").arg(&home).args(["--shell", "/bin/bash", SHELL_USER])).assert_code(0);
+    let keys = home.join(".ssh/authorized_keys");
+    std::fs::write(&keys, "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIE8y alice\n").unwrap();
+    chown(SHELL_USER, &remote);
+    let status = || bulwark_as_admin(&env, &["status", "--repo", remote.to_str().unwrap()]);
+    status()
+        .assert_code(0)
+        .assert_stderr_contains("warning: identity: these accounts can push to this repository with a shell")
+        .assert_stderr_contains("`bulwarksh` (owner; shell /bin/bash, 1 ssh key(s) without a forced command)");
+    // A forced command per key (what gitolite writes): nothing to say.
+    std::fs::write(&keys, "command=\"/usr/bin/git-shell -c \\\"$SSH_ORIGINAL_COMMAND\\\"\",no-pty ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIE8y alice\n").unwrap();
+    let out = status();
+    out.assert_code(0);
+    assert!(!out.stderr.contains("warning: identity"), "{}", out.stderr);
+    // git-shell as the login shell: nothing to say either.
+    std::fs::write(&keys, "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIE8y alice\n").unwrap();
+    run(Command::new("usermod").args(["--shell", "/usr/bin/git-shell", SHELL_USER])).assert_code(0);
+    let out = status();
+    assert!(!out.stderr.contains("warning: identity"), "{}", out.stderr);
+}

@@ -9,6 +9,7 @@ mod docs;
 mod events;
 mod external;
 mod gitolite;
+mod identity;
 mod install;
 mod repo;
 mod status;

@@ -87,12 +87,27 @@ pub fn status(args: &StatusArgs, _config: Option<&Path>) -> Result<ExitCode, Cli
     for line in &off {
         eprintln!("error: {line}");
     }
+    // A server repository: can pushers name themselves anything here? (best effort)
+    let shell_pushers = match (&repo, &record) {
+        (Some(r), Some(m)) if m.role == bulwark_core::Role::Server => crate::identity::shell_pushers(&r.common_dir),
+        _ => Vec::new(),
+    };
+    if !shell_pushers.is_empty() {
+        eprintln!(
+            "warning: identity: these accounts can push to this repository with a shell, and a shell sets USER, GL_USER, REMOTE_USER or any other identity variable to anyone's name: {}",
+            shell_pushers.join(", ")
+        );
+        eprintln!(
+            "hint: give pushers git-shell, a forced command (gitolite) or a per-key `environment=` in authorized_keys; see the README's \"Who is pushing\""
+        );
+    }
     let done = if off.is_empty() { ExitCode::SUCCESS } else { ExitCode::from(ExitKind::Violation.code()) };
 
     if args.json {
         let value = json!({
             "state_dir": journal.path().parent(),
             "repository_journal": own.as_ref().map(Journal::path),
+            "shell_pushers": shell_pushers,
             "events": events.len(),
             "repository": repo.as_ref().map(|r| json!({
                 "common_dir": r.common_dir,
