@@ -513,6 +513,17 @@ fn gitolite_over_ssh_guards_main_through_its_own_hooks() {
         .assert_stderr_contains("remote: error: `main` is protected on this server");
     gl.git_as(&env, &clone, "merger-bot", &["push", &url, "main"]).assert_code(0);
     assert!(marker.exists(), "gitolite's driver still runs the repository's other hooks");
+
+    // Removed the way it was installed: for the whole installation, not one repository.
+    bulwark_as_admin(&env, &["uninstall", "--repo", app_arg])
+        .assert_code(2)
+        .assert_stderr_contains(&format!("bulwark uninstall --gitolite {}", gl.home.display()));
+    bulwark_as_admin(&env, &["uninstall", "--gitolite", gl.home.to_str().unwrap()]).assert_code(0);
+    assert!(!gl.home.join(".gitolite/local/hooks/common/pre-receive").exists());
+    assert!(!gl.home.join("repositories/testing.git/hooks/pre-receive").exists());
+    assert_eq!(std::fs::read_link(app.join("hooks/update")).unwrap(), update_link, "gitolite's update untouched");
+    env.commit_file(&clone, "f4", "x", "after bulwark");
+    gl.git_as(&env, &clone, "alice", &["push", &url, "main"]).assert_code(0);
 }
 
 // ---------------------------------------------------------------------------------------

@@ -62,6 +62,9 @@ pub struct UninstallArgs {
     /// The repository to remove bulwark's hooks from.
     #[arg(long, value_name = "PATH", default_value = ".")]
     pub repo: PathBuf,
+    /// Remove bulwark from the gitolite installation at this home (every repository).
+    #[arg(long, value_name = "HOME")]
+    pub gitolite: Option<PathBuf>,
 }
 
 pub(crate) fn sh_quote(path: &Path) -> String {
@@ -381,6 +384,50 @@ fn install_gitolite(args: &InstallArgs, home: &Path) -> Result<ExitCode, CliErro
     Ok(if off.is_empty() { ExitCode::SUCCESS } else { ExitCode::from(ExitKind::Violation.code()) })
 }
 
+/// `bulwark uninstall --gitolite HOME`: bulwark's common and repo-specific hooks removed
+/// (an admin's chained hook put back), and each repository's links and manifest with them.
+fn uninstall_gitolite(home: &Path) -> Result<ExitCode, CliError> {
+    let gl = gitolite::Gitolite::open(home)?;
+    let (common, specific) = (gl.common_hooks(), gl.repo_specific_hooks());
+    for (hook, specific_name) in GITOLITE_HOOKS {
+        let record = InstalledHook { name: (*hook).to_owned(), sha256: String::new(), chained: None, path: None };
+        remove_hook(&common, &record);
+        let alone = specific.join(specific_name);
+        if is_shim(&alone) {
+            std::fs::remove_file(&alone).map_err(|e| io_error("remove", &alone, &e))?;
+        }
+    }
+    let repositories = gl.repositories();
+    for repo in &repositories {
+        for (hook, _) in GITOLITE_HOOKS {
+            let dst = repo.join("hooks").join(hook);
+            let ours = std::fs::read_link(&dst).is_ok_and(|target| target == common.join(hook));
+            if !ours {
+                continue;
+            }
+            std::fs::remove_file(&dst).map_err(|e| io_error("remove", &dst, &e))?;
+            // An admin's common hook that bulwark had chained is linked again, as gitolite would.
+            if common.join(hook).exists() {
+                std::os::unix::fs::symlink(common.join(hook), &dst).map_err(|e| io_error("link", &dst, &e))?;
+                gl.give(&dst)?;
+            }
+        }
+        let manifest_path = Manifest::path(repo);
+        if manifest_path.exists() {
+            std::fs::remove_file(&manifest_path).map_err(|e| io_error("remove", &manifest_path, &e))?;
+            if let Some(dir) = manifest_path.parent() {
+                let _ = std::fs::remove_dir(dir);
+            }
+        }
+    }
+    println!(
+        "uninstalled: bulwark's hooks removed from gitolite at {} ({} repositories)",
+        gl.home.display(),
+        repositories.len()
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
 /// Whether one of gitolite's `<hook>.*` files in `hooks_dir` is a bulwark shim.
 fn runs_a_shim(hooks_dir: &Path, hook: &str) -> bool {
     let prefix = format!("{hook}.");
@@ -416,7 +463,19 @@ fn remove_hook(hooks_dir: &Path, hook: &InstalledHook) {
 
 /// `bulwark uninstall --repo PATH`.
 pub fn uninstall(args: &UninstallArgs) -> Result<ExitCode, CliError> {
+    if let Some(home) = &args.gitolite {
+        return uninstall_gitolite(home);
+    }
     let repo = RepoPaths::resolve(&args.repo)?;
+    if let Some(home) = gitolite::managing_home(&repo.common_dir)
+        && gitolite::Gitolite::open(&home).is_ok_and(|gl| is_shim(&gl.common_hooks().join("pre-receive")))
+    {
+        return Err(CliError::usage(format!(
+            "{} is managed by gitolite, which puts bulwark's common hooks back at its next `gitolite setup`",
+            args.repo.display()
+        ))
+        .hint(format!("remove bulwark from gitolite: `bulwark uninstall --gitolite {}`", home.display())));
+    }
     let Some(record) = Manifest::load(&repo.common_dir).map_err(|e| CliError::operational(e.to_string()))? else {
         println!("bulwark is not installed in {}; nothing to do", args.repo.display());
         return Ok(ExitCode::SUCCESS);
