@@ -423,3 +423,40 @@ fn gitlab_custom_hooks_dot_d_layout_under_a_driver_like_gitalys() {
         &[("GL_ID", "user-2"), ("GL_PROTOCOL", "ssh"), ("GL_REPOSITORY", "project-7"), ("GL_PROJECT_PATH", "acme/app")],
     );
 }
+
+/// A repository laid out the way gitolite leaves it (its `update` a link into
+/// `<home>/.gitolite/hooks/common`), without gitolite itself: the installer's refusals.
+#[test]
+fn a_gitolite_repository_is_recognised_and_its_update_hook_never_replaced() {
+    let env = TestEnv::new();
+    let home = env.path("gl");
+    let common = home.join(".gitolite/hooks/common");
+    std::fs::create_dir_all(&common).unwrap();
+    std::fs::write(home.join(".gitolite.rc"), "%RC = ();\n").unwrap();
+    bulwark_testutil::write_script(&common.join("update"), "#!/bin/sh\nexit 0\n");
+    let remote = env.bare("gl/repositories/app.git");
+    std::os::unix::fs::symlink(common.join("update"), remote.join("hooks/update")).unwrap();
+    let repo = remote.to_str().unwrap();
+    env.bulwark(env.root(), &["install", "--repo", repo, "--role", "server", "--server-hook", "update"])
+        .assert_code(2)
+        .assert_stderr_contains("is managed by gitolite, whose `update` hook is its access control")
+        .assert_stderr_contains(&format!("hint: install into gitolite's own hooks, for every repository (gitolite-admin exempt): `bulwark install --role server --gitolite {}`", home.display()));
+    env.bulwark(env.root(), &["install", "--repo", repo, "--role", "server"])
+        .assert_code(2)
+        .assert_stderr_contains("which rewrites its repositories' hooks");
+    assert_eq!(std::fs::read_link(remote.join("hooks/update")).unwrap(), common.join("update"));
+    assert!(!remote.join("hooks/pre-receive").exists(), "nothing installed");
+    // gitolite's rc without LOCAL_CODE (what `gitolite query-rc` answers: nothing, exit 1).
+    let bindir = env.path("gl-bin");
+    std::fs::create_dir_all(&bindir).unwrap();
+    bulwark_testutil::write_script(
+        &bindir.join("gitolite"),
+        "#!/bin/sh\n[ \"$2\" = GL_REPO_BASE ] && echo \"$HOME/repositories\" && exit 0\nexit 1\n",
+    );
+    let mut cmd = env.bin_command("bulwark");
+    cmd.args(["install", "--role", "server", "--gitolite"]).arg(&home).env("GL_BINDIR", &bindir);
+    run(&mut cmd)
+        .assert_code(2)
+        .assert_stderr_contains("has no LOCAL_CODE")
+        .assert_stderr_contains("hint: uncomment `LOCAL_CODE => \"$rc{GL_ADMIN_BASE}/local\",` in");
+}
