@@ -20,6 +20,11 @@ pub struct EventsArgs {
     /// Keep printing new events as they are written.
     #[arg(long)]
     pub follow: bool,
+    /// Read the journal this server repository's hooks keep themselves (its `[server]
+    /// state_dir`, else `<git-dir>/bulwark/state`: where events go when the hooks run with no
+    /// other state directory, as under a web server), if there is one.
+    #[arg(long, value_name = "PATH")]
+    pub repo: Option<std::path::PathBuf>,
 }
 
 fn matches(kind_filter: Option<&str>, event: &Event) -> bool {
@@ -49,7 +54,14 @@ fn print(events: &[Event], json: bool) -> Result<bool, CliError> {
 }
 
 pub fn events(args: &EventsArgs) -> Result<ExitCode, CliError> {
-    let journal = Journal::open_default()?;
+    let own = match &args.repo {
+        Some(path) => crate::repo::server_journal(&crate::repo::RepoPaths::resolve(path)?.common_dir),
+        None => None,
+    };
+    let journal = match own {
+        Some(journal) => journal,
+        None => Journal::open_default()?,
+    };
     let (all, mut offset) = journal.read_from(0)?;
     let mut selected: Vec<Event> = all.into_iter().filter(|e| matches(args.kind.as_deref(), e)).collect();
     if let Some(n) = args.last {

@@ -5,17 +5,17 @@
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-use bulwark_core::CliError;
 use bulwark_core::config::Role;
 use bulwark_core::manifest::{self, InstalledHook, Manifest};
 use bulwark_core::state;
+use bulwark_core::{CliError, ExitKind};
 
+use crate::gitolite;
 use crate::repo::RepoPaths;
 
 /// The shim source, filled in per hook.
 const SHIM_TEMPLATE: &str = include_str!("../../../hooks/shim.sh");
-/// The line that marks a hook file as bulwark's own.
-const SHIM_MARKER: &str = "# bulwark-shim:";
+use manifest::SHIM_MARKER;
 
 #[derive(Debug, clap::Args)]
 pub struct InstallArgs {
@@ -43,6 +43,11 @@ pub struct InstallArgs {
     /// of a `<hook>.d` directory (Gitea, GitLab).
     #[arg(long)]
     pub dot_d: bool,
+    /// Server role under gitolite: install into the gitolite installation at this home
+    /// (its `LOCAL_CODE` common hooks), for every repository at once; `gitolite-admin` is
+    /// exempt.
+    #[arg(long, value_name = "HOME", conflicts_with_all = ["hooks_dir", "dot_d"])]
+    pub gitolite: Option<PathBuf>,
 }
 
 /// Which hook guards the server.
@@ -57,21 +62,29 @@ pub struct UninstallArgs {
     /// The repository to remove bulwark's hooks from.
     #[arg(long, value_name = "PATH", default_value = ".")]
     pub repo: PathBuf,
+    /// Remove bulwark from the gitolite installation at this home (every repository).
+    #[arg(long, value_name = "HOME")]
+    pub gitolite: Option<PathBuf>,
 }
 
-fn sh_quote(path: &Path) -> String {
+pub(crate) fn sh_quote(path: &Path) -> String {
     format!("'{}'", path.to_string_lossy().replace('\'', r"'\''"))
 }
 
 /// The shim for `hook`, calling `binary`, chaining to `chained` if given.
 pub fn shim(hook: &str, binary: &Path, chained: Option<&Path>, role: Role) -> String {
+    shim_with(hook, binary, chained, role, "")
+}
+
+/// As [`shim`], with `prelude` (whole lines of sh) run first.
+fn shim_with(hook: &str, binary: &Path, chained: Option<&Path>, role: Role, prelude: &str) -> String {
     let chain = chained.map(|c| format!("--chain {} ", sh_quote(c))).unwrap_or_default();
     // Not when a chained hook is there: it may want every state and every transaction.
     let fast_path =
         if hook == "reference-transaction" && chained.is_none() { transaction_fast_path(role) } else { String::new() };
     let stdin = if fast_path.is_empty() { "" } else { " <<BULWARK_INPUT\n$input\nBULWARK_INPUT" };
     SHIM_TEMPLATE
-        .replace("@FAST_PATH@", &fast_path)
+        .replace("@FAST_PATH@", &format!("{prelude}{fast_path}"))
         .replace("@HOOK_BINARY@", &sh_quote(binary))
         .replace("@CHAIN@", &chain)
         .replace("@HOOK_NAME@", hook)
@@ -189,6 +202,9 @@ fn refuse_shared_hooks_dir(repo: &RepoPaths, given: &Path) -> Result<(), CliErro
 
 /// `bulwark install --repo PATH --role ROLE`.
 pub fn install(args: &InstallArgs, config: Option<&Path>) -> Result<ExitCode, CliError> {
+    if let Some(home) = &args.gitolite {
+        return install_gitolite(args, home);
+    }
     let repo = RepoPaths::resolve(&args.repo)?;
     match (args.role, repo.bare) {
         (Role::Server, false) => {
@@ -208,6 +224,11 @@ pub fn install(args: &InstallArgs, config: Option<&Path>) -> Result<ExitCode, Cl
         }
         _ => {}
     }
+    if args.role == Role::Server
+        && let Some(home) = gitolite::managing_home(&repo.common_dir)
+    {
+        return Err(refuse_gitolite_repo(&args.repo, &home, args.server_hook));
+    }
     if args.hooks_dir.is_none() && !args.force {
         refuse_shared_hooks_dir(&repo, &args.repo)?;
     }
@@ -224,6 +245,13 @@ pub fn install(args: &InstallArgs, config: Option<&Path>) -> Result<ExitCode, Cl
     for hook in wanted {
         let path = hook_file(&hooks_dir, hook, args.dot_d);
         let chained = chained_path(&path);
+        if gitolite::is_multi_hook_driver(&path) {
+            return Err(CliError::usage(format!(
+                "{} is gitolite's multi-hook driver: it runs `{hook}.*` beside it, so moving it aside would make it run nothing",
+                path.display()
+            ))
+            .hint("install for gitolite with `bulwark install --role server --gitolite <gitolite's home>`"));
+        }
         if path.exists() && !is_shim(&path) && chained.exists() && !args.force {
             return Err(CliError::usage(format!(
                 "both {} and {} exist; bulwark would chain the first and lose the second",
@@ -296,6 +324,207 @@ pub fn install(args: &InstallArgs, config: Option<&Path>) -> Result<ExitCode, Cl
     Ok(ExitCode::SUCCESS)
 }
 
+/// Why bulwark does not write into a gitolite repository's hooks, and what to do instead.
+fn refuse_gitolite_repo(repo: &Path, home: &Path, server_hook: ServerHook) -> CliError {
+    let hint = format!(
+        "install into gitolite's own hooks, for every repository (gitolite-admin exempt): `bulwark install --role server --gitolite {}`",
+        home.display()
+    );
+    if server_hook == ServerHook::Update {
+        return CliError::usage(format!(
+            "{} is managed by gitolite, whose `update` hook is its access control: replacing it locks every user out, and `gitolite setup` puts it back, silently dropping bulwark's",
+            repo.display()
+        ))
+        .hint(format!("{hint}; it guards with pre-receive and leaves gitolite's `update` alone"));
+    }
+    CliError::usage(format!(
+        "{} is managed by gitolite (home {}), which rewrites its repositories' hooks: a shim written here is replaced at its next compile",
+        repo.display(),
+        home.display()
+    ))
+    .hint(hint)
+}
+
+/// The server hooks bulwark puts in gitolite's common hooks, and their names among
+/// gitolite's repo-specific hooks (for repositories whose `option hook.<hook>` makes
+/// gitolite run its multi-hook driver instead).
+const GITOLITE_HOOKS: &[(&str, &str)] = &[("pre-receive", "bulwark"), ("post-receive", "bulwark-post-receive")];
+
+/// `bulwark install --role server --gitolite HOME`: shims in `$LOCAL_CODE/hooks/common`
+/// (gitolite links them into every repository, now and at every `gitolite setup`) and in
+/// `$LOCAL_CODE/hooks/repo-specific`, linked into every repository now as gitolite would,
+/// a manifest and push options in each, and gitolite's `update` left alone.
+fn install_gitolite(args: &InstallArgs, home: &Path) -> Result<ExitCode, CliError> {
+    if args.role != Role::Server {
+        return Err(CliError::usage("--gitolite is for the server role").hint("pass --role server"));
+    }
+    if args.server_hook == ServerHook::Update {
+        return Err(CliError::usage(
+            "gitolite's `update` hook is its access control: bulwark never replaces it under gitolite",
+        )
+        .hint("leave out --server-hook update: bulwark guards gitolite's repositories with pre-receive"));
+    }
+    let gl = gitolite::Gitolite::open(home)?;
+    let binary = locate_hook_binary(args.hook_binary.as_deref())?;
+    let prelude = gitolite::admin_exemption(&gl.admin_repo());
+    let (common, specific) = (gl.common_hooks(), gl.repo_specific_hooks());
+    for dir in [&common, &specific] {
+        std::fs::create_dir_all(dir).map_err(|e| io_error("create", dir, &e))?;
+    }
+    for dir in [gl.local_code.clone(), gl.local_code.join("hooks"), common.clone(), specific.clone()] {
+        gl.give(&dir)?;
+    }
+    for (hook, _) in GITOLITE_HOOKS {
+        let path = common.join(hook);
+        let chained = chained_path(&path);
+        if path.exists() && !is_shim(&path) && chained.exists() && !args.force {
+            return Err(CliError::usage(format!(
+                "both {} and {} exist; bulwark would chain the first and lose the second",
+                path.display(),
+                chained.display()
+            ))
+            .hint("remove the one you do not need, or pass --force to replace the old .bulwark-chained file"));
+        }
+    }
+    let mut installed = Vec::new();
+    for (hook, specific_name) in GITOLITE_HOOKS {
+        let path = common.join(hook);
+        let chained = chained_path(&path);
+        if path.exists() && !is_shim(&path) {
+            std::fs::rename(&path, &chained).map_err(|e| io_error("move aside", &path, &e))?;
+            println!("chained: gitolite's common {hook} kept as {} (runs after bulwark's check)", chained.display());
+        }
+        let chain = chained.exists().then_some(chained.as_path());
+        let text = shim_with(hook, &binary, chain, Role::Server, &prelude);
+        state::write_atomic_mode(&path, text.as_bytes(), 0o755).map_err(|e| CliError::operational(e.to_string()))?;
+        gl.give(&path)?;
+        let alone = specific.join(specific_name);
+        let alone_text = shim_with(hook, &binary, None, Role::Server, &prelude);
+        state::write_atomic_mode(&alone, alone_text.as_bytes(), 0o755)
+            .map_err(|e| CliError::operational(e.to_string()))?;
+        gl.give(&alone)?;
+        installed.push(InstalledHook {
+            name: (*hook).to_owned(),
+            sha256: manifest::sha256_hex(text.as_bytes()),
+            chained: chain.map(Path::to_owned),
+            path: None,
+        });
+    }
+    let mut off = Vec::new();
+    let repositories = gl.repositories();
+    for repo in &repositories {
+        let hooks_dir = repo.join("hooks");
+        for (hook, specific_name) in GITOLITE_HOOKS {
+            let dst = hooks_dir.join(hook);
+            if gitolite::is_multi_hook_driver(&dst) {
+                // Its `$0.*` files are gitolite's to manage: bulwark runs there only if listed.
+                if !runs_a_shim(&hooks_dir, hook) {
+                    off.push(format!(
+                        "{}: gitolite runs its multi-hook driver for {hook} there, without bulwark: PROTECTION OFF; add `option hook.{hook}.bulwark = {specific_name}` for it in gitolite.conf",
+                        repo.display()
+                    ));
+                }
+                continue;
+            }
+            // What `gitolite setup` does with every common hook (ln_sf in Gitolite::Common).
+            let _ = std::fs::remove_file(&dst);
+            std::os::unix::fs::symlink(common.join(hook), &dst).map_err(|e| io_error("link", &dst, &e))?;
+            gl.give(&dst)?;
+        }
+        if repo == &gl.admin_repo() {
+            continue;
+        }
+        bulwark_core::git::Git::at(repo)
+            .run(["-c", "safe.directory=*", "config", "receive.advertisePushOptions", "true"])
+            .map_err(CliError::from)?;
+        gl.give(&repo.join("config"))?;
+        let record = Manifest {
+            version: 1,
+            role: Role::Server,
+            hooks_dir,
+            hooks_path_config: None,
+            hook_binary: binary.clone(),
+            hooks: installed.clone(),
+            installed_at: bulwark_core::journal::now_rfc3339(),
+            remote: None,
+            seal: None,
+        };
+        record.save(repo).map_err(|e| CliError::operational(e.to_string()))?;
+        gl.give(&Manifest::path(repo))?;
+        gl.give(&repo.join(manifest::DIR))?;
+    }
+    println!(
+        "installed: server role for gitolite at {}: pre-receive and post-receive in {} (every repository, {} exempt; bulwark-hook: {})",
+        gl.home.display(),
+        common.display(),
+        gitolite::ADMIN_REPO,
+        binary.display()
+    );
+    println!(
+        "linked into {} repositories as `gitolite setup` does; for repositories with gitolite's repo-specific hooks, list `bulwark` and `bulwark-post-receive` from {}",
+        repositories.len(),
+        specific.display()
+    );
+    for line in &off {
+        eprintln!("error: {line}");
+    }
+    Ok(if off.is_empty() { ExitCode::SUCCESS } else { ExitCode::from(ExitKind::Violation.code()) })
+}
+
+/// `bulwark uninstall --gitolite HOME`: bulwark's common and repo-specific hooks removed
+/// (an admin's chained hook put back), and each repository's links and manifest with them.
+fn uninstall_gitolite(home: &Path) -> Result<ExitCode, CliError> {
+    let gl = gitolite::Gitolite::open(home)?;
+    let (common, specific) = (gl.common_hooks(), gl.repo_specific_hooks());
+    for (hook, specific_name) in GITOLITE_HOOKS {
+        let record = InstalledHook { name: (*hook).to_owned(), sha256: String::new(), chained: None, path: None };
+        remove_hook(&common, &record);
+        let alone = specific.join(specific_name);
+        if is_shim(&alone) {
+            std::fs::remove_file(&alone).map_err(|e| io_error("remove", &alone, &e))?;
+        }
+    }
+    let repositories = gl.repositories();
+    for repo in &repositories {
+        for (hook, _) in GITOLITE_HOOKS {
+            let dst = repo.join("hooks").join(hook);
+            let ours = std::fs::read_link(&dst).is_ok_and(|target| target == common.join(hook));
+            if !ours {
+                continue;
+            }
+            std::fs::remove_file(&dst).map_err(|e| io_error("remove", &dst, &e))?;
+            // An admin's common hook that bulwark had chained is linked again, as gitolite would.
+            if common.join(hook).exists() {
+                std::os::unix::fs::symlink(common.join(hook), &dst).map_err(|e| io_error("link", &dst, &e))?;
+                gl.give(&dst)?;
+            }
+        }
+        let manifest_path = Manifest::path(repo);
+        if manifest_path.exists() {
+            std::fs::remove_file(&manifest_path).map_err(|e| io_error("remove", &manifest_path, &e))?;
+            if let Some(dir) = manifest_path.parent() {
+                let _ = std::fs::remove_dir(dir);
+            }
+        }
+    }
+    println!(
+        "uninstalled: bulwark's hooks removed from gitolite at {} ({} repositories)",
+        gl.home.display(),
+        repositories.len()
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Whether one of gitolite's `<hook>.*` files in `hooks_dir` is a bulwark shim.
+fn runs_a_shim(hooks_dir: &Path, hook: &str) -> bool {
+    let prefix = format!("{hook}.");
+    std::fs::read_dir(hooks_dir)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .any(|e| e.file_name().to_string_lossy().starts_with(&prefix) && is_shim(&e.path()))
+}
+
 /// Removes one shim and puts back the hook it chained to.
 fn remove_hook(hooks_dir: &Path, hook: &InstalledHook) {
     let path = hook.file(hooks_dir);
@@ -321,7 +550,19 @@ fn remove_hook(hooks_dir: &Path, hook: &InstalledHook) {
 
 /// `bulwark uninstall --repo PATH`.
 pub fn uninstall(args: &UninstallArgs) -> Result<ExitCode, CliError> {
+    if let Some(home) = &args.gitolite {
+        return uninstall_gitolite(home);
+    }
     let repo = RepoPaths::resolve(&args.repo)?;
+    if let Some(home) = gitolite::managing_home(&repo.common_dir)
+        && gitolite::Gitolite::open(&home).is_ok_and(|gl| is_shim(&gl.common_hooks().join("pre-receive")))
+    {
+        return Err(CliError::usage(format!(
+            "{} is managed by gitolite, which puts bulwark's common hooks back at its next `gitolite setup`",
+            args.repo.display()
+        ))
+        .hint(format!("remove bulwark from gitolite: `bulwark uninstall --gitolite {}`", home.display())));
+    }
     let Some(record) = Manifest::load(&repo.common_dir).map_err(|e| CliError::operational(e.to_string()))? else {
         println!("bulwark is not installed in {}; nothing to do", args.repo.display());
         return Ok(ExitCode::SUCCESS);

@@ -8,6 +8,8 @@ mod demo;
 mod docs;
 mod events;
 mod external;
+mod gitolite;
+mod identity;
 mod install;
 mod repo;
 mod status;

@@ -67,3 +67,14 @@ impl RepoPaths {
         })
     }
 }
+
+/// The journal a server repository's own hooks write when they have no other state
+/// directory: its `[server] state_dir`, else `<git-dir>/bulwark/state`, if that journal
+/// exists (a web server's CGI environment has no `HOME`, so events land there).
+pub fn server_journal(common_dir: &Path) -> Option<bulwark_core::Journal> {
+    let lookup = bulwark_core::config::Lookup { explicit: None, git_dir: Some(common_dir) };
+    let configured = bulwark_core::Config::load(&lookup).ok().and_then(|l| l.config.server.state_dir);
+    let dir = configured.map_or_else(|| bulwark_core::state::repo_state_dir(common_dir), |d| common_dir.join(d));
+    let journal = bulwark_core::Journal::in_dir(&dir);
+    journal.path().exists().then_some(journal)
+}

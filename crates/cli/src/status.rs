@@ -4,8 +4,8 @@
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-use bulwark_core::manifest::Manifest;
-use bulwark_core::{CliError, Event, Journal};
+use bulwark_core::manifest::{self, HookState, Manifest};
+use bulwark_core::{CliError, Event, ExitKind, Journal};
 use serde_json::json;
 
 use crate::repo::RepoPaths;
@@ -43,6 +43,16 @@ fn hook_integrity(record: &Manifest) -> Vec<(String, String)> {
         .collect()
 }
 
+/// Hooks whose guard is off altogether (not a detail of the shim: said as an error).
+fn protection_off(record: &Manifest) -> Vec<String> {
+    record
+        .hooks
+        .iter()
+        .filter(|hook| hook.check(&record.hooks_dir) == HookState::GitoliteDriver)
+        .map(|hook| format!("{}: {}", hook.file(&record.hooks_dir).display(), manifest::GITOLITE_PROTECTION_OFF))
+        .collect()
+}
+
 pub fn status(args: &StatusArgs, _config: Option<&Path>) -> Result<ExitCode, CliError> {
     let repo_path = args.repo.clone().unwrap_or_else(|| PathBuf::from("."));
     let repo = match RepoPaths::resolve(&repo_path) {
@@ -55,7 +65,17 @@ pub fn status(args: &StatusArgs, _config: Option<&Path>) -> Result<ExitCode, Cli
         None => None,
     };
     let journal = Journal::open_default()?;
-    let events = journal.read_all()?;
+    let mut events = journal.read_all()?;
+    // A server repository whose hooks ran with no other state directory (a web server's
+    // CGI environment) keeps its own journal: shown too, so no event is out of sight.
+    let own = repo
+        .as_ref()
+        .and_then(|r| crate::repo::server_journal(&r.common_dir))
+        .filter(|own| std::fs::canonicalize(own.path()).ok() != std::fs::canonicalize(journal.path()).ok());
+    if let Some(own) = &own {
+        events.extend(own.read_all()?);
+        events.sort_by(|a, b| a.ts.cmp(&b.ts));
+    }
     let mut components = Vec::new();
     for (name, prefixes) in COMPONENTS {
         let mine: Vec<&Event> = events.iter().filter(|e| prefixes.iter().any(|p| e.kind.starts_with(p))).collect();
@@ -64,10 +84,31 @@ pub fn status(args: &StatusArgs, _config: Option<&Path>) -> Result<ExitCode, Cli
         components.push((*name, last.cloned(), last_failure.cloned()));
     }
     let integrity = record.as_ref().map(hook_integrity).unwrap_or_default();
+    let off = record.as_ref().map(protection_off).unwrap_or_default();
+    for line in &off {
+        eprintln!("error: {line}");
+    }
+    // A server repository: can pushers name themselves anything here? (best effort)
+    let shell_pushers = match (&repo, &record) {
+        (Some(r), Some(m)) if m.role == bulwark_core::Role::Server => crate::identity::shell_pushers(&r.common_dir),
+        _ => Vec::new(),
+    };
+    if !shell_pushers.is_empty() {
+        eprintln!(
+            "warning: identity: these accounts can push to this repository with a shell, and a shell sets USER, GL_USER, REMOTE_USER or any other identity variable to anyone's name: {}",
+            shell_pushers.join(", ")
+        );
+        eprintln!(
+            "hint: give pushers git-shell, a forced command (gitolite) or a per-key `environment=` in authorized_keys; see the README's \"Who is pushing\""
+        );
+    }
+    let done = if off.is_empty() { ExitCode::SUCCESS } else { ExitCode::from(ExitKind::Violation.code()) };
 
     if args.json {
         let value = json!({
             "state_dir": journal.path().parent(),
+            "repository_journal": own.as_ref().map(Journal::path),
+            "shell_pushers": shell_pushers,
             "events": events.len(),
             "repository": repo.as_ref().map(|r| json!({
                 "common_dir": r.common_dir,
@@ -85,10 +126,16 @@ pub fn status(args: &StatusArgs, _config: Option<&Path>) -> Result<ExitCode, Cli
             })).collect::<Vec<_>>(),
         });
         println!("{value}");
-        return Ok(ExitCode::SUCCESS);
+        return Ok(done);
     }
 
     println!("state: {} ({} events)", journal.path().display(), events.len());
+    if let Some(own) = &own {
+        println!(
+            "state: {} (this repository's own journal, used by its hooks when they had no other state directory)",
+            own.path().display()
+        );
+    }
     match (&repo, &record) {
         (Some(r), Some(m)) => {
             let mut bad: Vec<String> =
@@ -133,5 +180,5 @@ pub fn status(args: &StatusArgs, _config: Option<&Path>) -> Result<ExitCode, Cli
             println!("{name}: last failure: {}", f.to_line());
         }
     }
-    Ok(ExitCode::SUCCESS)
+    Ok(done)
 }

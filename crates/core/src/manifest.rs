@@ -45,7 +45,7 @@ impl InstalledHook {
         use std::os::unix::fs::PermissionsExt as _;
         let file = self.file(hooks_dir);
         match std::fs::read(&file) {
-            Ok(bytes) if sha256_hex(&bytes) != self.sha256 => HookState::Changed,
+            Ok(bytes) if sha256_hex(&bytes) != self.sha256 => gitolite_driver_state(&file, &bytes),
             Ok(_) => match std::fs::metadata(&file) {
                 Ok(meta) if meta.permissions().mode() & 0o111 == 0 => HookState::NotExecutable,
                 Ok(_) => HookState::Intact,
@@ -57,6 +57,29 @@ impl InstalledHook {
     }
 }
 
+/// What gitolite's repo-specific hooks put in place of a hook (its multi-hook driver runs
+/// every executable `<hook>.*` beside it).
+const GITOLITE_DRIVER_MARK: &str = "for h in $0.*";
+/// The line that marks a file as a bulwark shim.
+pub const SHIM_MARKER: &str = "# bulwark-shim:";
+
+/// A changed hook file: gitolite's multi-hook driver that still runs a bulwark shim among
+/// its `<hook>.*` files is intact; one that runs none of them switched protection off.
+fn gitolite_driver_state(file: &Path, bytes: &[u8]) -> HookState {
+    if !String::from_utf8_lossy(bytes).contains(GITOLITE_DRIVER_MARK) {
+        return HookState::Changed;
+    }
+    let (Some(dir), Some(name)) = (file.parent(), file.file_name()) else {
+        return HookState::GitoliteDriver;
+    };
+    let prefix = format!("{}.", name.to_string_lossy());
+    let runs_bulwark = std::fs::read_dir(dir).into_iter().flatten().flatten().any(|entry| {
+        entry.file_name().to_string_lossy().starts_with(&prefix)
+            && std::fs::read_to_string(entry.path()).is_ok_and(|t| t.contains(SHIM_MARKER))
+    });
+    if runs_bulwark { HookState::Intact } else { HookState::GitoliteDriver }
+}
+
 /// What [`InstalledHook::check`] found.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum HookState {
@@ -64,10 +87,15 @@ pub enum HookState {
     Missing,
     /// Its SHA-256 differs from the installed shim's.
     Changed,
+    /// Replaced by gitolite's multi-hook driver, which runs no bulwark shim: protection off.
+    GitoliteDriver,
     /// Present and unchanged, but git will not run it.
     NotExecutable,
     Unreadable(String),
 }
+
+/// What a shim replaced by gitolite's multi-hook driver means, and what to do.
+pub const GITOLITE_PROTECTION_OFF: &str = "PROTECTION OFF: gitolite replaced bulwark's shim with its multi-hook driver (the repository got an `option hook.<hook>`), which runs no bulwark hook; add `option hook.pre-receive.bulwark = bulwark` and `option hook.post-receive.bulwark = bulwark-post-receive` for it in gitolite.conf";
 
 impl HookState {
     /// A short description, `None` when intact.
@@ -77,6 +105,7 @@ impl HookState {
             HookState::Missing => Some("missing".into()),
             HookState::Changed => Some("changed (SHA-256 differs from the installed one)".into()),
             HookState::NotExecutable => Some("not executable (git skips it)".into()),
+            HookState::GitoliteDriver => Some(GITOLITE_PROTECTION_OFF.into()),
             HookState::Unreadable(e) => Some(format!("unreadable: {e}")),
         }
     }

@@ -4,14 +4,26 @@ use std::fs;
 use std::io::Write as _;
 use std::os::unix::fs::{DirBuilderExt as _, PermissionsExt as _};
 use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
 
 /// The system-wide state directory, used when it is writable (services run as root).
 pub const SYSTEM_STATE_DIR: &str = "/var/lib/bulwark";
 
+/// Inside a server repository's git dir: where its hooks journal when no other state
+/// directory is usable (a web server's CGI environment has no `HOME`).
+pub const REPO_STATE_SUBDIR: &str = "bulwark/state";
+
+/// `[server] state_dir` of the repository a server hook runs in (see [`use_configured_dir`]).
+static CONFIGURED: OnceLock<PathBuf> = OnceLock::new();
+/// The repository's own state directory, the last resort (see [`use_repo_fallback`]).
+static REPO_FALLBACK: OnceLock<PathBuf> = OnceLock::new();
+
 /// The state directory could not be found, created or written.
 #[derive(Debug, thiserror::Error)]
 pub enum StateError {
-    #[error("no state directory: BULWARK_STATE_DIR, /var/lib/bulwark, XDG_STATE_HOME and HOME are all unusable")]
+    #[error(
+        "no state directory: BULWARK_STATE_DIR, /var/lib/bulwark, XDG_STATE_HOME and HOME are all unusable (outside a server repository, which would use its own)"
+    )]
     NoStateDir,
     #[error("cannot create state directory {path}: {source}")]
     Create { path: PathBuf, source: std::io::Error },
@@ -19,30 +31,71 @@ pub enum StateError {
     Write { path: PathBuf, source: std::io::Error },
 }
 
-/// Resolves the state directory: `$BULWARK_STATE_DIR`, else `/var/lib/bulwark` when
-/// writable, else `$XDG_STATE_HOME/bulwark` (`~/.local/state/bulwark`). Creates it (0700).
-pub fn state_dir() -> Result<PathBuf, StateError> {
-    let dir = locate_state_dir()?;
-    ensure_private_dir(&dir)?;
-    Ok(dir)
+/// For this process, `dir` (a server repository's `[server] state_dir`) comes right after
+/// `$BULWARK_STATE_DIR`. The first call wins.
+pub fn use_configured_dir(dir: PathBuf) {
+    let _ = CONFIGURED.set(dir);
 }
 
-fn locate_state_dir() -> Result<PathBuf, StateError> {
-    if let Some(dir) = std::env::var_os(crate::env::STATE_DIR).filter(|v| !v.is_empty()) {
-        return Ok(PathBuf::from(dir));
+/// For this process, the server repository at `git_dir` journals in its own
+/// [`repo_state_dir`] when no other state directory is usable. The first call wins.
+pub fn use_repo_fallback(git_dir: &Path) {
+    let _ = REPO_FALLBACK.set(repo_state_dir(git_dir));
+}
+
+/// The state directory a server repository falls back to: `<git-dir>/bulwark/state`.
+pub fn repo_state_dir(git_dir: &Path) -> PathBuf {
+    git_dir.join(REPO_STATE_SUBDIR)
+}
+
+/// Resolves the state directory and creates it (0700): `$BULWARK_STATE_DIR`, else a server
+/// repository's `[server] state_dir`, else the first usable of `/var/lib/bulwark`,
+/// `$XDG_STATE_HOME/bulwark`, `~/.local/state/bulwark` and, in a server hook, the
+/// repository's own `<git-dir>/bulwark/state`.
+pub fn state_dir() -> Result<PathBuf, StateError> {
+    let explicit = std::env::var_os(crate::env::STATE_DIR).filter(|v| !v.is_empty()).map(PathBuf::from);
+    if let Some(dir) = explicit.or_else(|| CONFIGURED.get().cloned()) {
+        // Asked for by name: an unusable one is an error, never silently another place.
+        ensure_private_dir(&dir)?;
+        return Ok(dir);
     }
+    let mut last_error = None;
+    for dir in implicit_candidates() {
+        match ensure_private_dir(&dir).and_then(|()| require_writable(&dir)) {
+            Ok(()) => return Ok(dir),
+            Err(e) => last_error = Some(e),
+        }
+    }
+    Err(last_error.unwrap_or(StateError::NoStateDir))
+}
+
+fn writable(path: &Path) -> bool {
+    rustix::fs::access(path, rustix::fs::Access::WRITE_OK).is_ok()
+}
+
+fn require_writable(dir: &Path) -> Result<(), StateError> {
+    if writable(dir) {
+        Ok(())
+    } else {
+        let source = std::io::Error::from(std::io::ErrorKind::PermissionDenied);
+        Err(StateError::Write { path: dir.to_owned(), source })
+    }
+}
+
+fn implicit_candidates() -> Vec<PathBuf> {
+    let mut dirs = Vec::new();
     let system = Path::new(SYSTEM_STATE_DIR);
-    let writable = |p: &Path| rustix::fs::access(p, rustix::fs::Access::WRITE_OK).is_ok();
     if system.is_dir() && writable(system) || !system.exists() && writable(Path::new("/var/lib")) {
-        return Ok(system.to_owned());
+        dirs.push(system.to_owned());
     }
     if let Some(xdg) = std::env::var_os(crate::env::XDG_STATE_HOME).filter(|v| !v.is_empty()) {
-        return Ok(PathBuf::from(xdg).join("bulwark"));
+        dirs.push(PathBuf::from(xdg).join("bulwark"));
     }
     if let Some(home) = std::env::var_os(crate::env::HOME).filter(|v| !v.is_empty()) {
-        return Ok(PathBuf::from(home).join(".local/state/bulwark"));
+        dirs.push(PathBuf::from(home).join(".local/state/bulwark"));
     }
-    Err(StateError::NoStateDir)
+    dirs.extend(REPO_FALLBACK.get().cloned());
+    dirs
 }
 
 /// Creates `dir` (and parents) with mode 0700 if it does not exist.

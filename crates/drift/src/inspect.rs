@@ -533,6 +533,9 @@ fn hooks(repo: &gix::Repository, label: &str, require_install: bool, findings: &
                 format!("{}: shim not executable, so git skips it ({})", hook.name, file.display())
             }
             manifest::HookState::Unreadable(e) => format!("{}: cannot read {}: {e}", hook.name, file.display()),
+            manifest::HookState::GitoliteDriver => {
+                format!("{}: {} ({})", hook.name, manifest::GITOLITE_PROTECTION_OFF, file.display())
+            }
         };
         findings.push(Finding::new(label, Kind::HooksTampered, hook.name.clone(), detail));
     }

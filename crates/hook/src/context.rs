@@ -76,6 +76,13 @@ impl Context {
         let role = loaded.config.protect.role.or(installed).unwrap_or_default();
         let configured = loaded.config.protect.role.is_some() || installed.is_some();
         check_role_fits(role, configured, work_tree.is_none(), loaded.origin.as_deref())?;
+        // Before anything is journaled: a web server's CGI environment may leave no other
+        // usable state directory.
+        if role == Role::Server
+            && let Some(dir) = &loaded.config.server.state_dir
+        {
+            bulwark_core::state::use_configured_dir(common_dir.join(dir));
+        }
         let policy = BranchPolicy::from_config(&loaded.config.protect);
         record_weakening(&loaded, installed, &policy, &common_dir)?;
         let config = loaded.config;

@@ -92,6 +92,11 @@ pub fn run(args: &HookArgs) -> Result<ExitCode, CliError> {
         Vec::new()
     };
     let hook_args: Vec<String> = args.args.iter().map(|a| a.to_string_lossy().into_owned()).collect();
+    if server::is_server_hook(&args.hook) {
+        // A web server's CGI environment has no HOME: the repository keeps its own journal
+        // rather than lose every event and refuse every break glass.
+        bulwark_core::state::use_repo_fallback(&server_git_dir());
+    }
     let verdict = judge(args, &hook_args, &stdin);
     let verdict = match verdict {
         Ok(v) => v,
@@ -247,6 +252,13 @@ fn recorded_for_this_action(marker: &std::path::Path, action: &str) -> bool {
         .and_then(|m| m.modified())
         .is_ok_and(|t| t.elapsed().is_ok_and(|age| age < std::time::Duration::from_secs(600)));
     fresh && std::fs::read_to_string(marker).is_ok_and(|seen| seen == action)
+}
+
+/// The git dir a server hook runs in: git runs it there with `GIT_DIR` set (githooks(5)).
+fn server_git_dir() -> PathBuf {
+    let cwd = std::env::current_dir().unwrap_or_else(|_| PathBuf::from("."));
+    let dir = std::env::var_os("GIT_DIR").map_or_else(|| cwd.clone(), |d| cwd.join(d));
+    std::fs::canonicalize(&dir).unwrap_or(dir)
 }
 
 fn is_executable(path: &std::path::Path) -> bool {

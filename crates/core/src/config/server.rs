@@ -1,5 +1,7 @@
 //! `[server]`: who may update protected refs on the git server.
 
+use std::path::PathBuf;
+
 use serde::Deserialize;
 
 /// `[server]`.
@@ -15,6 +17,9 @@ pub struct ServerConfig {
     /// Let pushes create a non-branch ref whose short name is a protected branch
     /// (`refs/tags/main`), which `git rev-parse main` in clones then resolves to.
     pub allow_shadowing: bool,
+    /// Where this repository's server hooks journal (relative: to the repository's git
+    /// dir). Unset: the usual state directory, else `<git-dir>/bulwark/state`.
+    pub state_dir: Option<PathBuf>,
 }
 
 impl Default for ServerConfig {
@@ -26,6 +31,7 @@ impl Default for ServerConfig {
                 .map(String::from)
                 .to_vec(),
             allow_shadowing: false,
+            state_dir: None,
         }
     }
 }
