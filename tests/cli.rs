@@ -130,3 +130,40 @@ fn control_characters_in_a_break_glass_reason_are_escaped_wherever_printed() {
         );
     }
 }
+
+/// `--follow` used to keep the old byte offset: after a rotation it printed nothing more.
+#[test]
+fn events_follow_continues_across_rotation_and_truncation() {
+    let env = TestEnv::new();
+    let journal = bulwark_core::Journal::in_dir(&env.state_dir());
+    journal.append("test.before", serde_json::Value::Null).unwrap();
+    let mut follow =
+        KillOnDrop(env.bin_command("bulwark").args(["events", "--follow"]).stdout(Stdio::piped()).spawn().unwrap());
+    let stdout = follow.0.stdout.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            let _ = tx.send(line);
+        }
+    });
+    let next = || wait_for(Duration::from_secs(10), || rx.try_recv().ok()).expect("a followed event");
+    assert!(next().contains("test.before"));
+    journal.append("test.one", serde_json::Value::Null).unwrap();
+    assert!(next().contains("#2 test.one"));
+    std::fs::rename(journal.path(), env.state_dir().join("events.jsonl.1")).unwrap();
+    journal.append("test.rotated", serde_json::Value::Null).unwrap();
+    assert!(next().contains("#3 test.rotated"), "an event in the new file is followed");
+    std::fs::write(journal.path(), "").unwrap();
+    journal.append("test.truncated", serde_json::Value::Null).unwrap();
+    assert!(next().contains("#4 test.truncated"), "an event after truncation is followed");
+}
+
+/// A child that is killed when the test ends, even by a failed assertion.
+struct KillOnDrop(std::process::Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}

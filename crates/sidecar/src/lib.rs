@@ -180,9 +180,14 @@ fn cmd_enqueue(config: &Config, args: &EnqueueArgs) -> Result<ExitCode, CliError
     Ok(ExitCode::SUCCESS)
 }
 
+/// Age past which a `.bulwark-tmp-*` file is a leftover, not a write in progress.
+const STALE_TEMP_AGE: Duration = Duration::from_secs(15 * 60);
+
 fn worker(config: Config, echo: bool) -> Result<Worker, CliError> {
     let state_dir = bulwark_core::state::state_dir()?;
-    Ok(Worker { journal: Journal::in_dir(&state_dir), state_dir, config, echo })
+    // Temporary files left by a writer killed mid-write are never renamed into place.
+    bulwark_core::state::remove_stale_temps(&state_dir, STALE_TEMP_AGE);
+    Ok(Worker { journal: Journal::in_dir(&state_dir), state_dir, config, echo, reported: std::sync::Arc::default() })
 }
 
 /// Jobs waiting for a service the config does not have.
