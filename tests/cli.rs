@@ -167,3 +167,29 @@ impl Drop for KillOnDrop {
         let _ = self.0.wait();
     }
 }
+
+/// `config check` said "ok" to `method = "G ET"` and a `file://` notify URL; with that
+/// config a good change was judged unhealthy and reverted, and nobody was told.
+#[test]
+fn config_check_refuses_what_would_fail_at_3_am() {
+    let env = TestEnv::new();
+    let service = "[[service]]\nname = \"web\"\ncheckout = \"/srv/web\"\ndeploy = [\"true\"]\n[service.health]\nurl = \"http://127.0.0.1:9/health\"\n";
+    for (extra, key, why) in [
+        ("method = \"G ET\"\n", "service[0].health.method", "is not an HTTP method"),
+        ("[[notify]]\nkind = \"webhook\"\nurl = \"file:///tmp/hook\"\n", "notify[0].url", "is not http or https"),
+        ("[[notify]]\nkind = \"slack\"\nurl = \"https:///services/x\"\n", "notify[0].url", "no valid host"),
+        ("[[notify]]\nkind = \"slack\"\nurl = \"https://hooks.example:70000/x\"\n", "notify[0].url", "invalid port"),
+    ] {
+        let config = env.write_config("bad.toml", &format!("{service}{extra}"));
+        env.bulwark(env.root(), &["--config", config.to_str().unwrap(), "config", "check"])
+            .assert_code(2)
+            .assert_stderr_contains(&format!("key `{key}`"))
+            .assert_stderr_contains(why);
+    }
+    let relative = service.replace("checkout = \"/srv/web\"", "checkout = \"srv/web\"");
+    let config = env.write_config("relative.toml", &relative);
+    env.bulwark(env.root(), &["--config", config.to_str().unwrap(), "config", "check"])
+        .assert_code(2)
+        .assert_stderr_contains("key `service[0].checkout`")
+        .assert_stderr_contains("must be an absolute path");
+}

@@ -963,19 +963,20 @@ fn three_pending_jobs_fold_into_one_covering_the_oldest_change() {
 }
 
 /// A `[[notify]]` target that cannot be set up (its `url_env` names an unset variable) used
-/// to leave only `last_error` in the job: the failure is now journaled as `notify.failed`.
+/// to leave only `last_error` in the job: the failure is now journaled as `notify.failed`
+/// (the other, usable target still gets the news).
 #[test]
 fn a_notify_target_that_cannot_be_set_up_is_journaled_as_notify_failed() {
     let fx = Fixture::new();
     let text = std::fs::read_to_string(&fx.config).unwrap();
-    let hook_line = format!("url = \"{}\"", fx.webhook.url("/hook"));
-    assert!(text.contains(&hook_line), "{text}");
-    std::fs::write(&fx.config, text.replace(&hook_line, "url_env = \"BULWARK_TEST_UNSET_HOOK_URL\"")).unwrap();
+    let unset = "[[notify]]\nkind = \"slack\"\nurl_env = \"BULWARK_TEST_UNSET_HOOK_URL\"\n";
+    std::fs::write(&fx.config, format!("{text}{unset}")).unwrap();
     fx.push_merge("broken\n");
     let (_, _, id) = fx.pull_and_enqueue();
-    run(fx.sidecar(&["once"]).env_remove("BULWARK_TEST_UNSET_HOOK_URL")).assert_code(1);
+    let out = run(fx.sidecar(&["once"]).env_remove("BULWARK_TEST_UNSET_HOOK_URL"));
+    out.assert_code(1).assert_stderr_contains("warning: notify[1]: environment variable `BULWARK_TEST_UNSET_HOOK_URL`");
     assert_eq!(fx.job(&id)["phase"], "rolled-back");
-    let delivery = &fx.job(&id)["notifications"][0];
+    let delivery = &fx.job(&id)["notifications"][1];
     let error = delivery["last_error"].as_str().unwrap();
     assert!(error.contains("BULWARK_TEST_UNSET_HOOK_URL"), "{delivery}");
     let failed = fx.env.events_of("notify.failed");
@@ -984,7 +985,37 @@ fn a_notify_target_that_cannot_be_set_up_is_journaled_as_notify_failed() {
     assert_eq!(failed[0].str("about"), Some("rollback.complete"));
     assert_eq!(failed[0].str("error"), Some(error));
     assert!(failed[0].str("target").unwrap().contains("$BULWARK_TEST_UNSET_HOOK_URL"), "{failed:?}");
-    assert!(fx.webhook.requests().is_empty());
+    assert_eq!(fx.notifications("rollback.complete"), 1, "the usable target was told");
+}
+
+/// With no usable `[[notify]]`, an escalation reaches nobody: `once` and `run` refuse to start.
+#[test]
+fn once_and_run_refuse_a_config_that_can_tell_nobody() {
+    let fx = Fixture::new();
+    let text = std::fs::read_to_string(&fx.config).unwrap();
+    let service_only = text.split("[[notify]]").next().unwrap().to_owned();
+    std::fs::write(&fx.config, &service_only).unwrap();
+    for command in ["once", "run"] {
+        run(&mut fx.sidecar(&[command]))
+            .assert_code(2)
+            .assert_stderr_contains("error: no [[notify]] target in")
+            .assert_stderr_contains("would reach nobody")
+            .assert_stderr_contains("hint: add a [[notify]] section");
+    }
+    let unset = "[[notify]]\nkind = \"slack\"\nurl_env = \"BULWARK_TEST_UNSET_HOOK_URL\"\n";
+    std::fs::write(&fx.config, format!("{service_only}{unset}")).unwrap();
+    for command in ["once", "run"] {
+        run(fx.sidecar(&[command]).env_remove("BULWARK_TEST_UNSET_HOOK_URL"))
+            .assert_code(2)
+            .assert_stderr_contains("can be used: an escalation would reach nobody")
+            .assert_stderr_contains(
+                "caused by: notify[0]: environment variable `BULWARK_TEST_UNSET_HOOK_URL` (url_env) is not set",
+            );
+    }
+    // Nothing was done.
+    assert!(fx.env.events().is_empty());
+    // `status` still works: it notifies nobody.
+    run(&mut fx.sidecar(&["status"])).assert_code(0);
 }
 
 /// A zero `deploy_timeout` or `health.timeout` made every deploy time out or every check
