@@ -20,7 +20,7 @@ set -eu
 RUNS=${1:-10}
 EVENTS=${2:-0}
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
-cargo build --release -q -p bulwark-sidecar --manifest-path "$ROOT/Cargo.toml"
+cargo build --release -q -p bulwark --bin bulwark-sidecar --manifest-path "$ROOT/Cargo.toml"
 BIN="$ROOT/target/release/bulwark-sidecar"
 WORK=$(mktemp -d)
 trap 'kill $SERVER 2>/dev/null || true; rm -rf "$WORK"' EXIT
