@@ -186,6 +186,13 @@ fn config_check_refuses_what_would_fail_at_3_am() {
             .assert_stderr_contains(&format!("key `{key}`"))
             .assert_stderr_contains(why);
     }
+    let config = env.write_config("silent.toml", service);
+    env.bulwark(env.root(), &["--config", config.to_str().unwrap(), "config", "check"])
+        .assert_code(2)
+        .assert_stderr_contains("[[service]] without any [[notify]]: an escalation would reach nobody");
+    let told = format!("{service}[[notify]]\nkind = \"webhook\"\nurl = \"https://hooks.example/x\"\n");
+    let config = env.write_config("told.toml", &told);
+    env.bulwark(env.root(), &["--config", config.to_str().unwrap(), "config", "check"]).assert_code(0);
     let relative = service.replace("checkout = \"/srv/web\"", "checkout = \"srv/web\"");
     let config = env.write_config("relative.toml", &relative);
     env.bulwark(env.root(), &["--config", config.to_str().unwrap(), "config", "check"])
