@@ -11,11 +11,16 @@
 #   once           : wall time of the whole `once` (deploy, stabilize, check, rollback)
 # with `stabilize = "1s"` (so verdict→done includes one 1 s stabilize before the verify).
 #
-# Usage: benches/rollback.sh [RUNS]   (default 10; builds the release binary first)
+# Usage: benches/rollback.sh [RUNS] [EVENTS]   (default 10; builds the release binary first)
+#
+# With EVENTS (e.g. 1000000), runs alternate between a state directory whose journal
+# already holds EVENTS events (~230 bytes each, like real ones) and one holding 100, and the
+# summary compares the two: the sidecar's cost must not grow with the journal.
 set -eu
 RUNS=${1:-10}
+EVENTS=${2:-0}
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
-cargo build --release -q -p bulwark-sidecar --manifest-path "$ROOT/Cargo.toml"
+cargo build --release -q -p bulwark --bin bulwark-sidecar --manifest-path "$ROOT/Cargo.toml"
 BIN="$ROOT/target/release/bulwark-sidecar"
 WORK=$(mktemp -d)
 trap 'kill $SERVER 2>/dev/null || true; rm -rf "$WORK"' EXIT
@@ -41,10 +46,31 @@ if grep -q '^ok' status; then echo ok > "$1/health"; else rm -f "$1/health"; fi
 SH
 chmod +x "$WORK/deploy.sh"
 
-echo "run verdict_to_pushed_ms verdict_to_done_ms once_ms" > "$WORK/results"
+journal() { # N FILE: a journal of N plausible events
+  python3 - "$1" "$2" <<'PY'
+import json, sys
+n, path = int(sys.argv[1]), sys.argv[2]
+with open(path, "w") as f:
+    for i in range(1, n + 1):
+        f.write(json.dumps({"id": i, "ts": "2026-11-21T11:45:27Z", "kind": "hook.blocked", "host": "bench-host",
+            "branch": "main", "hook": "pre-commit", "role": "dev", "user": "alice",
+            "message": "direct commits to `main` are blocked: `main` is a protected branch"}, separators=(",", ":")) + "\n")
+PY
+}
+if [ "$EVENTS" -gt 0 ]; then
+  journal "$EVENTS" "$WORK/big.jsonl"
+  journal 100 "$WORK/small.jsonl"
+fi
+
+echo "run verdict_to_pushed_ms verdict_to_done_ms once_ms events" > "$WORK/results"
 i=1
 while [ "$i" -le "$RUNS" ]; do
   R="$WORK/run$i"; mkdir -p "$R/state"
+  N=0
+  if [ "$EVENTS" -gt 0 ]; then
+    if [ $((i % 2)) -eq 0 ]; then N=$EVENTS; cp "$WORK/big.jsonl" "$R/state/events.jsonl"
+    else N=100; cp "$WORK/small.jsonl" "$R/state/events.jsonl"; fi
+  fi
   git init -q "$R/seed" && (cd "$R/seed" && echo ok > status && seq 1 2000 > app.txt && git add . && git commit -qm init)
   git init -q --bare "$R/origin.git"
   git -C "$R/seed" push -q "$R/origin.git" main
@@ -64,6 +90,13 @@ url = "http://127.0.0.1:$PORT/health"
 timeout = "1s"
 attempts = 1
 interval = "100ms"
+# The sidecar refuses to run with nobody to tell; http.server answers POST with 501
+# at once (a notify.failed, retried by a later run).
+[[notify]]
+kind = "webhook"
+url = "http://127.0.0.1:$PORT/notify"
+attempts = 1
+timeout = "1s"
 TOML
   OLD=$(git -C "$R/prod" rev-parse HEAD)
   git -C "$R/prod" pull -q --ff-only
@@ -76,15 +109,16 @@ TOML
   set -e
   END=$(date +%s%N)
   [ "$CODE" -eq 1 ] || { echo "run $i: once exited $CODE, expected 1 (rollback)" >&2; exit 3; }
-  python3 - "$R/state" "$i" "$(( (END - START) / 1000000 ))" >> "$WORK/results" <<'PY'
+  python3 - "$R/state" "$i" "$(( (END - START) / 1000000 ))" "$N" >> "$WORK/results" <<'PY'
 import json, sys, glob, datetime
-state, run, once_ms = sys.argv[1:]
+state, run, once_ms, events = sys.argv[1:]
 job = json.load(open(glob.glob(state + "/sidecar/jobs/*.json")[0]))
 assert job["phase"] == "rolled-back", job["phase"]
 ts = lambda s: datetime.datetime.fromisoformat(s.replace("Z", "+00:00")).timestamp()
 verdict = next(s["ts"] for s in job["timeline"] if s["phase"] == "revert")
-print(run, round((ts(job["pushed_at"]) - ts(verdict)) * 1000), round((ts(job["finished"]) - ts(verdict)) * 1000), once_ms)
+print(run, round((ts(job["pushed_at"]) - ts(verdict)) * 1000), round((ts(job["finished"]) - ts(verdict)) * 1000), once_ms, events)
 PY
+  rm -f "$R/state/events.jsonl"
   i=$((i + 1))
 done
 
@@ -100,4 +134,12 @@ for name, c in cols.items():
     goal = goals.get(name)
     g = f"<= {goal} ms ({statistics.median(v) / goal:.2f} of it)" if goal else ""
     print(f"{name:<16} {statistics.median(v):>6.0f}ms {min(v):>6}ms {max(v):>6}ms  {g}")
+sizes = sorted({int(r[4]) for r in rows})
+if len(sizes) == 2:
+    small, big = sizes
+    print(f"\njournal of {big} events vs {small} (median, goal: at most 1.2x)")
+    for name, c in cols.items():
+        s = statistics.median(int(r[c]) for r in rows if int(r[4]) == small)
+        b = statistics.median(int(r[c]) for r in rows if int(r[4]) == big)
+        print(f"{name:<16} {s:>6.0f}ms -> {b:>6.0f}ms  {b / s:.2f}x")
 PY

@@ -130,3 +130,73 @@ fn control_characters_in_a_break_glass_reason_are_escaped_wherever_printed() {
         );
     }
 }
+
+/// `--follow` used to keep the old byte offset: after a rotation it printed nothing more.
+#[test]
+fn events_follow_continues_across_rotation_and_truncation() {
+    let env = TestEnv::new();
+    let journal = bulwark_core::Journal::in_dir(&env.state_dir());
+    journal.append("test.before", serde_json::Value::Null).unwrap();
+    let mut follow =
+        KillOnDrop(env.bin_command("bulwark").args(["events", "--follow"]).stdout(Stdio::piped()).spawn().unwrap());
+    let stdout = follow.0.stdout.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            let _ = tx.send(line);
+        }
+    });
+    let next = || wait_for(Duration::from_secs(10), || rx.try_recv().ok()).expect("a followed event");
+    assert!(next().contains("test.before"));
+    journal.append("test.one", serde_json::Value::Null).unwrap();
+    assert!(next().contains("#2 test.one"));
+    std::fs::rename(journal.path(), env.state_dir().join("events.jsonl.1")).unwrap();
+    journal.append("test.rotated", serde_json::Value::Null).unwrap();
+    assert!(next().contains("#3 test.rotated"), "an event in the new file is followed");
+    std::fs::write(journal.path(), "").unwrap();
+    journal.append("test.truncated", serde_json::Value::Null).unwrap();
+    assert!(next().contains("#4 test.truncated"), "an event after truncation is followed");
+}
+
+/// A child that is killed when the test ends, even by a failed assertion.
+struct KillOnDrop(std::process::Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// `config check` said "ok" to `method = "G ET"` and a `file://` notify URL; with that
+/// config a good change was judged unhealthy and reverted, and nobody was told.
+#[test]
+fn config_check_refuses_what_would_fail_at_3_am() {
+    let env = TestEnv::new();
+    let service = "[[service]]\nname = \"web\"\ncheckout = \"/srv/web\"\ndeploy = [\"true\"]\n[service.health]\nurl = \"http://127.0.0.1:9/health\"\n";
+    for (extra, key, why) in [
+        ("method = \"G ET\"\n", "service[0].health.method", "is not an HTTP method"),
+        ("[[notify]]\nkind = \"webhook\"\nurl = \"file:///tmp/hook\"\n", "notify[0].url", "is not http or https"),
+        ("[[notify]]\nkind = \"slack\"\nurl = \"https:///services/x\"\n", "notify[0].url", "no valid host"),
+        ("[[notify]]\nkind = \"slack\"\nurl = \"https://hooks.example:70000/x\"\n", "notify[0].url", "invalid port"),
+    ] {
+        let config = env.write_config("bad.toml", &format!("{service}{extra}"));
+        env.bulwark(env.root(), &["--config", config.to_str().unwrap(), "config", "check"])
+            .assert_code(2)
+            .assert_stderr_contains(&format!("key `{key}`"))
+            .assert_stderr_contains(why);
+    }
+    let config = env.write_config("silent.toml", service);
+    env.bulwark(env.root(), &["--config", config.to_str().unwrap(), "config", "check"])
+        .assert_code(2)
+        .assert_stderr_contains("[[service]] without any [[notify]]: an escalation would reach nobody");
+    let told = format!("{service}[[notify]]\nkind = \"webhook\"\nurl = \"https://hooks.example/x\"\n");
+    let config = env.write_config("told.toml", &told);
+    env.bulwark(env.root(), &["--config", config.to_str().unwrap(), "config", "check"]).assert_code(0);
+    let relative = service.replace("checkout = \"/srv/web\"", "checkout = \"srv/web\"");
+    let config = env.write_config("relative.toml", &relative);
+    env.bulwark(env.root(), &["--config", config.to_str().unwrap(), "config", "check"])
+        .assert_code(2)
+        .assert_stderr_contains("key `service[0].checkout`")
+        .assert_stderr_contains("must be an absolute path");
+}

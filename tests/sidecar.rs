@@ -864,6 +864,8 @@ fn a_job_file_named_other_than_its_id_is_reported_and_skipped_not_redeployed_for
 
     let out = once_within(&fx, Duration::from_secs(20));
     out.assert_code(0).assert_stderr_contains("does not match its file name");
+    // It used to be printed once per read of the queue (five times per run).
+    assert_eq!(out.stderr.matches("warning: skipping").count(), 1, "{}", out.stderr);
     assert_eq!(fx.count("deploy.started"), 0, "nothing deployed from the misnamed file");
     assert!(fx.deploys().is_empty());
     let bad = fx.env.events_of("sidecar.bad_job");
@@ -961,19 +963,20 @@ fn three_pending_jobs_fold_into_one_covering_the_oldest_change() {
 }
 
 /// A `[[notify]]` target that cannot be set up (its `url_env` names an unset variable) used
-/// to leave only `last_error` in the job: the failure is now journaled as `notify.failed`.
+/// to leave only `last_error` in the job: the failure is now journaled as `notify.failed`
+/// (the other, usable target still gets the news).
 #[test]
 fn a_notify_target_that_cannot_be_set_up_is_journaled_as_notify_failed() {
     let fx = Fixture::new();
     let text = std::fs::read_to_string(&fx.config).unwrap();
-    let hook_line = format!("url = \"{}\"", fx.webhook.url("/hook"));
-    assert!(text.contains(&hook_line), "{text}");
-    std::fs::write(&fx.config, text.replace(&hook_line, "url_env = \"BULWARK_TEST_UNSET_HOOK_URL\"")).unwrap();
+    let unset = "[[notify]]\nkind = \"slack\"\nurl_env = \"BULWARK_TEST_UNSET_HOOK_URL\"\n";
+    std::fs::write(&fx.config, format!("{text}{unset}")).unwrap();
     fx.push_merge("broken\n");
     let (_, _, id) = fx.pull_and_enqueue();
-    run(fx.sidecar(&["once"]).env_remove("BULWARK_TEST_UNSET_HOOK_URL")).assert_code(1);
+    let out = run(fx.sidecar(&["once"]).env_remove("BULWARK_TEST_UNSET_HOOK_URL"));
+    out.assert_code(1).assert_stderr_contains("warning: notify[1]: environment variable `BULWARK_TEST_UNSET_HOOK_URL`");
     assert_eq!(fx.job(&id)["phase"], "rolled-back");
-    let delivery = &fx.job(&id)["notifications"][0];
+    let delivery = &fx.job(&id)["notifications"][1];
     let error = delivery["last_error"].as_str().unwrap();
     assert!(error.contains("BULWARK_TEST_UNSET_HOOK_URL"), "{delivery}");
     let failed = fx.env.events_of("notify.failed");
@@ -982,7 +985,37 @@ fn a_notify_target_that_cannot_be_set_up_is_journaled_as_notify_failed() {
     assert_eq!(failed[0].str("about"), Some("rollback.complete"));
     assert_eq!(failed[0].str("error"), Some(error));
     assert!(failed[0].str("target").unwrap().contains("$BULWARK_TEST_UNSET_HOOK_URL"), "{failed:?}");
-    assert!(fx.webhook.requests().is_empty());
+    assert_eq!(fx.notifications("rollback.complete"), 1, "the usable target was told");
+}
+
+/// With no usable `[[notify]]`, an escalation reaches nobody: `once` and `run` refuse to start.
+#[test]
+fn once_and_run_refuse_a_config_that_can_tell_nobody() {
+    let fx = Fixture::new();
+    let text = std::fs::read_to_string(&fx.config).unwrap();
+    let service_only = text.split("[[notify]]").next().unwrap().to_owned();
+    std::fs::write(&fx.config, &service_only).unwrap();
+    for command in ["once", "run"] {
+        run(&mut fx.sidecar(&[command]))
+            .assert_code(2)
+            .assert_stderr_contains("error: no [[notify]] target in")
+            .assert_stderr_contains("would reach nobody")
+            .assert_stderr_contains("hint: add a [[notify]] section");
+    }
+    let unset = "[[notify]]\nkind = \"slack\"\nurl_env = \"BULWARK_TEST_UNSET_HOOK_URL\"\n";
+    std::fs::write(&fx.config, format!("{service_only}{unset}")).unwrap();
+    for command in ["once", "run"] {
+        run(fx.sidecar(&[command]).env_remove("BULWARK_TEST_UNSET_HOOK_URL"))
+            .assert_code(2)
+            .assert_stderr_contains("can be used: an escalation would reach nobody")
+            .assert_stderr_contains(
+                "caused by: notify[0]: environment variable `BULWARK_TEST_UNSET_HOOK_URL` (url_env) is not set",
+            );
+    }
+    // Nothing was done.
+    assert!(fx.env.events().is_empty());
+    // `status` still works: it notifies nobody.
+    run(&mut fx.sidecar(&["status"])).assert_code(0);
 }
 
 /// A zero `deploy_timeout` or `health.timeout` made every deploy time out or every check
@@ -1181,5 +1214,51 @@ fn once_and_run_without_a_config_name_the_file_looked_for_and_exit_2() {
             .assert_stderr_contains("error: no config file: looked for /etc/bulwark/bulwark.toml")
             .assert_stderr_contains("BULWARK_CONFIG")
             .assert_stderr_contains("hint: ");
+    }
+}
+
+/// After an event with id u64::MAX every new event used to get id 0.
+#[test]
+fn an_exhausted_id_space_refuses_loudly_and_writes_nothing() {
+    let fx = Fixture::new();
+    fx.push_merge("ok (v2)\n");
+    fx.pull_and_enqueue();
+    let journal = fx.env.state_dir().join("events.jsonl");
+    let last =
+        format!("{{\"id\":{},\"ts\":\"2026-01-01T00:00:00Z\",\"kind\":\"test.last\",\"host\":\"h\"}}\n", u64::MAX);
+    std::fs::write(&journal, &last).unwrap();
+    let out = fx.once();
+    out.assert_code(3).assert_stderr_contains("event ids are exhausted");
+    assert_eq!(std::fs::read_to_string(&journal).unwrap(), last, "no event with a repeated or smaller id");
+}
+
+/// `events.last-id` was written 0644, and `.bulwark-tmp-*` files left by a kill stayed
+/// forever: every state file is private, and leftovers are cleaned up.
+#[test]
+fn state_files_are_private_and_stale_temp_files_are_removed() {
+    use std::os::unix::fs::PermissionsExt as _;
+    let fx = Fixture::new();
+    fx.push_merge("broken\n");
+    fx.pull_and_enqueue();
+    let jobs = fx.env.state_dir().join("sidecar/jobs");
+    let stale = jobs.join(".bulwark-tmp-left-by-a-kill");
+    let fresh = jobs.join(".bulwark-tmp-being-written");
+    for path in [&stale, &fresh] {
+        std::fs::write(path, "{").unwrap();
+    }
+    let old = std::time::SystemTime::now() - Duration::from_secs(3600);
+    std::fs::File::options().write(true).open(&stale).unwrap().set_modified(old).unwrap();
+    fx.once().assert_code(1);
+    assert!(!stale.exists(), "the leftover is removed");
+    assert!(fresh.exists(), "a temp file that may still be written is kept");
+    let mut files = vec![fx.env.state_dir().join("events.jsonl"), fx.env.state_dir().join("events.last-id")];
+    for dir in ["sidecar/jobs", "incidents", "sidecar/services"] {
+        for entry in std::fs::read_dir(fx.env.state_dir().join(dir)).unwrap() {
+            files.push(entry.unwrap().path());
+        }
+    }
+    for file in files.iter().filter(|f| !f.file_name().unwrap().to_string_lossy().starts_with(".bulwark-tmp-")) {
+        let mode = std::fs::metadata(file).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600, "{} is {mode:o}", file.display());
     }
 }

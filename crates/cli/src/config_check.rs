@@ -48,5 +48,12 @@ pub fn check(args: &CheckArgs, explicit: Option<&Path>) -> Result<ExitCode, CliE
         println!("  {} at {} (deploy: {})", service.name, service.checkout.display(), service.deploy.program());
     }
     println!("notifiers: {}", config.notify.len());
+    if !config.services.is_empty() && config.notify.is_empty() {
+        // What `bulwark-sidecar once|run` refuses: found now, not at 3 a.m.
+        return Err(CliError::usage(
+            "[[service]] without any [[notify]]: an escalation would reach nobody, so bulwark-sidecar refuses to run",
+        )
+        .hint("add a [[notify]] section (kind = \"slack\", \"discord\" or \"webhook\", with `url` or `url_env`)"));
+    }
     Ok(ExitCode::SUCCESS)
 }

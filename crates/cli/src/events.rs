@@ -62,7 +62,7 @@ pub fn events(args: &EventsArgs) -> Result<ExitCode, CliError> {
         Some(journal) => journal,
         None => Journal::open_default()?,
     };
-    let (all, mut offset) = journal.read_from(0)?;
+    let (all, offset) = journal.read_from(0)?;
     let mut selected: Vec<Event> = all.into_iter().filter(|e| matches(args.kind.as_deref(), e)).collect();
     if let Some(n) = args.last {
         let skip = selected.len().saturating_sub(n);
@@ -72,10 +72,11 @@ pub fn events(args: &EventsArgs) -> Result<ExitCode, CliError> {
     if !args.follow || !open {
         return Ok(ExitCode::SUCCESS);
     }
+    // Follows the journal across rotation and truncation (a new file is read from its start).
+    let mut follower = journal.follow_from(offset)?;
     loop {
         std::thread::sleep(Duration::from_millis(300));
-        let (new, next) = journal.read_from(offset)?;
-        offset = next;
+        let new = follower.poll()?;
         let new: Vec<Event> = new.into_iter().filter(|e| matches(args.kind.as_deref(), e)).collect();
         if !print(&new, args.json)? {
             return Ok(ExitCode::SUCCESS);

@@ -213,9 +213,22 @@ pub struct Job {
     #[serde(default)]
     pub running: Option<RunningChild>,
     /// Event kinds already journaled for this job (a restart does not journal them twice,
-    /// and finding that out does not read the journal).
+    /// and finding that out does not read the journal). `None`: a job written before jobs
+    /// kept this record.
     #[serde(default)]
-    pub journaled: Vec<String>,
+    pub journaled: Option<Vec<String>>,
+    /// The event being journaled, saved before the append: a worker that stops before
+    /// recording it in `journaled` looks for it among the events after `after` only.
+    #[serde(default)]
+    pub journaling: Option<PendingEvent>,
+}
+
+/// An event a job is about to journal.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PendingEvent {
+    pub kind: String,
+    /// The journal's last id before the append.
+    pub after: u64,
 }
 
 /// A child process the worker started and waits on, identified beyond its pid.
@@ -337,7 +350,8 @@ pub fn enqueue(state_dir: &Path, service: &str, from: &str, to: &str, source: &s
             finished: None,
             outcome: None,
             running: None,
-            journaled: Vec::new(),
+            journaled: Some(Vec::new()),
+            journaling: None,
         };
         job.save(state_dir)?;
         return Ok(id);

@@ -74,6 +74,9 @@ pub enum JournalError {
     State(#[from] crate::state::StateError),
     #[error("{path}: {source}")]
     Io { path: PathBuf, source: std::io::Error },
+    /// The last id is the largest there is: a new event would repeat an id or go back.
+    #[error("{path}: event ids are exhausted (the last id is {last}); nothing more can be journaled")]
+    IdsExhausted { path: PathBuf, last: u64 },
 }
 
 /// The journal file of one state directory.
@@ -133,7 +136,11 @@ impl Journal {
                 Value::Null => Map::new(),
                 other => Map::from_iter([("detail".to_owned(), other)]),
             };
-            last_id += 1;
+            // Ids never repeat nor go backwards: at the end of the id space, refuse (the
+            // whole batch, before anything is written).
+            last_id = last_id
+                .checked_add(1)
+                .ok_or_else(|| JournalError::IdsExhausted { path: self.path.clone(), last: last_id })?;
             let event = Event { id: last_id, ts: ts.clone(), kind: kind.to_owned(), host: host.clone(), fields };
             serde_json::to_writer(&mut buf, &event).map_err(|e| io(std::io::Error::other(e)))?;
             buf.push(b'\n');
@@ -143,9 +150,67 @@ impl Journal {
         file.sync_data().map_err(io)?;
         // Still under the lock. Not fsynced: the journal itself is, and after a crash its
         // last id is the larger one anyway.
-        let _ = std::fs::write(self.high_water_path(), format!("{last_id}\n"));
+        let _ = write_private(&self.high_water_path(), format!("{last_id}\n").as_bytes());
         // Dropping the file releases the lock.
         Ok(events)
+    }
+
+    /// The last id handed out (the journal's or the high-water mark's, whichever is larger),
+    /// read from the journal's tail: its cost does not grow with the journal.
+    pub fn last_id(&self) -> Result<u64, JournalError> {
+        let io = |source| JournalError::Io { path: self.path.clone(), source };
+        let in_file = match File::open(&self.path) {
+            Ok(mut file) => last_id(&mut file).map_err(io)?.0,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => 0,
+            Err(e) => return Err(io(e)),
+        };
+        Ok(in_file.max(self.read_high_water()))
+    }
+
+    /// Every parseable event with an id above `after`, read backwards from the end of the
+    /// journal only as far as needed: the cost is that of the events since, not of the
+    /// whole journal.
+    pub fn read_since(&self, after: u64) -> Result<Vec<Event>, JournalError> {
+        let io = |source| JournalError::Io { path: self.path.clone(), source };
+        let mut file = match File::open(&self.path) {
+            Ok(f) => f,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+            Err(e) => return Err(io(e)),
+        };
+        let len = file.seek(SeekFrom::End(0)).map_err(io)?;
+        let mut window: u64 = 64 * 1024;
+        loop {
+            let start = len.saturating_sub(window);
+            file.seek(SeekFrom::Start(start)).map_err(io)?;
+            let mut tail = Vec::new();
+            file.read_to_end(&mut tail).map_err(io)?;
+            let whole = tail.iter().rposition(|b| *b == b'\n').map_or(0, |i| i + 1);
+            // The first line may be cut by the window unless it starts the file.
+            let events: Vec<Event> = tail[..whole]
+                .split(|b| *b == b'\n')
+                .skip(usize::from(start > 0))
+                .filter_map(|line| serde_json::from_slice::<Event>(line).ok())
+                .collect();
+            let reached = events.first().is_some_and(|e| e.id <= after);
+            if reached || start == 0 {
+                return Ok(events.into_iter().filter(|e| e.id > after).collect());
+            }
+            window = window.saturating_mul(4);
+        }
+    }
+
+    /// A reader of new events from the current end of the journal (for `--follow`).
+    pub fn follow(&self) -> Result<Follower, JournalError> {
+        let len = std::fs::metadata(&self.path).map_or(0, |m| m.len());
+        self.follow_from(len)
+    }
+
+    /// A reader of the events after byte `offset` (as returned by [`Journal::read_from`]).
+    pub fn follow_from(&self, offset: u64) -> Result<Follower, JournalError> {
+        let mut follower = Follower { path: self.path.clone(), file: None, offset: 0, head: None };
+        follower.reopen()?;
+        follower.offset = offset;
+        Ok(follower)
     }
 
     fn high_water_path(&self) -> PathBuf {
@@ -181,6 +246,96 @@ impl Journal {
             .collect();
         Ok((events, offset + whole as u64))
     }
+}
+
+/// Reads the events appended after a point, across rotation (the file renamed or removed
+/// and a new one started) and truncation: what the old file still got is read first, then
+/// the new file from its start.
+#[derive(Debug)]
+pub struct Follower {
+    path: PathBuf,
+    /// The open journal and its inode.
+    file: Option<(File, u64)>,
+    offset: u64,
+    /// The open file's first line when last read: a different one means the file was
+    /// truncated and written again in place (same inode, maybe as long as before).
+    head: Option<Vec<u8>>,
+}
+
+impl Follower {
+    fn io(&self) -> impl Fn(std::io::Error) -> JournalError + '_ {
+        |source| JournalError::Io { path: self.path.clone(), source }
+    }
+
+    fn reopen(&mut self) -> Result<(), JournalError> {
+        use std::os::unix::fs::MetadataExt as _;
+        self.offset = 0;
+        self.head = None;
+        self.file = match File::open(&self.path) {
+            Ok(file) => {
+                let ino = file.metadata().map_err(self.io())?.ino();
+                Some((file, ino))
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
+            Err(e) => return Err(self.io()(e)),
+        };
+        Ok(())
+    }
+
+    /// Whole lines after the offset in the open file; the offset moves past them.
+    fn drain(&mut self) -> Result<Vec<Event>, JournalError> {
+        let path = self.path.clone();
+        let io = |source| JournalError::Io { path: path.clone(), source };
+        let Some((file, _)) = &mut self.file else { return Ok(Vec::new()) };
+        let len = file.metadata().map_err(io)?.len();
+        let head = first_line(file).map_err(io)?;
+        if len < self.offset || self.head.as_ref().is_some_and(|h| Some(h) != head.as_ref()) {
+            // Truncated in place: everything in it is new.
+            self.offset = 0;
+        }
+        self.head = head;
+        file.seek(SeekFrom::Start(self.offset)).map_err(io)?;
+        let mut bytes = Vec::new();
+        file.read_to_end(&mut bytes).map_err(io)?;
+        let whole = bytes.iter().rposition(|b| *b == b'\n').map_or(0, |i| i + 1);
+        self.offset += whole as u64;
+        Ok(bytes[..whole]
+            .split(|b| *b == b'\n')
+            .filter_map(|line| serde_json::from_slice::<Event>(line).ok())
+            .collect())
+    }
+
+    /// Events written since the last call, in order.
+    pub fn poll(&mut self) -> Result<Vec<Event>, JournalError> {
+        use std::os::unix::fs::MetadataExt as _;
+        let mut events = self.drain()?;
+        let current = std::fs::metadata(&self.path).ok().map(|m| m.ino());
+        let open = self.file.as_ref().map(|(_, ino)| *ino);
+        if current != open {
+            // Rotated (or created): the old file is drained above; the new one from its start.
+            self.reopen()?;
+            events.extend(self.drain()?);
+        }
+        Ok(events)
+    }
+}
+
+/// The first whole line of `file` (at most 4 KiB), if it has one.
+fn first_line(file: &mut File) -> std::io::Result<Option<Vec<u8>>> {
+    file.seek(SeekFrom::Start(0))?;
+    let mut buf = Vec::with_capacity(512);
+    file.take(4096).read_to_end(&mut buf)?;
+    Ok(buf.iter().position(|b| *b == b'\n').map(|end| buf[..end].to_vec()))
+}
+
+/// Writes `bytes` to `path`, created 0600 (and made 0600 if it was not).
+fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    use std::os::unix::fs::PermissionsExt as _;
+    let mut file = OpenOptions::new().write(true).create(true).truncate(true).mode(0o600).open(path)?;
+    if file.metadata()?.permissions().mode() & 0o777 != 0o600 {
+        file.set_permissions(std::fs::Permissions::from_mode(0o600))?;
+    }
+    file.write_all(bytes)
 }
 
 /// The id of the last whole event line, and whether the file ends with a newline.
@@ -264,6 +419,70 @@ mod tests {
         journal.append("two", Value::Null).unwrap();
         std::fs::rename(journal.path(), dir.path().join("events.jsonl.1")).unwrap();
         assert_eq!(journal.append("three", Value::Null).unwrap().id, 3);
+    }
+
+    #[test]
+    fn ids_never_wrap_at_the_end_of_the_id_space() {
+        let dir = tempfile::tempdir().unwrap();
+        let journal = Journal::in_dir(dir.path());
+        let last = format!("{{\"id\":{},\"ts\":\"T\",\"kind\":\"k\",\"host\":\"h\"}}\n", u64::MAX);
+        std::fs::write(journal.path(), &last).unwrap();
+        let err = journal.append("next", Value::Null).unwrap_err();
+        assert!(matches!(err, JournalError::IdsExhausted { last: u64::MAX, .. }), "{err}");
+        assert!(err.to_string().contains("event ids are exhausted"), "{err}");
+        assert_eq!(std::fs::read_to_string(journal.path()).unwrap(), last, "nothing written");
+        // The high-water mark alone is enough to refuse (a rotated journal).
+        std::fs::remove_file(journal.path()).unwrap();
+        std::fs::write(dir.path().join(HIGH_WATER_FILE), format!("{}\n", u64::MAX)).unwrap();
+        assert!(matches!(journal.append("next", Value::Null), Err(JournalError::IdsExhausted { .. })));
+    }
+
+    #[test]
+    fn the_high_water_mark_is_private() {
+        use std::os::unix::fs::PermissionsExt as _;
+        let dir = tempfile::tempdir().unwrap();
+        let mark = dir.path().join(HIGH_WATER_FILE);
+        std::fs::write(&mark, "0\n").unwrap();
+        std::fs::set_permissions(&mark, std::fs::Permissions::from_mode(0o644)).unwrap();
+        Journal::in_dir(dir.path()).append("one", Value::Null).unwrap();
+        assert_eq!(std::fs::metadata(&mark).unwrap().permissions().mode() & 0o777, 0o600);
+        assert_eq!(std::fs::read_to_string(&mark).unwrap(), "1\n");
+    }
+
+    #[test]
+    fn read_since_reads_only_the_newer_events() {
+        let dir = tempfile::tempdir().unwrap();
+        let journal = Journal::in_dir(dir.path());
+        let padding = "x".repeat(300);
+        let fields: Vec<Value> = (0..1000).map(|i| serde_json::json!({"i": i, "pad": padding})).collect();
+        journal.append_all("bulk", fields).unwrap();
+        assert_eq!(journal.last_id().unwrap(), 1000);
+        let since: Vec<u64> = journal.read_since(995).unwrap().iter().map(|e| e.id).collect();
+        assert_eq!(since, [996, 997, 998, 999, 1000]);
+        // Far back: the window grows until it reaches the id.
+        assert_eq!(journal.read_since(10).unwrap().len(), 990);
+        assert_eq!(journal.read_since(0).unwrap().len(), 1000);
+    }
+
+    #[test]
+    fn a_follower_reads_across_rotation_and_truncation() {
+        let dir = tempfile::tempdir().unwrap();
+        let journal = Journal::in_dir(dir.path());
+        journal.append("before", Value::Null).unwrap();
+        let mut follower = journal.follow().unwrap();
+        assert!(follower.poll().unwrap().is_empty(), "starts at the end");
+        journal.append("one", Value::Null).unwrap();
+        let kinds = |events: Vec<Event>| events.into_iter().map(|e| e.kind).collect::<Vec<_>>();
+        assert_eq!(kinds(follower.poll().unwrap()), ["one"]);
+        // Rotated: the old file gets one more line after the rename, then a new file starts.
+        journal.append("two", Value::Null).unwrap();
+        std::fs::rename(journal.path(), dir.path().join("events.jsonl.1")).unwrap();
+        journal.append("three", Value::Null).unwrap();
+        assert_eq!(kinds(follower.poll().unwrap()), ["two", "three"]);
+        // Truncated in place and written again, to the same length, between two polls.
+        std::fs::write(journal.path(), "").unwrap();
+        journal.append("four_", Value::Null).unwrap();
+        assert_eq!(kinds(follower.poll().unwrap()), ["four_"]);
     }
 
     #[test]

@@ -126,7 +126,7 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), StateError> {
 pub fn write_atomic_mode(path: &Path, bytes: &[u8], mode: u32) -> Result<(), StateError> {
     let err = |source| StateError::Write { path: path.to_owned(), source };
     let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
-    let mut tmp = tempfile::Builder::new().prefix(".bulwark-tmp-").tempfile_in(dir).map_err(err)?;
+    let mut tmp = tempfile::Builder::new().prefix(TEMP_PREFIX).tempfile_in(dir).map_err(err)?;
     tmp.as_file().set_permissions(fs::Permissions::from_mode(mode)).map_err(err)?;
     tmp.write_all(bytes).map_err(err)?;
     tmp.as_file().sync_all().map_err(err)?;
@@ -136,6 +136,33 @@ pub fn write_atomic_mode(path: &Path, bytes: &[u8], mode: u32) -> Result<(), Sta
         let _ = d.sync_all();
     }
     Ok(())
+}
+
+/// Prefix of the temporary files [`write_atomic`] renames into place.
+pub const TEMP_PREFIX: &str = ".bulwark-tmp-";
+
+/// Removes `.bulwark-tmp-*` files older than `age` under `dir` (a writer killed between
+/// creating and renaming one leaves it behind), skipping git repositories. Returns how
+/// many were removed; what cannot be read or removed is left alone.
+pub fn remove_stale_temps(dir: &Path, age: std::time::Duration) -> usize {
+    let Ok(entries) = fs::read_dir(dir) else { return 0 };
+    let mut removed = 0;
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        let Ok(kind) = entry.file_type() else { continue };
+        if kind.is_dir() {
+            // Scratch repositories (`*.git`) hold git's own files.
+            if !name.to_string_lossy().ends_with(".git") {
+                removed += remove_stale_temps(&entry.path(), age);
+            }
+        } else if kind.is_file() && name.to_string_lossy().starts_with(TEMP_PREFIX) {
+            let old = entry.metadata().and_then(|m| m.modified()).is_ok_and(|t| t.elapsed().is_ok_and(|e| e >= age));
+            if old && fs::remove_file(entry.path()).is_ok() {
+                removed += 1;
+            }
+        }
+    }
+    removed
 }
 
 /// Serializes `value` as pretty JSON (every string cleaned of secrets) and writes it
@@ -152,6 +179,24 @@ pub fn write_json_atomic<T: serde::Serialize>(path: &Path, value: &T) -> Result<
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn stale_temp_files_are_removed_and_fresh_ones_kept() {
+        let dir = tempfile::tempdir().unwrap();
+        let nested = dir.path().join("sidecar/jobs");
+        fs::create_dir_all(&nested).unwrap();
+        let stale = nested.join(".bulwark-tmp-abc");
+        let fresh = dir.path().join(".bulwark-tmp-def");
+        let other = nested.join("job.json");
+        for path in [&stale, &fresh, &other] {
+            fs::write(path, "x").unwrap();
+        }
+        let hour_ago = std::time::SystemTime::now() - std::time::Duration::from_secs(3600);
+        fs::File::options().write(true).open(&stale).unwrap().set_modified(hour_ago).unwrap();
+        fs::File::options().write(true).open(&other).unwrap().set_modified(hour_ago).unwrap();
+        assert_eq!(remove_stale_temps(dir.path(), std::time::Duration::from_secs(600)), 1);
+        assert!(!stale.exists() && fresh.exists() && other.exists());
+    }
 
     #[test]
     fn atomic_write_replaces_whole_file_privately() {

@@ -126,6 +126,9 @@ pub fn run(args: &SidecarArgs) -> Result<ExitCode, CliError> {
         .hint("write the config there (see docs/sidecar.md), or pass --config PATH"));
     }
     let config = loaded.config;
+    if matches!(args.command, SidecarCommand::Once(_) | SidecarCommand::Run(_)) {
+        check_someone_is_told(&config, loaded.origin.as_deref())?;
+    }
     match &args.command {
         SidecarCommand::Enqueue(a) => cmd_enqueue(&config, a),
         SidecarCommand::Once(a) => cmd_once(config, a),
@@ -133,6 +136,44 @@ pub fn run(args: &SidecarArgs) -> Result<ExitCode, CliError> {
         SidecarCommand::Status(a) => cmd_status(&config, a),
         SidecarCommand::WatchOnce(a) => cmd_watch_once(config, a),
     }
+}
+
+/// Refuses to work with a config that could tell nobody about an escalation: a rollback
+/// that fails (or a good change wrongly judged bad) would go unnoticed. At least one
+/// `[[notify]]` target must be usable now (a `url`, or a `url_env` that is set to one);
+/// an unusable target beside a usable one is warned about and journaled when used.
+fn check_someone_is_told(config: &Config, origin: Option<&std::path::Path>) -> Result<(), CliError> {
+    if config.services.is_empty() {
+        return Ok(());
+    }
+    let file = origin.map_or_else(|| "the config".to_owned(), |p| p.display().to_string());
+    if config.notify.is_empty() {
+        return Err(CliError::usage(format!(
+            "no [[notify]] target in {file}: an escalation (a rollback that cannot finish) would reach nobody"
+        ))
+        .hint("add a [[notify]] section (kind = \"slack\", \"discord\" or \"webhook\", with `url` or `url_env`; see docs/sidecar.md)"));
+    }
+    let problems: Vec<String> = config
+        .notify
+        .iter()
+        .enumerate()
+        .filter_map(|(i, target)| {
+            let err = bulwark_alert::Notifier::from_config(std::slice::from_ref(target)).err()?;
+            Some(format!("notify[{i}]: {}", err.message))
+        })
+        .collect();
+    if problems.len() == config.notify.len() {
+        let mut err =
+            CliError::usage(format!("no [[notify]] target in {file} can be used: an escalation would reach nobody"));
+        for problem in &problems {
+            err = err.cause(problem.clone());
+        }
+        return Err(err.hint("set the variable named by `url_env` in the sidecar's environment, or give a `url`"));
+    }
+    for problem in &problems {
+        eprintln!("warning: {problem}; the other [[notify]] targets will be used");
+    }
+    Ok(())
 }
 
 fn work_error(err: &WorkError) -> CliError {
@@ -180,9 +221,14 @@ fn cmd_enqueue(config: &Config, args: &EnqueueArgs) -> Result<ExitCode, CliError
     Ok(ExitCode::SUCCESS)
 }
 
+/// Age past which a `.bulwark-tmp-*` file is a leftover, not a write in progress.
+const STALE_TEMP_AGE: Duration = Duration::from_secs(15 * 60);
+
 fn worker(config: Config, echo: bool) -> Result<Worker, CliError> {
     let state_dir = bulwark_core::state::state_dir()?;
-    Ok(Worker { journal: Journal::in_dir(&state_dir), state_dir, config, echo })
+    // Temporary files left by a writer killed mid-write are never renamed into place.
+    bulwark_core::state::remove_stale_temps(&state_dir, STALE_TEMP_AGE);
+    Ok(Worker { journal: Journal::in_dir(&state_dir), state_dir, config, echo, reported: std::sync::Arc::default() })
 }
 
 /// Jobs waiting for a service the config does not have.

@@ -83,6 +83,10 @@ pub struct Incident {
     pub max_restarts: u32,
     pub summary: Option<PathBuf>,
     pub notifications: Vec<Delivery>,
+    /// The journal's last id when the incident began: its events come after it, so a
+    /// replay looks at those only, never at the whole journal (`None`: an older record).
+    #[serde(default)]
+    pub journal_after: Option<u64>,
 }
 
 /// What the watchdog remembers about one service.
@@ -319,6 +323,7 @@ pub fn round(worker: &Worker, service: &ServiceConfig, watch: &WatchConfig) -> R
         max_restarts: watch.max_restarts,
         summary: None,
         notifications: Vec::new(),
+        journal_after: Some(worker.journal.last_id()?),
     };
     if !room {
         st.capped_at = Some(jobs::now_millis());
@@ -388,7 +393,7 @@ impl Watchdog<'_> {
         if incident.restart_runs > 0 {
             self.emit_once(
                 "watch.restarted",
-                &incident.id,
+                incident,
                 json!({
                     "incident": incident.id,
                     "reason": incident.cause,
@@ -470,7 +475,7 @@ impl Watchdog<'_> {
                 "restarts": incident.restart_runs,
             })
         };
-        self.emit_once(&kind, &incident.id, fields)?;
+        self.emit_once(&kind, &incident, fields)?;
         if incident.summary.is_none() {
             let path = self.worker.state_dir.join("incidents").join(format!("{}.md", incident.id));
             if let Some(dir) = path.parent() {
@@ -558,9 +563,12 @@ impl Watchdog<'_> {
     }
 
     /// Journals `kind` for `incident` unless it already was (a resumed incident replays).
-    fn emit_once(&self, kind: &str, incident: &str, extra: Value) -> Result<(), WorkError> {
-        let seen =
-            self.worker.journal.read_all()?.iter().any(|e| e.kind == kind && e.str("incident") == Some(incident));
+    fn emit_once(&self, kind: &str, incident: &Incident, extra: Value) -> Result<(), WorkError> {
+        let events = match incident.journal_after {
+            Some(after) => self.worker.journal.read_since(after)?,
+            None => self.worker.journal.read_all()?,
+        };
+        let seen = events.iter().any(|e| e.kind == kind && e.str("incident") == Some(incident.id.as_str()));
         if seen { Ok(()) } else { self.emit(kind, extra) }
     }
 
@@ -726,6 +734,7 @@ max_restarts = 2
             max_restarts: 2,
             summary: None,
             notifications: Vec::new(),
+            journal_after: None,
         }
     }
 

@@ -14,7 +14,8 @@ use std::time::{Duration, Instant};
 use bulwark_alert::Notifier;
 use bulwark_core::config::{Config, NotifyConfig, ServiceConfig};
 use bulwark_core::jobs::{
-    self, CommandRecord, Delivery, HealthRecord, Job, JobError, Phase, RevertRecord, RunningChild, ServiceLock, Step,
+    self, CommandRecord, Delivery, HealthRecord, Job, JobError, PendingEvent, Phase, RevertRecord, RunningChild,
+    ServiceLock, Step,
 };
 use bulwark_core::process::{self, ProcessError, RunOptions};
 use bulwark_core::{Journal, JournalError, state};
@@ -101,6 +102,9 @@ pub struct Worker {
     pub journal: Journal,
     /// Print each event as a plain line on stdout.
     pub echo: bool,
+    /// Problems with job files already reported by this process (each is printed and
+    /// looked up in the journal once per run, however often the queue is read).
+    pub reported: std::sync::Arc<std::sync::Mutex<std::collections::BTreeSet<String>>>,
 }
 
 impl Worker {
@@ -143,6 +147,10 @@ impl Worker {
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
                 Err(e) => _ = write!(error, "; cannot remove it: {e}"),
             }
+        }
+        let first = self.reported.lock().unwrap_or_else(std::sync::PoisonError::into_inner).insert(error.clone());
+        if !first {
+            return Ok(());
         }
         eprintln!("warning: skipping {error}");
         let seen =
@@ -354,7 +362,8 @@ impl Worker {
     fn health(&self, service: &ServiceConfig, repos: &Repos, job: &mut Job) -> Result<(), WorkError> {
         let verdict = Self::check(service, job, "health");
         if verdict.healthy {
-            self.emit_once("deploy.healthy", job, json!({"commit": job.to}))?;
+            let fields = json!({"commit": job.to});
+            self.emit_once("deploy.healthy", job, fields)?;
             self.mark_known_good(&service.name, &job.to, &job.id)?;
             let recovered = self.previous_outcome(&service.name, &job.id)? == Some(Phase::Escalated);
             let note = format!("healthy: {}", verdict.tries.join(", "));
@@ -422,7 +431,8 @@ impl Worker {
             Ok(_) => {}
         }
         let reason = job.failure.clone().unwrap_or_default();
-        self.emit_once("rollback.started", job, json!({"bad_commit": job.to, "from": job.from, "reason": reason}))?;
+        let fields = json!({"bad_commit": job.to, "from": job.from, "reason": reason});
+        self.emit_once("rollback.started", job, fields)?;
         self.enter(job, Phase::Revert, reason)
     }
 
@@ -465,11 +475,8 @@ impl Worker {
                 self.enter(job, Phase::Push, format!("the remote tip {} already undoes the change", short(&tip)))
             }
             Some(commit) => {
-                self.emit_once(
-                    "rollback.reverted",
-                    job,
-                    json!({"bad_commit": job.to, "revert": commit, "parent": tip}),
-                )?;
+                let fields = json!({"bad_commit": job.to, "revert": commit, "parent": tip});
+                self.emit_once("rollback.reverted", job, fields)?;
                 self.enter(job, Phase::Push, format!("made revert {} on {}", short(&commit), short(&tip)))
             }
             None => Ok(()),
@@ -898,9 +905,35 @@ impl Worker {
     }
 
     /// Journals `kind` for this job unless it already was (a restart replays the phase).
-    fn emit_once(&self, kind: &str, job: &Job, extra: Value) -> Result<(), WorkError> {
-        let seen = self.journal.read_all()?.iter().any(|e| e.kind == kind && e.str("job") == Some(job.id.as_str()));
-        if seen { Ok(()) } else { self.emit(kind, job, extra) }
+    ///
+    /// The job itself records what it journaled, so finding out never reads the journal: a
+    /// rollback costs the same with a million events as with ten. The intent (with the
+    /// journal's last id) is saved before the append and the kind after it; a worker that
+    /// stops in between looks only at the events written since.
+    fn emit_once(&self, kind: &str, job: &mut Job, extra: Value) -> Result<(), WorkError> {
+        let is_this = |e: &bulwark_core::Event| e.kind == kind && e.str("job") == Some(job.id.as_str());
+        let Some(journaled) = &job.journaled else {
+            // A job written before jobs recorded their events: the journal decides.
+            let seen = self.journal.read_all()?.iter().any(is_this);
+            return if seen { Ok(()) } else { self.emit(kind, job, extra) };
+        };
+        if journaled.iter().any(|k| k == kind) {
+            return Ok(());
+        }
+        let pending = job.journaling.as_ref().filter(|p| p.kind == kind).map(|p| p.after);
+        let seen = match pending {
+            Some(after) => self.journal.read_since(after)?.iter().any(is_this),
+            None => false,
+        };
+        if !seen {
+            job.journaling = Some(PendingEvent { kind: kind.to_owned(), after: self.journal.last_id()? });
+            job.save(&self.state_dir)?;
+            self.emit(kind, job, extra)?;
+        }
+        job.journaled.get_or_insert_with(Vec::new).push(kind.to_owned());
+        job.journaling = None;
+        job.save(&self.state_dir)?;
+        Ok(())
     }
 }
 

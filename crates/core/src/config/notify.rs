@@ -47,6 +47,10 @@ impl NotifyConfig {
             (Some(_), Some(_)) => Err(("url".into(), "set either `url` or `url_env`, not both".into())),
             (None, None) => Err(("url".into(), "set `url` or `url_env` (the variable that holds the URL)".into())),
             _ if self.attempts == 0 => Err(("attempts".into(), "must be at least 1".into())),
+            (Some(url), None) => super::values::check_http_url(url.trim()).map_err(|e| ("url".to_owned(), e)),
+            (None, Some(var)) if var.is_empty() || var.contains(['=', '\0']) => {
+                Err(("url_env".into(), format!("{var:?} is not an environment variable name")))
+            }
             _ => Ok(()),
         }
     }

@@ -146,6 +146,15 @@ impl ServiceConfig {
                 format!("`{}` must be letters, digits, `.`, `_` or `-` (it names job and lock files)", self.name),
             ));
         }
+        if !self.checkout.is_absolute() {
+            return Err((
+                "checkout".into(),
+                format!(
+                    "`{}` must be an absolute path (the sidecar may run from any directory)",
+                    self.checkout.display()
+                ),
+            ));
+        }
         if self.remote.is_empty() || self.remote.starts_with('-') {
             return Err(("remote".into(), format!("`{}` is not a remote name", self.remote)));
         }
@@ -167,9 +176,8 @@ impl ServiceConfig {
                 let Some(url) = &health.url else {
                     return Err(("health.url".into(), "an http health check needs a `url`".into()));
                 };
-                if !(url.starts_with("http://") || url.starts_with("https://")) {
-                    return Err(("health.url".into(), format!("`{url}` must start with http:// or https://")));
-                }
+                super::values::check_http_url(url).map_err(|e| ("health.url".to_owned(), e))?;
+                super::values::check_method(&health.method).map_err(|e| ("health.method".to_owned(), e))?;
                 if !(100..=599).contains(&health.want_status) {
                     return Err(("health.want_status".into(), format!("{} is not an HTTP status", health.want_status)));
                 }
@@ -179,6 +187,9 @@ impl ServiceConfig {
             }
             HealthKind::Heartbeat if health.path.is_none() || health.max_age.is_none() => {
                 return Err(("health.path".into(), "a heartbeat health check needs `path` and `max_age`".into()));
+            }
+            HealthKind::Heartbeat if health.path.as_ref().is_some_and(|p| !p.is_absolute()) => {
+                return Err(("health.path".into(), "must be an absolute path".into()));
             }
             _ => {}
         }
@@ -215,6 +226,28 @@ mod tests {
         assert_eq!(watch.every.get(), std::time::Duration::from_secs(300));
         assert_eq!(watch.restart_timeout.get(), std::time::Duration::from_secs(300));
         assert_eq!((watch.max_restarts, watch.window.get().as_secs()), (3, 3600));
+    }
+
+    #[test]
+    fn bad_methods_urls_and_relative_paths_are_refused_with_their_key() {
+        for (from, to, key, why) in [
+            (
+                "url = \"http://127.0.0.1:9/health\"",
+                "url = \"http://127.0.0.1:9/health\"\nmethod = \"G ET\"",
+                "health.method",
+                "not an HTTP method",
+            ),
+            ("http://127.0.0.1:9/health", "file:///srv/web/health", "health.url", "not http or https"),
+            ("http://127.0.0.1:9/health", "http://:9/health", "health.url", "no valid host"),
+            ("checkout = \"/srv/web\"", "checkout = \"srv/web\"", "checkout", "absolute path"),
+        ] {
+            let text = SERVICE.replace(from, to);
+            let err = Config::parse(&text, Path::new("bulwark.toml")).unwrap_err().to_string();
+            assert!(err.contains(&format!("service[0].{key}")) && err.contains(why), "{to}: {err}");
+        }
+        let heartbeat = "[[service]]\nname = \"web\"\ncheckout = \"/srv/web\"\ndeploy = [\"true\"]\n[service.health]\nkind = \"heartbeat\"\npath = \"beat\"\nmax_age = \"1m\"\n";
+        let err = Config::parse(heartbeat, Path::new("bulwark.toml")).unwrap_err().to_string();
+        assert!(err.contains("service[0].health.path") && err.contains("absolute"), "{err}");
     }
 
     #[test]

@@ -144,3 +144,95 @@ impl<'de> Deserialize<'de> for BranchPattern {
         BranchPattern::new(&text).map_err(de::Error::custom)
     }
 }
+
+/// Checks an HTTP method: a token (RFC 9110 §5.6.2), so `"G ET"` or `""` fails at parse
+/// time, not as a failed health check that reverts a good change.
+pub(super) fn check_method(method: &str) -> Result<(), String> {
+    let tchar = |c: char| c.is_ascii_alphanumeric() || "!#$%&'*+-.^_`|~".contains(c);
+    if method.is_empty() || !method.chars().all(tchar) {
+        return Err(format!("{method:?} is not an HTTP method; write one like \"GET\" or \"HEAD\""));
+    }
+    Ok(())
+}
+
+/// Checks a URL bulwark sends HTTP requests to: `http://` or `https://`, a host, a numeric
+/// port if any, and no whitespace or control characters. The message never quotes more
+/// than scheme and host (the rest may hold a token).
+pub(super) fn check_http_url(url: &str) -> Result<(), String> {
+    let shown = crate::redact::redact_urls(url);
+    let (scheme, rest) =
+        url.split_once("://").ok_or_else(|| format!("`{shown}` is not a URL; write it like \"https://host/path\""))?;
+    let scheme_host = || {
+        format!(
+            "{scheme}://{}",
+            rest.split(['/', '?', '#']).next().unwrap_or_default().rsplit('@').next().unwrap_or_default()
+        )
+    };
+    if !(scheme.eq_ignore_ascii_case("http") || scheme.eq_ignore_ascii_case("https")) {
+        return Err(format!("the scheme of `{}` is not http or https", scheme_host()));
+    }
+    if url.chars().any(|c| c.is_whitespace() || c.is_control()) {
+        return Err(format!("the URL at `{}` contains whitespace or control characters", scheme_host()));
+    }
+    let authority = rest.split(['/', '?', '#']).next().unwrap_or_default();
+    let host_port = authority.rsplit('@').next().unwrap_or_default();
+    let (host, port) = if let Some(v6) = host_port.strip_prefix('[') {
+        let (host, after) =
+            v6.split_once(']').ok_or_else(|| format!("`{}` has an unclosed IPv6 address", scheme_host()))?;
+        (host, after.strip_prefix(':'))
+    } else {
+        match host_port.rsplit_once(':') {
+            Some((host, port)) => (host, Some(port)),
+            None => (host_port, None),
+        }
+    };
+    let host_ok = |h: &str| !h.is_empty() && h.chars().all(|c| c.is_ascii_alphanumeric() || "-._~%:".contains(c));
+    if !host_ok(host) {
+        return Err(format!("`{}` has no valid host", scheme_host()));
+    }
+    if let Some(port) = port
+        && port.parse::<u16>().map_or(true, |p| p == 0)
+    {
+        return Err(format!("`{}` has an invalid port", scheme_host()));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn methods_are_tokens() {
+        for ok in ["GET", "HEAD", "POST", "PROPFIND"] {
+            assert!(check_method(ok).is_ok(), "{ok}");
+        }
+        for bad in ["G ET", "", "GET\n", "GÉT", "GET/1"] {
+            assert!(check_method(bad).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn urls_need_http_a_host_and_a_valid_port() {
+        for ok in
+            ["http://127.0.0.1:8080/health", "https://hooks.slack.com/services/T/B/X", "http://[::1]:9/x", "HTTPS://h"]
+        {
+            assert!(check_http_url(ok).is_ok(), "{ok}");
+        }
+        for (bad, why) in [
+            ("file:///etc/passwd", "not http or https"),
+            ("ftp://h/x", "not http or https"),
+            ("http:///path", "no valid host"),
+            ("http://h:99999/", "invalid port"),
+            ("http://h:0/", "invalid port"),
+            ("http://ho st/", "whitespace"),
+            ("127.0.0.1:8080/health", "not a URL"),
+            ("http://h_ost$/", "no valid host"),
+        ] {
+            let err = check_http_url(bad).unwrap_err();
+            assert!(err.contains(why), "{bad}: {err}");
+        }
+        let err = check_http_url("ftp://u:SECRET@h/TOKEN").unwrap_err();
+        assert!(!err.contains("SECRET") && !err.contains("TOKEN"), "{err}");
+    }
+}
