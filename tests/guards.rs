@@ -5,7 +5,7 @@
 
 use std::path::{Path, PathBuf};
 
-use bulwark_testutil::{Outcome, TestEnv, file_url, run, run_with_input};
+use bulwark_testutil::{TestEnv, file_url, run, run_with_input};
 
 fn dev_clone(env: &TestEnv) -> (PathBuf, PathBuf) {
     let (remote, clone) = env.remote_and_clone();
@@ -93,32 +93,17 @@ fn production_refuses_symbolic_refs_on_every_branch_and_forged_tracking_symrefs(
 
 const SERVER_CONFIG: &str = "[server]\nallow = [\"merger-bot\"]\nadmins = [\"ops\"]\n";
 
-fn server(env: &TestEnv, config: &str) -> (PathBuf, PathBuf) {
-    let remote = env.bare("server.git");
-    std::fs::write(remote.join("bulwark.toml"), config).unwrap();
-    env.install(&remote, "server");
-    let seed = env.init("seed");
-    env.commit_file(&seed, "README", "hello\n", "initial commit");
-    push_as(env, &seed, "merger-bot", &[&file_url(&remote), "main"]).assert_code(0);
-    let clone = env.clone_repo(&remote, "dev");
-    (remote, clone)
-}
-
-fn push_as(env: &TestEnv, repo: &Path, who: &str, args: &[&str]) -> Outcome {
-    run(env.command("git").current_dir(repo).arg("push").args(args).env("GL_USERNAME", who))
-}
-
 #[test]
 fn server_judges_a_push_to_a_symref_as_a_push_to_its_target() {
     let env = TestEnv::new();
-    let (remote, clone) = server(&env, SERVER_CONFIG);
+    let (remote, clone) = env.guarded_server(SERVER_CONFIG, "pre-receive");
     env.git(&remote, &["symbolic-ref", "refs/heads/trunk", "refs/heads/main"]);
     // A chain: `stable -> trunk -> main`.
     env.git(&remote, &["symbolic-ref", "refs/heads/stable", "refs/heads/trunk"]);
     let before = env.rev(&remote, "main");
     env.commit_file(&clone, "f", "x", "work");
     for pushed in ["trunk", "stable"] {
-        push_as(&env, &clone, "alice", &["origin", &format!("HEAD:refs/heads/{pushed}")])
+        env.push_as(&clone, "alice", &["origin", &format!("HEAD:refs/heads/{pushed}")])
             .assert_code(1)
             .assert_stderr_contains("only `merger-bot` may update it, and you are `alice`")
             .assert_stderr_contains(&format!("(pushed as `refs/heads/{pushed}`, a symbolic ref to it)"));
@@ -126,26 +111,26 @@ fn server_judges_a_push_to_a_symref_as_a_push_to_its_target() {
     // A rewind through the symref, even by the allowed identity.
     let tree = env.git(&clone, &["write-tree"]);
     let rewritten = env.git(&clone, &["commit-tree", &tree, "-m", "history rewritten"]);
-    push_as(&env, &clone, "merger-bot", &["--force", "origin", &format!("{rewritten}:refs/heads/trunk")])
+    env.push_as(&clone, "merger-bot", &["--force", "origin", &format!("{rewritten}:refs/heads/trunk")])
         .assert_code(1)
         .assert_stderr_contains("only moves forward on this server");
     // Deleting the symref would delete `main`.
-    push_as(&env, &clone, "alice", &["origin", "--delete", "trunk"])
+    env.push_as(&clone, "alice", &["origin", "--delete", "trunk"])
         .assert_code(1)
         .assert_stderr_contains("`main` is protected on this server and cannot be deleted");
     assert_eq!(env.rev(&remote, "main"), before);
     // The allowed identity's fast-forward through it is a fast-forward of `main`.
-    push_as(&env, &clone, "merger-bot", &["origin", "HEAD:refs/heads/trunk"]).assert_code(0);
+    env.push_as(&clone, "merger-bot", &["origin", "HEAD:refs/heads/trunk"]).assert_code(0);
     assert_eq!(env.rev(&remote, "main"), env.rev(&clone, "HEAD"));
 }
 
 #[test]
 fn server_follows_a_dangling_symref_to_the_protected_branch_it_would_create() {
     let env = TestEnv::new();
-    let (remote, clone) = server(&env, SERVER_CONFIG);
+    let (remote, clone) = env.guarded_server(SERVER_CONFIG, "pre-receive");
     // `master` is protected by default and does not exist yet.
     env.git(&remote, &["symbolic-ref", "refs/heads/next", "refs/heads/master"]);
-    push_as(&env, &clone, "alice", &["origin", "HEAD:refs/heads/next"])
+    env.push_as(&clone, "alice", &["origin", "HEAD:refs/heads/next"])
         .assert_code(1)
         .assert_stderr_contains("only `merger-bot` may create it");
     assert_eq!(env.git_outcome(&remote, &["rev-parse", "--verify", "-q", "refs/heads/master"]).code, 1);
@@ -440,29 +425,29 @@ fn a_config_path_that_is_not_a_small_regular_file_fails_closed_at_once() {
 #[test]
 fn server_refuses_refs_that_shadow_a_protected_branch() {
     let env = TestEnv::new();
-    let (remote, clone) = server(&env, SERVER_CONFIG);
+    let (remote, clone) = env.guarded_server(SERVER_CONFIG, "pre-receive");
     env.commit_file(&clone, "f", "x", "work");
     for name in ["refs/tags/main", "refs/tags/master", "refs/main", "refs/remotes/main", "refs/remotes/main/HEAD"] {
-        push_as(&env, &clone, "alice", &["origin", &format!("HEAD:{name}")])
+        env.push_as(&clone, "alice", &["origin", &format!("HEAD:{name}")])
             .assert_code(1)
             .assert_stderr_contains(&format!("`{name}` would shadow the protected branch"));
         assert_eq!(env.git_outcome(&remote, &["rev-parse", "--verify", "-q", name]).code, 1, "{name}");
     }
     // Even the allowed identity: it is the name that misleads.
-    push_as(&env, &clone, "merger-bot", &["origin", "HEAD:refs/tags/main"]).assert_code(1);
+    env.push_as(&clone, "merger-bot", &["origin", "HEAD:refs/tags/main"]).assert_code(1);
     // Ordinary tags and notes are fine, and so is a server that allows shadowing.
-    push_as(&env, &clone, "alice", &["origin", "HEAD:refs/tags/v1.0"]).assert_code(0);
+    env.push_as(&clone, "alice", &["origin", "HEAD:refs/tags/v1.0"]).assert_code(0);
     std::fs::write(remote.join("bulwark.toml"), format!("{SERVER_CONFIG}allow_shadowing = true\n")).unwrap();
-    push_as(&env, &clone, "alice", &["origin", "HEAD:refs/tags/main"]).assert_code(0);
+    env.push_as(&clone, "alice", &["origin", "HEAD:refs/tags/main"]).assert_code(0);
 }
 
 #[test]
 fn server_strips_refs_heads_once_and_names_a_non_utf8_ref() {
     let env = TestEnv::new();
-    let (remote, clone) = server(&env, SERVER_CONFIG);
+    let (remote, clone) = env.guarded_server(SERVER_CONFIG, "pre-receive");
     env.commit_file(&clone, "f", "x", "work");
     // `refs/heads/refs/heads/main` is a branch of its own, not `main`.
-    push_as(&env, &clone, "alice", &["origin", "HEAD:refs/heads/refs/heads/main"]).assert_code(0);
+    env.push_as(&clone, "alice", &["origin", "HEAD:refs/heads/refs/heads/main"]).assert_code(0);
     let old = env.rev(&remote, "main");
     let input = [old.as_bytes(), b" ", old.as_bytes(), b" refs/heads/caf\xe9\n"].concat();
     let out = run_with_input(env.bin_command("bulwark-hook").current_dir(&remote).arg("pre-receive"), &input);
@@ -528,15 +513,15 @@ fn an_install_from_before_pinning_is_reported_until_installed_again() {
 #[test]
 fn a_branch_renamed_onto_main_is_caught_by_the_push_guards() {
     let env = TestEnv::new();
-    let (remote, clone) = server(&env, SERVER_CONFIG);
+    let (remote, clone) = env.guarded_server(SERVER_CONFIG, "pre-receive");
     env.install(&clone, "dev");
     let before = env.rev(&remote, "main");
     let unpushed = unpushed_branch(&env, &clone);
     env.git(&clone, &["switch", "-q", "x"]);
     env.git(&clone, &["branch", "-M", "x", "main"]);
     assert_eq!(env.rev(&clone, "main"), unpushed, "git renamed without asking the hook");
-    push_as(&env, &clone, "alice", &["origin", "main"]).assert_code(1).assert_stderr_contains("pushing to `main`");
-    push_as(&env, &clone, "alice", &["--no-verify", "origin", "main"])
+    env.push_as(&clone, "alice", &["origin", "main"]).assert_code(1).assert_stderr_contains("pushing to `main`");
+    env.push_as(&clone, "alice", &["--no-verify", "origin", "main"])
         .assert_code(1)
         .assert_stderr_contains("only `merger-bot` may update it");
     assert_eq!(env.rev(&remote, "main"), before);

@@ -2,41 +2,21 @@
 //! real pushes over `file://` through the `git` program (so the push's new objects are in
 //! git's quarantine while the hook runs), identities through the environment.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
-use bulwark_testutil::{Outcome, TestEnv, file_url, run, run_with_input};
+use bulwark_testutil::{TestEnv, file_url, run, run_with_input};
 
 const CONFIG: &str = "[server]\nallow = [\"merger-bot\"]\nadmins = [\"ops\"]\n";
-
-/// A guarded bare server whose `main` was created by `merger-bot`, and a developer clone.
-fn server(env: &TestEnv, config: &str, server_hook: &str) -> (PathBuf, PathBuf) {
-    let remote = env.bare("server.git");
-    std::fs::write(remote.join("bulwark.toml"), config).unwrap();
-    env.bulwark(
-        env.root(),
-        &["install", "--repo", remote.to_str().unwrap(), "--role", "server", "--server-hook", server_hook],
-    )
-    .assert_code(0);
-    let seed = env.init("seed");
-    env.commit_file(&seed, "README", "hello\n", "initial commit");
-    push_as(env, &seed, "merger-bot", &[&file_url(&remote), "main"]).assert_code(0);
-    let clone = env.clone_repo(&remote, "dev");
-    (remote, clone)
-}
-
-fn push_as(env: &TestEnv, repo: &Path, who: &str, args: &[&str]) -> Outcome {
-    run(env.command("git").current_dir(repo).arg("push").args(args).env("GL_USERNAME", who))
-}
 
 #[test]
 fn allowed_identity_creates_and_fast_forwards_main_in_quarantine() {
     let env = TestEnv::new();
-    let (remote, clone) = server(&env, CONFIG, "pre-receive");
+    let (remote, clone) = env.guarded_server(CONFIG, "pre-receive");
     // Three new commits: during pre-receive they exist only in the quarantine.
     for i in 0..3 {
         env.commit_file(&clone, &format!("f{i}"), "x", &format!("work {i}"));
     }
-    push_as(&env, &clone, "merger-bot", &["origin", "main"]).assert_code(0);
+    env.push_as(&clone, "merger-bot", &["origin", "main"]).assert_code(0);
     assert_eq!(env.rev(&remote, "main"), env.rev(&clone, "main"));
     let accepted = env.events_of("push.accepted");
     assert_eq!(accepted.len(), 2, "the create and the fast-forward");
@@ -48,17 +28,17 @@ fn allowed_identity_creates_and_fast_forwards_main_in_quarantine() {
 #[test]
 fn another_identity_is_refused_on_main_but_free_on_branches() {
     let env = TestEnv::new();
-    let (remote, clone) = server(&env, CONFIG, "pre-receive");
+    let (remote, clone) = env.guarded_server(CONFIG, "pre-receive");
     let before = env.rev(&remote, "main");
     env.commit_file(&clone, "f", "x", "work");
-    push_as(&env, &clone, "alice", &["origin", "main"])
+    env.push_as(&clone, "alice", &["origin", "main"])
         .assert_code(1)
         .assert_stderr_contains(
             "remote: error: `main` is protected on this server: only `merger-bot` may update it, and you are `alice`",
         )
         .assert_stderr_contains("remote: hint: push a branch and open a merge request");
     assert_eq!(env.rev(&remote, "main"), before);
-    push_as(&env, &clone, "alice", &["origin", "main:feature"]).assert_code(0);
+    env.push_as(&clone, "alice", &["origin", "main:feature"]).assert_code(0);
     let rejected = env.events_of("push.rejected");
     assert_eq!(rejected.len(), 1);
     assert_eq!(rejected[0].str("identity"), Some("alice"));
@@ -70,7 +50,7 @@ fn another_identity_is_refused_on_main_but_free_on_branches() {
 fn no_identity_at_all_is_not_allowed() {
     let env = TestEnv::new();
     let config = "[server]\nallow = [\"merger-bot\"]\nidentity_vars = [\"GL_USERNAME\"]\n";
-    let (_, clone) = server(&env, config, "pre-receive");
+    let (_, clone) = env.guarded_server(config, "pre-receive");
     env.commit_file(&clone, "f", "x", "work");
     run(env.command("git").current_dir(&clone).args(["push", "origin", "main"]))
         .assert_code(1)
@@ -80,15 +60,15 @@ fn no_identity_at_all_is_not_allowed() {
 #[test]
 fn force_push_and_delete_of_main_are_refused_even_for_allowed_identities() {
     let env = TestEnv::new();
-    let (remote, clone) = server(&env, CONFIG, "pre-receive");
+    let (remote, clone) = env.guarded_server(CONFIG, "pre-receive");
     let before = env.rev(&remote, "main");
     // A rewrite whose new commit exists only in the quarantine.
     env.git(&clone, &["commit", "-q", "--amend", "-m", "rewritten history"]);
-    push_as(&env, &clone, "merger-bot", &["--force", "origin", "main"])
+    env.push_as(&clone, "merger-bot", &["--force", "origin", "main"])
         .assert_code(1)
         .assert_stderr_contains("remote: error: `main` only moves forward on this server")
         .assert_stderr_contains("is not a fast-forward (a force push)");
-    push_as(&env, &clone, "merger-bot", &["origin", "--delete", "main"])
+    env.push_as(&clone, "merger-bot", &["origin", "--delete", "main"])
         .assert_code(1)
         .assert_stderr_contains("`main` is protected on this server and cannot be deleted")
         .assert_stderr_contains("bulwark-break-glass=REASON");
@@ -100,11 +80,11 @@ fn force_push_and_delete_of_main_are_refused_even_for_allowed_identities() {
 #[test]
 fn an_admin_breaks_glass_with_a_push_option_and_it_is_recorded() {
     let env = TestEnv::new();
-    let (remote, clone) = server(&env, CONFIG, "pre-receive");
+    let (remote, clone) = env.guarded_server(CONFIG, "pre-receive");
     env.git(&clone, &["commit", "-q", "--amend", "-m", "rewritten history"]);
     // Someone who is not an admin cannot.
-    push_as(&env, &clone, "alice", &["--force", "-o", "bulwark-break-glass=because", "origin", "main"]).assert_code(1);
-    push_as(&env, &clone, "ops", &["--force", "-o", "bulwark-break-glass=INC-7 purge leaked key", "origin", "main"])
+    env.push_as(&clone, "alice", &["--force", "-o", "bulwark-break-glass=because", "origin", "main"]).assert_code(1);
+    env.push_as(&clone, "ops", &["--force", "-o", "bulwark-break-glass=INC-7 purge leaked key", "origin", "main"])
         .assert_code(0)
         .assert_stderr_contains("remote: warning: bulwark: glass broken by `ops` (INC-7 purge leaked key)");
     assert_eq!(env.rev(&remote, "main"), env.rev(&clone, "main"));
@@ -118,22 +98,22 @@ fn an_admin_breaks_glass_with_a_push_option_and_it_is_recorded() {
 #[test]
 fn pre_receive_refuses_the_whole_push_when_one_ref_breaks_a_rule() {
     let env = TestEnv::new();
-    let (remote, clone) = server(&env, CONFIG, "pre-receive");
+    let (remote, clone) = env.guarded_server(CONFIG, "pre-receive");
     env.commit_file(&clone, "f", "x", "work");
     env.git(&clone, &["branch", "feature"]);
-    push_as(&env, &clone, "alice", &["origin", "main", "feature"]).assert_code(1);
+    env.push_as(&clone, "alice", &["origin", "main", "feature"]).assert_code(1);
     assert!(env.git_outcome(&remote, &["rev-parse", "--verify", "refs/heads/feature"]).code != 0, "nothing updated");
 }
 
 #[test]
 fn the_update_hook_refuses_only_the_offending_ref() {
     let env = TestEnv::new();
-    let (remote, clone) = server(&env, CONFIG, "update");
+    let (remote, clone) = env.guarded_server(CONFIG, "update");
     assert!(remote.join("hooks/update").exists() && !remote.join("hooks/pre-receive").exists());
     let before = env.rev(&remote, "main");
     env.commit_file(&clone, "f", "x", "work");
     env.git(&clone, &["branch", "feature"]);
-    push_as(&env, &clone, "alice", &["origin", "main", "feature"])
+    env.push_as(&clone, "alice", &["origin", "main", "feature"])
         .assert_code(1)
         .assert_stderr_contains("`main` is protected on this server");
     assert_eq!(env.rev(&remote, "main"), before);
@@ -143,10 +123,10 @@ fn the_update_hook_refuses_only_the_offending_ref() {
 #[test]
 fn a_malformed_server_config_refuses_branch_updates_and_names_the_file() {
     let env = TestEnv::new();
-    let (remote, clone) = server(&env, CONFIG, "pre-receive");
+    let (remote, clone) = env.guarded_server(CONFIG, "pre-receive");
     std::fs::write(remote.join("bulwark.toml"), "[server]\nallow = \"merger-bot\"\n").unwrap();
     env.commit_file(&clone, "f", "x", "work");
-    push_as(&env, &clone, "merger-bot", &["origin", "main"])
+    env.push_as(&clone, "merger-bot", &["origin", "main"])
         .assert_code(1)
         .assert_stderr_contains(
             "remote: error: bulwark cannot check this pre-receive, so it is refused (hooks fail closed)",
@@ -162,19 +142,19 @@ fn a_malformed_server_config_refuses_branch_updates_and_names_the_file() {
 #[test]
 fn policy_is_never_read_from_pushed_content() {
     let env = TestEnv::new();
-    let (remote, clone) = server(&env, CONFIG, "pre-receive");
+    let (remote, clone) = env.guarded_server(CONFIG, "pre-receive");
     std::fs::write(clone.join(".bulwark.toml"), "[protect]\nbranches = []\n").unwrap();
     std::fs::write(clone.join("bulwark.toml"), "[server]\nallow = [\"alice\"]\n").unwrap();
     env.git(&clone, &["add", "."]);
     env.git(&clone, &["commit", "-q", "-m", "try to loosen the rules"]);
-    push_as(&env, &clone, "alice", &["origin", "main"]).assert_code(1);
+    env.push_as(&clone, "alice", &["origin", "main"]).assert_code(1);
     let _ = remote;
 }
 
 #[test]
 fn garbage_input_is_refused_without_a_panic() {
     let env = TestEnv::new();
-    let (remote, _) = server(&env, CONFIG, "pre-receive");
+    let (remote, _) = env.guarded_server(CONFIG, "pre-receive");
     for garbage in [&b"not a ref update\n"[..], b"\xff\xfe\x00", b"0000 1111 refs/heads/main\n", b"a b c d e\n"] {
         let out = run_with_input(env.bin_command("bulwark-hook").current_dir(&remote).arg("pre-receive"), garbage);
         out.assert_code(1);
@@ -186,16 +166,16 @@ fn garbage_input_is_refused_without_a_panic() {
 #[test]
 fn odd_ref_names_are_handled() {
     let env = TestEnv::new();
-    let (remote, clone) = server(&env, CONFIG, "pre-receive");
+    let (remote, clone) = env.guarded_server(CONFIG, "pre-receive");
     env.commit_file(&clone, "f", "x", "work");
     for name in ["refs/heads/ünïcødé/ブランチ", "refs/heads/-leading-dash", "refs/heads/a.b_c+d@e"] {
-        push_as(&env, &clone, "alice", &["origin", &format!("HEAD:{name}")]).assert_code(0);
+        env.push_as(&clone, "alice", &["origin", &format!("HEAD:{name}")]).assert_code(0);
         assert_eq!(env.rev(&remote, name), env.rev(&clone, "HEAD"));
     }
     // And a protected pattern matches unicode names exactly.
     std::fs::write(remote.join("bulwark.toml"), format!("{CONFIG}[protect]\npatterns = [\"ünïcødé/.*\"]\n")).unwrap();
     env.commit_file(&clone, "g", "y", "more");
-    push_as(&env, &clone, "alice", &["origin", "HEAD:refs/heads/ünïcødé/ブランチ"])
+    env.push_as(&clone, "alice", &["origin", "HEAD:refs/heads/ünïcødé/ブランチ"])
         .assert_code(1)
         .assert_stderr_contains("`ünïcødé/ブランチ` is protected");
 }
@@ -246,10 +226,10 @@ fn dot_d_layout_for_gitea_and_gitlab_guards_and_uninstalls() {
     );
     let seed = env.init("seed");
     env.commit_file(&seed, "README", "hello\n", "initial commit");
-    push_as(&env, &seed, "alice", &[&file_url(&remote), "main"])
+    env.push_as(&seed, "alice", &[&file_url(&remote), "main"])
         .assert_code(1)
         .assert_stderr_contains("only `merger-bot` may create it");
-    push_as(&env, &seed, "merger-bot", &[&file_url(&remote), "main"]).assert_code(0);
+    env.push_as(&seed, "merger-bot", &[&file_url(&remote), "main"]).assert_code(0);
     env.bulwark(env.root(), &["uninstall", "--repo", remote.to_str().unwrap()]).assert_code(0);
     assert!(!remote.join("hooks/pre-receive.d/bulwark").exists());
 }
@@ -271,7 +251,7 @@ fn unprivileged(root: &Path, program: &str) -> std::process::Command {
 #[test]
 fn with_a_bare_cgi_environment_the_repository_keeps_its_own_journal_and_break_glass_works() {
     let env = TestEnv::new();
-    let (remote, clone) = server(&env, CONFIG, "pre-receive");
+    let (remote, clone) = env.guarded_server(CONFIG, "pre-receive");
     env.git(&clone, &["commit", "-q", "--amend", "-m", "rewritten history"]);
     env.commit_file(&clone, "f", "x", "work");
     let path = std::env::var("PATH").unwrap();
@@ -308,7 +288,7 @@ fn with_a_bare_cgi_environment_the_repository_keeps_its_own_journal_and_break_gl
 fn server_state_dir_in_the_config_decides_where_a_server_repository_journals() {
     let env = TestEnv::new();
     let config = format!("{CONFIG}state_dir = \"journal\"\n");
-    let (remote, clone) = server(&env, &config, "pre-receive");
+    let (remote, clone) = env.guarded_server(&config, "pre-receive");
     env.commit_file(&clone, "f", "x", "work");
     let mut cmd = env.command("git");
     cmd.current_dir(&clone).env_remove("BULWARK_STATE_DIR").env("GL_USERNAME", "alice");

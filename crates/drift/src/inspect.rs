@@ -163,31 +163,24 @@ fn remote_changed(path: &Path, pinned: &PinnedRemote) -> Option<String> {
 /// tracking ref is put back to what the remote really has).
 fn fetch_pinned(path: &Path, pinned: &PinnedRemote, timeout: Duration) -> Result<(), String> {
     let refspec = format!("+refs/heads/*:refs/remotes/{}/*", pinned.name);
-    Git::at(path)
-        .with_timeout(timeout)
-        .run(bulwark_core::git::NO_BACKGROUND_WRITES.into_iter().chain([
-            "fetch",
-            "--quiet",
-            "--no-write-fetch-head",
-            "--end-of-options",
-            &pinned.url,
-            &refspec,
-        ]))
-        .map(|_| ())
-        .map_err(|e| e.to_string())
+    fetch_args(path, timeout, &[&pinned.url, &refspec])
 }
 
 fn fetch(path: &Path, remote: &str, timeout: Duration) -> Result<(), String> {
-    // `--no-write-fetch-head`: the fetch is for the remote-tracking branches only.
+    fetch_args(path, timeout, &[remote])
+}
+
+/// `git fetch` of `what` (a remote and refspecs) in someone else's checkout: quiet, no gc,
+/// and `--no-write-fetch-head` (the fetch is for the remote-tracking branches only).
+fn fetch_args(path: &Path, timeout: Duration, what: &[&str]) -> Result<(), String> {
     Git::at(path)
         .with_timeout(timeout)
-        .run(bulwark_core::git::NO_BACKGROUND_WRITES.into_iter().chain([
-            "fetch",
-            "--quiet",
-            "--no-write-fetch-head",
-            "--end-of-options",
-            remote,
-        ]))
+        .run(
+            bulwark_core::git::NO_BACKGROUND_WRITES
+                .into_iter()
+                .chain(["fetch", "--quiet", "--no-write-fetch-head", "--end-of-options"])
+                .chain(what.iter().copied()),
+        )
         .map(|_| ())
         .map_err(|e| e.to_string())
 }
