@@ -347,6 +347,18 @@ fn a_good_merge_stays_and_a_second_run_is_a_no_op() {
 }
 
 #[test]
+fn a_corrupt_service_state_file_is_refused_not_forgotten() {
+    let fx = Fixture::new();
+    fx.once().assert_code(0);
+    let path = fx.env.state_dir().join("sidecar/services/web.json");
+    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+    std::fs::write(&path, "{ not json").unwrap();
+    let out = run(&mut fx.sidecar(&["status"]));
+    out.assert_code(3).assert_stderr_contains("is not a service state file");
+    assert_eq!(std::fs::read_to_string(&path).unwrap(), "{ not json", "the file is left for a person");
+}
+
+#[test]
 fn enqueue_from_the_command_line_resolves_revisions_and_is_idempotent() {
     let fx = Fixture::new();
     fx.push_merge("ok (v2)\n");

@@ -8,6 +8,7 @@
 #![forbid(unsafe_code)]
 
 pub mod crash;
+pub mod engine;
 pub mod gitops;
 pub mod health;
 pub mod report;
@@ -424,7 +425,7 @@ fn cmd_status(config: &Config, args: &StatusArgs) -> Result<ExitCode, CliError> 
         let mine: Vec<&Job> = all.iter().filter(|j| &j.service == name).collect();
         let last = mine.iter().rev().find(|j| j.phase != Phase::Skipped).or(mine.last()).copied();
         let unfinished = mine.iter().filter(|j| !j.phase.is_final()).count();
-        let known = ServiceState::load(&state_dir, name);
+        let known = ServiceState::load(&state_dir, name).map_err(|e| work_error(&e))?;
         services.push((name.clone(), last.cloned(), unfinished, known, config.service(name).is_some()));
         if let Some(watch) = config.service(name).and_then(|s| s.watch.as_ref()) {
             let state = watch::WatchState::load(&state_dir, name).map_err(|e| work_error(&e))?;
