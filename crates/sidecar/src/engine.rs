@@ -8,20 +8,33 @@
 //! target and each delivery attempt is saved before it is made.
 
 use std::path::Path;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use bulwark_alert::{Message, Notifier};
 use bulwark_core::config::{NotifyConfig, ServiceConfig};
-use bulwark_core::jobs::{self, Delivery, HealthRecord, PendingEvent, Step};
-use bulwark_core::{Event, Journal, state};
+use bulwark_core::jobs::{self, CommandRecord, Delivery, HealthRecord, JobError, PendingEvent, Step};
+use bulwark_core::process::{self, ProcessError, RunOptions};
+use bulwark_core::{Event, Journal, JournalError, state};
 use serde_json::{Value, json};
 
 use crate::crash;
 use crate::health;
-use crate::worker::WorkError;
 
+/// Bytes of a deploy's stdout/stderr kept in the job.
+const KEPT_OUTPUT: usize = 4096;
 /// Delivery attempts per notification before giving up on it.
 pub const MAX_NOTIFY_ATTEMPTS: u32 = 20;
+
+/// The worker could not keep its own state: an operational error (exit 3).
+#[derive(Debug, thiserror::Error)]
+pub enum WorkError {
+    #[error(transparent)]
+    Job(#[from] JobError),
+    #[error(transparent)]
+    Journal(#[from] JournalError),
+    #[error(transparent)]
+    State(#[from] state::StateError),
+}
 
 /// Where a job's events and notifications go.
 #[derive(Debug, Clone, Copy)]
@@ -216,4 +229,61 @@ pub fn save<T: serde::Serialize>(path: &Path, value: &T) -> Result<(), WorkError
     }
     state::write_json_atomic(path, value)?;
     Ok(())
+}
+
+/// Runs `argv` in `dir` with a time limit (the process group is killed at it) and records
+/// the run: exit code, truncated output, and why it did not succeed.
+pub fn run_step(argv: &bulwark_core::config::Argv, dir: &Path, timeout: Duration, step: &str) -> CommandRecord {
+    run_step_observed(argv, dir, timeout, step, &mut |_| {})
+}
+
+/// As [`run_step`], calling `on_spawn` with the child's pid before waiting on it.
+pub fn run_step_observed(
+    argv: &bulwark_core::config::Argv,
+    dir: &Path,
+    timeout: Duration,
+    step: &str,
+    on_spawn: &mut dyn FnMut(u32),
+) -> CommandRecord {
+    let mut cmd = argv.command();
+    cmd.current_dir(dir);
+    let opts = RunOptions { timeout: Some(timeout), capture_limit: 16 * 1024, ..RunOptions::default() };
+    let started = jobs::now_millis();
+    let begun = Instant::now();
+    let result = process::run_observed(&mut cmd, &opts, on_spawn);
+    let mut record = CommandRecord {
+        step: step.to_owned(),
+        started,
+        finished: Some(jobs::now_millis()),
+        ..CommandRecord::default()
+    };
+    let keep = |s: &str| s.chars().take(KEPT_OUTPUT).collect::<String>();
+    match result {
+        Ok(out) => {
+            record.code = out.status.code();
+            record.stdout = keep(&out.stdout_str());
+            record.stderr = keep(&out.stderr_str());
+            if !out.status.success() {
+                let tail = out.stderr_str().lines().rev().find(|l| !l.trim().is_empty()).unwrap_or_default().to_owned();
+                record.error = Some(format!(
+                    "`{}` exited with {}{}",
+                    process::describe(&cmd),
+                    out.status,
+                    if tail.is_empty() { String::new() } else { format!(": {tail}") }
+                ));
+            }
+        }
+        Err(ProcessError::TimedOut { command, after, stdout, stderr }) => {
+            record.timed_out = true;
+            record.stdout = keep(&stdout);
+            record.stderr = keep(&stderr);
+            record.error = Some(format!(
+                "`{command}` did not finish within {} and was killed (after {})",
+                health::fmt_duration(after),
+                health::fmt_duration(begun.elapsed())
+            ));
+        }
+        Err(e) => record.error = Some(e.to_string()),
+    }
+    record
 }

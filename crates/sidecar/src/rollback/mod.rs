@@ -9,20 +9,23 @@
 
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use bulwark_core::config::{Config, ServiceConfig};
 use bulwark_core::jobs::{
     self, CommandRecord, Job, JobError, PendingEvent, Phase, RevertRecord, RunningChild, ServiceLock, Step,
 };
-use bulwark_core::process::{self, ProcessError, RunOptions};
-use bulwark_core::{Journal, JournalError, state};
+use bulwark_core::process;
+use bulwark_core::{Journal, state};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
-use crate::engine::{self, Journaled, Outlet, owes, time_left};
-use crate::gitops::{Repos, RevertPlan, short};
-use crate::{crash, health, report};
+pub mod gitops;
+pub mod report;
+
+use self::gitops::{Repos, RevertPlan, short};
+use crate::engine::{self, Journaled, Outlet, WorkError, owes, run_step_observed, time_left};
+use crate::{crash, health};
 
 /// Times a phase may be started (restarts included) before the job escalates: a deploy
 /// that kills the sidecar must not loop forever.
@@ -31,19 +34,6 @@ const MAX_PHASE_STARTS: u32 = 5;
 const MAX_PUSH_ATTEMPTS: u32 = 5;
 /// How long an orphaned deploy gets to stop after SIGTERM before SIGKILL.
 const ORPHAN_GRACE: Duration = Duration::from_secs(10);
-/// Bytes of a deploy's stdout/stderr kept in the job.
-const KEPT_OUTPUT: usize = 4096;
-
-/// The worker could not keep its own state: an operational error (exit 3).
-#[derive(Debug, thiserror::Error)]
-pub enum WorkError {
-    #[error(transparent)]
-    Job(#[from] JobError),
-    #[error(transparent)]
-    Journal(#[from] JournalError),
-    #[error(transparent)]
-    State(#[from] state::StateError),
-}
 
 /// What is known about a service between jobs.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
@@ -72,13 +62,20 @@ impl ServiceState {
 /// Outcomes reached during one pass over a service's queue.
 #[derive(Debug, Default, Clone)]
 pub struct Pass {
-    pub outcomes: Vec<(String, Phase)>,
+    pub outcomes: Vec<JobOutcome>,
+}
+
+/// The phase a job of the pass ended in.
+#[derive(Debug, Clone)]
+pub struct JobOutcome {
+    pub job: String,
+    pub phase: Phase,
 }
 
 impl Pass {
     /// Whether a rollback or an escalation happened (exit 1 for `once`).
     pub fn acted(&self) -> bool {
-        self.outcomes.iter().any(|(_, p)| matches!(p, Phase::RolledBack | Phase::Escalated))
+        self.outcomes.iter().any(|o| matches!(o.phase, Phase::RolledBack | Phase::Escalated))
     }
 }
 
@@ -197,18 +194,18 @@ impl Worker {
                 continue;
             }
             self.drive(service, &mut job)?;
-            pass.outcomes.push((job.id.clone(), job.phase));
+            pass.outcomes.push(JobOutcome { job: job.id.clone(), phase: job.phase });
         }
         // A job that reached its final phase but stopped before its event, summary and
         // notifications: settle it now (this run reports the outcome).
         for mut job in self.jobs_of(&service.name)?.into_iter().filter(unsettled) {
             self.finish(service, &self.repos(service), &mut job)?;
-            pass.outcomes.push((job.id.clone(), job.phase));
+            pass.outcomes.push(JobOutcome { job: job.id.clone(), phase: job.phase });
         }
         if notifications {
             for mut job in self.jobs_of(&service.name)? {
                 // Jobs finished in this pass have just tried; retry only older debts.
-                let fresh = pass.outcomes.iter().any(|(id, _)| *id == job.id);
+                let fresh = pass.outcomes.iter().any(|o| o.job == job.id);
                 if job.phase.is_final() && owes(&job.notifications) && !fresh {
                     self.deliver(service, &mut job)?;
                 }
@@ -867,61 +864,4 @@ fn not_on_remote(job: &Job, repos: &Repos, tip: &str) -> String {
 /// summary (the worker stopped right after saving the final phase).
 pub fn unsettled(job: &Job) -> bool {
     matches!(job.phase, Phase::RolledBack | Phase::Escalated) && job.incident.is_none()
-}
-
-/// Runs `argv` in `dir` with a time limit (the process group is killed at it) and records
-/// the run: exit code, truncated output, and why it did not succeed.
-pub(crate) fn run_step(argv: &bulwark_core::config::Argv, dir: &Path, timeout: Duration, step: &str) -> CommandRecord {
-    run_step_observed(argv, dir, timeout, step, &mut |_| {})
-}
-
-/// As [`run_step`], calling `on_spawn` with the child's pid before waiting on it.
-fn run_step_observed(
-    argv: &bulwark_core::config::Argv,
-    dir: &Path,
-    timeout: Duration,
-    step: &str,
-    on_spawn: &mut dyn FnMut(u32),
-) -> CommandRecord {
-    let mut cmd = argv.command();
-    cmd.current_dir(dir);
-    let opts = RunOptions { timeout: Some(timeout), capture_limit: 16 * 1024, ..RunOptions::default() };
-    let started = jobs::now_millis();
-    let begun = Instant::now();
-    let result = process::run_observed(&mut cmd, &opts, on_spawn);
-    let mut record = CommandRecord {
-        step: step.to_owned(),
-        started,
-        finished: Some(jobs::now_millis()),
-        ..CommandRecord::default()
-    };
-    let keep = |s: &str| s.chars().take(KEPT_OUTPUT).collect::<String>();
-    match result {
-        Ok(out) => {
-            record.code = out.status.code();
-            record.stdout = keep(&out.stdout_str());
-            record.stderr = keep(&out.stderr_str());
-            if !out.status.success() {
-                let tail = out.stderr_str().lines().rev().find(|l| !l.trim().is_empty()).unwrap_or_default().to_owned();
-                record.error = Some(format!(
-                    "`{}` exited with {}{}",
-                    process::describe(&cmd),
-                    out.status,
-                    if tail.is_empty() { String::new() } else { format!(": {tail}") }
-                ));
-            }
-        }
-        Err(ProcessError::TimedOut { command, after, stdout, stderr }) => {
-            record.timed_out = true;
-            record.stdout = keep(&stdout);
-            record.stderr = keep(&stderr);
-            record.error = Some(format!(
-                "`{command}` did not finish within {} and was killed (after {})",
-                health::fmt_duration(after),
-                health::fmt_duration(begun.elapsed())
-            ));
-        }
-        Err(e) => record.error = Some(e.to_string()),
-    }
-    record
 }

@@ -27,8 +27,9 @@ use serde_json::{Value, json};
 
 use crate::crash;
 use crate::engine::{self, Journaled, check, owes, since, time_left};
+use crate::engine::{WorkError, run_step};
 use crate::health::fmt_duration;
-use crate::worker::{WorkError, Worker, run_step};
+use crate::rollback::Worker;
 
 /// The reason a cap escalation gives.
 pub const CAP_REACHED: &str = "restart cap reached";
