@@ -430,16 +430,6 @@ impl Job {
         state::write_json_atomic(&self.path(state_dir), self)?;
         Ok(())
     }
-
-    /// How many times `phase` was started.
-    pub fn starts_of(&self, phase: Phase) -> u32 {
-        self.starts.get(phase.as_str()).copied().unwrap_or(0)
-    }
-
-    /// Whether a notification is still owed (some delivery not made).
-    pub fn owes_notification(&self) -> bool {
-        self.notifications.iter().any(|d| d.delivered.is_none())
-    }
 }
 
 /// An exclusive per-service lock (`<state>/sidecar/locks/<service>.lock`), released when
