@@ -337,7 +337,6 @@ fn deliver(target: &Target, message: &Message, policy: &RetryPolicy) -> Outcome 
         .user_agent(concat!("bulwark/", env!("CARGO_PKG_VERSION")))
         .build()
         .into();
-    let mut backoff = policy.base_backoff;
     let mut last_error = String::new();
     for attempt in 1..=target.attempts {
         let retry_after = match attempt_once(&agent, target, &body) {
@@ -363,10 +362,9 @@ fn deliver(target: &Target, message: &Message, policy: &RetryPolicy) -> Outcome 
                 ));
             }
             Some(wait) => wait,
-            None => backoff,
+            None => bulwark_core::retry::backoff(policy.base_backoff, attempt, policy.max_backoff),
         };
         std::thread::sleep(wait);
-        backoff = (backoff * 2).min(policy.max_backoff);
     }
     Err((format!("{last_error} (after {} attempts)", target.attempts), target.attempts))
 }

@@ -44,7 +44,7 @@ pub enum ProcessError {
     #[error("`{command}` failed ({status}){}", one_line(stderr))]
     Failed { command: String, status: String, code: Option<i32>, stderr: String, stdout: String },
     /// It did not finish in time and was killed with its whole process group.
-    #[error("`{command}` did not finish within {}s and was killed", after.as_secs_f64())]
+    #[error("`{command}` did not finish within {} and was killed", crate::output::fmt_duration(*after))]
     TimedOut { command: String, after: Duration, stdout: String, stderr: String },
     /// Reading its output or waiting for it failed.
     #[error("waiting for `{command}`: {source}")]
@@ -406,6 +406,11 @@ mod tests {
         assert_eq!(stat.pgrp, pid);
         // A later start time is another process that reuses the number: left alone.
         assert!(group_members(pid, stat.start_ticks + 1_000_000).is_empty());
+        // The shell starts its two sleeps on its own time: wait until both are there.
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while group_members(pid, stat.start_ticks).len() < 3 && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(5));
+        }
         let ended = end_group(pid, stat.start_ticks, Duration::from_millis(200));
         let _ = child.wait();
         assert!(ended.found >= 2, "{ended:?}");

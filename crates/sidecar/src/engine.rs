@@ -7,12 +7,12 @@
 //! itself, so finding out never reads the whole journal), a notification is owed once per
 //! target and each delivery attempt is saved before it is made.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use bulwark_alert::{Message, Notifier};
 use bulwark_core::config::{NotifyConfig, ServiceConfig};
-use bulwark_core::jobs::{self, CommandRecord, Delivery, HealthRecord, JobError, PendingEvent, Step};
+use bulwark_core::jobs::{self, CommandRecord, Delivery, HealthRecord, JobError, JournalMark, PendingEvent, Step};
 use bulwark_core::process::{self, ProcessError, RunOptions};
 use bulwark_core::{Event, Journal, JournalError, state};
 use serde_json::{Value, json};
@@ -48,10 +48,8 @@ pub struct Outlet<'a> {
 
 /// A job that records which events it journaled (see [`Outlet::emit_once`]).
 pub trait Journaled {
-    /// The kinds journaled so far; `None` for a record written before records kept this.
-    fn journaled(&mut self) -> &mut Option<Vec<String>>;
-    /// The event being journaled (saved before the append).
-    fn journaling(&mut self) -> &mut Option<PendingEvent>;
+    /// What it journaled so far.
+    fn mark(&mut self) -> &mut JournalMark;
     /// Whether `event` is one this job journaled.
     fn is_mine(&self, event: &Event) -> bool;
     /// For a record without `journaled`: its events come after this journal id (`None`:
@@ -87,7 +85,7 @@ impl Outlet<'_> {
         extra: Value,
         save: &mut dyn FnMut(&J) -> Result<(), WorkError>,
     ) -> Result<(), WorkError> {
-        if job.journaled().is_none() {
+        if job.mark().journaled.is_none() {
             // A record written before records kept their events: the journal decides.
             let events = match job.journal_after() {
                 Some(after) => self.journal.read_since(after)?,
@@ -96,21 +94,22 @@ impl Outlet<'_> {
             let seen = events.iter().any(|e| e.kind == kind && job.is_mine(e));
             return if seen { Ok(()) } else { self.emit(kind, base, extra) };
         }
-        if job.journaled().iter().flatten().any(|k| k == kind) {
+        if job.mark().journaled.iter().flatten().any(|k| k == kind) {
             return Ok(());
         }
-        let pending = job.journaling().as_ref().filter(|p| p.kind == kind).map(|p| p.after);
+        let pending = job.mark().journaling.as_ref().filter(|p| p.kind == kind).map(|p| p.after);
         let seen = match pending {
             Some(after) => self.journal.read_since(after)?.iter().any(|e| e.kind == kind && job.is_mine(e)),
             None => false,
         };
         if !seen {
-            *job.journaling() = Some(PendingEvent { kind: kind.to_owned(), after: self.journal.last_id()? });
+            job.mark().journaling = Some(PendingEvent { kind: kind.to_owned(), after: self.journal.last_id()? });
             save(job)?;
             self.emit(kind, base, extra)?;
         }
-        job.journaled().get_or_insert_with(Vec::new).push(kind.to_owned());
-        *job.journaling() = None;
+        let mark = job.mark();
+        mark.journaled.get_or_insert_with(Vec::new).push(kind.to_owned());
+        mark.journaling = None;
         save(job)?;
         Ok(())
     }
@@ -216,19 +215,32 @@ pub fn check(service: &ServiceConfig, step: &str) -> (health::Verdict, HealthRec
     (verdict, record)
 }
 
-/// Loads the JSON state file at `path`: missing is a fresh start (the default), unreadable
-/// or corrupt an error (what it remembers must not be forgotten silently).
-pub fn load<T: serde::de::DeserializeOwned + Default>(path: &Path, what: &'static str) -> Result<T, WorkError> {
-    Ok(state::read_json(path, what)?.unwrap_or_default())
-}
+/// What the sidecar remembers about one service between runs, in
+/// `<state>/sidecar/<DIR>/<service>.json`: a missing file is a fresh start (the default),
+/// an unreadable or corrupt one an error (what it remembers must not be forgotten
+/// silently), and it is saved atomically.
+pub trait ServiceFile: serde::Serialize + serde::de::DeserializeOwned + Default {
+    /// The directory under `<state>/sidecar`.
+    const DIR: &'static str;
+    /// What the file is, for errors.
+    const WHAT: &'static str;
 
-/// Saves `value` at `path` atomically, creating its private directory.
-pub fn save<T: serde::Serialize>(path: &Path, value: &T) -> Result<(), WorkError> {
-    if let Some(dir) = path.parent() {
-        state::ensure_private_dir(dir)?;
+    fn path(state_dir: &Path, service: &str) -> PathBuf {
+        jobs::sidecar_dir(state_dir).join(Self::DIR).join(format!("{service}.json"))
     }
-    state::write_json_atomic(path, value)?;
-    Ok(())
+
+    fn load(state_dir: &Path, service: &str) -> Result<Self, WorkError> {
+        Ok(state::read_json(&Self::path(state_dir, service), Self::WHAT)?.unwrap_or_default())
+    }
+
+    fn save(&self, state_dir: &Path, service: &str) -> Result<(), WorkError> {
+        let path = Self::path(state_dir, service);
+        if let Some(dir) = path.parent() {
+            state::ensure_private_dir(dir)?;
+        }
+        state::write_json_atomic(&path, self)?;
+        Ok(())
+    }
 }
 
 /// Runs `argv` in `dir` with a time limit (the process group is killed at it) and records
@@ -279,8 +291,8 @@ pub fn run_step_observed(
             record.stderr = keep(&stderr);
             record.error = Some(format!(
                 "`{command}` did not finish within {} and was killed (after {})",
-                health::fmt_duration(after),
-                health::fmt_duration(begun.elapsed())
+                bulwark_core::output::fmt_duration(after),
+                bulwark_core::output::fmt_duration(begun.elapsed())
             ));
         }
         Err(e) => record.error = Some(e.to_string()),

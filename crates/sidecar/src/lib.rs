@@ -25,7 +25,7 @@ use bulwark_core::output::printable;
 use bulwark_core::{CliError, Journal};
 use serde_json::json;
 
-use crate::engine::WorkError;
+use crate::engine::{ServiceFile as _, WorkError};
 use crate::rollback::gitops::short;
 use crate::rollback::{ServiceState, Worker};
 

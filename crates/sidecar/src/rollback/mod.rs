@@ -8,12 +8,12 @@
 //! is not sent again.
 
 use std::fmt::Write as _;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::Duration;
 
 use bulwark_core::config::{Config, ServiceConfig};
 use bulwark_core::jobs::{
-    self, CommandRecord, Job, JobError, PendingEvent, Phase, RevertRecord, RunningChild, ServiceLock, Step,
+    self, CommandRecord, Job, JobError, JournalMark, Phase, RevertRecord, RunningChild, ServiceLock, Step,
 };
 use bulwark_core::process;
 use bulwark_core::{Journal, state};
@@ -24,7 +24,7 @@ pub mod gitops;
 pub mod report;
 
 use self::gitops::{Repos, RevertPlan, short};
-use crate::engine::{self, Journaled, Outlet, WorkError, owes, run_step_observed, time_left};
+use crate::engine::{self, Journaled, Outlet, ServiceFile, WorkError, owes, run_step_observed, time_left};
 use crate::{crash, health};
 
 /// Times a phase may be started (restarts included) before the job escalates: a deploy
@@ -44,19 +44,9 @@ pub struct ServiceState {
     pub known_good_job: Option<String>,
 }
 
-impl ServiceState {
-    pub fn path(state_dir: &Path, service: &str) -> PathBuf {
-        jobs::sidecar_dir(state_dir).join("services").join(format!("{service}.json"))
-    }
-
-    /// The saved state; a missing file is a fresh start, an unreadable one an error.
-    pub fn load(state_dir: &Path, service: &str) -> Result<ServiceState, WorkError> {
-        engine::load(&Self::path(state_dir, service), "service state file")
-    }
-
-    fn save(&self, state_dir: &Path, service: &str) -> Result<(), WorkError> {
-        engine::save(&Self::path(state_dir, service), self)
-    }
+impl ServiceFile for ServiceState {
+    const DIR: &'static str = "services";
+    const WHAT: &'static str = "service state file";
 }
 
 /// Outcomes reached during one pass over a service's queue.
@@ -329,7 +319,7 @@ impl Worker {
             crash::point("stabilize.sleeping");
             std::thread::sleep(remaining.saturating_sub(remaining / 2));
         }
-        let note = format!("waited {}", health::fmt_duration(total));
+        let note = format!("waited {}", bulwark_core::output::fmt_duration(total));
         self.enter(job, next, note)
     }
 
@@ -513,7 +503,8 @@ impl Worker {
         let mut last_error = String::new();
         for attempt in 0..MAX_PUSH_ATTEMPTS {
             if attempt > 0 {
-                std::thread::sleep(Duration::from_millis(100 << attempt.min(4)));
+                let ms = Duration::from_millis;
+                std::thread::sleep(bulwark_core::retry::backoff(ms(200), attempt, ms(1600)));
             }
             let tip = match repos.fetch().and_then(|tip| repos.ensure_objects(&[&job.from, &job.to]).map(|()| tip)) {
                 Ok(tip) => tip,
@@ -832,12 +823,8 @@ impl Worker {
 }
 
 impl Journaled for Job {
-    fn journaled(&mut self) -> &mut Option<Vec<String>> {
-        &mut self.journaled
-    }
-
-    fn journaling(&mut self) -> &mut Option<PendingEvent> {
-        &mut self.journaling
+    fn mark(&mut self) -> &mut JournalMark {
+        &mut self.journal
     }
 
     fn is_mine(&self, event: &bulwark_core::Event) -> bool {

@@ -15,21 +15,21 @@
 //! before each action, so a restarted daemon neither forgets the cap nor notifies twice.
 
 use std::fmt::Write as _;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::Duration;
 
 use bulwark_alert::Message;
 use bulwark_core::config::{ServiceConfig, WatchConfig};
-use bulwark_core::jobs::{self, CommandRecord, Delivery, HealthRecord, PendingEvent, ServiceLock, Step};
+use bulwark_core::jobs::{self, CommandRecord, Delivery, HealthRecord, JournalMark, ServiceLock, Step};
 use bulwark_core::state;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
 use crate::crash;
-use crate::engine::{self, Journaled, check, owes, since, time_left};
+use crate::engine::{Journaled, ServiceFile, check, owes, since, time_left};
 use crate::engine::{WorkError, run_step};
-use crate::health::fmt_duration;
 use crate::rollback::Worker;
+use bulwark_core::output::fmt_duration;
 
 /// The reason a cap escalation gives.
 pub const CAP_REACHED: &str = "restart cap reached";
@@ -89,22 +89,15 @@ pub struct Incident {
     /// replay looks at those only, never at the whole journal (`None`: an older record).
     #[serde(default)]
     pub journal_after: Option<u64>,
-    /// Event kinds already journaled for this incident (`None`: an older record, whose
-    /// events are found after `journal_after`).
-    #[serde(default)]
-    pub journaled: Option<Vec<String>>,
-    /// The event being journaled, saved before the append.
-    #[serde(default)]
-    pub journaling: Option<PendingEvent>,
+    /// What this incident journaled (without it, an older record: its events are found
+    /// after `journal_after`).
+    #[serde(flatten)]
+    pub journal: JournalMark,
 }
 
 impl Journaled for Incident {
-    fn journaled(&mut self) -> &mut Option<Vec<String>> {
-        &mut self.journaled
-    }
-
-    fn journaling(&mut self) -> &mut Option<PendingEvent> {
-        &mut self.journaling
+    fn mark(&mut self) -> &mut JournalMark {
+        &mut self.journal
     }
 
     fn is_mine(&self, event: &bulwark_core::Event) -> bool {
@@ -134,21 +127,13 @@ pub struct WatchState {
     pub owed: Vec<Incident>,
 }
 
+/// Saved before each action: a restarted daemon neither forgets the cap nor notifies twice.
+impl ServiceFile for WatchState {
+    const DIR: &'static str = "watch";
+    const WHAT: &'static str = "watchdog state file";
+}
+
 impl WatchState {
-    pub fn path(state_dir: &Path, service: &str) -> PathBuf {
-        jobs::sidecar_dir(state_dir).join("watch").join(format!("{service}.json"))
-    }
-
-    /// The saved state; a missing file is a fresh start, an unreadable one an error (the
-    /// cap must not be forgotten silently).
-    pub fn load(state_dir: &Path, service: &str) -> Result<WatchState, WorkError> {
-        engine::load(&Self::path(state_dir, service), "watchdog state file")
-    }
-
-    fn save(&self, state_dir: &Path, service: &str) -> Result<(), WorkError> {
-        engine::save(&Self::path(state_dir, service), self)
-    }
-
     /// Restarts started within the last `window`.
     pub fn restarts_within(&self, window: Duration) -> usize {
         self.restarts.iter().filter(|ts| since(ts).is_none_or(|age| age < window)).count()
@@ -338,8 +323,7 @@ pub fn round(worker: &Worker, service: &ServiceConfig, watch: &WatchConfig) -> R
         summary: None,
         notifications: Vec::new(),
         journal_after: Some(worker.journal.last_id()?),
-        journaled: Some(Vec::new()),
-        journaling: None,
+        journal: JournalMark::new(),
     };
     if !room {
         st.capped_at = Some(jobs::now_millis());
@@ -669,7 +653,7 @@ url = "http://127.0.0.1:9/health"
 restart = ["systemctl", "restart", "web"]
 max_restarts = 2
 "#;
-        let config = bulwark_core::Config::parse(text, Path::new("test.toml")).unwrap();
+        let config = bulwark_core::Config::parse(text, std::path::Path::new("test.toml")).unwrap();
         let service = config.services[0].clone();
         let watch = service.watch.clone().unwrap();
         (service, watch)
@@ -696,8 +680,7 @@ max_restarts = 2
             summary: None,
             notifications: Vec::new(),
             journal_after: None,
-            journaled: None,
-            journaling: None,
+            journal: JournalMark::default(),
         }
     }
 
