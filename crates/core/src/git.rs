@@ -29,6 +29,14 @@ pub fn is_full_oid(oid: &str) -> bool {
 /// may start there because we fetched. Put it before the subcommand.
 pub const NO_BACKGROUND_WRITES: [&str; 4] = ["-c", "gc.auto=0", "-c", "maintenance.auto=false"];
 
+/// The common directory a linked worktree's git dir names in its `commondir` file (relative
+/// paths resolved against `git_dir`, not canonicalized); `None` when there is no such file
+/// (a main repository's git dir is its own common dir).
+pub fn commondir(git_dir: &std::path::Path) -> Option<std::path::PathBuf> {
+    let text = std::fs::read_to_string(git_dir.join("commondir")).ok()?;
+    Some(git_dir.join(text.trim()))
+}
+
 /// How many hex digits of an object id messages show.
 pub const SHORT_OID_LEN: usize = 12;
 

@@ -370,13 +370,8 @@ impl Watcher {
             self.git_dirs.insert(target.clone(), checkout.to_owned());
             target
         };
-        let common = std::fs::read_to_string(git_dir.join("commondir")).ok().map_or_else(
-            || git_dir.clone(),
-            |c| {
-                let c = git_dir.join(c.trim());
-                std::fs::canonicalize(&c).unwrap_or(c)
-            },
-        );
+        let common = bulwark_core::git::commondir(&git_dir)
+            .map_or_else(|| git_dir.clone(), |c| std::fs::canonicalize(&c).unwrap_or(c));
         if common != git_dir && !common.starts_with(checkout) {
             self.git_dirs.entry(common.clone()).or_insert_with(|| checkout.to_owned());
         }
