@@ -10,7 +10,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use bulwark_testutil::http::{HttpServer, Response, refused_url};
-use bulwark_testutil::{Outcome, TestEnv, file_url, run, wait_for};
+use bulwark_testutil::{Outcome, TestEnv, file_url, is_root, run, skipped, wait_for};
 
 /// A bare "server" remote with one commit on `main`, and production checkouts of it under
 /// `srv/`.
@@ -340,18 +340,12 @@ fn a_missing_root_is_a_usage_error() {
     out.assert_code(2).assert_stderr_contains("error: no roots to scan");
 }
 
-fn is_root() -> bool {
-    let out = run(std::process::Command::new("id").arg("-u"));
-    out.stdout.trim() == "0"
-}
-
 /// As user `nobody`: a directory it cannot read is a finding, and the root-owned checkout
 /// next to it is still scanned (and said to be owned by someone else).
 #[test]
 fn an_unreadable_directory_is_reported_and_a_foreign_checkout_still_scanned() {
     if !is_root() {
-        eprintln!("skipped: needs root to switch to `nobody` (the walker's error path is unit-tested)");
-        return;
+        return skipped("needs root to switch to `nobody` (the walker's error path is unit-tested)");
     }
     let p = Prod::new();
     let app = p.checkout("app");
@@ -381,8 +375,7 @@ fn an_unreadable_directory_is_reported_and_a_foreign_checkout_still_scanned() {
 #[test]
 fn a_checkout_owned_by_another_user_is_scanned() {
     if !is_root() {
-        eprintln!("skipped: needs root to chown");
-        return;
+        return skipped("needs root to chown");
     }
     let p = Prod::new();
     let app = p.checkout("app");

@@ -3,11 +3,9 @@
 //! server that answers from the deployed file, and a loopback webhook receiver.
 
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use bulwark_testutil::http::{HttpServer, Response};
+use bulwark_testutil::http::{HttpServer, Receiver, Response};
 use bulwark_testutil::{Outcome, TestEnv, file_url, run, set_executable};
 use serde_json::Value;
 
@@ -57,10 +55,7 @@ struct Fixture {
     deploy_log: PathBuf,
     config: PathBuf,
     _health: HttpServer,
-    webhook: HttpServer,
-    webhook_up: Arc<AtomicBool>,
-    /// Bodies of the deliveries accepted (made while the receiver was up).
-    accepted: Arc<Mutex<Vec<Value>>>,
+    webhook: Receiver,
 }
 
 impl Fixture {
@@ -102,17 +97,7 @@ impl Fixture {
                 (_, true) => Response::ok("ok"),
             }
         });
-        let webhook_up = Arc::new(AtomicBool::new(true));
-        let accepted = Arc::new(Mutex::new(Vec::new()));
-        let (up, kept) = (webhook_up.clone(), accepted.clone());
-        let webhook = HttpServer::start(move |req| {
-            if up.load(Ordering::SeqCst) {
-                kept.lock().unwrap().push(req.json());
-                Response::ok("")
-            } else {
-                Response::status(503)
-            }
-        });
+        let webhook = Receiver::start();
 
         let deploy = options.deploy.unwrap_or_else(|| {
             vec![script.display().to_string(), deployed.display().to_string(), deploy_log.display().to_string()]
@@ -146,13 +131,11 @@ timeout = "2s"
                 body_contains = options.body_contains.map(|b| format!("body_contains = {b:?}")).unwrap_or_default(),
             ),
         );
-        Self { env, remote, dev, prod, deployed, deploy_log, config, _health: health, webhook, webhook_up, accepted }
+        Self { env, remote, dev, prod, deployed, deploy_log, config, _health: health, webhook }
     }
 
     fn sidecar(&self, args: &[&str]) -> std::process::Command {
-        let mut cmd = self.env.bin_command("bulwark-sidecar");
-        cmd.arg("--config").arg(&self.config).args(args);
-        cmd
+        self.env.sidecar(&self.config, args)
     }
 
     fn once(&self) -> Outcome {
@@ -215,7 +198,7 @@ timeout = "2s"
 
     /// Webhook deliveries accepted (made while the receiver was up), by kind.
     fn notifications(&self, kind: &str) -> usize {
-        self.accepted.lock().unwrap().iter().filter(|body| body["kind"] == kind).count()
+        self.webhook.accepted_of(kind).len()
     }
 
     fn status_json(&self) -> Value {
@@ -344,6 +327,18 @@ fn a_good_merge_stays_and_a_second_run_is_a_no_op() {
     fx.once().assert_code(0);
     assert_eq!(fx.deploys().len(), 1);
     assert_eq!(fx.env.events().iter().filter(|e| e.kind.starts_with("deploy.")).count(), 2);
+}
+
+#[test]
+fn a_corrupt_service_state_file_is_refused_not_forgotten() {
+    let fx = Fixture::new();
+    fx.once().assert_code(0);
+    let path = fx.env.state_dir().join("sidecar/services/web.json");
+    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+    std::fs::write(&path, "{ not json").unwrap();
+    let out = run(&mut fx.sidecar(&["status"]));
+    out.assert_code(3).assert_stderr_contains("is not a service state file");
+    assert_eq!(std::fs::read_to_string(&path).unwrap(), "{ not json", "the file is left for a person");
 }
 
 #[test]
@@ -509,7 +504,7 @@ fn a_webhook_that_is_down_does_not_block_the_rollback_and_is_delivered_next_run(
     let fx = Fixture::new();
     fx.push_merge("broken\n");
     let (from, to, id) = fx.pull_and_enqueue();
-    fx.webhook_up.store(false, Ordering::SeqCst);
+    fx.webhook.set_up(false);
     fx.once().assert_code(1);
     assert_eq!(fx.job(&id)["phase"], "rolled-back");
     assert_eq!(fx.reverts_on_remote().len(), 1);
@@ -520,7 +515,7 @@ fn a_webhook_that_is_down_does_not_block_the_rollback_and_is_delivered_next_run(
     assert!(delivery["last_error"].as_str().unwrap().contains("503"), "{delivery}");
     assert_eq!(fx.status_json()["services"][0]["last_job"]["notifications"][0]["attempts"], 1);
 
-    fx.webhook_up.store(true, Ordering::SeqCst);
+    fx.webhook.set_up(true);
     fx.once().assert_code(0);
     assert!(fx.job(&id)["notifications"][0]["delivered"].is_string());
     assert_rolled_back(&fx, &from, &to, &id);
@@ -720,7 +715,7 @@ fn a_healthy_deploy_after_an_escalation_notifies_recovery() {
     assert_eq!(summary["jobs"][0]["job"], id.as_str());
     assert_eq!(summary["jobs"][0]["phase"], "healthy");
     assert_eq!(fx.notifications("service.recovered"), 1);
-    let body = fx.accepted.lock().unwrap().last().cloned().unwrap();
+    let body = fx.webhook.accepted().last().cloned().unwrap();
     assert_eq!(body["fields"]["bad_commit"], to.as_str());
     assert!(body["title"].as_str().unwrap().contains("web recovered"), "{body}");
 }
@@ -1052,10 +1047,8 @@ fn a_huge_health_timeout_does_not_panic() {
 /// sidecar's git calls into the checkout used to fail with git's "dubious ownership".
 #[test]
 fn the_sidecar_as_root_works_on_a_checkout_owned_by_another_user() {
-    let uid = std::process::Command::new("id").arg("-u").output().unwrap();
-    if String::from_utf8_lossy(&uid.stdout).trim() != "0" {
-        eprintln!("skipped: needs root to hand the checkout to another user");
-        return;
+    if !bulwark_testutil::is_root() {
+        return bulwark_testutil::skipped("needs root to hand the checkout to another user");
     }
     let fx = Fixture::new();
     fx.push_merge("broken\n");

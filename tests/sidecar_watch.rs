@@ -5,10 +5,9 @@
 
 use std::path::PathBuf;
 use std::process::{Child, Stdio};
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use bulwark_testutil::http::{HttpServer, Response};
+use bulwark_testutil::http::{HttpServer, Receiver, Response};
 use bulwark_testutil::{Outcome, TestEnv, run, set_executable, wait_for};
 use serde_json::Value;
 
@@ -56,8 +55,7 @@ struct Fixture {
     restart_fixes: PathBuf,
     config: PathBuf,
     health: HttpServer,
-    _webhook: HttpServer,
-    accepted: Arc<Mutex<Vec<Value>>>,
+    webhook: Receiver,
 }
 
 impl Fixture {
@@ -95,12 +93,7 @@ impl Fixture {
                 (false, Down::Hangs) => Response::ok("late").delay(Duration::from_secs(30)),
             }
         });
-        let accepted = Arc::new(Mutex::new(Vec::new()));
-        let kept = accepted.clone();
-        let webhook = HttpServer::start(move |req| {
-            kept.lock().unwrap().push(req.json());
-            Response::ok("")
-        });
+        let webhook = Receiver::start();
         // A deploy that runs until the test removes `deploy-hold` (and says when it started).
         let deploy_script = env.path("deploy.sh");
         std::fs::write(&deploy_script, "#!/bin/sh\ntouch \"$1\"\nwhile [ -e \"$2\" ]; do sleep 0.05; done\n").unwrap();
@@ -144,13 +137,11 @@ timeout = "2s"
                 hook = webhook.url("/hook"),
             ),
         );
-        Self { env, service_state, restart_log, restart_fixes, config, health, _webhook: webhook, accepted }
+        Self { env, service_state, restart_log, restart_fixes, config, health, webhook }
     }
 
     fn sidecar(&self, args: &[&str]) -> std::process::Command {
-        let mut cmd = self.env.bin_command("bulwark-sidecar");
-        cmd.arg("--config").arg(&self.config).args(args);
-        cmd
+        self.env.sidecar(&self.config, args)
     }
 
     fn watch_once(&self) -> Outcome {
@@ -189,11 +180,11 @@ timeout = "2s"
 
     /// Webhook deliveries accepted, by kind.
     fn notifications(&self, kind: &str) -> Vec<Value> {
-        self.accepted.lock().unwrap().iter().filter(|body| body["kind"] == kind).cloned().collect()
+        self.webhook.accepted_of(kind)
     }
 
     fn all_notifications(&self) -> usize {
-        self.accepted.lock().unwrap().len()
+        self.webhook.accepted().len()
     }
 
     /// Waits until the health server has answered `more` further checks (daemon rounds).

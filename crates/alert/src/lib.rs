@@ -161,7 +161,7 @@ impl Notifier {
             bulwark_core::redact::register_url(&url);
             resolved.push(Target {
                 kind: cfg.kind,
-                label: format!("{} {}", kind_name(cfg.kind), redact(&url)),
+                label: target_label(cfg.kind, &url),
                 url,
                 timeout: cfg.timeout.get().max(Duration::from_millis(1)),
                 attempts: cfg.attempts,
@@ -251,6 +251,22 @@ impl Notifier {
     }
 }
 
+/// How a `[[notify]]` target is named wherever it is shown or recorded: its kind and where
+/// it sends, which is a `$VARIABLE` (a `url_env` not resolved, its case kept) or a URL
+/// [`redact`]ed to its scheme and host. Never the secret part of a URL.
+pub fn target_label(kind: NotifyKind, url_or_variable: &str) -> String {
+    let place = if url_or_variable.starts_with('$') { url_or_variable.to_owned() } else { redact(url_or_variable) };
+    format!("{} {place}", kind_name(kind))
+}
+
+/// [`target_label`] of a configured target without resolving its `url_env`.
+pub fn config_label(cfg: &NotifyConfig) -> String {
+    match (&cfg.url, &cfg.url_env) {
+        (Some(url), _) => target_label(cfg.kind, url),
+        (None, var) => target_label(cfg.kind, &format!("${}", var.as_deref().unwrap_or_default())),
+    }
+}
+
 fn kind_name(kind: NotifyKind) -> &'static str {
     match kind {
         NotifyKind::Discord => "discord",
@@ -321,7 +337,6 @@ fn deliver(target: &Target, message: &Message, policy: &RetryPolicy) -> Outcome 
         .user_agent(concat!("bulwark/", env!("CARGO_PKG_VERSION")))
         .build()
         .into();
-    let mut backoff = policy.base_backoff;
     let mut last_error = String::new();
     for attempt in 1..=target.attempts {
         let retry_after = match attempt_once(&agent, target, &body) {
@@ -347,10 +362,9 @@ fn deliver(target: &Target, message: &Message, policy: &RetryPolicy) -> Outcome 
                 ));
             }
             Some(wait) => wait,
-            None => backoff,
+            None => bulwark_core::retry::backoff(policy.base_backoff, attempt, policy.max_backoff),
         };
         std::thread::sleep(wait);
-        backoff = (backoff * 2).min(policy.max_backoff);
     }
     Err((format!("{last_error} (after {} attempts)", target.attempts), target.attempts))
 }
@@ -471,6 +485,22 @@ mod tests {
         assert_eq!(body["kind"], "drift.found");
         assert_eq!(body["fields"]["n"], 1);
         assert_eq!(payload(NotifyKind::Slack, &message)["text"], "*title*\ntext");
+    }
+
+    #[test]
+    fn a_label_keeps_the_variable_case_and_redacts_a_url() {
+        let cfg = |url: Option<&str>, url_env: Option<&str>| NotifyConfig {
+            kind: NotifyKind::Discord,
+            url: url.map(str::to_owned),
+            url_env: url_env.map(str::to_owned),
+            timeout: bulwark_core::config::Duration::from_secs(1),
+            attempts: 1,
+        };
+        assert_eq!(config_label(&cfg(None, Some("DISCORD_URL"))), "discord $DISCORD_URL");
+        assert_eq!(
+            config_label(&cfg(Some("https://discord.com/api/webhooks/1/SECRET"), None)),
+            "discord https://discord.com/…"
+        );
     }
 
     #[test]

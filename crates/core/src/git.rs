@@ -29,9 +29,21 @@ pub fn is_full_oid(oid: &str) -> bool {
 /// may start there because we fetched. Put it before the subcommand.
 pub const NO_BACKGROUND_WRITES: [&str; 4] = ["-c", "gc.auto=0", "-c", "maintenance.auto=false"];
 
-/// The first 10 characters of an object id, for messages (never panics on odd input).
+/// The common directory a linked worktree's git dir names in its `commondir` file (relative
+/// paths resolved against `git_dir`, not canonicalized); `None` when there is no such file
+/// (a main repository's git dir is its own common dir).
+pub fn commondir(git_dir: &std::path::Path) -> Option<std::path::PathBuf> {
+    let text = std::fs::read_to_string(git_dir.join("commondir")).ok()?;
+    Some(git_dir.join(text.trim()))
+}
+
+/// How many hex digits of an object id messages show.
+pub const SHORT_OID_LEN: usize = 12;
+
+/// The first [`SHORT_OID_LEN`] characters of an object id, for messages (the whole string
+/// when it is shorter or not plain ASCII: never panics on what a file holds).
 pub fn short_oid(oid: &str) -> &str {
-    oid.get(..10).unwrap_or(oid)
+    oid.get(..SHORT_OID_LEN).unwrap_or(oid)
 }
 
 /// Which repository environment a child `git` keeps.

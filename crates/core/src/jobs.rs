@@ -6,7 +6,7 @@
 //! nothing but a file write, and `bulwark-sidecar` does the work.
 
 use std::collections::BTreeMap;
-use std::fs::{File, OpenOptions};
+use std::fs::OpenOptions;
 use std::io::ErrorKind;
 use std::os::unix::fs::OpenOptionsExt as _;
 use std::path::{Path, PathBuf};
@@ -212,15 +212,29 @@ pub struct Job {
     /// worker that dies meanwhile finds it on restart and ends it before deploying again.
     #[serde(default)]
     pub running: Option<RunningChild>,
-    /// Event kinds already journaled for this job (a restart does not journal them twice,
-    /// and finding that out does not read the journal). `None`: a job written before jobs
-    /// kept this record.
+    /// What this job journaled (stored as its `journaled` and `journaling` fields).
+    #[serde(flatten)]
+    pub journal: JournalMark,
+}
+
+/// What a durable record (a job, an incident) journaled: a restart does not journal an
+/// event twice, and finding that out does not read the journal.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct JournalMark {
+    /// Event kinds already journaled. `None`: a record written before records kept this.
     #[serde(default)]
     pub journaled: Option<Vec<String>>,
-    /// The event being journaled, saved before the append: a worker that stops before
-    /// recording it in `journaled` looks for it among the events after `after` only.
+    /// The event being journaled, saved before the append: a record that stops before
+    /// adding it to `journaled` looks for it among the events after `after` only.
     #[serde(default)]
     pub journaling: Option<PendingEvent>,
+}
+
+impl JournalMark {
+    /// The mark of a new record (it keeps what it journals from the start).
+    pub fn new() -> Self {
+        Self { journaled: Some(Vec::new()), journaling: None }
+    }
 }
 
 /// An event a job is about to journal.
@@ -350,8 +364,7 @@ pub fn enqueue(state_dir: &Path, service: &str, from: &str, to: &str, source: &s
             finished: None,
             outcome: None,
             running: None,
-            journaled: Some(Vec::new()),
-            journaling: None,
+            journal: JournalMark::new(),
         };
         job.save(state_dir)?;
         return Ok(id);
@@ -430,58 +443,37 @@ impl Job {
         state::write_json_atomic(&self.path(state_dir), self)?;
         Ok(())
     }
-
-    /// How many times `phase` was started.
-    pub fn starts_of(&self, phase: Phase) -> u32 {
-        self.starts.get(phase.as_str()).copied().unwrap_or(0)
-    }
-
-    /// Whether a notification is still owed (some delivery not made).
-    pub fn owes_notification(&self) -> bool {
-        self.notifications.iter().any(|d| d.delivered.is_none())
-    }
 }
 
 /// An exclusive per-service lock (`<state>/sidecar/locks/<service>.lock`), released when
 /// dropped or when the process dies: one worker per service at a time.
 #[derive(Debug)]
 pub struct ServiceLock {
-    _file: File,
+    _lock: state::LockFile,
 }
 
 impl ServiceLock {
-    fn open(state_dir: &Path, service: &str) -> Result<(File, PathBuf), JobError> {
+    fn path(state_dir: &Path, service: &str) -> Result<PathBuf, JobError> {
         if !valid_service_name(service) {
             return Err(JobError::BadService(service.to_owned()));
         }
         let dir = sidecar_dir(state_dir).join("locks");
         state::ensure_private_dir(&dir)?;
-        let path = dir.join(format!("{service}.lock"));
-        let file = OpenOptions::new()
-            .write(true)
-            .create(true)
-            .truncate(false)
-            .mode(0o600)
-            .open(&path)
-            .map_err(|source| JobError::Io { path: path.clone(), source })?;
-        Ok((file, path))
+        Ok(dir.join(format!("{service}.lock")))
     }
 
     /// Waits for the lock.
     pub fn acquire(state_dir: &Path, service: &str) -> Result<ServiceLock, JobError> {
-        let (file, path) = Self::open(state_dir, service)?;
-        file.lock().map_err(|source| JobError::Io { path, source })?;
-        Ok(ServiceLock { _file: file })
+        let path = Self::path(state_dir, service)?;
+        let lock = state::LockFile::acquire(&path).map_err(|source| JobError::Io { path, source })?;
+        Ok(ServiceLock { _lock: lock })
     }
 
     /// Takes the lock if nobody holds it.
     pub fn try_acquire(state_dir: &Path, service: &str) -> Result<Option<ServiceLock>, JobError> {
-        let (file, path) = Self::open(state_dir, service)?;
-        match file.try_lock() {
-            Ok(()) => Ok(Some(ServiceLock { _file: file })),
-            Err(std::fs::TryLockError::WouldBlock) => Ok(None),
-            Err(std::fs::TryLockError::Error(source)) => Err(JobError::Io { path, source }),
-        }
+        let path = Self::path(state_dir, service)?;
+        let lock = state::LockFile::try_acquire(&path).map_err(|source| JobError::Io { path, source })?;
+        Ok(lock.map(|lock| ServiceLock { _lock: lock }))
     }
 }
 
@@ -542,7 +534,7 @@ mod tests {
         let jobs = jobs_dir(dir.path());
         std::fs::create_dir_all(&jobs).unwrap();
         let path = jobs.join("20200101T000000000-web-11111111.json");
-        let file = File::create(&path).unwrap();
+        let file = std::fs::File::create(&path).unwrap();
         assert!(list(dir.path()).unwrap().is_empty(), "a fresh reservation is skipped");
         file.set_modified(std::time::SystemTime::now() - STALE_RESERVATION * 2).unwrap();
         let listed = list(dir.path()).unwrap();

@@ -15,6 +15,7 @@ pub mod policy;
 pub mod process;
 pub mod redact;
 pub mod report;
+pub mod retry;
 pub mod state;
 
 pub use config::{Config, ConfigError, LoadedConfig, Role};

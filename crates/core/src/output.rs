@@ -1,13 +1,14 @@
-//! Whether to print for a person (terminal) or for a log (plain lines).
+//! Text for people: durations as messages write them, and text from elsewhere made safe
+//! to print.
 
-use std::io::IsTerminal;
-
-/// Plain output: not a terminal, or `NO_COLOR`/`CI` set. Plain means one event per line,
-/// no color, no animation.
-pub fn plain(stream: &impl IsTerminal) -> bool {
-    !stream.is_terminal()
-        || std::env::var_os(crate::env::NO_COLOR).is_some_and(|v| !v.is_empty())
-        || std::env::var_os(crate::env::CI).is_some_and(|v| !v.is_empty())
+/// A duration as every message writes it: `300ms`, `5s`, `1.5s`.
+pub fn fmt_duration(d: std::time::Duration) -> String {
+    if d < std::time::Duration::from_secs(1) {
+        format!("{}ms", d.as_millis())
+    } else {
+        let secs = d.as_secs_f64();
+        if (secs - secs.round()).abs() < 0.001 { format!("{secs:.0}s") } else { format!("{secs:.1}s") }
+    }
 }
 
 /// `text` with control characters (escape sequences, carriage returns, NUL...) written as
@@ -37,6 +38,14 @@ pub fn printable(text: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn durations_read_like_config() {
+        use std::time::Duration;
+        assert_eq!(fmt_duration(Duration::from_millis(300)), "300ms");
+        assert_eq!(fmt_duration(Duration::from_secs(5)), "5s");
+        assert_eq!(fmt_duration(Duration::from_millis(1500)), "1.5s");
+    }
 
     #[test]
     fn control_characters_are_escaped_but_newlines_stay() {

@@ -1,8 +1,15 @@
 //! Running a child process with a time limit, its failure modelled as data.
+//!
+//! Waiting sleeps in `poll(2)` on a pidfd until the child exits or the deadline passes
+//! (no polling loop, no wake-ups): a pidfd names the process itself, and the child is
+//! reaped only after it exited, so a timeout kill never hits a recycled pid. Without pidfds
+//! (kernels before 5.3, strict seccomp) it falls back to short sleeps. A timeout kills the
+//! child's whole process group.
 
 use std::io::Write as _;
+use std::os::fd::{BorrowedFd, OwnedFd};
 use std::os::unix::process::CommandExt as _;
-use std::process::{Command, ExitStatus, Stdio};
+use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
@@ -37,7 +44,7 @@ pub enum ProcessError {
     #[error("`{command}` failed ({status}){}", one_line(stderr))]
     Failed { command: String, status: String, code: Option<i32>, stderr: String, stdout: String },
     /// It did not finish in time and was killed with its whole process group.
-    #[error("`{command}` did not finish within {}s and was killed", after.as_secs_f64())]
+    #[error("`{command}` did not finish within {} and was killed", crate::output::fmt_duration(*after))]
     TimedOut { command: String, after: Duration, stdout: String, stderr: String },
     /// Reading its output or waiting for it failed.
     #[error("waiting for `{command}`: {source}")]
@@ -122,28 +129,21 @@ pub fn run_observed(
     }
     drop(tx);
 
-    let started = Instant::now();
-    let mut pause = Duration::from_millis(1);
-    let status = loop {
-        match child.try_wait() {
-            Ok(Some(status)) => break status,
-            Ok(None) => {}
-            Err(source) => return Err(ProcessError::Wait { command, source }),
-        }
-        if let Some(limit) = opts.timeout
-            && started.elapsed() >= limit
-        {
+    let pidfd = pidfd_of(&child);
+    let deadline = opts.timeout.and_then(|limit| Instant::now().checked_add(limit));
+    let status = match wait(&mut child, pidfd.as_ref(), deadline, None) {
+        Ok(Waited::Exited(status)) => status,
+        Ok(Waited::Deadline | Waited::Signal(_)) => {
             kill_group(&mut child);
             let (stdout, stderr, _) = collect(&rx, Duration::from_secs(1));
             return Err(ProcessError::TimedOut {
                 command,
-                after: limit,
+                after: opts.timeout.unwrap_or_default(),
                 stdout: String::from_utf8_lossy(&stdout).into_owned(),
                 stderr: String::from_utf8_lossy(&stderr).into_owned(),
             });
         }
-        std::thread::sleep(pause);
-        pause = (pause * 2).min(Duration::from_millis(25));
+        Err(source) => return Err(ProcessError::Wait { command, source }),
     };
     // Output of a grandchild that outlives the child is not waited for forever.
     let (stdout, stderr, truncated) = collect(&rx, Duration::from_secs(5));
@@ -250,13 +250,81 @@ pub fn end_group(pgid: u32, not_before: u64, grace: Duration) -> EndedGroup {
     ended
 }
 
-fn kill_group(child: &mut std::process::Child) {
-    let pid = i32::try_from(child.id()).ok().and_then(rustix::process::Pid::from_raw);
-    if let Some(pid) = pid {
+/// The child's pid (also its process group id when it was started in its own group).
+pub fn pid_of(child: &Child) -> Option<rustix::process::Pid> {
+    i32::try_from(child.id()).ok().and_then(rustix::process::Pid::from_raw)
+}
+
+/// A pidfd for `child` (kernels since 5.3), to sleep in `poll(2)` until it exits.
+pub fn pidfd_of(child: &Child) -> Option<OwnedFd> {
+    pid_of(child).and_then(|pid| rustix::process::pidfd_open(pid, rustix::process::PidfdFlags::empty()).ok())
+}
+
+/// Kills `child`'s whole process group (it must lead its own and not be reaped yet, so its
+/// pid still names it), then the child itself, and reaps it.
+pub fn kill_group(child: &mut Child) {
+    if let Some(pid) = pid_of(child) {
         let _ = rustix::process::kill_process_group(pid, rustix::process::Signal::KILL);
     }
     let _ = child.kill();
     let _ = child.wait();
+}
+
+/// Something besides the child's exit that ends a [`wait`] early: a file descriptor that
+/// becomes readable (a signal pipe), and the signal it brings.
+pub trait Interrupt {
+    /// Readable when there is something to [`take`](Interrupt::take).
+    fn fd(&self) -> BorrowedFd<'_>;
+    /// The signal caught, if any (taking it).
+    fn take(&self) -> Option<i32>;
+}
+
+/// How a [`wait`] ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Waited {
+    /// The child exited (and was reaped).
+    Exited(ExitStatus),
+    /// The deadline passed; the child is still running and not reaped.
+    Deadline,
+    /// The interrupt brought this signal; the child is still running and not reaped.
+    Signal(i32),
+}
+
+/// Sleeps in `poll(2)` until `child` exits, `deadline` passes or `interrupt` fires.
+/// Without a pidfd it falls back to short sleeps.
+pub fn wait(
+    child: &mut Child,
+    pidfd: Option<&OwnedFd>,
+    deadline: Option<Instant>,
+    interrupt: Option<&dyn Interrupt>,
+) -> std::io::Result<Waited> {
+    use rustix::event::{PollFd, PollFlags, Timespec, poll};
+    loop {
+        if let Some(status) = child.try_wait()? {
+            return Ok(Waited::Exited(status));
+        }
+        if let Some(signal) = interrupt.and_then(Interrupt::take) {
+            return Ok(Waited::Signal(signal));
+        }
+        let left = deadline.map_or(Duration::MAX, |d| d.saturating_duration_since(Instant::now()));
+        if left.is_zero() {
+            return Ok(Waited::Deadline);
+        }
+        match pidfd {
+            Some(pidfd) => {
+                // At most a minute per poll: `Timespec` cannot hold every `Duration`.
+                let timeout =
+                    Timespec::try_from(left.min(Duration::from_secs(60))).unwrap_or(Timespec { tv_sec: 1, tv_nsec: 0 });
+                let mut fds = vec![PollFd::new(pidfd, PollFlags::IN)];
+                if let Some(interrupt) = interrupt {
+                    fds.push(PollFd::from_borrowed_fd(interrupt.fd(), PollFlags::IN));
+                }
+                // Readable once the process has exited or a signal came; EINTR just loops.
+                let _ = poll(&mut fds, Some(&timeout));
+            }
+            None => std::thread::sleep(left.min(Duration::from_millis(2))),
+        }
+    }
 }
 
 fn read_capped(mut stream: impl std::io::Read, limit: usize) -> (Vec<u8>, bool) {
@@ -338,6 +406,11 @@ mod tests {
         assert_eq!(stat.pgrp, pid);
         // A later start time is another process that reuses the number: left alone.
         assert!(group_members(pid, stat.start_ticks + 1_000_000).is_empty());
+        // The shell starts its two sleeps on its own time: wait until both are there.
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while group_members(pid, stat.start_ticks).len() < 3 && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(5));
+        }
         let ended = end_group(pid, stat.start_ticks, Duration::from_millis(200));
         let _ = child.wait();
         assert!(ended.found >= 2, "{ended:?}");

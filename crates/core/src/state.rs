@@ -29,6 +29,13 @@ pub enum StateError {
     Create { path: PathBuf, source: std::io::Error },
     #[error("cannot write {path}: {source}")]
     Write { path: PathBuf, source: std::io::Error },
+    /// A state file exists but cannot be read.
+    #[error("{}: {source}", path.display())]
+    Read { path: PathBuf, source: std::io::Error },
+    /// A state file is not what it should be: refused, never replaced by a default (what it
+    /// remembers, such as a restart cap or a known-good commit, must not be lost silently).
+    #[error("{}: is not a {what} ({source}); move it away to start afresh", path.display())]
+    Corrupt { path: PathBuf, what: &'static str, source: serde_json::Error },
 }
 
 /// For this process, `dir` (a server repository's `[server] state_dir`) comes right after
@@ -163,6 +170,51 @@ pub fn remove_stale_temps(dir: &Path, age: std::time::Duration) -> usize {
         }
     }
     removed
+}
+
+/// An exclusive lock held on a private lock file, released when dropped or when the process
+/// dies (an advisory `flock`: a stale file never blocks anyone).
+#[derive(Debug)]
+pub struct LockFile {
+    _file: std::fs::File,
+}
+
+impl LockFile {
+    fn open(path: &Path) -> std::io::Result<std::fs::File> {
+        use std::os::unix::fs::OpenOptionsExt as _;
+        std::fs::OpenOptions::new().write(true).create(true).truncate(false).mode(0o600).open(path)
+    }
+
+    /// Waits for the lock on `path` (creating the file).
+    pub fn acquire(path: &Path) -> std::io::Result<LockFile> {
+        let file = Self::open(path)?;
+        file.lock()?;
+        Ok(LockFile { _file: file })
+    }
+
+    /// Takes the lock on `path` if nobody holds it.
+    pub fn try_acquire(path: &Path) -> std::io::Result<Option<LockFile>> {
+        let file = Self::open(path)?;
+        match file.try_lock() {
+            Ok(()) => Ok(Some(LockFile { _file: file })),
+            Err(std::fs::TryLockError::WouldBlock) => Ok(None),
+            Err(std::fs::TryLockError::Error(e)) => Err(e),
+        }
+    }
+}
+
+/// Reads the JSON state file at `path` (a `what`, for the error): `None` when it does not
+/// exist, an error when it cannot be read or parsed. The one way state files are loaded.
+pub fn read_json<T: serde::de::DeserializeOwned>(path: &Path, what: &'static str) -> Result<Option<T>, StateError> {
+    match std::fs::read(path) {
+        Ok(bytes) => serde_json::from_slice(&bytes).map(Some).map_err(|source| StateError::Corrupt {
+            path: path.to_owned(),
+            what,
+            source,
+        }),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(source) => Err(StateError::Read { path: path.to_owned(), source }),
+    }
 }
 
 /// Serializes `value` as pretty JSON (every string cleaned of secrets) and writes it

@@ -329,7 +329,7 @@ fn in_progress(repo: &gix::Repository) -> Option<&'static str> {
 }
 
 fn short(id: &gix::ObjectId) -> String {
-    id.to_hex_with_len(12).to_string()
+    id.to_hex_with_len(bulwark_core::git::SHORT_OID_LEN).to_string()
 }
 
 fn plural(n: usize, word: &str) -> String {

@@ -3,15 +3,18 @@
 //! continuously (`watch`), journaling and alerting only on what is new or resolved.
 #![forbid(unsafe_code)]
 
+pub mod args;
 pub mod cli;
 pub mod discover;
 pub mod finding;
 pub mod inspect;
+mod resolve;
 pub mod scan;
 pub mod state;
 mod watch;
 
-pub use cli::{Args, run};
+pub use args::Args;
+pub use cli::run;
 
 /// Parses arguments, runs, and maps the result to an exit code (the binary's whole `main`).
 pub fn main() -> std::process::ExitCode {

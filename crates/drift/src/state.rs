@@ -10,8 +10,6 @@
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
-use std::fs::OpenOptions;
-use std::os::unix::fs::OpenOptionsExt as _;
 use std::path::{Path, PathBuf};
 
 use bulwark_alert::{DeliveryReport, Message, Notifier};
@@ -99,14 +97,7 @@ impl Store {
             let path = path.to_owned();
             move |source| StoreError::Io { path, source }
         };
-        let lock = OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .mode(0o600)
-            .open(&lock_path)
-            .map_err(io(&lock_path))?;
-        lock.lock().map_err(io(&lock_path))?;
+        let lock = state::LockFile::acquire(&lock_path).map_err(io(&lock_path))?;
 
         let path = self.dir.join("state.json");
         let mut st: State = match std::fs::read(&path) {

@@ -25,8 +25,9 @@ use bulwark_core::manifest::Manifest;
 use notify::{EventKind, RecursiveMode};
 use notify_debouncer_full::{DebounceEventResult, NoCache};
 
-use crate::cli::{self, WatchArgs};
+use crate::args::WatchArgs;
 use crate::finding::Finding;
+use crate::resolve;
 use crate::scan;
 use crate::state::Store;
 
@@ -58,13 +59,13 @@ struct Watcher {
 
 pub(crate) fn cmd_watch(config: &Config, args: &WatchArgs) -> Result<ExitCode, CliError> {
     let drift = &config.drift;
-    let roots = cli::roots(&args.roots, drift)?;
-    let notifier = if args.alert { Some(cli::notifier(config)?) } else { None };
+    let roots = resolve::roots(&args.roots, drift)?;
+    let notifier = if args.alert { Some(resolve::notifier(config)?) } else { None };
     let store = Store::open_default().map_err(|e| {
         CliError::operational(format!("cannot open the drift state: {e}"))
             .hint("set BULWARK_STATE_DIR to a writable directory")
     })?;
-    let opts = cli::inspect_options(drift, false);
+    let opts = resolve::inspect_options(drift, false);
     let jobs = scan::jobs(args.jobs.unwrap_or(drift.jobs));
     let rescan_every = drift.rescan_every.get().max(Duration::from_secs(1));
     let debounce = drift.debounce.get().max(Duration::from_millis(10));
@@ -248,7 +249,7 @@ impl Ctx {
                         self.print("resolved", f);
                     }
                 }
-                cli::report_delivery(&update);
+                resolve::report_delivery(&update);
             }
             Err(e) => eprintln!("warning: cannot record the scan: {e}"),
         }
@@ -370,13 +371,8 @@ impl Watcher {
             self.git_dirs.insert(target.clone(), checkout.to_owned());
             target
         };
-        let common = std::fs::read_to_string(git_dir.join("commondir")).ok().map_or_else(
-            || git_dir.clone(),
-            |c| {
-                let c = git_dir.join(c.trim());
-                std::fs::canonicalize(&c).unwrap_or(c)
-            },
-        );
+        let common = bulwark_core::git::commondir(&git_dir)
+            .map_or_else(|| git_dir.clone(), |c| std::fs::canonicalize(&c).unwrap_or(c));
         if common != git_dir && !common.starts_with(checkout) {
             self.git_dirs.entry(common.clone()).or_insert_with(|| checkout.to_owned());
         }

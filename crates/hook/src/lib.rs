@@ -41,7 +41,7 @@ pub struct HookArgs {
 
 /// Hooks whose input arrives on stdin (read whole before judging, and replayed to the
 /// chained hook).
-const STDIN_HOOKS: &[&str] = &["pre-push", "reference-transaction", "pre-receive", "post-receive", "post-rewrite"];
+const STDIN_HOOKS: &[&str] = &["pre-push", "reference-transaction", "pre-receive", "post-receive"];
 
 /// What a hook decided.
 #[derive(Debug)]

@@ -7,29 +7,6 @@
 
 use bulwark_core::env;
 
-/// Every point a test may name, in the order a rollback passes them.
-pub const POINTS: &[&str] = &[
-    "deploy",
-    "deploy.running",
-    "stabilize",
-    "stabilize.sleeping",
-    "health",
-    "revert",
-    "revert.made",
-    "push",
-    "push.done",
-    "redeploy",
-    "verify",
-    "rolled-back",
-    "escalated",
-    "notify",
-    // The watchdog (`[service.watch]`).
-    "watch.wait",
-    "watch.resolved",
-    "watch.escalated",
-    "watch.notify",
-];
-
 /// Kills this process with SIGKILL if the test hooks ask for a crash at `name`.
 pub fn point(name: &str) {
     if !cfg!(debug_assertions) {

@@ -10,6 +10,7 @@ use std::io::Read as _;
 use std::time::{Duration, Instant, SystemTime};
 
 use bulwark_core::config::{HealthConfig, HealthKind};
+use bulwark_core::output::fmt_duration;
 use bulwark_core::process::{self, RunOptions};
 
 /// How much of a response body is read when looking for `body_contains`.
@@ -140,26 +141,9 @@ fn heartbeat_try(health: &HealthConfig) -> Result<String, String> {
     Ok(format!("heartbeat {} old", fmt_duration(age)))
 }
 
-/// `1.5s`, `300ms`.
-pub fn fmt_duration(d: Duration) -> String {
-    if d < Duration::from_secs(1) {
-        format!("{}ms", d.as_millis())
-    } else {
-        let secs = d.as_secs_f64();
-        if (secs - secs.round()).abs() < 0.001 { format!("{secs:.0}s") } else { format!("{secs:.1}s") }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn durations_read_like_config() {
-        assert_eq!(fmt_duration(Duration::from_millis(300)), "300ms");
-        assert_eq!(fmt_duration(Duration::from_secs(5)), "5s");
-        assert_eq!(fmt_duration(Duration::from_millis(1500)), "1.5s");
-    }
 
     #[test]
     fn a_huge_timeout_does_not_overflow() {

@@ -8,11 +8,10 @@
 #![forbid(unsafe_code)]
 
 pub mod crash;
-pub mod gitops;
+pub mod engine;
 pub mod health;
-pub mod report;
-pub mod watch;
-pub mod worker;
+pub mod rollback;
+pub mod watchdog;
 
 use std::fmt::Write as _;
 use std::path::PathBuf;
@@ -26,8 +25,9 @@ use bulwark_core::output::printable;
 use bulwark_core::{CliError, Journal};
 use serde_json::json;
 
-use crate::gitops::short;
-use crate::worker::{ServiceState, WorkError, Worker};
+use crate::engine::{ServiceFile as _, WorkError};
+use crate::rollback::gitops::short;
+use crate::rollback::{ServiceState, Worker};
 
 /// The deploy and rollback worker: deploy, wait, check health, and revert, push, redeploy,
 /// verify and notify when a change breaks the service.
@@ -251,9 +251,7 @@ fn cmd_once(config: Config, args: &OnceArgs) -> Result<ExitCode, CliError> {
             Ok(Some(pass)) => {
                 acted |= pass.acted();
                 outcomes.extend(
-                    pass.outcomes
-                        .into_iter()
-                        .map(|(id, phase)| json!({"job": id, "service": service.name, "phase": phase})),
+                    pass.outcomes.into_iter().map(|o| json!({"job": o.job, "service": service.name, "phase": o.phase})),
                 );
             }
             Ok(None) => {}
@@ -361,7 +359,7 @@ fn serve(worker: &Worker, service: &ServiceConfig, poll: Duration, retry: Durati
 fn watchdog(worker: &Worker, service: &ServiceConfig, watch: &bulwark_core::config::WatchConfig) {
     loop {
         let started = Instant::now();
-        match watch::round(worker, service, watch) {
+        match watchdog::round(worker, service, watch) {
             // Events are printed as they are journaled; a quiet or skipped round prints nothing.
             Ok(_) => {}
             Err(e) => eprint!("{}", work_error(&e).render()),
@@ -382,7 +380,7 @@ fn cmd_watch_once(config: Config, args: &WatchOnceArgs) -> Result<ExitCode, CliE
     let mut failure: Option<CliError> = None;
     for service in watched {
         let Some(watch) = &service.watch else { continue };
-        match watch::round(&worker, service, watch) {
+        match watchdog::round(&worker, service, watch) {
             Ok(outcome) => {
                 acted |= outcome.acted();
                 if !args.json {
@@ -405,6 +403,24 @@ fn cmd_watch_once(config: Config, args: &WatchOnceArgs) -> Result<ExitCode, CliE
     Ok(if acted { ExitCode::from(1) } else { ExitCode::SUCCESS })
 }
 
+/// What `status` knows about one service.
+struct ServiceStatus {
+    name: String,
+    /// The last job that was not skipped (or, with only skipped jobs, the last one).
+    last: Option<Job>,
+    unfinished: usize,
+    known: ServiceState,
+    /// In the config (jobs may name a service that is no longer there).
+    configured: bool,
+    watch: Option<WatchStatus>,
+}
+
+/// The watchdog's part of `status`.
+struct WatchStatus {
+    json: serde_json::Value,
+    line: String,
+}
+
 fn cmd_status(config: &Config, args: &StatusArgs) -> Result<ExitCode, CliError> {
     let state_dir = bulwark_core::state::state_dir()?;
     let all: Vec<Job> = jobs::list(&state_dir)
@@ -419,30 +435,33 @@ fn cmd_status(config: &Config, args: &StatusArgs) -> Result<ExitCode, CliError> 
         }
     }
     let mut services = Vec::new();
-    let mut watched = Vec::new();
-    for name in &names {
-        let mine: Vec<&Job> = all.iter().filter(|j| &j.service == name).collect();
+    for name in names {
+        let mine: Vec<&Job> = all.iter().filter(|j| j.service == name).collect();
         let last = mine.iter().rev().find(|j| j.phase != Phase::Skipped).or(mine.last()).copied();
         let unfinished = mine.iter().filter(|j| !j.phase.is_final()).count();
-        let known = ServiceState::load(&state_dir, name);
-        services.push((name.clone(), last.cloned(), unfinished, known, config.service(name).is_some()));
-        if let Some(watch) = config.service(name).and_then(|s| s.watch.as_ref()) {
-            let state = watch::WatchState::load(&state_dir, name).map_err(|e| work_error(&e))?;
-            watched.push((name.clone(), state.to_json(watch), state.line(name, watch)));
-        }
+        let known = ServiceState::load(&state_dir, &name).map_err(|e| work_error(&e))?;
+        let watch = match config.service(&name).and_then(|s| s.watch.as_ref()) {
+            Some(watch) => {
+                let state = watchdog::WatchState::load(&state_dir, &name).map_err(|e| work_error(&e))?;
+                Some(WatchStatus { json: state.to_json(watch), line: state.line(&name, watch) })
+            }
+            None => None,
+        };
+        let configured = config.service(&name).is_some();
+        services.push(ServiceStatus { last: last.cloned(), unfinished, known, configured, watch, name });
     }
     if args.json {
         let value = json!({
             "state_dir": state_dir,
-            "services": services.iter().map(|(name, last, unfinished, known, configured)| json!({
-                "name": name,
-                "configured": configured,
-                "unfinished_jobs": unfinished,
-                "known_good": known.known_good,
-                "known_good_at": known.known_good_at,
-                "known_good_job": known.known_good_job,
-                "watch": watched.iter().find(|(n, _, _)| n == name).map(|(_, json, _)| json),
-                "last_job": last.as_ref().map(|j| json!({
+            "services": services.iter().map(|s| json!({
+                "name": s.name,
+                "configured": s.configured,
+                "unfinished_jobs": s.unfinished,
+                "known_good": s.known.known_good,
+                "known_good_at": s.known.known_good_at,
+                "known_good_job": s.known.known_good_job,
+                "watch": s.watch.as_ref().map(|w| &w.json),
+                "last_job": s.last.as_ref().map(|j| json!({
                     "id": j.id,
                     "phase": j.phase,
                     "final": j.phase.is_final(),
@@ -466,7 +485,7 @@ fn cmd_status(config: &Config, args: &StatusArgs) -> Result<ExitCode, CliError> 
     if services.is_empty() {
         println!("no services configured and no jobs");
     }
-    for (name, last, unfinished, known, configured) in &services {
+    for ServiceStatus { name, last, unfinished, known, configured, watch } in &services {
         let mut line = format!("{name}:");
         match last {
             Some(j) => _ = write!(line, " last job {} {} {}..{}", j.id, j.phase, short(&j.from), short(&j.to)),
@@ -492,8 +511,8 @@ fn cmd_status(config: &Config, args: &StatusArgs) -> Result<ExitCode, CliError> 
                 println!("{name}: {owed} notification(s) not delivered yet");
             }
         }
-        if let Some((_, _, line)) = watched.iter().find(|(n, _, _)| n == name) {
-            println!("{}", printable(line));
+        if let Some(watch) = watch {
+            println!("{}", printable(&watch.line));
         }
     }
     Ok(ExitCode::SUCCESS)

@@ -287,3 +287,54 @@ pub fn git_http_backend(root: &std::path::Path, req: &Request) -> Response {
     response.body = text[at + sep..].to_vec();
     response
 }
+
+/// A loopback webhook receiver that keeps the JSON body of every delivery it accepts; it
+/// can be taken down (answering 503, keeping nothing) and brought back.
+pub struct Receiver {
+    server: HttpServer,
+    up: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    accepted: std::sync::Arc<std::sync::Mutex<Vec<serde_json::Value>>>,
+}
+
+impl Receiver {
+    /// Starts a receiver that is up.
+    pub fn start() -> Self {
+        let up = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(true));
+        let accepted = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let (is_up, kept) = (up.clone(), accepted.clone());
+        let server = HttpServer::start(move |req| {
+            if is_up.load(std::sync::atomic::Ordering::SeqCst) {
+                kept.lock().unwrap().push(req.json());
+                Response::ok("")
+            } else {
+                Response::status(503)
+            }
+        });
+        Self { server, up, accepted }
+    }
+
+    /// Its URL for `path`.
+    pub fn url(&self, path: &str) -> String {
+        self.server.url(path)
+    }
+
+    /// Takes it down (`false`: deliveries get 503) or brings it back.
+    pub fn set_up(&self, up: bool) {
+        self.up.store(up, std::sync::atomic::Ordering::SeqCst);
+    }
+
+    /// Every request it got, accepted or not.
+    pub fn requests(&self) -> Vec<Request> {
+        self.server.requests()
+    }
+
+    /// The bodies of the deliveries accepted, in order.
+    pub fn accepted(&self) -> Vec<serde_json::Value> {
+        self.accepted.lock().unwrap().clone()
+    }
+
+    /// The bodies accepted whose `kind` is `kind`.
+    pub fn accepted_of(&self, kind: &str) -> Vec<serde_json::Value> {
+        self.accepted().into_iter().filter(|body| body["kind"] == kind).collect()
+    }
+}

@@ -107,6 +107,20 @@ pub fn set_executable(path: &Path) {
     std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o755)).unwrap();
 }
 
+/// Whether the tests run as root (some need it to switch users or hand files to another).
+pub fn is_root() -> bool {
+    Command::new("id").arg("-u").output().is_ok_and(|out| String::from_utf8_lossy(&out.stdout).trim() == "0")
+}
+
+/// Says that a test could not run and why, for a `return` right after. Under `CI` (which
+/// must provide what every test needs, see `.ci/run`) it fails instead: a test that did
+/// not run never passes there.
+#[track_caller]
+pub fn skipped(reason: &str) {
+    assert!(std::env::var_os("CI").is_none_or(|v| v.is_empty()), "this test cannot run here: {reason}");
+    eprintln!("SKIPPED: {reason}");
+}
+
 /// Polls `check` until it returns `Some` or `timeout` passes.
 pub fn wait_for<T>(timeout: Duration, mut check: impl FnMut() -> Option<T>) -> Option<T> {
     let deadline = Instant::now() + timeout;
@@ -206,6 +220,13 @@ impl TestEnv {
     }
 
     /// A hermetic command for a workspace binary (`bulwark`, `bulwark-hook`, ...).
+    /// `bulwark-sidecar --config <config> <args>` in this environment.
+    pub fn sidecar(&self, config: &Path, args: &[&str]) -> Command {
+        let mut cmd = self.bin_command("bulwark-sidecar");
+        cmd.arg("--config").arg(config).args(args);
+        cmd
+    }
+
     pub fn bin_command(&self, name: &str) -> Command {
         self.command(bin(name))
     }

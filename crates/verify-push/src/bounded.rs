@@ -1,13 +1,9 @@
-//! A child process with a deadline, waited for without threads or sleeps.
+//! A child process with a deadline, waited for without threads.
 //!
 //! The wrapper sits in an agent's path and pays for two remote reads on every run, so the
-//! way it waits matters: core's `process::run` polls with growing sleeps (up to a
-//! millisecond late per short command) and reads pipes on threads. Here the child writes
-//! into two anonymous in-memory files (no reader needed while it runs), and the parent
-//! sleeps in `poll(2)` on a pidfd until the child exits or the deadline passes. A pidfd
-//! names the process itself, and the child is reaped only after it exited, so a timeout kill
-//! never hits a recycled pid. Without pidfds (kernels before 5.3, strict seccomp) it falls
-//! back to short sleeps.
+//! way it waits matters: here the child writes into two anonymous in-memory files (no
+//! reader thread needed while it runs), and the parent waits with core's
+//! [`process::wait`] (`poll(2)` on a pidfd; it also wakes for a caught signal).
 
 use std::fs::File;
 use std::io::{Read as _, Seek as _, SeekFrom};
@@ -16,11 +12,9 @@ use std::os::unix::process::CommandExt as _;
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
-use bulwark_core::process::{ProcessError, describe};
+use bulwark_core::process::{self, Interrupt, ProcessError, Waited, describe, pidfd_of, wait};
 
 use crate::signals::Signals;
-use rustix::event::{PollFd, PollFlags, Timespec, poll};
-use rustix::process::{Pid, PidfdFlags, Signal, kill_process_group, pidfd_open};
 
 /// How much of each stream is kept.
 const CAPTURE_LIMIT: u64 = 1 << 20;
@@ -80,11 +74,6 @@ fn capture_file(name: &str) -> std::io::Result<OwnedFd> {
     }
 }
 
-/// The child's pid (also its process group id when it was started in its own group).
-pub fn pid_of(child: &Child) -> Option<Pid> {
-    i32::try_from(child.id()).ok().and_then(Pid::from_raw)
-}
-
 impl Bounded {
     /// The command line, for messages.
     pub fn command(&self) -> &str {
@@ -95,17 +84,13 @@ impl Bounded {
     /// group), and returns its status and output. A caught signal (when `signals` is given)
     /// ends the wait early: the child's group is killed and the signal returned.
     pub fn finish(mut self, signals: Option<&Signals>) -> Result<Finished, Stop> {
-        let waited = wait(&mut self.child, self.pidfd.as_ref(), self.deadline, signals)
+        let waited = wait(&mut self.child, self.pidfd.as_ref(), self.deadline, signals.map(|s| s as &dyn Interrupt))
             .map_err(|source| Stop::Process(ProcessError::Wait { command: self.command.clone(), source }))?;
         let status = match waited {
             Waited::Exited(status) => status,
             Waited::Deadline | Waited::Signal(_) => {
                 // Not reaped yet, so the pid (= the group id) still names our child.
-                if let Some(pid) = pid_of(&self.child) {
-                    let _ = kill_process_group(pid, Signal::KILL);
-                }
-                let _ = self.child.kill();
-                let _ = self.child.wait();
+                process::kill_group(&mut self.child);
                 if let Waited::Signal(signal) = waited {
                     return Err(Stop::Signal(signal));
                 }
@@ -131,56 +116,14 @@ pub enum Stop {
     Signal(i32),
 }
 
-/// How a [`wait`] ended.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Waited {
-    /// The child exited (and was reaped).
-    Exited(ExitStatus),
-    /// The deadline passed; the child is still running and not reaped.
-    Deadline,
-    /// The wrapper caught this signal; the child is still running and not reaped.
-    Signal(i32),
-}
-
-/// Sleeps in `poll(2)` until `child` exits, `deadline` passes or a signal is caught.
-/// Without a pidfd it falls back to short sleeps.
-pub fn wait(
-    child: &mut Child,
-    pidfd: Option<&OwnedFd>,
-    deadline: Option<Instant>,
-    signals: Option<&Signals>,
-) -> std::io::Result<Waited> {
-    loop {
-        if let Some(status) = child.try_wait()? {
-            return Ok(Waited::Exited(status));
-        }
-        if let Some(signal) = signals.and_then(Signals::take) {
-            return Ok(Waited::Signal(signal));
-        }
-        let left = deadline.map_or(Duration::MAX, |d| d.saturating_duration_since(Instant::now()));
-        if left.is_zero() {
-            return Ok(Waited::Deadline);
-        }
-        match pidfd {
-            Some(pidfd) => {
-                // At most a minute per poll: `Timespec` cannot hold every `Duration`.
-                let timeout =
-                    Timespec::try_from(left.min(Duration::from_secs(60))).unwrap_or(Timespec { tv_sec: 1, tv_nsec: 0 });
-                let mut fds = vec![PollFd::new(pidfd, PollFlags::IN)];
-                if let Some(signals) = signals {
-                    fds.push(PollFd::from_borrowed_fd(signals.fd(), PollFlags::IN));
-                }
-                // Readable once the process has exited or a signal came; EINTR just loops.
-                let _ = poll(&mut fds, Some(&timeout));
-            }
-            None => std::thread::sleep(left.min(Duration::from_millis(2))),
-        }
+impl Interrupt for Signals {
+    fn fd(&self) -> std::os::fd::BorrowedFd<'_> {
+        Signals::fd(self)
     }
-}
 
-/// A pidfd for `child` (kernels since 5.3), to sleep in `poll(2)` until it exits.
-pub fn pidfd_of(child: &Child) -> Option<OwnedFd> {
-    pid_of(child).and_then(|pid| pidfd_open(pid, PidfdFlags::empty()).ok())
+    fn take(&self) -> Option<i32> {
+        Signals::take(self)
+    }
 }
 
 fn read_capture(file: &mut File) -> Vec<u8> {

@@ -16,8 +16,8 @@ use std::time::{Duration, Instant};
 
 use rustix::process::{Pid, Signal, kill_process, kill_process_group};
 
-use crate::bounded::{Waited, pid_of, pidfd_of, wait};
 use crate::signals::Signals;
+use bulwark_core::process::{Interrupt, Waited, pid_of, pidfd_of, wait};
 
 /// How long a command may take to exit after it was passed a signal (or timed out),
 /// before its whole group is killed with SIGKILL.
@@ -52,7 +52,7 @@ pub fn run(
     let deadline = timeout.and_then(|t| Instant::now().checked_add(t));
     let mut interrupted = false;
     let (first, ended) = loop {
-        match wait(&mut child, pidfd.as_ref(), deadline, Some(signals))? {
+        match wait(&mut child, pidfd.as_ref(), deadline, Some(signals as &dyn Interrupt))? {
             Waited::Exited(status) => {
                 if interrupted && status.signal() == Some(Signal::INT.as_raw()) {
                     return Ok(Ended::Interrupted(Signal::INT.as_raw()));
@@ -72,7 +72,7 @@ pub fn run(
     pass_on(&child, own_group, first);
     let grace = Instant::now().checked_add(GRACE);
     loop {
-        match wait(&mut child, pidfd.as_ref(), grace, Some(signals))? {
+        match wait(&mut child, pidfd.as_ref(), grace, Some(signals as &dyn Interrupt))? {
             Waited::Exited(_) => break,
             Waited::Signal(signal) => pass_on(&child, own_group, signal),
             Waited::Deadline => {

@@ -33,10 +33,7 @@ fn toml_string(path: &Path) -> String {
     serde_json::Value::String(path.display().to_string()).to_string()
 }
 
-/// The first 12 hex digits of a commit id, as the narration shows them.
-fn short(oid: &str) -> &str {
-    oid.get(..12).unwrap_or(oid)
-}
+use bulwark_core::git::short_oid as short;
 
 /// One line of narration.
 fn say(text: &str) {

@@ -8,48 +8,32 @@
 //! is not sent again.
 
 use std::fmt::Write as _;
-use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant};
+use std::path::PathBuf;
+use std::time::Duration;
 
-use bulwark_alert::Notifier;
-use bulwark_core::config::{Config, NotifyConfig, ServiceConfig};
+use bulwark_core::config::{Config, ServiceConfig};
 use bulwark_core::jobs::{
-    self, CommandRecord, Delivery, HealthRecord, Job, JobError, PendingEvent, Phase, RevertRecord, RunningChild,
-    ServiceLock, Step,
+    self, CommandRecord, Job, JobError, JournalMark, Phase, RevertRecord, RunningChild, ServiceLock, Step,
 };
-use bulwark_core::process::{self, ProcessError, RunOptions};
-use bulwark_core::{Journal, JournalError, state};
+use bulwark_core::process;
+use bulwark_core::{Journal, state};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
-use crate::gitops::{Repos, RevertPlan, short};
-use crate::{crash, health, report};
+pub mod gitops;
+pub mod report;
+
+use self::gitops::{Repos, RevertPlan, short};
+use crate::engine::{self, Journaled, Outlet, ServiceFile, WorkError, owes, run_step_observed, time_left};
+use crate::{crash, health};
 
 /// Times a phase may be started (restarts included) before the job escalates: a deploy
 /// that kills the sidecar must not loop forever.
 const MAX_PHASE_STARTS: u32 = 5;
 /// Push attempts (each after a fresh fetch) before escalating.
 const MAX_PUSH_ATTEMPTS: u32 = 5;
-/// Delivery attempts per notification before giving up on it.
-pub const MAX_NOTIFY_ATTEMPTS: u32 = 20;
 /// How long an orphaned deploy gets to stop after SIGTERM before SIGKILL.
 const ORPHAN_GRACE: Duration = Duration::from_secs(10);
-/// Bytes of a deploy's stdout/stderr kept in the job.
-const KEPT_OUTPUT: usize = 4096;
-
-/// The worker could not keep its own state: an operational error (exit 3).
-#[derive(Debug, thiserror::Error)]
-pub enum WorkError {
-    #[error(transparent)]
-    Job(#[from] JobError),
-    #[error(transparent)]
-    Journal(#[from] JournalError),
-    #[error(transparent)]
-    State(#[from] state::StateError),
-    /// The watchdog's state file cannot be read.
-    #[error("{}: {message}", path.display())]
-    Watch { path: PathBuf, message: String },
-}
 
 /// What is known about a service between jobs.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
@@ -60,37 +44,28 @@ pub struct ServiceState {
     pub known_good_job: Option<String>,
 }
 
-impl ServiceState {
-    pub fn path(state_dir: &Path, service: &str) -> PathBuf {
-        jobs::sidecar_dir(state_dir).join("services").join(format!("{service}.json"))
-    }
-
-    pub fn load(state_dir: &Path, service: &str) -> ServiceState {
-        std::fs::read(Self::path(state_dir, service))
-            .ok()
-            .and_then(|b| serde_json::from_slice(&b).ok())
-            .unwrap_or_default()
-    }
-
-    fn save(&self, state_dir: &Path, service: &str) -> Result<(), state::StateError> {
-        let path = Self::path(state_dir, service);
-        if let Some(dir) = path.parent() {
-            state::ensure_private_dir(dir)?;
-        }
-        state::write_json_atomic(&path, self)
-    }
+impl ServiceFile for ServiceState {
+    const DIR: &'static str = "services";
+    const WHAT: &'static str = "service state file";
 }
 
 /// Outcomes reached during one pass over a service's queue.
 #[derive(Debug, Default, Clone)]
 pub struct Pass {
-    pub outcomes: Vec<(String, Phase)>,
+    pub outcomes: Vec<JobOutcome>,
+}
+
+/// The phase a job of the pass ended in.
+#[derive(Debug, Clone)]
+pub struct JobOutcome {
+    pub job: String,
+    pub phase: Phase,
 }
 
 impl Pass {
     /// Whether a rollback or an escalation happened (exit 1 for `once`).
     pub fn acted(&self) -> bool {
-        self.outcomes.iter().any(|(_, p)| matches!(p, Phase::RolledBack | Phase::Escalated))
+        self.outcomes.iter().any(|o| matches!(o.phase, Phase::RolledBack | Phase::Escalated))
     }
 }
 
@@ -108,8 +83,9 @@ pub struct Worker {
 }
 
 impl Worker {
-    fn targets(&self) -> &[NotifyConfig] {
-        &self.config.notify
+    /// Where this worker's events and notifications go.
+    pub fn outlet(&self) -> Outlet<'_> {
+        Outlet { journal: &self.journal, echo: self.echo, notify: &self.config.notify }
     }
 
     fn repos(&self, service: &ServiceConfig) -> Repos {
@@ -166,7 +142,10 @@ impl Worker {
 
     /// Whether the service has unfinished jobs (or, with `notifications`, owed deliveries).
     pub fn has_work(&self, service: &str, notifications: bool) -> Result<bool, WorkError> {
-        Ok(self.jobs_of(service)?.iter().any(|j| !j.phase.is_final() || unsettled(j) || notifications && owes(j)))
+        Ok(self
+            .jobs_of(service)?
+            .iter()
+            .any(|j| !j.phase.is_final() || unsettled(j) || notifications && owes(&j.notifications)))
     }
 
     /// Processes every unfinished job of `service`, oldest first, holding its lock; with
@@ -205,19 +184,19 @@ impl Worker {
                 continue;
             }
             self.drive(service, &mut job)?;
-            pass.outcomes.push((job.id.clone(), job.phase));
+            pass.outcomes.push(JobOutcome { job: job.id.clone(), phase: job.phase });
         }
         // A job that reached its final phase but stopped before its event, summary and
         // notifications: settle it now (this run reports the outcome).
         for mut job in self.jobs_of(&service.name)?.into_iter().filter(unsettled) {
             self.finish(service, &self.repos(service), &mut job)?;
-            pass.outcomes.push((job.id.clone(), job.phase));
+            pass.outcomes.push(JobOutcome { job: job.id.clone(), phase: job.phase });
         }
         if notifications {
             for mut job in self.jobs_of(&service.name)? {
                 // Jobs finished in this pass have just tried; retry only older debts.
-                let fresh = pass.outcomes.iter().any(|(id, _)| *id == job.id);
-                if job.phase.is_final() && owes(&job) && !fresh {
+                let fresh = pass.outcomes.iter().any(|o| o.job == job.id);
+                if job.phase.is_final() && owes(&job.notifications) && !fresh {
                     self.deliver(service, &mut job)?;
                 }
             }
@@ -270,7 +249,7 @@ impl Worker {
     }
 
     fn pending(&self, service: &ServiceConfig, repos: &Repos, job: &mut Job) -> Result<(), WorkError> {
-        let known = ServiceState::load(&self.state_dir, &service.name);
+        let known = ServiceState::load(&self.state_dir, &service.name)?;
         if known.known_good.as_deref() == Some(job.to.as_str())
             && repos.checkout_head().as_deref() == Some(job.to.as_str())
         {
@@ -334,28 +313,19 @@ impl Worker {
     /// wait the whole time again), then moves to `next`.
     fn stabilize(&self, service: &ServiceConfig, job: &mut Job, next: Phase) -> Result<(), WorkError> {
         let total = service.stabilize.get();
-        let entered = job.timeline.iter().rev().find(|s| s.phase == job.phase.as_str()).map(|s| s.ts.clone());
-        let elapsed = entered.and_then(|ts| since(&ts)).unwrap_or_default();
-        let remaining = total.saturating_sub(elapsed);
+        let remaining = time_left(&job.timeline, job.phase.as_str(), total);
         if !remaining.is_zero() {
             std::thread::sleep(remaining / 2);
             crash::point("stabilize.sleeping");
             std::thread::sleep(remaining.saturating_sub(remaining / 2));
         }
-        let note = format!("waited {}", health::fmt_duration(total));
+        let note = format!("waited {}", bulwark_core::output::fmt_duration(total));
         self.enter(job, next, note)
     }
 
     fn check(service: &ServiceConfig, job: &mut Job, step: &str) -> health::Verdict {
-        let started = jobs::now_millis();
-        let verdict = health::check(&service.health, &service.checkout);
-        job.checks.push(HealthRecord {
-            step: step.to_owned(),
-            started,
-            finished: jobs::now_millis(),
-            healthy: verdict.healthy,
-            tries: verdict.tries.clone(),
-        });
+        let (verdict, record) = engine::check(service, step);
+        job.checks.push(record);
         verdict
     }
 
@@ -533,7 +503,8 @@ impl Worker {
         let mut last_error = String::new();
         for attempt in 0..MAX_PUSH_ATTEMPTS {
             if attempt > 0 {
-                std::thread::sleep(Duration::from_millis(100 << attempt.min(4)));
+                let ms = Duration::from_millis;
+                std::thread::sleep(bulwark_core::retry::backoff(ms(200), attempt, ms(1600)));
             }
             let tip = match repos.fetch().and_then(|tip| repos.ensure_objects(&[&job.from, &job.to]).map(|()| tip)) {
                 Ok(tip) => tip,
@@ -637,10 +608,7 @@ impl Worker {
 
     fn verify(&self, service: &ServiceConfig, repos: &Repos, job: &mut Job) -> Result<(), WorkError> {
         // The stabilize wait before verifying belongs to this phase (restarts wait the rest).
-        let total = service.stabilize.get();
-        let entered = job.timeline.iter().rev().find(|s| s.phase == "verify").map(|s| s.ts.clone());
-        let remaining = total.saturating_sub(entered.and_then(|ts| since(&ts)).unwrap_or_default());
-        std::thread::sleep(remaining);
+        std::thread::sleep(time_left(&job.timeline, "verify", service.stabilize.get()));
         let verdict = Self::check(service, job, "verify");
         if !verdict.healthy {
             let head = repos.checkout_head().unwrap_or_default();
@@ -705,17 +673,7 @@ impl Worker {
 
     /// Adds an owed delivery per target for `kind` (saved with the next phase change).
     fn owe(&self, job: &mut Job, kind: &str) {
-        if job.notifications.iter().any(|d| d.kind == kind) {
-            return;
-        }
-        for (target, config) in self.targets().iter().enumerate() {
-            let url = config.url.clone().unwrap_or_else(|| format!("${}", config.url_env.clone().unwrap_or_default()));
-            // Only the kind is lowercased: a variable name or URL path keeps its case.
-            let target_kind = format!("{:?}", config.kind).to_lowercase();
-            let label =
-                format!("{target_kind} {}", if url.starts_with('$') { url } else { bulwark_alert::redact(&url) });
-            job.notifications.push(Delivery { kind: kind.to_owned(), target, label, ..Delivery::default() });
-        }
+        self.outlet().owe(&mut job.notifications, kind);
     }
 
     /// After the final phase: the outcome event, the incident summary, then owed
@@ -743,60 +701,25 @@ impl Worker {
         self.deliver(service, job)
     }
 
-    /// Sends every owed notification of `job`, recording each attempt before it is made and
-    /// its result after; a failure is recorded and retried later, never undoing anything.
+    /// Sends every owed notification of `job` (see [`Outlet::deliver`]).
     pub fn deliver(&self, service: &ServiceConfig, job: &mut Job) -> Result<(), WorkError> {
         let repos = self.repos(service);
-        for index in 0..job.notifications.len() {
-            let delivery = job.notifications[index].clone();
-            if delivery.delivered.is_some() || delivery.attempts >= MAX_NOTIFY_ATTEMPTS {
-                continue;
-            }
-            crash::point("notify");
-            job.notifications[index].attempts += 1;
-            job.save(&self.state_dir)?;
-            let summary = job
-                .incident
-                .as_ref()
-                .and_then(|p| std::fs::read_to_string(p).ok())
-                .unwrap_or_else(|| report::incident_summary(job, &repos.remote, &repos.branch));
-            let message = report::message(&delivery.kind, job, &summary);
-            // The notifier journals what it sends; a target that cannot even be set up
-            // (gone from the config, `url_env` unset) is journaled here.
-            let unusable = |why: String| -> Result<Result<(), String>, WorkError> {
-                let fields = json!({
-                    "target": delivery.label,
-                    "about": delivery.kind,
-                    "attempts": job.notifications[index].attempts,
-                    "error": why,
-                });
-                self.emit("notify.failed", job, fields)?;
-                Ok(Err(why))
-            };
-            let result = match self.targets().get(delivery.target) {
-                None => unusable("this [[notify]] target is no longer configured".to_owned())?,
-                Some(target) => match Notifier::from_config(std::slice::from_ref(target)) {
-                    Err(e) => unusable(e.to_string())?,
-                    Ok(notifier) => {
-                        let sent = notifier.send(&message);
-                        match sent.failed.first() {
-                            None if !sent.delivered.is_empty() => Ok(()),
-                            None => Err("no target accepted the message".to_owned()),
-                            Some((_, why)) => Err(why.clone()),
-                        }
-                    }
-                },
-            };
-            match result {
-                Ok(()) => {
-                    job.notifications[index].delivered = Some(jobs::now_millis());
-                    job.notifications[index].last_error = None;
-                }
-                Err(e) => job.notifications[index].last_error = Some(e),
-            }
-            job.save(&self.state_dir)?;
-        }
-        Ok(())
+        let base = json!({"job": job.id, "service": job.service});
+        self.outlet().deliver(
+            job,
+            "notify",
+            &base,
+            |job| &mut job.notifications,
+            &mut |job| Ok(job.save(&self.state_dir)?),
+            |job, delivery| {
+                let summary = job
+                    .incident
+                    .as_ref()
+                    .and_then(|p| std::fs::read_to_string(p).ok())
+                    .unwrap_or_else(|| report::incident_summary(job, &repos.remote, &repos.branch));
+                report::message(&delivery.kind, job, &summary)
+            },
+        )
     }
 
     /// Runs the service's deploy command in its checkout, with its time limit. The child is
@@ -888,52 +811,28 @@ impl Worker {
             .next_back())
     }
 
-    fn fields(job: &Job, extra: Value) -> Value {
-        let mut fields = json!({"job": job.id, "service": job.service});
-        if let (Value::Object(map), Value::Object(extra)) = (&mut fields, extra) {
-            map.extend(extra);
-        }
-        fields
-    }
-
     fn emit(&self, kind: &str, job: &Job, extra: Value) -> Result<(), WorkError> {
-        let event = self.journal.append(kind, Self::fields(job, extra))?;
-        if self.echo {
-            println!("{}", event.to_line());
-        }
-        Ok(())
+        self.outlet().emit(kind, json!({"job": job.id, "service": job.service}), extra)
     }
 
-    /// Journals `kind` for this job unless it already was (a restart replays the phase).
-    ///
-    /// The job itself records what it journaled, so finding out never reads the journal: a
-    /// rollback costs the same with a million events as with ten. The intent (with the
-    /// journal's last id) is saved before the append and the kind after it; a worker that
-    /// stops in between looks only at the events written since.
+    /// Journals `kind` for this job unless it already was (see [`Outlet::emit_once`]).
     fn emit_once(&self, kind: &str, job: &mut Job, extra: Value) -> Result<(), WorkError> {
-        let is_this = |e: &bulwark_core::Event| e.kind == kind && e.str("job") == Some(job.id.as_str());
-        let Some(journaled) = &job.journaled else {
-            // A job written before jobs recorded their events: the journal decides.
-            let seen = self.journal.read_all()?.iter().any(is_this);
-            return if seen { Ok(()) } else { self.emit(kind, job, extra) };
-        };
-        if journaled.iter().any(|k| k == kind) {
-            return Ok(());
-        }
-        let pending = job.journaling.as_ref().filter(|p| p.kind == kind).map(|p| p.after);
-        let seen = match pending {
-            Some(after) => self.journal.read_since(after)?.iter().any(is_this),
-            None => false,
-        };
-        if !seen {
-            job.journaling = Some(PendingEvent { kind: kind.to_owned(), after: self.journal.last_id()? });
-            job.save(&self.state_dir)?;
-            self.emit(kind, job, extra)?;
-        }
-        job.journaled.get_or_insert_with(Vec::new).push(kind.to_owned());
-        job.journaling = None;
-        job.save(&self.state_dir)?;
-        Ok(())
+        let base = json!({"job": job.id, "service": job.service});
+        self.outlet().emit_once(kind, job, base, extra, &mut |job| Ok(job.save(&self.state_dir)?))
+    }
+}
+
+impl Journaled for Job {
+    fn mark(&mut self) -> &mut JournalMark {
+        &mut self.journal
+    }
+
+    fn is_mine(&self, event: &bulwark_core::Event) -> bool {
+        event.str("job") == Some(self.id.as_str())
+    }
+
+    fn journal_after(&self) -> Option<u64> {
+        None
     }
 }
 
@@ -952,73 +851,4 @@ fn not_on_remote(job: &Job, repos: &Repos, tip: &str) -> String {
 /// summary (the worker stopped right after saving the final phase).
 pub fn unsettled(job: &Job) -> bool {
     matches!(job.phase, Phase::RolledBack | Phase::Escalated) && job.incident.is_none()
-}
-
-/// Whether a finished job still owes a delivery that will be retried.
-pub fn owes(job: &Job) -> bool {
-    job.notifications.iter().any(|d| d.delivered.is_none() && d.attempts < MAX_NOTIFY_ATTEMPTS)
-}
-
-/// Time since an RFC 3339 timestamp.
-pub(crate) fn since(ts: &str) -> Option<Duration> {
-    let then: jiff::Timestamp = ts.parse().ok()?;
-    let ms = jiff::Timestamp::now().as_millisecond() - then.as_millisecond();
-    u64::try_from(ms).ok().map(Duration::from_millis)
-}
-
-/// Runs `argv` in `dir` with a time limit (the process group is killed at it) and records
-/// the run: exit code, truncated output, and why it did not succeed.
-pub(crate) fn run_step(argv: &bulwark_core::config::Argv, dir: &Path, timeout: Duration, step: &str) -> CommandRecord {
-    run_step_observed(argv, dir, timeout, step, &mut |_| {})
-}
-
-/// As [`run_step`], calling `on_spawn` with the child's pid before waiting on it.
-fn run_step_observed(
-    argv: &bulwark_core::config::Argv,
-    dir: &Path,
-    timeout: Duration,
-    step: &str,
-    on_spawn: &mut dyn FnMut(u32),
-) -> CommandRecord {
-    let mut cmd = argv.command();
-    cmd.current_dir(dir);
-    let opts = RunOptions { timeout: Some(timeout), capture_limit: 16 * 1024, ..RunOptions::default() };
-    let started = jobs::now_millis();
-    let begun = Instant::now();
-    let result = process::run_observed(&mut cmd, &opts, on_spawn);
-    let mut record = CommandRecord {
-        step: step.to_owned(),
-        started,
-        finished: Some(jobs::now_millis()),
-        ..CommandRecord::default()
-    };
-    let keep = |s: &str| s.chars().take(KEPT_OUTPUT).collect::<String>();
-    match result {
-        Ok(out) => {
-            record.code = out.status.code();
-            record.stdout = keep(&out.stdout_str());
-            record.stderr = keep(&out.stderr_str());
-            if !out.status.success() {
-                let tail = out.stderr_str().lines().rev().find(|l| !l.trim().is_empty()).unwrap_or_default().to_owned();
-                record.error = Some(format!(
-                    "`{}` exited with {}{}",
-                    process::describe(&cmd),
-                    out.status,
-                    if tail.is_empty() { String::new() } else { format!(": {tail}") }
-                ));
-            }
-        }
-        Err(ProcessError::TimedOut { command, after, stdout, stderr }) => {
-            record.timed_out = true;
-            record.stdout = keep(&stdout);
-            record.stderr = keep(&stderr);
-            record.error = Some(format!(
-                "`{command}` did not finish within {} and was killed (after {})",
-                health::fmt_duration(after),
-                health::fmt_duration(begun.elapsed())
-            ));
-        }
-        Err(e) => record.error = Some(e.to_string()),
-    }
-    record
 }

@@ -213,7 +213,6 @@ impl Repos {
         let first_parent = parents.split_whitespace().next().unwrap_or_default();
         let is_merge_of_from = parents.split_whitespace().count() > 1 && first_parent == from;
         let count = git.stdout(["rev-list", "--count", "--end-of-options", &format!("{from}..{to}")])?;
-        let short = |c: &str| c.chars().take(12).collect::<String>();
         let title = if is_merge_of_from {
             format!("Revert \"{subject}\"")
         } else {
@@ -351,11 +350,7 @@ impl ScratchGit {
     }
 }
 
-/// A short commit id for messages (the whole string when it is short or not plain ASCII:
-/// never panics on what a job file holds).
-pub fn short(commit: &str) -> &str {
-    commit.get(..12).unwrap_or(commit)
-}
+pub use bulwark_core::git::short_oid as short;
 
 #[cfg(test)]
 mod tests {

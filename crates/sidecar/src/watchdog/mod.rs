@@ -15,19 +15,21 @@
 //! before each action, so a restarted daemon neither forgets the cap nor notifies twice.
 
 use std::fmt::Write as _;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::Duration;
 
-use bulwark_alert::{Message, Notifier};
+use bulwark_alert::Message;
 use bulwark_core::config::{ServiceConfig, WatchConfig};
-use bulwark_core::jobs::{self, CommandRecord, Delivery, HealthRecord, ServiceLock, Step};
+use bulwark_core::jobs::{self, CommandRecord, Delivery, HealthRecord, JournalMark, ServiceLock, Step};
 use bulwark_core::state;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
 use crate::crash;
-use crate::health::{self, fmt_duration};
-use crate::worker::{MAX_NOTIFY_ATTEMPTS, WorkError, Worker, run_step, since};
+use crate::engine::{Journaled, ServiceFile, check, owes, since, time_left};
+use crate::engine::{WorkError, run_step};
+use crate::rollback::Worker;
+use bulwark_core::output::fmt_duration;
 
 /// The reason a cap escalation gives.
 pub const CAP_REACHED: &str = "restart cap reached";
@@ -87,6 +89,24 @@ pub struct Incident {
     /// replay looks at those only, never at the whole journal (`None`: an older record).
     #[serde(default)]
     pub journal_after: Option<u64>,
+    /// What this incident journaled (without it, an older record: its events are found
+    /// after `journal_after`).
+    #[serde(flatten)]
+    pub journal: JournalMark,
+}
+
+impl Journaled for Incident {
+    fn mark(&mut self) -> &mut JournalMark {
+        &mut self.journal
+    }
+
+    fn is_mine(&self, event: &bulwark_core::Event) -> bool {
+        event.str("incident") == Some(self.id.as_str())
+    }
+
+    fn journal_after(&self) -> Option<u64> {
+        self.journal_after
+    }
 }
 
 /// What the watchdog remembers about one service.
@@ -107,34 +127,13 @@ pub struct WatchState {
     pub owed: Vec<Incident>,
 }
 
+/// Saved before each action: a restarted daemon neither forgets the cap nor notifies twice.
+impl ServiceFile for WatchState {
+    const DIR: &'static str = "watch";
+    const WHAT: &'static str = "watchdog state file";
+}
+
 impl WatchState {
-    pub fn path(state_dir: &Path, service: &str) -> PathBuf {
-        jobs::sidecar_dir(state_dir).join("watch").join(format!("{service}.json"))
-    }
-
-    /// The saved state; a missing file is a fresh start, an unreadable one an error (the
-    /// cap must not be forgotten silently).
-    pub fn load(state_dir: &Path, service: &str) -> Result<WatchState, WorkError> {
-        let path = Self::path(state_dir, service);
-        match std::fs::read(&path) {
-            Ok(bytes) => serde_json::from_slice(&bytes).map_err(|e| WorkError::Watch {
-                path: path.clone(),
-                message: format!("is not a watchdog state file ({e}); move it away to start afresh"),
-            }),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(WatchState::default()),
-            Err(e) => Err(WorkError::Watch { path, message: e.to_string() }),
-        }
-    }
-
-    fn save(&self, state_dir: &Path, service: &str) -> Result<(), WorkError> {
-        let path = Self::path(state_dir, service);
-        if let Some(dir) = path.parent() {
-            state::ensure_private_dir(dir)?;
-        }
-        state::write_json_atomic(&path, self)?;
-        Ok(())
-    }
-
     /// Restarts started within the last `window`.
     pub fn restarts_within(&self, window: Duration) -> usize {
         self.restarts.iter().filter(|ts| since(ts).is_none_or(|age| age < window)).count()
@@ -324,6 +323,7 @@ pub fn round(worker: &Worker, service: &ServiceConfig, watch: &WatchConfig) -> R
         summary: None,
         notifications: Vec::new(),
         journal_after: Some(worker.journal.last_id()?),
+        journal: JournalMark::new(),
     };
     if !room {
         st.capped_at = Some(jobs::now_millis());
@@ -335,20 +335,6 @@ pub fn round(worker: &Worker, service: &ServiceConfig, watch: &WatchConfig) -> R
         return watchdog.finish(&mut st, incident);
     }
     watchdog.drive(&mut st, incident)
-}
-
-/// Runs the service's health check; returns the verdict and its record for the incident.
-fn check(service: &ServiceConfig, step: &str) -> (health::Verdict, HealthRecord) {
-    let started = jobs::now_millis();
-    let verdict = health::check(&service.health, &service.checkout);
-    let record = HealthRecord {
-        step: step.to_owned(),
-        started,
-        finished: jobs::now_millis(),
-        healthy: verdict.healthy,
-        tries: verdict.tries.clone(),
-    };
-    (verdict, record)
 }
 
 struct Watchdog<'a> {
@@ -392,6 +378,7 @@ impl Watchdog<'_> {
     fn restart(&self, st: &mut WatchState, incident: &mut Incident) -> Result<(), WorkError> {
         if incident.restart_runs > 0 {
             self.emit_once(
+                st,
                 "watch.restarted",
                 incident,
                 json!({
@@ -438,9 +425,7 @@ impl Watchdog<'_> {
     /// Waits what is left of `wait` (a restarted daemon does not wait it all again), checks.
     fn recheck(&self, st: &mut WatchState, incident: &mut Incident) -> Result<(), WorkError> {
         let total = self.watch.wait.get();
-        let entered = incident.timeline.iter().rev().find(|s| s.phase == "wait").map(|s| s.ts.clone());
-        let remaining = total.saturating_sub(entered.and_then(|ts| since(&ts)).unwrap_or_default());
-        std::thread::sleep(remaining);
+        std::thread::sleep(time_left(&incident.timeline, "wait", total));
         let (verdict, checked) = check(self.service, "re-check");
         incident.checks.push(checked);
         if verdict.healthy {
@@ -475,7 +460,7 @@ impl Watchdog<'_> {
                 "restarts": incident.restart_runs,
             })
         };
-        self.emit_once(&kind, &incident, fields)?;
+        self.emit_once(st, &kind, &mut incident, fields)?;
         if incident.summary.is_none() {
             let path = self.worker.state_dir.join("incidents").join(format!("{}.md", incident.id));
             if let Some(dir) = path.parent() {
@@ -483,17 +468,7 @@ impl Watchdog<'_> {
             }
             state::write_atomic(&path, summary(&incident, self.service, self.watch).as_bytes())?;
             incident.summary = Some(path);
-            for (target, config) in self.worker.config.notify.iter().enumerate() {
-                let url =
-                    config.url.clone().unwrap_or_else(|| format!("${}", config.url_env.clone().unwrap_or_default()));
-                let label = format!(
-                    "{:?} {}",
-                    config.kind,
-                    if url.starts_with('$') { url } else { bulwark_alert::redact(&url) }
-                )
-                .to_lowercase();
-                incident.notifications.push(Delivery { kind: kind.clone(), target, label, ..Delivery::default() });
-            }
+            self.worker.outlet().owe(&mut incident.notifications, &kind);
             self.save(st, &incident)?;
         }
         // Closed: from here on only its deliveries are left (retried by later rounds).
@@ -507,81 +482,51 @@ impl Watchdog<'_> {
         })
     }
 
-    /// Sends every owed notification, recording each attempt before it is made and its
-    /// result after; incidents with nothing left to send are dropped from the state.
+    /// Sends every owed notification (see [`engine::Outlet::deliver`]); incidents with
+    /// nothing left to send are dropped from the state.
     fn deliver_owed(&self, st: &mut WatchState) -> Result<(), WorkError> {
+        let (state_dir, name) = (&self.worker.state_dir, &self.service.name);
         for i in 0..st.owed.len() {
-            for d in 0..st.owed[i].notifications.len() {
-                let delivery = st.owed[i].notifications[d].clone();
-                if delivery.delivered.is_some() || delivery.attempts >= MAX_NOTIFY_ATTEMPTS {
-                    continue;
-                }
-                crash::point("watch.notify");
-                st.owed[i].notifications[d].attempts += 1;
-                st.save(&self.worker.state_dir, &self.service.name)?;
-                let incident = &st.owed[i];
-                let text = incident
-                    .summary
-                    .as_ref()
-                    .and_then(|p| std::fs::read_to_string(p).ok())
-                    .unwrap_or_else(|| summary(incident, self.service, self.watch));
-                let result = match self.worker.config.notify.get(delivery.target) {
-                    None => Err("this [[notify]] target is no longer configured".to_owned()),
-                    Some(target) => match Notifier::from_config(std::slice::from_ref(target)) {
-                        Err(e) => Err(e.to_string()),
-                        Ok(notifier) => {
-                            let sent = notifier.with_journal(self.worker.journal.clone()).send(&message(
-                                &delivery.kind,
-                                incident,
-                                &text,
-                            ));
-                            match sent.failed.first() {
-                                None if !sent.delivered.is_empty() => Ok(()),
-                                None => Err("no target accepted the message".to_owned()),
-                                Some((_, why)) => Err(why.clone()),
-                            }
-                        }
-                    },
-                };
-                let slot = &mut st.owed[i].notifications[d];
-                match result {
-                    Ok(()) => {
-                        slot.delivered = Some(jobs::now_millis());
-                        slot.last_error = None;
-                    }
-                    Err(e) => slot.last_error = Some(e),
-                }
-                st.save(&self.worker.state_dir, &self.service.name)?;
-            }
+            let base = json!({"service": name, "incident": st.owed[i].id});
+            self.worker.outlet().deliver(
+                st,
+                "watch.notify",
+                &base,
+                |st| &mut st.owed[i].notifications,
+                &mut |st| st.save(state_dir, name),
+                |st, delivery| {
+                    let incident = &st.owed[i];
+                    let text = incident
+                        .summary
+                        .as_ref()
+                        .and_then(|p| std::fs::read_to_string(p).ok())
+                        .unwrap_or_else(|| summary(incident, self.service, self.watch));
+                    message(&delivery.kind, incident, &text)
+                },
+            )?;
         }
         let before = st.owed.len();
-        st.owed.retain(|i| i.notifications.iter().any(|d| d.delivered.is_none() && d.attempts < MAX_NOTIFY_ATTEMPTS));
+        st.owed.retain(|i| owes(&i.notifications));
         if st.owed.len() != before {
-            st.save(&self.worker.state_dir, &self.service.name)?;
+            st.save(state_dir, name)?;
         }
         Ok(())
     }
 
     /// Journals `kind` for `incident` unless it already was (a resumed incident replays).
-    fn emit_once(&self, kind: &str, incident: &Incident, extra: Value) -> Result<(), WorkError> {
-        let events = match incident.journal_after {
-            Some(after) => self.worker.journal.read_since(after)?,
-            None => self.worker.journal.read_all()?,
-        };
-        let seen = events.iter().any(|e| e.kind == kind && e.str("incident") == Some(incident.id.as_str()));
-        if seen { Ok(()) } else { self.emit(kind, extra) }
+    fn emit_once(
+        &self,
+        st: &mut WatchState,
+        kind: &str,
+        incident: &mut Incident,
+        extra: Value,
+    ) -> Result<(), WorkError> {
+        let base = json!({"service": self.service.name});
+        self.worker.outlet().emit_once(kind, incident, base, extra, &mut |incident| self.save(st, incident))
     }
 
     fn emit(&self, kind: &str, extra: Value) -> Result<(), WorkError> {
-        let mut fields = json!({"service": self.service.name});
-        if let (Value::Object(map), Value::Object(extra)) = (&mut fields, extra) {
-            map.extend(extra);
-        }
-        let event = self.worker.journal.append(kind, fields)?;
-        if self.worker.echo {
-            println!("{}", event.to_line());
-        }
-        Ok(())
+        self.worker.outlet().emit(kind, json!({"service": self.service.name}), extra)
     }
 }
 
@@ -708,7 +653,7 @@ url = "http://127.0.0.1:9/health"
 restart = ["systemctl", "restart", "web"]
 max_restarts = 2
 "#;
-        let config = bulwark_core::Config::parse(text, Path::new("test.toml")).unwrap();
+        let config = bulwark_core::Config::parse(text, std::path::Path::new("test.toml")).unwrap();
         let service = config.services[0].clone();
         let watch = service.watch.clone().unwrap();
         (service, watch)
@@ -735,6 +680,7 @@ max_restarts = 2
             summary: None,
             notifications: Vec::new(),
             journal_after: None,
+            journal: JournalMark::default(),
         }
     }
 

@@ -8,7 +8,7 @@ use bulwark_alert::Message;
 use bulwark_core::jobs::{Job, Phase};
 use serde_json::json;
 
-use crate::gitops::short;
+use super::gitops::short;
 
 /// The notification kind for a job's outcome, if it is one people are told about.
 pub fn outcome_kind(job: &Job, recovered: bool) -> Option<&'static str> {
