@@ -771,7 +771,7 @@ impl Worker {
                 Some(target) => match Notifier::from_config(std::slice::from_ref(target)) {
                     Err(e) => unusable(e.to_string())?,
                     Ok(notifier) => {
-                        let sent = notifier.send(&message);
+                        let sent = notifier.with_echo(self.echo).send(&message);
                         match sent.failed.first() {
                             None if !sent.delivered.is_empty() => Ok(()),
                             None => Err("no target accepted the message".to_owned()),

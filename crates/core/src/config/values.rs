@@ -144,3 +144,22 @@ impl<'de> Deserialize<'de> for BranchPattern {
         BranchPattern::new(&text).map_err(de::Error::custom)
     }
 }
+
+// Written back as they are read, for `bulwark config check --json`.
+impl serde::Serialize for Duration {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_str(self)
+    }
+}
+
+impl serde::Serialize for Argv {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        self.0.serialize(serializer)
+    }
+}
+
+impl serde::Serialize for BranchPattern {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(&self.source)
+    }
+}
