@@ -201,3 +201,148 @@ fn config_check_refuses_what_would_fail_at_3_am() {
         .assert_stderr_contains("key `service[0].checkout`")
         .assert_stderr_contains("must be an absolute path");
 }
+
+/// `bulwark install` says so when the `bulwark-hook` it bakes into the hooks lives in a cargo
+/// target directory or the temporary directory (gone after `cargo clean` or a reboot, and
+/// then every hook fails closed); not for a stable path, and not for a repository that is
+/// itself in the temporary directory (tests, the demo).
+#[test]
+fn install_warns_when_the_hook_binary_lives_in_a_build_or_temporary_directory() {
+    let env = TestEnv::new();
+    let (_, clone) = env.remote_and_clone();
+    // This test's repositories live in the temporary directory: point TMPDIR elsewhere so
+    // the clone counts as a lasting one.
+    let tmp = env.path("tmp");
+    let stable = env.path("opt/bin");
+    std::fs::create_dir_all(&tmp).unwrap();
+    std::fs::create_dir_all(&stable).unwrap();
+    let hook = bulwark_testutil::bin("bulwark-hook");
+    std::fs::copy(&hook, tmp.join("bulwark-hook")).unwrap();
+    std::fs::copy(&hook, stable.join("bulwark-hook")).unwrap();
+    let install = |binary: &std::path::Path, tmpdir: &std::path::Path| {
+        let mut cmd = env.bin_command("bulwark");
+        cmd.env("TMPDIR", tmpdir)
+            .args(["install", "--role", "dev", "--repo"])
+            .arg(&clone)
+            .arg("--hook-binary")
+            .arg(binary);
+        run(&mut cmd)
+    };
+
+    let out = install(&hook, &tmp);
+    out.assert_code(0)
+        .assert_stderr_contains("warning: the hooks will run")
+        .assert_stderr_contains("in a cargo target directory");
+    out.assert_stderr_contains("hint: install the binaries somewhere stable first");
+    let out = install(&tmp.join("bulwark-hook"), &tmp);
+    out.assert_code(0).assert_stderr_contains("in the temporary directory");
+    let out = install(&stable.join("bulwark-hook"), &tmp);
+    out.assert_code(0);
+    assert!(!out.stderr.contains("warning"), "{}", out.stderr);
+    // A repository in the temporary directory may use a throw-away binary.
+    let out = install(&hook, env.root().parent().unwrap());
+    out.assert_code(0);
+    assert!(!out.stderr.contains("warning"), "{}", out.stderr);
+}
+
+/// `bulwark config check` shows the configuration in effect, every setting resolved, with
+/// where it came from, and secrets redacted; `--json` says the same.
+#[test]
+fn config_check_shows_the_effective_configuration_and_where_each_part_came_from() {
+    let env = TestEnv::new();
+    let (_, clone) = env.remote_and_clone();
+    let token = "T0kenSecretValue1234567890";
+    let config = env.write_config(
+        "etc/bulwark.toml",
+        &format!(
+            "[protect]\npatterns = [\"release/.*\"]\nrole = \"production\"\n\n[drift]\nroots = [\"/srv\"]\n\n\
+             [[service]]\nname = \"web\"\ncheckout = \"/srv/web\"\ndeploy = [\"systemctl\", \"restart\", \"web\"]\n\
+             [service.health]\nurl = \"http://probe:{token}@127.0.0.1:9/health\"\n\n\
+             [[notify]]\nkind = \"discord\"\nurl = \"https://discord.example/api/webhooks/42/{token}\"\n"
+        ),
+    );
+    let file = config.display().to_string();
+    let out = env.bulwark(&clone, &["config", "check", "--config", &file]);
+    out.assert_code(0);
+    assert!(!out.stdout.contains(token), "a secret was printed:\n{}", out.stdout);
+    for line in [
+        format!("ok: {file} (found by --config)"),
+        format!("role: production (from [protect] role in {file})"),
+        "[protect]".to_owned(),
+        "  branches = [\"main\",\"master\"]  # default".to_owned(),
+        "  patterns = [\"release/.*\"]".to_owned(),
+        "[server]".to_owned(),
+        "  allow = []  # default".to_owned(),
+        "[drift]".to_owned(),
+        "  roots = [\"/srv\"]".to_owned(),
+        "  remote = \"origin\"  # default".to_owned(),
+        "[[service]]".to_owned(),
+        "  name = \"web\"".to_owned(),
+        "  deploy = [\"systemctl\",\"restart\",\"web\"]".to_owned(),
+        "  stabilize = \"1m\"  # default".to_owned(),
+        "  health.kind = \"http\"  # default".to_owned(),
+        "  watch = (none)  # default".to_owned(),
+        "[[notify]]".to_owned(),
+        "  url = \"https://discord.example/***\"".to_owned(),
+        "  attempts = 4  # default".to_owned(),
+    ] {
+        assert!(out.stdout.lines().any(|l| l == line), "no line {line:?} in:\n{}", out.stdout);
+    }
+    let health = out.stdout.lines().find(|l| l.starts_with("  health.url = ")).unwrap();
+    assert!(health.contains("127.0.0.1:9/health") && !health.contains("# default"), "{health}");
+
+    let out = env.bulwark(&clone, &["config", "check", "--config", &file, "--json"]);
+    out.assert_code(0);
+    assert!(!out.stdout.contains(token), "a secret was printed:\n{}", out.stdout);
+    let json: serde_json::Value = serde_json::from_str(&out.stdout).unwrap();
+    assert_eq!(json["file"], file.as_str());
+    assert_eq!(json["found_by"], "--config");
+    assert_eq!(json["role"]["value"], "production");
+    assert_eq!(json["protect"]["patterns"], serde_json::json!({"value": ["release/.*"], "from": file}));
+    assert_eq!(json["protect"]["branches"], serde_json::json!({"value": ["main", "master"], "from": "default"}));
+    assert_eq!(json["drift"]["fetch_timeout"], serde_json::json!({"value": "30s", "from": "default"}));
+    assert_eq!(json["services"][0]["health.attempts"], serde_json::json!({"value": 3, "from": "default"}));
+    assert_eq!(json["services"][0]["checkout"]["from"], file.as_str());
+    assert_eq!(json["notify"][0]["url"]["value"], "https://discord.example/***");
+
+    // No file: the defaults, the role from the install record, and where it looked.
+    env.bulwark(&clone, &["install", "--role", "dev"]).assert_code(0);
+    let out = env.bulwark(&clone, &["config", "check"]);
+    out.assert_code(0).assert_stdout_contains("ok: no config file found (");
+    out.assert_stdout_contains(".git/bulwark.toml, /etc/bulwark/bulwark.toml do not exist); built-in defaults apply");
+    out.assert_stdout_contains("role: dev (from the install record ").assert_stdout_contains("services: none");
+}
+
+/// A config error's hint names the command that checks that very file, whichever program
+/// hit it; a missing file is told to be created; a missing `[service.health]` is named as
+/// such, with its line.
+#[test]
+fn config_error_hints_name_the_command_that_checks_the_file() {
+    let env = TestEnv::new();
+    let bad = env.write_config("etc/bad.toml", "[drift]\nroots = \"/srv\"\n");
+    let file = bad.display().to_string();
+    let out = run(env.bin_command("bulwark-sidecar").arg("--config").arg(&bad).arg("status"));
+    out.assert_code(2).assert_stderr_contains(&format!("{file}:2:"));
+    out.assert_stderr_contains(&format!(
+        "hint: fix the file, then check it with `bulwark config check --config {file}`"
+    ));
+    // The command the hint names reports the same error.
+    let check = env.bulwark(env.root(), &["config", "check", "--config", &file]);
+    check.assert_code(2).assert_stderr_contains(&format!("{file}:2:"));
+
+    let missing = env.path("etc/nowhere.toml");
+    let out = run(env.bin_command("bulwark-drift").arg("--config").arg(&missing).args(["scan", "/"]));
+    out.assert_code(2).assert_stderr_contains(&format!("hint: create {}", missing.display()));
+    assert!(!out.stderr.contains("config check"), "{}", out.stderr);
+
+    let no_health = env.write_config(
+        "etc/no-health.toml",
+        "[drift]\nroots = [\"/srv\"]\n\n[[service]]\nname = \"web\"\ncheckout = \"/srv/web\"\ndeploy = [\"true\"]\n",
+    );
+    let out = env.bulwark(env.root(), &["config", "check", "--config", no_health.to_str().unwrap()]);
+    out.assert_code(2).assert_stderr_contains(&format!(
+        "{}:4:1: key `service[0]`: missing the `[service.health]` section",
+        no_health.display()
+    ));
+    assert!(!out.stderr.contains("`url`"), "{}", out.stderr);
+}

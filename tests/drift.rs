@@ -652,6 +652,26 @@ fn install_script_puts_binaries_and_units_in_place() {
         "{service}"
     );
     assert!(service.contains("Type=oneshot"));
+    // Every unit's Documentation= names what was installed, and the closing lines name both units.
+    for unit in ["bulwark-drift.service", "bulwark-sidecar.service"] {
+        let text = std::fs::read_to_string(units.join(unit)).unwrap();
+        let docs = text.lines().find_map(|l| l.strip_prefix("Documentation=")).unwrap_or_else(|| panic!("{text}"));
+        for doc in docs.split_whitespace() {
+            let path = match (doc.strip_prefix("file:"), doc.strip_prefix("man:")) {
+                (Some(file), _) => PathBuf::from(file),
+                (_, Some(page)) => prefix.join("share/man/man1").join(page.replace("(1)", ".1")),
+                _ => panic!("{unit}: {doc} is neither an installed file nor a man page"),
+            };
+            assert!(path.starts_with(&prefix) && path.is_file(), "{unit}: {doc} -> {} not installed", path.display());
+        }
+    }
+    assert!(
+        out.stdout.lines().any(|l| l.starts_with("next: systemctl enable --now")
+            && l.contains("bulwark-drift.timer")
+            && l.contains("bulwark-sidecar.service")),
+        "{}",
+        out.stdout
+    );
     let timer = std::fs::read_to_string(units.join("bulwark-drift.timer")).unwrap();
     for want in ["OnCalendar=hourly", "Persistent=true", "RandomizedDelaySec="] {
         assert!(timer.contains(want), "{want} missing:\n{timer}");

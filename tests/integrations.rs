@@ -75,3 +75,69 @@ fn completions_and_man_pages_come_from_the_clap_definitions() {
     assert!(dir.join("bulwark.1").is_file());
     assert!(dir.join("bulwark-install.1").is_file());
 }
+
+/// Every one of the five programs has completions and man pages, generated from the clap
+/// definition it parses with, and they name its subcommands; `bulwark --help` lists the
+/// external commands, and the main page has a real DESCRIPTION.
+#[test]
+fn completions_and_man_pages_exist_for_all_five_programs() {
+    let env = TestEnv::new();
+    // Each program: its subcommands (the hook's are the git hooks it serves).
+    let programs: [(&str, &[&str]); 5] = [
+        ("bulwark", &["install", "status", "config", "demo"]),
+        ("bulwark-hook", &["pre-commit", "reference-transaction", "pre-receive"]),
+        ("bulwark-verify-push", &["check", "command-timeout"]),
+        ("bulwark-drift", &["scan", "watch"]),
+        ("bulwark-sidecar", &["enqueue", "once", "run", "status", "watch-once"]),
+    ];
+    let comp = env.path("completions");
+    let man = env.path("man");
+    env.bulwark(env.root(), &["completions", "bash", "--dir", comp.to_str().unwrap()]).assert_code(0);
+    env.bulwark(env.root(), &["completions", "zsh", "--dir", comp.to_str().unwrap()]).assert_code(0);
+    env.bulwark(env.root(), &["completions", "fish", "--dir", comp.to_str().unwrap()]).assert_code(0);
+    env.bulwark(env.root(), &["man", "--dir", man.to_str().unwrap()]).assert_code(0);
+    for (program, subcommands) in programs {
+        for file in [program.to_owned(), format!("_{program}"), format!("{program}.fish")] {
+            let text = std::fs::read_to_string(comp.join(&file)).unwrap_or_else(|e| panic!("{file}: {e}"));
+            // clap_complete's fish script completes options, not a positional's values.
+            if file == "bulwark-hook.fish" {
+                assert!(text.contains("-l config"), "{text}");
+                continue;
+            }
+            for sub in subcommands {
+                assert!(text.contains(sub), "completions {file} lack `{sub}`");
+            }
+        }
+        let page = std::fs::read_to_string(man.join(format!("{program}.1"))).unwrap();
+        assert!(page.contains(&format!(".TH {program} 1")), "{page}");
+        let printed = env.bulwark(env.root(), &["man", program]);
+        printed.assert_code(0);
+        assert_eq!(printed.stdout, page, "`bulwark man {program}` prints the page --dir writes");
+        for sub in subcommands {
+            assert!(page.contains(&sub.replace('-', "\\-")), "man page of {program} lacks `{sub}`");
+        }
+        let out = env.bulwark(env.root(), &["completions", "bash", program]);
+        out.assert_code(0).assert_stdout_contains(subcommands[0]);
+    }
+    for page in
+        ["bulwark-sidecar-enqueue", "bulwark-sidecar-watch-once", "bulwark-drift-scan", "bulwark-verify-push-check"]
+    {
+        assert!(man.join(format!("{page}.1")).is_file(), "{page}.1 missing");
+    }
+    // `bulwark drift <TAB>` completes what bulwark-drift takes.
+    let bash = std::fs::read_to_string(comp.join("bulwark")).unwrap();
+    for word in ["drift", "sidecar", "verify-push", "hook", "watch-once"] {
+        assert!(bash.contains(word), "bulwark's completions lack `{word}`");
+    }
+    // `bulwark --help` lists the external commands; the page describes bulwark in prose.
+    let help = env.bulwark(env.root(), &["--help"]);
+    help.assert_code(0).assert_stdout_contains("External commands");
+    for name in ["drift", "sidecar", "verify-push", "hook"] {
+        assert!(help.stdout.lines().any(|l| l.trim_start().starts_with(&format!("{name} "))), "{}", help.stdout);
+    }
+    let page = std::fs::read_to_string(man.join("bulwark.1")).unwrap();
+    let description = page.split(".SH DESCRIPTION").nth(1).unwrap().split(".SH ").next().unwrap();
+    for needed in ["front door", "bulwark\\-sidecar", "/etc/bulwark/bulwark.toml", "Exit codes"] {
+        assert!(description.contains(needed), "DESCRIPTION lacks {needed}:\n{description}");
+    }
+}

@@ -242,8 +242,9 @@ fn a_bad_merge_is_reverted_pushed_redeployed_verified_and_notified() {
     let out = fx.once();
     out.assert_code(1);
     let revert = assert_rolled_back(&fx, &from, &to, &id);
-    // One plain line per event on stdout.
+    // One plain line per event on stdout, the notification's delivery included.
     out.assert_stdout_contains("rollback.complete");
+    assert!(out.stdout.lines().any(|l| l.contains(" notify.sent ") && l.contains("about=rollback")), "{}", out.stdout);
 
     let message = fx.env.git(&fx.remote, &["log", "-1", "--format=%B", "main"]);
     assert!(message.starts_with("Revert \"Merge branch 'feature'\""), "{message}");
@@ -307,6 +308,22 @@ fn a_bad_fast_forward_range_of_three_commits_is_undone_by_one_revert() {
     assert_rolled_back(&fx, &from, &to, &id);
     let message = fx.env.git(&fx.remote, &["log", "-1", "--format=%B", "main"]);
     assert!(message.contains("(3 commits"), "{message}");
+    assert!(message.contains(&format!("Bulwark-Revert-Range: {from}..{to}")), "{message}");
+}
+
+/// A fast-forward of one commit is reverted as git reverts a commit: `Revert "<subject>"`,
+/// never "(1 commits, ...)".
+#[test]
+fn a_bad_fast_forward_of_one_commit_reads_as_a_plain_revert() {
+    let fx = Fixture::new();
+    fx.env.commit_file(&fx.dev, "status", "broken\n", "breaks it");
+    fx.env.git(&fx.dev, &["push", "-q", "origin", "main"]);
+    let (from, to, id) = fx.pull_and_enqueue();
+    fx.once().assert_code(1);
+    assert_rolled_back(&fx, &from, &to, &id);
+    let message = fx.env.git(&fx.remote, &["log", "-1", "--format=%B", "main"]);
+    assert!(message.starts_with("Revert \"breaks it\"\n\nThis reverts commit "), "{message}");
+    assert!(!message.contains("commits"), "{message}");
     assert!(message.contains(&format!("Bulwark-Revert-Range: {from}..{to}")), "{message}");
 }
 

@@ -126,6 +126,9 @@ pub struct Notifier {
     policy: RetryPolicy,
     /// Where `notify.sent`/`notify.failed` go; `None` resolves the default journal at send.
     journal: Option<Journal>,
+    /// Also print each `notify.sent`/`notify.failed` event as a plain line on stdout (the
+    /// sidecar's run log: one line per event).
+    echo: bool,
 }
 
 impl Notifier {
@@ -167,13 +170,20 @@ impl Notifier {
                 attempts: cfg.attempts,
             });
         }
-        Ok(Self { targets: resolved, policy: RetryPolicy::default(), journal: None })
+        Ok(Self { targets: resolved, policy: RetryPolicy::default(), journal: None, echo: false })
     }
 
     /// Journals into `journal` instead of the default state directory's.
     #[must_use]
     pub fn with_journal(mut self, journal: Journal) -> Self {
         self.journal = Some(journal);
+        self
+    }
+
+    /// Prints each journaled outcome as a plain line on stdout too (a daemon's run log).
+    #[must_use]
+    pub fn with_echo(mut self, echo: bool) -> Self {
+        self.echo = echo;
         self
     }
 
@@ -225,11 +235,11 @@ impl Notifier {
                 ),
             };
             match &journal {
-                Ok(journal) => {
-                    if let Err(e) = journal.append(kind, fields) {
-                        eprintln!("warning: cannot journal {kind} for {label}: {e}");
-                    }
-                }
+                Ok(journal) => match journal.append(kind, fields) {
+                    Ok(event) if self.echo => println!("{}", event.to_line()),
+                    Ok(_) => {}
+                    Err(e) => eprintln!("warning: cannot journal {kind} for {label}: {e}"),
+                },
                 Err(e) => eprintln!("warning: cannot journal {kind} for {label}: {e}"),
             }
             match outcome {

@@ -233,6 +233,7 @@ pub fn install(args: &InstallArgs, config: Option<&Path>) -> Result<ExitCode, Cl
         refuse_shared_hooks_dir(&repo, &args.repo)?;
     }
     let binary = locate_hook_binary(args.hook_binary.as_deref())?;
+    crate::transient::warn_if_transient(&binary, &repo.common_dir);
     let remote = if args.role == Role::Production { Some(pin_remote(&repo, config)?) } else { None };
     let previous = Manifest::load(&repo.common_dir).map_err(|e| CliError::operational(e.to_string()))?;
     let hooks_dir = match &args.hooks_dir {

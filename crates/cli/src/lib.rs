@@ -13,6 +13,7 @@ mod identity;
 mod install;
 mod repo;
 mod status;
+mod transient;
 
 use std::ffi::OsString;
 use std::path::PathBuf;
@@ -22,9 +23,38 @@ use bulwark_core::CliError;
 use bulwark_core::config::Role;
 use clap::{Parser, Subcommand};
 
+/// The external commands `bulwark X ...` runs (`bulwark-X ...`), shown by `bulwark --help`.
+const EXTERNAL_HELP: &str = "\
+External commands (`bulwark X ...` runs `bulwark-X ...`, found beside bulwark or on PATH):
+  drift        Find hand edits, stray commits, stashes and tampered hooks on production checkouts
+  sidecar      Deploy, check health, and roll a bad change back (revert, push, redeploy, notify)
+  verify-push  Prove that a command's \"pushed, done\" really moved the remote branch
+  hook         The git hook entry point: what the hooks `bulwark install` writes run
+
+Each has its own --help and man page (`man bulwark-drift`).";
+
 /// bulwark keeps `main` and production honest.
+///
+/// bulwark is a handful of small programs that sit in git's hooks and beside running
+/// services. `bulwark` is the front door: `install` writes the hooks of a role (dev,
+/// production, server) into a repository and `uninstall` puts back what was there; `status`
+/// shows what is installed and every component's last result and last failure; `events`
+/// reads the event journal; `config check` shows the configuration in effect and where each
+/// part came from; `demo` plays every guard in a throw-away sandbox.
+///
+/// `bulwark X ...` runs `bulwark-X ...` (found beside bulwark or on PATH), as `git X` runs
+/// `git-X`: bulwark-hook (the git hook entry point: refuses commits on protected branches,
+/// unreviewed pushes to main on the server), bulwark-verify-push (proves that a command's
+/// "pushed" moved the remote), bulwark-drift (finds hand edits and stray commits on
+/// production checkouts) and bulwark-sidecar (deploys, checks health and rolls a bad change
+/// back). Each has its own man page.
+///
+/// The configuration is one TOML file, the first that exists of: --config, $BULWARK_CONFIG,
+/// bulwark.toml in the repository's git directory, /etc/bulwark/bulwark.toml; else built-in
+/// defaults. Exit codes everywhere: 0 ok, 1 a guard found a violation, 2 usage or
+/// configuration error, 3 operational error (git, network, disk).
 #[derive(Debug, Parser)]
-#[command(name = "bulwark", version, propagate_version = true)]
+#[command(name = "bulwark", version, propagate_version = true, after_help = EXTERNAL_HELP)]
 pub struct Cli {
     /// Use this config file instead of the lookup order.
     #[arg(long, global = true, value_name = "PATH")]
@@ -47,9 +77,11 @@ pub enum Command {
     Alert(alert::AlertArgs),
     /// Show every guard at work in a throw-away sandbox (no network, root or config needed).
     Demo(demo::DemoArgs),
-    /// Print shell completions for `bulwark` (bash, zsh, fish, elvish, powershell).
+    /// Print shell completions for bulwark or one of its programs, or write all of them into a
+    /// directory (bash, zsh, fish, elvish, powershell).
     Completions(docs::CompletionsArgs),
-    /// Print the man page, or write every page into a directory.
+    /// Print the man page of bulwark or one of its programs, or write every page of all five
+    /// into a directory.
     Man(docs::ManArgs),
     /// Configuration commands.
     #[command(subcommand)]
@@ -85,7 +117,7 @@ pub fn run(cli: &Cli) -> Result<ExitCode, CliError> {
         Command::Config(ConfigCommand::Check(args)) => config_check::check(args, config),
         Command::Demo(args) => demo::demo(args),
         Command::Alert(args) => alert::alert(args, config),
-        Command::Completions(args) => Ok(docs::completions(args)),
+        Command::Completions(args) => docs::completions(args),
         Command::Man(args) => docs::man(args),
         Command::External(argv) => external::run(argv, config),
     }

@@ -108,9 +108,44 @@ impl std::error::Error for CliError {}
 
 impl From<crate::config::ConfigError> for CliError {
     fn from(err: crate::config::ConfigError) -> Self {
-        CliError::usage(format!("invalid configuration: {err}"))
-            .hint("fix the file, then check it with `bulwark config check`")
+        use crate::config::ConfigError;
+        let path = err.path().display().to_string();
+        let hint = match &err {
+            ConfigError::Read { source, .. } if source.kind() == std::io::ErrorKind::NotFound => format!(
+                "create {path} (see the README's Configuration section), or point --config or $BULWARK_CONFIG at the file you meant"
+            ),
+            ConfigError::Read { .. } => {
+                format!("make {path} a readable regular file, then check it with `{}`", check_command(&path))
+            }
+            ConfigError::Parse { .. } | ConfigError::Invalid { .. } => {
+                format!("fix the file, then check it with `{}`", check_command(&path))
+            }
+        };
+        CliError::usage(format!("invalid configuration: {err}")).hint(hint)
     }
+}
+
+/// The command that checks the config file at `path`, whichever program reported it:
+/// `bulwark config check --config PATH` (the path shell-quoted when it needs to be), or
+/// `--repo WORK-TREE` for a work tree's `.bulwark.toml`.
+fn check_command(path: &str) -> String {
+    // A work tree's `.bulwark.toml` only adds client policy: checked with its repository.
+    if let Some(work_tree) = path.strip_suffix(crate::config::WORKTREE_CONFIG_NAME)
+        && (work_tree.is_empty() || work_tree.ends_with('/'))
+    {
+        let work_tree = match work_tree {
+            "" => ".",
+            "/" => "/",
+            dir => dir.trim_end_matches('/'),
+        };
+        return format!("bulwark config check --repo {}", shell_word(work_tree));
+    }
+    format!("bulwark config check --config {}", shell_word(path))
+}
+
+fn shell_word(path: &str) -> String {
+    let plain = !path.is_empty() && path.bytes().all(|b| b.is_ascii_alphanumeric() || b"/._-+,:@".contains(&b));
+    if plain { path.to_owned() } else { format!("'{}'", path.replace('\'', r"'\''")) }
 }
 
 impl From<crate::journal::JournalError> for CliError {
@@ -146,5 +181,14 @@ mod tests {
             "error: direct commits to `main` are blocked\ncaused by: `main` is a protected branch\nhint: create a branch: `git switch -c my-change`\n"
         );
         assert_eq!(err.kind.code(), 1);
+    }
+
+    #[test]
+    fn a_config_error_hint_names_the_command_that_checks_that_file() {
+        assert_eq!(check_command("/etc/x.toml"), "bulwark config check --config /etc/x.toml");
+        assert_eq!(check_command("/srv/it's here.toml"), r"bulwark config check --config '/srv/it'\''s here.toml'");
+        assert_eq!(check_command("/srv/web/.bulwark.toml"), "bulwark config check --repo /srv/web");
+        assert_eq!(check_command(".bulwark.toml"), "bulwark config check --repo .");
+        assert_eq!(check_command("/srv/x.bulwark.toml"), "bulwark config check --config /srv/x.bulwark.toml");
     }
 }

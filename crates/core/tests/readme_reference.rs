@@ -105,3 +105,21 @@ fn every_config_field_is_in_the_reference() {
     }
     assert!(missing.is_empty(), "README's configuration reference lacks: {missing:?}");
 }
+
+/// The example `/etc/bulwark/bulwark.toml` the Debian package installs (install/bulwark.toml)
+/// changes nothing as shipped (everything commented out), and is the reference: uncommented,
+/// it is exactly the README's block.
+#[test]
+fn the_packaged_example_config_is_the_reference_commented_out() {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../install/bulwark.toml");
+    let example = std::fs::read_to_string(&path).unwrap();
+    let shipped = Config::parse(&example, &path).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(shipped.protect.branches, ["main", "master"]);
+    assert!(shipped.services.is_empty() && shipped.notify.is_empty() && shipped.protect.role.is_none());
+    let mut uncommented = String::new();
+    for line in example.lines().filter(|l| !l.starts_with("##") && !l.is_empty()) {
+        uncommented.push_str(line.strip_prefix("# ").unwrap_or(line.strip_prefix('#').unwrap_or(line)));
+        uncommented.push('\n');
+    }
+    assert_eq!(uncommented, reference_block(), "install/bulwark.toml is not the README's reference, commented out");
+}

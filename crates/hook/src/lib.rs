@@ -39,6 +39,18 @@ pub struct HookArgs {
     pub args: Vec<OsString>,
 }
 
+/// Every hook `bulwark-hook` handles (`judge` below), for the completions and the man page.
+pub const HOOKS: &[&str] = &[
+    "pre-commit",
+    "pre-merge-commit",
+    "pre-push",
+    "reference-transaction",
+    "post-merge",
+    "pre-receive",
+    "update",
+    "post-receive",
+];
+
 /// Hooks whose input arrives on stdin (read whole before judging, and replayed to the
 /// chained hook).
 const STDIN_HOOKS: &[&str] = &["pre-push", "reference-transaction", "pre-receive", "post-receive"];

@@ -159,7 +159,10 @@ impl Outlet<'_> {
                 Some(target) => match Notifier::from_config(std::slice::from_ref(target)) {
                     Err(e) => unusable(e.to_string())?,
                     Ok(notifier) => {
-                        let sent = notifier.with_journal(self.journal.clone()).send(&message(record, &delivery));
+                        let sent = notifier
+                            .with_journal(self.journal.clone())
+                            .with_echo(self.echo)
+                            .send(&message(record, &delivery));
                         match sent.failed.first() {
                             None if !sent.delivered.is_empty() => Ok(()),
                             None => Err("no target accepted the message".to_owned()),

@@ -8,7 +8,7 @@ use serde::Deserialize;
 use super::Duration;
 
 /// `[drift]`.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, serde::Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct DriftConfig {
     /// Directories to search for checkouts.

@@ -30,7 +30,7 @@ pub const REPO_CONFIG_NAME: &str = "bulwark.toml";
 pub const WORKTREE_CONFIG_NAME: &str = ".bulwark.toml";
 
 /// The whole configuration.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, serde::Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Config {
     pub protect: ProtectConfig,
@@ -235,7 +235,14 @@ fn parse_toml<T: serde::de::DeserializeOwned>(text: &str, path: &Path) -> Result
 
 fn toml_error(text: &str, path: &Path, err: &toml::de::Error, key: Option<String>) -> ConfigError {
     let (line, column) = err.span().map_or((1, 1), |span| line_column(text, span.start));
-    ConfigError::Parse { path: path.to_owned(), line, column, key, message: err.message().trim().replace('\n', "; ") }
+    let mut message = err.message().trim().replace('\n', "; ");
+    // serde's words for a missing table name a field; say which section is missing.
+    if message == "missing field `health`" && key.as_deref().is_some_and(|k| k.starts_with("service[")) {
+        message = String::from(
+            "missing the `[service.health]` section (how the sidecar judges health: `url = \"http://...\"`, or `kind = \"command\"` / `\"heartbeat\"`)",
+        );
+    }
+    ConfigError::Parse { path: path.to_owned(), line, column, key, message }
 }
 
 /// 1-based line and column (in characters) of a byte offset.

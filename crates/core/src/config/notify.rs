@@ -5,7 +5,7 @@ use serde::Deserialize;
 use super::Duration;
 
 /// The shape of the message a notifier sends.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, serde::Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum NotifyKind {
     Discord,
@@ -15,7 +15,7 @@ pub enum NotifyKind {
 }
 
 /// One `[[notify]]` entry.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, serde::Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct NotifyConfig {
     pub kind: NotifyKind,

@@ -46,7 +46,7 @@ impl std::str::FromStr for Role {
 }
 
 /// `[protect]`.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, serde::Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct ProtectConfig {
     /// Exact branch names (short names, `main`, not `refs/heads/main`).

@@ -7,7 +7,7 @@ use serde::Deserialize;
 use super::{Argv, Duration};
 
 /// One `[[service]]`.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, serde::Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct ServiceConfig {
     pub name: String,
@@ -28,7 +28,8 @@ pub struct ServiceConfig {
     /// The remote rollbacks are pushed to (its URL is read from the checkout).
     #[serde(default = "default_remote")]
     pub remote: String,
-    #[serde(default)]
+    /// Required: a service whose health nobody said how to judge cannot be rolled back. A
+    /// missing section is a parse error at the `[[service]]` line (see `parse_toml`).
     pub health: HealthConfig,
     #[serde(default)]
     pub watch: Option<WatchConfig>,
@@ -45,7 +46,7 @@ fn default_remote() -> String {
 }
 
 /// How health is judged.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, serde::Serialize, Default)]
 #[serde(rename_all = "lowercase")]
 pub enum HealthKind {
     /// An HTTP request must get `want_status` (and `body_contains`).
@@ -58,7 +59,7 @@ pub enum HealthKind {
 }
 
 /// `[service.health]`.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, serde::Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct HealthConfig {
     pub kind: HealthKind,
@@ -99,7 +100,7 @@ impl Default for HealthConfig {
 
 /// `[service.watch]`: the watchdog playbook (check every `every`; when unhealthy, run
 /// `restart`, wait `wait`, check again; at most `max_restarts` restarts per `window`).
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, serde::Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct WatchConfig {
     /// Time between two watchdog checks.

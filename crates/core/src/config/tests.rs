@@ -137,3 +137,13 @@ fn durations_longer_than_a_year_are_refused() {
     assert!("9000h".parse::<Duration>().unwrap_err().contains("longer than a year"));
     assert!("24h".parse::<Duration>().is_ok());
 }
+
+#[test]
+fn a_missing_health_section_is_named_with_its_line() {
+    let text =
+        "[drift]\nroots = [\"/srv\"]\n\n[[service]]\nname = \"web\"\ncheckout = \"/srv/web\"\ndeploy = [\"true\"]\n";
+    let err = parse_err(text);
+    assert!(err.starts_with("bulwark.toml:4:"), "{err}");
+    assert!(err.contains("key `service[0]`: missing the `[service.health]` section"), "{err}");
+    assert!(!err.contains("`url`"), "{err}");
+}

@@ -198,6 +198,25 @@ pub(super) fn check_http_url(url: &str) -> Result<(), String> {
     Ok(())
 }
 
+// Written back as they are read, for `bulwark config check --json`.
+impl serde::Serialize for Duration {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_str(self)
+    }
+}
+
+impl serde::Serialize for Argv {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        self.0.serialize(serializer)
+    }
+}
+
+impl serde::Serialize for BranchPattern {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(&self.source)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

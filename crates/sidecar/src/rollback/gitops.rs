@@ -213,13 +213,17 @@ impl Repos {
         let first_parent = parents.split_whitespace().next().unwrap_or_default();
         let is_merge_of_from = parents.split_whitespace().count() > 1 && first_parent == from;
         let count = git.stdout(["rev-list", "--count", "--end-of-options", &format!("{from}..{to}")])?;
-        let title = if is_merge_of_from {
+        // One commit reads as git's own revert does; never "(1 commits, ...)".
+        let single = !is_merge_of_from && count.trim() == "1";
+        let title = if is_merge_of_from || single {
             format!("Revert \"{subject}\"")
         } else {
             format!("Revert {}..{} ({count} commits, last \"{subject}\")", short(from), short(to))
         };
         let body = if is_merge_of_from {
             format!("This reverts merge {to}, reversing the changes made to {from}.")
+        } else if single {
+            format!("This reverts commit {to}.")
         } else {
             format!("This reverts the fast-forward range {from}..{to} ({count} commits) in one commit.")
         };
