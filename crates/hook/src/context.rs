@@ -263,8 +263,7 @@ fn hook_dirs() -> Option<(PathBuf, Option<PathBuf>)> {
     let cwd = std::env::current_dir().ok()?;
     if let Some(git_dir) = std::env::var_os("GIT_DIR") {
         let git_dir = cwd.join(git_dir);
-        let common = std::fs::read_to_string(git_dir.join("commondir")).ok()?;
-        let common = std::fs::canonicalize(git_dir.join(common.trim())).ok()?;
+        let common = std::fs::canonicalize(bulwark_core::git::commondir(&git_dir)?).ok()?;
         (std::fs::canonicalize(&git_dir).ok()? != cwd).then_some((common, Some(cwd)))
     } else {
         let dot_git = cwd.join(".git");
