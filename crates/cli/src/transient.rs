@@ -31,11 +31,14 @@ pub fn warn_if_transient(binary: &Path, git_dir: &Path) {
     );
 }
 
-/// The cargo target directory `path` is in: an ancestor with cargo's `CACHEDIR.TAG`.
+/// The cargo target directory `path` is in: an ancestor with cargo's `CACHEDIR.TAG`, or
+/// with the `.rustc_info.json` cargo keeps there (the tag is only written when cargo itself
+/// creates the directory, not when something else made `target/` first).
 fn cargo_target_dir(path: &Path) -> Option<PathBuf> {
     path.ancestors().skip(1).find_map(|dir| {
-        let tag = std::fs::read_to_string(dir.join("CACHEDIR.TAG")).ok()?;
-        tag.contains("created by cargo").then(|| dir.to_owned())
+        let tagged =
+            std::fs::read_to_string(dir.join("CACHEDIR.TAG")).is_ok_and(|tag| tag.contains("created by cargo"));
+        (tagged || dir.join(".rustc_info.json").is_file()).then(|| dir.to_owned())
     })
 }
 
@@ -55,5 +58,9 @@ mod tests {
         )
         .unwrap();
         assert_eq!(cargo_target_dir(&target.join("release/bulwark-hook")), Some(target));
+        let untagged = root.path().join("other");
+        std::fs::create_dir_all(untagged.join("debug")).unwrap();
+        std::fs::write(untagged.join(".rustc_info.json"), "{}").unwrap();
+        assert_eq!(cargo_target_dir(&untagged.join("debug/bulwark-hook")), Some(untagged));
     }
 }
