@@ -543,3 +543,24 @@ fn control_characters_in_a_break_glass_reason_never_reach_the_terminal_raw() {
     let shown = env.bulwark(&clone, &["events", "--kind", "breakglass"]);
     assert!(!shown.stdout.contains('\u{1b}'), "{:?}", shown.stdout);
 }
+
+/// The pin is stored with its credentials redacted (the manifest is readable by other users),
+/// and a rotated token is not a moved remote.
+#[test]
+fn a_pinned_url_keeps_no_credentials_and_a_rotated_token_is_not_a_moved_remote() {
+    let p = production();
+    let env = &p.env;
+    env.git(&p.prod, &["remote", "set-url", "origin", "https://bot:PINSECRET@127.0.0.1:1/app.git"]);
+    env.install(&p.prod, "production").assert_stdout_contains("https://***@127.0.0.1:1/app.git");
+    let manifest = std::fs::read_to_string(p.prod.join(".git/bulwark/manifest.json")).unwrap();
+    assert!(!manifest.contains("PINSECRET") && manifest.contains("***@127.0.0.1:1"), "{manifest}");
+    let status = env.bulwark(&p.prod, &["status"]);
+    assert!(!status.stdout.contains("PINSECRET"), "{}", status.stdout);
+    env.git(&p.prod, &["remote", "set-url", "origin", "https://bot:ROTATED@127.0.0.1:1/app.git"]);
+    let scan = run(env.bin_command("bulwark-drift").args(["scan", p.prod.to_str().unwrap()]));
+    assert!(!scan.stdout.contains("remote-changed"), "{}", scan.stdout);
+    env.git(&p.prod, &["remote", "set-url", "origin", "https://bot:ROTATED@127.0.0.1:1/other.git"]);
+    let scan = run(env.bin_command("bulwark-drift").args(["scan", p.prod.to_str().unwrap()]));
+    scan.assert_code(1).assert_stdout_contains("remote-changed");
+    assert!(!scan.stdout.contains("ROTATED"), "{}", scan.stdout);
+}

@@ -169,7 +169,7 @@ fn pin_remote(repo: &RepoPaths, config: Option<&Path>) -> Result<manifest::Pinne
         .hint(format!("add it first (`git -C {} remote add {name} URL`), or name the remote this checkout follows in its service's `remote` (or `drift.remote`)", work_tree.display())));
     }
     let url = git.stdout(["ls-remote", "--get-url", &name]).map_err(CliError::from)?;
-    Ok(manifest::PinnedRemote { name, url })
+    Ok(manifest::PinnedRemote::new(name, &url))
 }
 
 /// A `core.hooksPath` set in the global or system config makes the hooks directory every
@@ -198,6 +198,20 @@ fn refuse_shared_hooks_dir(repo: &RepoPaths, given: &Path) -> Result<(), CliErro
         "install into this repository alone: `git -C {} config core.hooksPath .git/hooks` first, then install again; or pass --force to guard every repository that shares it",
         dir.display()
     )))
+}
+
+/// Refuses (unless `force`) when a pre-existing hook at `path` would be moved aside onto an
+/// older `chained` one, losing it.
+fn refuse_losing_a_chained_hook(path: &Path, chained: &Path, force: bool) -> Result<(), CliError> {
+    if path.exists() && !is_shim(path) && chained.exists() && !force {
+        return Err(CliError::usage(format!(
+            "both {} and {} exist; bulwark would chain the first and lose the second",
+            path.display(),
+            chained.display()
+        ))
+        .hint("remove the one you do not need, or pass --force to replace the old .bulwark-chained file"));
+    }
+    Ok(())
 }
 
 /// `bulwark install --repo PATH --role ROLE`.
@@ -253,14 +267,7 @@ pub fn install(args: &InstallArgs, config: Option<&Path>) -> Result<ExitCode, Cl
             ))
             .hint("install for gitolite with `bulwark install --role server --gitolite <gitolite's home>`"));
         }
-        if path.exists() && !is_shim(&path) && chained.exists() && !args.force {
-            return Err(CliError::usage(format!(
-                "both {} and {} exist; bulwark would chain the first and lose the second",
-                path.display(),
-                chained.display()
-            ))
-            .hint("remove the one you do not need, or pass --force to replace the old .bulwark-chained file"));
-        }
+        refuse_losing_a_chained_hook(&path, &chained, args.force)?;
     }
 
     let mut installed = Vec::new();
@@ -378,14 +385,7 @@ fn install_gitolite(args: &InstallArgs, home: &Path) -> Result<ExitCode, CliErro
     for (hook, _) in GITOLITE_HOOKS {
         let path = common.join(hook);
         let chained = chained_path(&path);
-        if path.exists() && !is_shim(&path) && chained.exists() && !args.force {
-            return Err(CliError::usage(format!(
-                "both {} and {} exist; bulwark would chain the first and lose the second",
-                path.display(),
-                chained.display()
-            ))
-            .hint("remove the one you do not need, or pass --force to replace the old .bulwark-chained file"));
-        }
+        refuse_losing_a_chained_hook(&path, &chained, args.force)?;
     }
     let mut installed = Vec::new();
     for (hook, specific_name) in GITOLITE_HOOKS {

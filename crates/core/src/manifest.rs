@@ -145,6 +145,26 @@ pub struct PinnedRemote {
     pub url: String,
 }
 
+impl PinnedRemote {
+    /// Pins `name` at `url`, stored with its credentials redacted: the manifest is readable
+    /// by other users (drift), and a token in a remote URL is no business of theirs.
+    pub fn new(name: String, url: &str) -> Self {
+        Self { name, url: crate::redact::redact_urls(url).into_owned() }
+    }
+
+    /// Where the remote leads now: `Ok(url)` (with any credentials the git config holds, to
+    /// read the remote with) when that is still the pinned URL, `Err(url)` (redacted) when
+    /// its URL was changed or an `insteadOf` rule (in any config, `git -c` included)
+    /// rewrites it. Credentials are not compared: a rotated token is not a moved remote.
+    pub fn check(&self, git: &crate::git::Git) -> Result<Result<String, String>, crate::process::ProcessError> {
+        let now = git.stdout(["ls-remote", "--get-url", &self.name])?;
+        // Passed explicitly later, the URL is rewritten again by any rule that matches it.
+        let again = git.stdout(["ls-remote", "--get-url", &now])?;
+        let shown = |url: &str| crate::redact::redact_urls(url).into_owned();
+        Ok(if again == now && shown(&now) == shown(&self.url) { Ok(now) } else { Err(shown(&again)) })
+    }
+}
+
 /// The first manifest version that carries a seal; a manifest that claims it and has none
 /// was edited.
 pub const SEALED_VERSION: u32 = 2;

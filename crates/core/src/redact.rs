@@ -216,6 +216,16 @@ impl Scrubber {
         self.secrets.sort_by(|a, b| b.len().cmp(&a.len()).then_with(|| a.cmp(b)));
     }
 
+    /// Adds the userinfo of a URL's authority (`user:password@host`), and its password.
+    fn add_userinfo(&mut self, authority: &str) {
+        if let Some((userinfo, _)) = authority.rsplit_once('@') {
+            self.add_secret(userinfo);
+            if let Some((_, password)) = userinfo.split_once(':') {
+                self.add_secret(password);
+            }
+        }
+    }
+
     /// Adds a URL's secrets: the URL itself, everything after its host, its userinfo (and
     /// password), every query value, and every path segment that looks like a token.
     pub fn add_url(&mut self, url: &str) {
@@ -224,12 +234,7 @@ impl Scrubber {
         let Some((_, rest)) = url.split_once("://") else { return };
         let authority_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
         let (authority, tail) = rest.split_at(authority_end);
-        if let Some((userinfo, _)) = authority.rsplit_once('@') {
-            self.add_secret(userinfo);
-            if let Some((_, password)) = userinfo.split_once(':') {
-                self.add_secret(password);
-            }
-        }
+        self.add_userinfo(authority);
         if tail.len() > 1 {
             self.add_secret(tail);
         }
@@ -252,12 +257,7 @@ impl Scrubber {
         let Some((_, rest)) = url.trim().split_once("://") else { return };
         let authority_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
         let (authority, tail) = rest.split_at(authority_end);
-        if let Some((userinfo, _)) = authority.rsplit_once('@') {
-            self.add_secret(userinfo);
-            if let Some((_, password)) = userinfo.split_once(':') {
-                self.add_secret(password);
-            }
-        }
+        self.add_userinfo(authority);
         let query = tail.split_once('?').map_or("", |(_, q)| q).split('#').next().unwrap_or_default();
         for (name, value) in query.split('&').filter_map(|pair| pair.split_once('=')) {
             if is_token_param(&percent_decode(name)) {

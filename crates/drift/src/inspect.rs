@@ -83,16 +83,14 @@ pub fn inspect(path: &Path, opts: &InspectOptions) -> Inspection {
     }
     let pinned = installed.and_then(|m| m.remote);
     let remote = pinned.as_ref().map_or_else(|| opts.remote.clone(), |p| p.name.clone());
-    let moved = pinned.as_ref().and_then(|p| remote_changed(path, p));
-    if let (Some(pinned), Some(detail)) = (&pinned, &moved) {
+    let checked = pinned.as_ref().map(|p| check_pinned(path, p));
+    if let (Some(pinned), Some(Err(detail))) = (&pinned, &checked) {
         out.findings.push(Finding::new(&label, Kind::RemoteChanged, pinned.name.clone(), detail.clone()));
     }
     if let Some(timeout) = opts.fetch {
-        let fetched = match (&pinned, &moved) {
-            (Some(_), Some(_)) => {
-                Err("not fetched: the remote no longer leads to the URL pinned at install".to_owned())
-            }
-            (Some(pinned), None) => fetch_pinned(path, pinned, timeout),
+        let fetched = match (&pinned, &checked) {
+            (Some(pinned), Some(Ok(url))) => fetch_pinned(path, pinned, url, timeout),
+            (Some(_), _) => Err("not fetched: the remote no longer leads to the URL pinned at install".to_owned()),
             (None, _) => fetch(path, &opts.remote, timeout),
         };
         if let Err(error) = fetched {
@@ -139,31 +137,22 @@ fn ownership_note(path: &Path) -> Option<String> {
     })
 }
 
-/// What the pinned remote's name leads to now, when that is not the pinned URL: its URL was
-/// changed, or a `url.<base>.insteadOf` rule rewrites it (or the pinned URL itself).
-fn remote_changed(path: &Path, pinned: &PinnedRemote) -> Option<String> {
-    let git = Git::at(path);
-    let get_url = |name: &str| git.stdout(["ls-remote", "--get-url", name]).map_err(|e| e.to_string());
-    let now = match (get_url(&pinned.name), get_url(&pinned.url)) {
-        (Ok(by_name), _) if by_name != pinned.url => by_name,
-        (Ok(_), Ok(rewritten)) => rewritten,
-        (Err(e), _) | (_, Err(e)) => return Some(format!("cannot read where `{}` leads: {e}", pinned.name)),
-    };
-    (now != pinned.url).then(|| {
-        format!(
-            "`{}` now leads to {}, not to {} pinned at install",
-            pinned.name,
-            bulwark_core::redact::redact_urls(&now).into_owned(),
-            bulwark_core::redact::redact_urls(&pinned.url).into_owned()
-        )
-    })
+/// The URL to read the pinned remote from, or why its name no longer leads there (its URL
+/// was changed, or a `url.<base>.insteadOf` rule rewrites it).
+fn check_pinned(path: &Path, pinned: &PinnedRemote) -> Result<String, String> {
+    match pinned.check(&Git::at(path)) {
+        Ok(Ok(url)) => Ok(url),
+        Ok(Err(now)) => Err(format!("`{}` now leads to {now}, not to {} pinned at install", pinned.name, pinned.url)),
+        Err(e) => Err(format!("cannot read where `{}` leads: {e}", pinned.name)),
+    }
 }
 
-/// Fetches the pinned URL itself into the remote-tracking branches (forced, so a forged
-/// tracking ref is put back to what the remote really has).
-fn fetch_pinned(path: &Path, pinned: &PinnedRemote, timeout: Duration) -> Result<(), String> {
+/// Fetches the pinned remote itself (`url`, checked against the pin) into the
+/// remote-tracking branches (forced, so a forged tracking ref is put back to what the
+/// remote really has).
+fn fetch_pinned(path: &Path, pinned: &PinnedRemote, url: &str, timeout: Duration) -> Result<(), String> {
     let refspec = format!("+refs/heads/*:refs/remotes/{}/*", pinned.name);
-    fetch_args(path, timeout, &[&pinned.url, &refspec])
+    fetch_args(path, timeout, &[url, &refspec])
 }
 
 fn fetch(path: &Path, remote: &str, timeout: Duration) -> Result<(), String> {

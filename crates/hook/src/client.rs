@@ -293,9 +293,10 @@ fn production_transaction(ctx: &Context, lines: &[RefLine<'_>]) -> Result<Verdic
     if judged.is_empty() {
         return Ok(Verdict::Allow);
     }
-    if let Some(refusal) = remote_changed(ctx, &pinned)? {
-        return Ok(refusal);
-    }
+    let url = match pinned.check(&ctx.git())? {
+        Ok(url) => url,
+        Err(now) => return Ok(remote_changed(&pinned, &now)),
+    };
     let mut remote_tips: Option<Vec<(String, String)>> = None;
     for line in judged {
         let branch = line.name.strip_prefix("refs/heads/");
@@ -318,7 +319,7 @@ fn production_transaction(ctx: &Context, lines: &[RefLine<'_>]) -> Result<Verdic
         }
         let tips = match &remote_tips {
             Some(tips) => tips,
-            None => remote_tips.insert(ask_remote(ctx, &pinned)?),
+            None => remote_tips.insert(ask_remote(ctx, &pinned, &url)?),
         };
         // A protected branch follows the remote's branch of the same name; any other branch,
         // and a remote-tracking ref, may hold anything the remote has on some branch.
@@ -367,19 +368,9 @@ fn production_transaction(ctx: &Context, lines: &[RefLine<'_>]) -> Result<Verdic
 
 /// A refusal when the followed remote no longer means the pinned URL: its URL was changed,
 /// or a `url.<base>.insteadOf` rule (in any config, `git -c` included) rewrites it.
-fn remote_changed(ctx: &Context, pinned: &PinnedRemote) -> Result<Option<Verdict>, CliError> {
-    let git = ctx.git();
-    let by_name = git.stdout(["ls-remote", "--get-url", &pinned.name])?;
-    let rewritten = git.stdout(["ls-remote", "--get-url", &pinned.url])?;
-    let now = if by_name == pinned.url { rewritten } else { by_name };
-    if now == pinned.url {
-        return Ok(None);
-    }
-    let (was, now) = (
-        bulwark_core::redact::redact_urls(&pinned.url).into_owned(),
-        bulwark_core::redact::redact_urls(&now).into_owned(),
-    );
-    Ok(Some(Verdict::Block(Box::new(Refusal::new(
+fn remote_changed(pinned: &PinnedRemote, now: &str) -> Verdict {
+    let was = &pinned.url;
+    Verdict::Block(Box::new(Refusal::new(
         CliError::violation(format!(
             "the remote `{}` of this production checkout now leads to {now}, not to {was} where it was pinned",
             pinned.name
@@ -389,19 +380,16 @@ fn remote_changed(ctx: &Context, pinned: &PinnedRemote) -> Result<Option<Verdict
             pinned.name
         )),
         json!({ "role": "production", "remote": pinned.name, "pinned": was, "now": now, "rule": "remote-changed" }),
-    )))))
+    )))
 }
 
-/// The remote's branches, asked of the pinned URL itself (never a local tracking ref).
-fn ask_remote(ctx: &Context, pinned: &PinnedRemote) -> Result<Vec<(String, String)>, CliError> {
-    let out = ctx.git().with_timeout(REMOTE_TIMEOUT).stdout(["ls-remote", "--", &pinned.url]).map_err(|e| {
-        CliError::operational(format!(
-            "cannot ask the pinned remote `{}` ({}) what it has",
-            pinned.name,
-            bulwark_core::redact::redact_urls(&pinned.url).into_owned()
-        ))
-        .caused_by(&e)
-        .hint("a production checkout only moves to what its remote has, so it must be reachable; retry when it is")
+/// The remote's branches, asked of the pinned URL itself (`url`, checked against the pin;
+/// never a local tracking ref).
+fn ask_remote(ctx: &Context, pinned: &PinnedRemote, url: &str) -> Result<Vec<(String, String)>, CliError> {
+    let out = ctx.git().with_timeout(REMOTE_TIMEOUT).stdout(["ls-remote", "--", url]).map_err(|e| {
+        CliError::operational(format!("cannot ask the pinned remote `{}` ({}) what it has", pinned.name, pinned.url))
+            .caused_by(&e)
+            .hint("a production checkout only moves to what its remote has, so it must be reachable; retry when it is")
     })?;
     Ok(out
         .lines()

@@ -83,10 +83,9 @@ impl Context {
         {
             bulwark_core::state::use_configured_dir(common_dir.join(dir));
         }
-        let policy = BranchPolicy::from_config(&loaded.config.protect);
+        let mut policy = BranchPolicy::from_config(&loaded.config.protect);
         record_weakening(&loaded, installed, &policy, &common_dir)?;
         let config = loaded.config;
-        let mut policy = policy;
         if client
             && let Some(work_tree) = &work_tree
             && let Some(extra) = WorktreePolicy::load(work_tree)?
@@ -138,7 +137,7 @@ impl Context {
         let work_tree = self.work_tree.as_deref()?;
         let name = bulwark_core::config::followed_remote(&self.config, work_tree).to_owned();
         let url = self.git().stdout(["ls-remote", "--get-url", &name]).ok()?;
-        Some(PinnedRemote { name, url })
+        Some(PinnedRemote::new(name, &url))
     }
 
     /// `git` for this repository, keeping git's hook environment (same repository).
