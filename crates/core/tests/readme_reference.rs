@@ -5,7 +5,8 @@ use std::path::Path;
 
 use bulwark_core::Config;
 use bulwark_core::config::{
-    DriftConfig, HealthConfig, NotifyConfig, ProtectConfig, ServerConfig, ServiceConfig, WatchConfig,
+    DriftConfig, HealthConfig, MetricsConfig, NotifyConfig, PingConfig, ProtectConfig, ServerConfig, ServiceConfig,
+    WatchConfig,
 };
 use serde::de::{self, Deserialize, Deserializer, Visitor};
 
@@ -87,6 +88,8 @@ fn every_config_field_is_in_the_reference() {
         (&["service", "health"], fields::<HealthConfig>()),
         (&["service", "watch"], fields::<WatchConfig>()),
         (&["notify"], fields::<NotifyConfig>()),
+        (&["ping"], fields::<PingConfig>()),
+        (&["metrics"], fields::<MetricsConfig>()),
     ];
     let mut missing = Vec::new();
     for (path, names) in sections {
@@ -94,7 +97,12 @@ fn every_config_field_is_in_the_reference() {
         let table = at(path);
         for name in names {
             // A key documented as an alternative in a comment (`url = "https://…"`) counts.
-            if table.get(*name).is_none() && !block.contains(&format!("`{name} = ")) {
+            // In an array of tables (`[[notify]]`), any entry may show the key.
+            let in_any = match value.get(path.first().copied().unwrap_or_default()) {
+                Some(toml::Value::Array(items)) if path.len() == 1 => items.iter().any(|t| t.get(*name).is_some()),
+                _ => false,
+            };
+            if table.get(*name).is_none() && !in_any && !block.contains(&format!("`{name} = ")) {
                 let mut key = path.join(".");
                 if !key.is_empty() {
                     key.push('.');

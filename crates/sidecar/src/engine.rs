@@ -114,12 +114,16 @@ impl Outlet<'_> {
         Ok(())
     }
 
-    /// Adds an owed delivery of `kind` per target to `owed`, once per kind.
+    /// Adds an owed delivery of `kind` per target that takes it (incident engines take
+    /// escalations and recoveries only) to `owed`, once per kind.
     pub fn owe(&self, owed: &mut Vec<Delivery>, kind: &str) {
         if owed.iter().any(|d| d.kind == kind) {
             return;
         }
         for (target, config) in self.notify.iter().enumerate() {
+            if !bulwark_alert::takes(config.kind, kind) {
+                continue;
+            }
             let label = bulwark_alert::config_label(config);
             owed.push(Delivery { kind: kind.to_owned(), target, label, ..Delivery::default() });
         }

@@ -10,17 +10,19 @@ mod protect;
 mod server;
 mod service;
 mod values;
+mod watchers;
 
 use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
 pub use drift::DriftConfig;
-pub use notify::{NotifyConfig, NotifyKind};
+pub use notify::{NotifyConfig, NotifyKind, PAGERDUTY_EVENTS_URL};
 pub use protect::{ProtectConfig, Role, WorktreePolicy};
 pub use server::ServerConfig;
 pub use service::{HealthConfig, HealthKind, ServiceConfig, WatchConfig};
 pub use values::{Argv, BranchPattern, Duration};
+pub use watchers::{Component, MetricsConfig, PingConfig};
 
 /// The system-wide config file, read when nothing more specific exists.
 pub const SYSTEM_CONFIG: &str = "/etc/bulwark/bulwark.toml";
@@ -39,6 +41,9 @@ pub struct Config {
     #[serde(rename = "service")]
     pub services: Vec<ServiceConfig>,
     pub notify: Vec<NotifyConfig>,
+    /// Dead-man's switch targets.
+    pub ping: Vec<PingConfig>,
+    pub metrics: MetricsConfig,
 }
 
 /// A config and where it came from (`None`: built-in defaults).
@@ -120,6 +125,7 @@ impl Config {
         config.validate(path)?;
         // Every program that can see a notify URL knows to keep it out of its output.
         crate::redact::register_notify(&config.notify);
+        crate::redact::register_pings(&config.ping);
         Ok(config)
     }
 
@@ -141,6 +147,10 @@ impl Config {
         for (i, notify) in self.notify.iter().enumerate() {
             notify.validate().map_err(|(key, message)| invalid(format!("notify[{i}].{key}"), message))?;
         }
+        for (i, ping) in self.ping.iter().enumerate() {
+            ping.validate().map_err(|(key, message)| invalid(format!("ping[{i}].{key}"), message))?;
+        }
+        self.metrics.validate().map_err(|(key, message)| invalid(format!("metrics.{key}"), message))?;
         Ok(())
     }
 
