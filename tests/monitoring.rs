@@ -4,6 +4,9 @@
 //! directory, and checked through its own HTTP API; PagerDuty, ntfy and a dead-man's switch
 //! receiver are loopback servers that check the documented payloads.
 
+// Counters here are small integers, exactly representable: comparing them exactly is right.
+#![allow(clippy::float_cmp, clippy::cast_precision_loss)]
+
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
@@ -374,4 +377,116 @@ fn ntfy_gets_every_watchdog_message_as_text_with_title_priority_and_tags() {
     assert!(requests[1].header("title").unwrap().contains("web is healthy again"));
     assert_eq!(requests[1].header("priority"), Some("default"));
     assert_eq!(web.env.events_of("notify.sent").len(), 2);
+}
+
+/// node_exporter on a free port reading only `dir`'s textfiles (every other collector off).
+fn node_exporter(env: &TestEnv, dir: &std::path::Path) -> Option<(Daemon, String)> {
+    let program = tool("/usr/bin/prometheus-node-exporter")?;
+    let port = free_port();
+    let mut cmd = Command::new(program);
+    cmd.arg("--collector.disable-defaults")
+        .arg("--collector.textfile")
+        .arg(format!("--collector.textfile.directory={}", dir.display()))
+        .arg(format!("--web.listen-address=127.0.0.1:{port}"));
+    let mut daemon = Daemon::start("node_exporter", &mut cmd, env.path("node-exporter.log"));
+    let base = format!("http://127.0.0.1:{port}");
+    daemon.wait_ready(&format!("{base}/metrics"));
+    Some((daemon, base))
+}
+
+/// The samples node_exporter serves, as `name{labels sorted}` → value.
+fn scrape(base: &str) -> std::collections::BTreeMap<String, f64> {
+    let (status, text) = get(&format!("{base}/metrics")).expect("node_exporter answers");
+    assert_eq!(status, 200);
+    let mut out = std::collections::BTreeMap::new();
+    for line in text.lines().filter(|l| !l.starts_with('#') && !l.is_empty()) {
+        let (series, value) = line.rsplit_once(' ').unwrap();
+        let key = match series.split_once('{') {
+            Some((name, labels)) => {
+                let mut labels: Vec<&str> = labels.trim_end_matches('}').split(',').filter(|l| !l.is_empty()).collect();
+                labels.sort_unstable();
+                format!("{name}{{{}}}", labels.join(","))
+            }
+            None => series.to_owned(),
+        };
+        out.insert(key, value.parse().unwrap_or(f64::NAN));
+    }
+    out
+}
+
+/// A production-like drift root: one checkout with a hand edit (`modified`).
+fn drifted_root(env: &TestEnv, remote: &std::path::Path) -> PathBuf {
+    let root = env.path("srv-root");
+    std::fs::create_dir_all(&root).unwrap();
+    env.git(env.root(), &["clone", "-q", &bulwark_testutil::file_url(remote), root.join("app").to_str().unwrap()]);
+    std::fs::write(root.join("app/README"), "hand edit\n").unwrap();
+    root
+}
+
+#[test]
+fn node_exporter_serves_what_the_sidecar_drift_and_guards_did_from_one_shared_textfile() {
+    let probe = TestEnv::new();
+    let textfiles = probe.path("textfiles");
+    std::fs::create_dir_all(&textfiles).unwrap();
+    let Some((_node, base)) = node_exporter(&probe, &textfiles) else { return };
+    let hook = Receiver::start();
+    let web = Watched::new(&format!(
+        "[[notify]]\nkind = \"webhook\"\nurl = \"{}\"\nattempts = 1\n[metrics]\ntextfile = \"{}\"\n",
+        hook.url("/hook"),
+        textfiles.join("bulwark.prom").display()
+    ));
+    // The watchdog: an escalation (one restart), then recovery.
+    web.escalate();
+    web.recover();
+    // The guards: a refused commit on `main` (the client hook), a push the remote never got.
+    let (remote, dev) = web.env.remote_and_clone();
+    web.env.bulwark(&dev, &["install", "--repo", dev.to_str().unwrap(), "--role", "dev"]).assert_code(0);
+    web.env.try_commit_file(&dev, "x.txt", "x\n", "straight on main").assert_code(1);
+    let verify = run(web.env.bin_command("bulwark-verify-push").current_dir(&dev).args(["--", "true"]));
+    verify.assert_code(1);
+    // The drift scan: one hand edit.
+    let root = drifted_root(&web.env, &remote);
+    run(web.env.bin_command("bulwark-drift").arg("--config").arg(&web.config).arg("scan").arg(&root)).assert_code(1);
+    // The sidecar's pass (no jobs): it is up.
+    run(&mut web.sidecar(&["once"])).assert_code(0);
+
+    let metrics = scrape(&base);
+    let value =
+        |key: &str| metrics.get(key).copied().unwrap_or_else(|| panic!("node_exporter lacks {key}: {metrics:#?}"));
+    assert_eq!(value("node_textfile_scrape_error"), 0.0, "node_exporter parsed the shared file");
+    assert_eq!(value(r#"bulwark_sidecar_watchdog_incidents_total{outcome="escalated",service="web"}"#), 1.0);
+    assert_eq!(value(r#"bulwark_sidecar_watchdog_incidents_total{outcome="recovered",service="web"}"#), 1.0);
+    assert_eq!(value(r#"bulwark_sidecar_watchdog_restarts_total{service="web"}"#), 1.0);
+    assert_eq!(value("bulwark_sidecar_up"), 1.0);
+    let now = jiff::Timestamp::now().as_second() as f64;
+    let last = value("bulwark_sidecar_last_success_timestamp_seconds");
+    assert!((now - last).abs() < 120.0, "last success {last} is now ({now})");
+    assert_eq!(value(r#"bulwark_hook_refusals_total{hook="pre-commit",rule="protected-branch"}"#), 1.0);
+    assert_eq!(value("bulwark_verify_push_failures_total"), 1.0);
+    assert_eq!(value(r#"bulwark_drift_findings{kind="modified"}"#), 1.0);
+    assert_eq!(value(r#"bulwark_drift_findings{kind="untracked"}"#), 0.0);
+    assert_eq!(value(r#"bulwark_drift_findings_total{kind="modified"}"#), 1.0);
+    assert_eq!(value(r#"bulwark_drift_scans_total{outcome="drift"}"#), 1.0);
+    assert_eq!(value("bulwark_drift_up"), 1.0);
+    let unbounded: Vec<&String> = metrics
+        .keys()
+        .filter(|k| {
+            k.starts_with("bulwark_") && ["job=", "commit=", "incident=", "path="].iter().any(|l| k.contains(l))
+        })
+        .collect();
+    assert!(unbounded.is_empty(), "no unbounded labels: {unbounded:?}");
+
+    // Counted once: a second drift scan counts a second scan but not the old finding again.
+    run(web.env.bin_command("bulwark-drift").arg("--config").arg(&web.config).arg("scan").arg(&root)).assert_code(1);
+    run(&mut web.sidecar(&["once"])).assert_code(0);
+    let metrics = scrape(&base);
+    assert_eq!(metrics[r#"bulwark_drift_scans_total{outcome="drift"}"#], 2.0);
+    assert_eq!(metrics[r#"bulwark_drift_findings_total{kind="modified"}"#], 1.0);
+    assert_eq!(metrics[r#"bulwark_hook_refusals_total{hook="pre-commit",rule="protected-branch"}"#], 1.0);
+    assert_eq!(metrics[r#"bulwark_sidecar_watchdog_incidents_total{outcome="escalated",service="web"}"#], 1.0);
+    let text = std::fs::read_to_string(textfiles.join("bulwark.prom")).unwrap();
+    let helps = text.lines().filter(|l| l.starts_with("# HELP bulwark_sidecar_up ")).count();
+    assert_eq!(helps, 1, "each family once in the shared file:\n{text}");
+    let leftovers: Vec<_> = std::fs::read_dir(&textfiles).unwrap().map(|e| e.unwrap().file_name()).collect();
+    assert_eq!(leftovers, [std::ffi::OsString::from("bulwark.prom")], "no temporary file left beside it");
 }

@@ -70,6 +70,7 @@ pub(crate) fn cmd_watch(config: &Config, args: &WatchArgs) -> Result<ExitCode, C
     let rescan_every = drift.rescan_every.get().max(Duration::from_secs(1));
     let debounce = drift.debounce.get().max(Duration::from_millis(10));
     let scopes: Vec<String> = roots.iter().map(|r| r.display().to_string()).collect();
+    let mut monitor = crate::monitor::Monitor::new(config)?;
     let ctx = Ctx { store, notifier, json: args.json };
 
     let (tx, rx) = mpsc::channel::<Msg>();
@@ -128,6 +129,10 @@ pub(crate) fn cmd_watch(config: &Config, args: &WatchArgs) -> Result<ExitCode, C
     for root in &roots {
         watcher.add_tree(root, &ctx);
     }
+    if let Some(monitor) = &mut monitor {
+        monitor.starting();
+    }
+    let started = Instant::now();
     let first = scan::scan_roots(&roots, &opts, jobs);
     for note in &first.notes {
         eprintln!("note: {note}");
@@ -136,7 +141,10 @@ pub(crate) fn cmd_watch(config: &Config, args: &WatchArgs) -> Result<ExitCode, C
     for f in &first.findings {
         ctx.print("found", f);
     }
-    ctx.record(&scopes, &first.findings, false);
+    let recorded = ctx.record(&scopes, &first.findings, false);
+    if let Some(monitor) = &monitor {
+        monitor.scanned(&first.findings, first.checkouts.len(), true, started, recorded);
+    }
     let mut checkouts = first.checkouts;
     eprintln!(
         "watching {} checkout{} under {} root{} ({} watches); full scan every {}",
@@ -194,17 +202,28 @@ pub(crate) fn cmd_watch(config: &Config, args: &WatchArgs) -> Result<ExitCode, C
             full = true;
         }
         if full {
+            if let Some(monitor) = &mut monitor {
+                monitor.starting();
+            }
+            let started = Instant::now();
             let result = scan::scan_roots(&roots, &opts, jobs);
             for root in &roots {
                 watcher.add_tree(root, &ctx);
             }
-            ctx.record(&scopes, &result.findings, true);
+            let recorded = ctx.record(&scopes, &result.findings, true);
+            if let Some(monitor) = &monitor {
+                monitor.scanned(&result.findings, result.checkouts.len(), true, started, recorded);
+            }
             checkouts = result.checkouts;
             next_full = Instant::now() + rescan_every;
         } else {
             for checkout in dirty {
+                let started = Instant::now();
                 let result = scan::scan_checkouts(vec![checkout.clone()], &opts, 1);
-                ctx.record(&[checkout.display().to_string()], &result.findings, true);
+                let recorded = ctx.record(&[checkout.display().to_string()], &result.findings, true);
+                if let Some(monitor) = &monitor {
+                    monitor.scanned(&result.findings, 1, false, started, recorded);
+                }
             }
         }
     }
@@ -237,8 +256,9 @@ impl Ctx {
         let _ = out.flush();
     }
 
-    /// Records findings within `scopes`; prints what changed when `print` is set.
-    fn record(&self, scopes: &[String], findings: &[Finding], print: bool) {
+    /// Records findings within `scopes`; prints what changed when `print` is set. False
+    /// when they could not be recorded.
+    fn record(&self, scopes: &[String], findings: &[Finding], print: bool) -> bool {
         match self.store.update(scopes, findings, self.notifier.as_ref()) {
             Ok(update) => {
                 if print {
@@ -250,8 +270,12 @@ impl Ctx {
                     }
                 }
                 resolve::report_delivery(&update);
+                true
             }
-            Err(e) => eprintln!("warning: cannot record the scan: {e}"),
+            Err(e) => {
+                eprintln!("warning: cannot record the scan: {e}");
+                false
+            }
         }
     }
 }

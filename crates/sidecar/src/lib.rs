@@ -10,7 +10,9 @@
 pub mod crash;
 pub mod engine;
 pub mod health;
+pub mod metrics;
 pub mod rollback;
+pub mod supervise;
 pub mod watchdog;
 
 use std::fmt::Write as _;
@@ -28,6 +30,7 @@ use serde_json::json;
 use crate::engine::{ServiceFile as _, WorkError};
 use crate::rollback::gitops::short;
 use crate::rollback::{ServiceState, Worker};
+use crate::supervise::Monitor;
 
 /// The deploy and rollback worker: deploy, wait, check health, and revert, push, redeploy,
 /// verify and notify when a change breaks the service.
@@ -243,13 +246,17 @@ fn orphans(worker: &Worker) -> Result<Vec<Job>, CliError> {
 
 fn cmd_once(config: Config, args: &OnceArgs) -> Result<ExitCode, CliError> {
     let worker = worker(config, !args.json)?;
+    let monitor = Monitor::new(&worker)?;
+    monitor.starting();
     let mut acted = false;
     let mut outcomes = Vec::new();
     let mut failure: Option<CliError> = None;
+    let mut finished: Vec<(String, Vec<String>)> = Vec::new();
     for service in &worker.config.services {
         match worker.process_service(service, true, true) {
             Ok(Some(pass)) => {
                 acted |= pass.acted();
+                finished.push((service.name.clone(), pass.outcomes.iter().map(|o| o.job.clone()).collect()));
                 outcomes.extend(
                     pass.outcomes.into_iter().map(|o| json!({"job": o.job, "service": service.name, "phase": o.phase})),
                 );
@@ -258,6 +265,9 @@ fn cmd_once(config: Config, args: &OnceArgs) -> Result<ExitCode, CliError> {
             Err(e) => failure = Some(work_error(&e)),
         }
     }
+    monitor.observe(&finished);
+    let summary = format!("bulwark-sidecar once: {} job(s) finished", outcomes.len());
+    monitor.finished(failure.as_ref().map(|e| e.message.as_str()), &summary);
     let orphans = orphans(&worker)?;
     if args.json {
         println!(
@@ -286,6 +296,7 @@ fn cmd_run(config: Config, args: &RunArgs) -> Result<ExitCode, CliError> {
         return Err(CliError::usage("no `[[service]]` in the config: nothing to run")
             .hint("add a [[service]] section (see docs/sidecar.md)"));
     }
+    let monitor = std::sync::Arc::new(Monitor::new(&worker)?);
     println!(
         "bulwark-sidecar: running for {} service(s): {}",
         worker.config.services.len(),
@@ -293,36 +304,42 @@ fn cmd_run(config: Config, args: &RunArgs) -> Result<ExitCode, CliError> {
     );
     let poll = args.poll.get().max(Duration::from_millis(50));
     let retry = args.retry_notify.get();
-    let mut handles: Vec<_> = worker
-        .config
-        .services
-        .clone()
-        .into_iter()
-        .map(|service| {
-            let worker = worker.clone();
-            std::thread::spawn(move || serve(&worker, &service, poll, retry))
-        })
-        .collect();
+    let progress = std::sync::Arc::new(supervise::Progress::default());
+    let mut handles: Vec<_> = Vec::new();
+    for service in worker.config.services.clone() {
+        progress.expect(&service.name, supervise::job_allowance(&service));
+        let (worker, monitor, progress) = (worker.clone(), monitor.clone(), progress.clone());
+        handles.push(std::thread::spawn(move || serve(&worker, &service, poll, retry, &monitor, &progress)));
+    }
     for service in worker.config.services.clone() {
         if let Some(watch) = service.watch.clone() {
-            let worker = worker.clone();
-            handles.push(std::thread::spawn(move || watchdog(&worker, &service, &watch)));
+            let name = format!("{}/watchdog", service.name);
+            progress.expect(&name, supervise::round_allowance(&watch));
+            let (worker, monitor, progress) = (worker.clone(), monitor.clone(), progress.clone());
+            handles.push(std::thread::spawn(move || watchdog(&worker, &service, &watch, &monitor, &progress, &name)));
         }
     }
-    for handle in handles {
-        let _ = handle.join();
-    }
-    Err(CliError::operational("every service worker stopped"))
+    match supervise::supervise(&monitor, &progress, &handles)? {}
 }
 
-/// One service's loop in the daemon: never returns; errors are printed and retried.
-fn serve(worker: &Worker, service: &ServiceConfig, poll: Duration, retry: Duration) {
+/// One service's loop in the daemon: never returns; errors are printed and retried. Each
+/// turn tells `progress` by when it will be back (see [`supervise`]).
+fn serve(
+    worker: &Worker,
+    service: &ServiceConfig,
+    poll: Duration,
+    retry: Duration,
+    monitor: &Monitor,
+    progress: &supervise::Progress,
+) {
     let mut last_retry: Option<Instant> = None;
     // Every job write renames a file into the jobs directory, which changes its mtime: while
     // it stays the same and nothing was left to do, there is nothing new to read.
     let dir = jobs::jobs_dir(&worker.state_dir);
     let mut idle_at: Option<std::time::SystemTime> = None;
+    let idle = supervise::IDLE_ALLOWANCE + poll * 2;
     loop {
+        progress.beat(&service.name, idle);
         let retry_now = last_retry.is_none_or(|t| t.elapsed() >= retry);
         let mtime = std::fs::metadata(&dir).and_then(|m| m.modified()).ok();
         if !retry_now && mtime.is_some() && mtime == idle_at {
@@ -331,15 +348,25 @@ fn serve(worker: &Worker, service: &ServiceConfig, poll: Duration, retry: Durati
         }
         idle_at = None;
         match worker.has_work(&service.name, retry_now) {
-            Ok(true) => match worker.process_service(service, retry_now, false) {
-                Ok(Some(_)) if retry_now => last_retry = Some(Instant::now()),
-                Ok(_) => {}
-                Err(e) => {
-                    eprint!("{}", work_error(&e).render());
-                    std::thread::sleep(Duration::from_secs(5));
+            Ok(true) => {
+                progress.beat(&service.name, supervise::job_allowance(service));
+                progress.resumed(&service.name);
+                match worker.process_service(service, retry_now, false) {
+                    Ok(Some(pass)) => {
+                        monitor.after_pass(&service.name, &pass.outcomes);
+                        if retry_now {
+                            last_retry = Some(Instant::now());
+                        }
+                    }
+                    Ok(None) => {}
+                    Err(e) => {
+                        eprint!("{}", work_error(&e).render());
+                        std::thread::sleep(Duration::from_secs(5));
+                    }
                 }
-            },
+            }
             Ok(false) => {
+                progress.resumed(&service.name);
                 idle_at = mtime;
                 if retry_now {
                     last_retry = Some(Instant::now());
@@ -350,21 +377,34 @@ fn serve(worker: &Worker, service: &ServiceConfig, poll: Duration, retry: Durati
                 std::thread::sleep(Duration::from_secs(5));
             }
         }
+        crash::hang_point("serve.loop");
         std::thread::sleep(poll);
     }
 }
 
 /// One service's watchdog in the daemon: a round every `every` (measured from the start of
 /// the previous round), forever; errors are printed and the next round tries again.
-fn watchdog(worker: &Worker, service: &ServiceConfig, watch: &bulwark_core::config::WatchConfig) {
+fn watchdog(
+    worker: &Worker,
+    service: &ServiceConfig,
+    watch: &bulwark_core::config::WatchConfig,
+    monitor: &Monitor,
+    progress: &supervise::Progress,
+    name: &str,
+) {
     loop {
         let started = Instant::now();
+        progress.beat(name, supervise::round_allowance(watch));
         match watchdog::round(worker, service, watch) {
             // Events are printed as they are journaled; a quiet or skipped round prints nothing.
             Ok(_) => {}
             Err(e) => eprint!("{}", work_error(&e).render()),
         }
-        std::thread::sleep(watch.every.get().saturating_sub(started.elapsed()));
+        progress.resumed(name);
+        monitor.after_round();
+        let rest = watch.every.get().saturating_sub(started.elapsed());
+        progress.beat(name, rest + supervise::IDLE_ALLOWANCE);
+        std::thread::sleep(rest);
     }
 }
 
@@ -394,6 +434,7 @@ fn cmd_watch_once(config: Config, args: &WatchOnceArgs) -> Result<ExitCode, CliE
             }
         }
     }
+    Monitor::new(&worker)?.after_round();
     if args.json {
         println!("{}", json!({"services": results, "acted": acted}));
     }
