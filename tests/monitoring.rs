@@ -490,3 +490,267 @@ fn node_exporter_serves_what_the_sidecar_drift_and_guards_did_from_one_shared_te
     let leftovers: Vec<_> = std::fs::read_dir(&textfiles).unwrap().map(|e| e.unwrap().file_name()).collect();
     assert_eq!(leftovers, [std::ffi::OsString::from("bulwark.prom")], "no temporary file left beside it");
 }
+
+/// Prometheus on a free port scraping `target` every second and evaluating `rules` every
+/// second; returns it and its base URL.
+fn prometheus(env: &TestEnv, target: &str, rules: &[PathBuf]) -> Option<(Daemon, String)> {
+    let program = tool("/usr/bin/prometheus")?;
+    let port = free_port();
+    let dir = env.path("prometheus");
+    std::fs::create_dir_all(dir.join("data")).unwrap();
+    let rule_files: String = rules.iter().map(|r| format!("  - {}", r.display())).collect::<Vec<_>>().join("\n") + "\n";
+    let config = dir.join("prometheus.yml");
+    std::fs::write(
+        &config,
+        format!(
+            "global:\n  scrape_interval: 1s\n  evaluation_interval: 1s\nrule_files:\n{rule_files}scrape_configs:\n  - job_name: node\n    static_configs:\n      - targets: ['{}']\n",
+            target.trim_start_matches("http://")
+        ),
+    )
+    .unwrap();
+    let mut cmd = Command::new(program);
+    cmd.arg(format!("--config.file={}", config.display()))
+        .arg(format!("--storage.tsdb.path={}", dir.join("data").display()))
+        .arg(format!("--web.listen-address=127.0.0.1:{port}"));
+    let mut daemon = Daemon::start("prometheus", &mut cmd, dir.join("log"));
+    let base = format!("http://127.0.0.1:{port}");
+    daemon.wait_ready(&format!("{base}/-/ready"));
+    Some((daemon, base))
+}
+
+/// The rules file the project ships (`install/bulwark.rules.yml`).
+fn shipped_rules() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("install/bulwark.rules.yml")
+}
+
+/// The alerts Prometheus has firing, by name.
+fn firing(base: &str) -> Vec<Value> {
+    let alerts = get_json(&format!("{base}/api/v1/alerts"));
+    alerts["data"]["alerts"].as_array().unwrap().iter().filter(|a| a["state"] == "firing").cloned().collect()
+}
+
+#[test]
+fn prometheus_evaluates_the_shipped_alert_rules_against_what_node_exporter_serves() {
+    let probe = TestEnv::new();
+    let textfiles = probe.path("textfiles");
+    std::fs::create_dir_all(&textfiles).unwrap();
+    let Some((_node, node)) = node_exporter(&probe, &textfiles) else { return };
+    // The shipped rules, and the same rules with "silent for 10 minutes" shortened to 3 s
+    // (and no `for:`), so the test can watch a silent sidecar make it fire.
+    let shipped = std::fs::read_to_string(shipped_rules()).unwrap();
+    let fast = shipped
+        .replace(
+            "bulwark_sidecar_last_success_timestamp_seconds > 600",
+            "bulwark_sidecar_last_success_timestamp_seconds > 3",
+        )
+        .replace("alert: Bulwark", "alert: FastBulwark")
+        .replace("for: 5m", "for: 0m");
+    assert!(fast.contains("> 3\n"), "the shipped rule still reads `> 600`");
+    let fast_rules = probe.path("fast.rules.yml");
+    std::fs::write(&fast_rules, fast).unwrap();
+    let Some((_prom, prom)) = prometheus(&probe, &node, &[shipped_rules(), fast_rules]) else { return };
+
+    let web = Watched::new(&format!(
+        "[[notify]]\nkind = \"webhook\"\nurl = \"{}\"\nattempts = 1\n[metrics]\ntextfile = \"{}\"\n",
+        bulwark_testutil::http::refused_url("/hook"),
+        textfiles.join("bulwark-{component}.prom").display()
+    ));
+    run(&mut web.sidecar(&["once"])).assert_code(0);
+    let (remote, _) = web.env.remote_and_clone();
+    let root = drifted_root(&web.env, &remote);
+    run(web.env.bin_command("bulwark-drift").arg("--config").arg(&web.config).arg("scan").arg(&root)).assert_code(1);
+    assert!(textfiles.join("bulwark-sidecar.prom").is_file() && textfiles.join("bulwark-drift.prom").is_file());
+
+    // Every shipped rule loads and evaluates.
+    let rules = get_json(&format!("{prom}/api/v1/rules"));
+    let all: Vec<&Value> =
+        rules["data"]["groups"].as_array().unwrap().iter().flat_map(|g| g["rules"].as_array().unwrap()).collect();
+    let evaluated = wait_for(Duration::from_secs(30), || {
+        let rules = get_json(&format!("{prom}/api/v1/rules"));
+        let rules: Vec<Value> = rules["data"]["groups"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .flat_map(|g| g["rules"].as_array().unwrap().clone())
+            .collect();
+        rules.iter().all(|r| r["health"] == "ok" && r["lastEvaluation"] != "0001-01-01T00:00:00Z").then_some(rules)
+    });
+    let evaluated = evaluated.unwrap_or_else(|| panic!("not every rule evaluated healthily: {all:#?}"));
+    assert!(evaluated.iter().any(|r| r["name"] == "BulwarkSidecarSilent"), "{evaluated:#?}");
+
+    // The drift finding fires at once; the sidecar, quiet since its one pass, is "silent"
+    // for the 3-second copy only.
+    let drift = wait_for(Duration::from_secs(30), || {
+        firing(&prom).into_iter().find(|a| a["labels"]["alertname"] == "BulwarkDriftFound")
+    })
+    .expect("BulwarkDriftFound fires for the hand edit");
+    assert_eq!(drift["labels"]["kind"], "modified");
+    let silent = wait_for(Duration::from_secs(30), || {
+        firing(&prom).into_iter().find(|a| a["labels"]["alertname"] == "FastBulwarkSidecarSilent")
+    });
+    assert!(silent.is_some(), "a sidecar that stopped writing is silent: {:#?}", firing(&prom));
+    let names: Vec<String> =
+        firing(&prom).iter().map(|a| a["labels"]["alertname"].as_str().unwrap().to_owned()).collect();
+    assert!(!names.contains(&"BulwarkSidecarSilent".to_owned()), "10 minutes have not passed: {names:?}");
+    assert!(!names.contains(&"BulwarkSidecarDown".to_owned()), "the sidecar's pass was good: {names:?}");
+}
+
+/// A dead-man's switch receiver (healthchecks.io's API shape): records each ping's path.
+fn ping_receiver() -> HttpServer {
+    HttpServer::start(|_req| Response::ok("OK"))
+}
+
+fn ping_paths(server: &HttpServer) -> Vec<String> {
+    server.requests().into_iter().map(|r| r.path).collect()
+}
+
+#[test]
+fn a_killed_sidecar_daemon_stops_its_dead_mans_switch_pings() {
+    let hc = ping_receiver();
+    let web = Watched::new(&format!(
+        "[[notify]]\nkind = \"webhook\"\nurl = \"{}\"\nattempts = 1\n[[ping]]\nurl = \"{}\"\nevery = \"1s\"\ncomponent = \"sidecar\"\n[[ping]]\nurl = \"{}\"\ncomponent = \"drift\"\n",
+        bulwark_testutil::http::refused_url("/hook"),
+        hc.url("/ping/5b4f3c1e-sidecar"),
+        hc.url("/ping/drift-only"),
+    ));
+    let mut daemon =
+        web.sidecar(&["run", "--poll", "100ms"]).stdout(Stdio::null()).stderr(Stdio::null()).spawn().unwrap();
+    let alive = wait_for(Duration::from_secs(20), || (ping_paths(&hc).len() >= 3).then_some(()));
+    if alive.is_none() {
+        let _ = daemon.kill();
+        panic!("the daemon did not ping 3 times: {:?}", ping_paths(&hc));
+    }
+    daemon.kill().unwrap();
+    daemon.wait().unwrap();
+    let before = ping_paths(&hc);
+    assert!(
+        before.iter().all(|p| p == "/ping/5b4f3c1e-sidecar"),
+        "liveness pings only, to the sidecar's target: {before:?}"
+    );
+    // Silence is the alarm: nothing more arrives once the daemon is dead.
+    let more = wait_for(Duration::from_secs(4), || (ping_paths(&hc).len() > before.len()).then_some(()));
+    assert!(more.is_none(), "pings after the kill: {:?}", ping_paths(&hc));
+}
+
+#[test]
+fn drift_scan_pings_start_then_success_or_fail_with_one_run_id_and_a_dead_receiver_is_journaled_once() {
+    let hc = ping_receiver();
+    let env = TestEnv::new();
+    let (remote, _) = env.remote_and_clone();
+    let root = env.path("srv-root");
+    std::fs::create_dir_all(&root).unwrap();
+    let app = root.join("app");
+    env.git(env.root(), &["clone", "-q", &bulwark_testutil::file_url(&remote), app.to_str().unwrap()]);
+    let dead = bulwark_testutil::http::refused_url("/dead");
+    let config = env.write_config(
+        "bulwark.toml",
+        &format!("[[ping]]\nurl_env = \"BULWARK_TEST_PING\"\ncomponent = \"drift\"\n[[ping]]\nurl = \"{dead}\"\n"),
+    );
+    let scan = |extra: &[&str]| {
+        run(env
+            .bin_command("bulwark-drift")
+            .env("BULWARK_TEST_PING", hc.url("/ping/hc-uuid"))
+            .arg("--config")
+            .arg(&config)
+            .arg("scan")
+            .args(extra)
+            .arg(&root))
+    };
+    scan(&[]).assert_code(0);
+    let paths = ping_paths(&hc);
+    assert_eq!(paths.len(), 2, "{paths:?}");
+    let rid = paths[0].strip_prefix("/ping/hc-uuid/start?rid=").unwrap_or_else(|| panic!("{paths:?}"));
+    assert_eq!(paths[1], format!("/ping/hc-uuid?rid={rid}"), "success with the same run id");
+    let failed = env.events_of("ping.failed");
+    assert_eq!(failed.len(), 1, "the dead receiver: one event for the run, not one per ping: {failed:?}");
+    assert_eq!(failed[0].fields["signal"], "start");
+
+    // The scan cannot look at the remote (`--fetch` of a remote that is gone): /fail.
+    std::fs::rename(&remote, env.path("server-gone.git")).unwrap();
+    scan(&["--fetch"]).assert_code(1);
+    let paths = ping_paths(&hc);
+    assert_eq!(paths.len(), 4, "{paths:?}");
+    assert!(paths[3].starts_with("/ping/hc-uuid/fail?rid="), "{paths:?}");
+    let body = hc.requests()[3].body_str();
+    assert!(body.contains("fetch-failed"), "the failure says what could not be looked at: {body}");
+    let journal = std::fs::read_to_string(env.state_dir().join("events.jsonl")).unwrap();
+    assert!(!journal.contains("hc-uuid"), "the ping URL from the environment never reaches the journal");
+}
+
+#[test]
+fn a_ping_receiver_answering_429_is_left_alone_until_its_retry_after() {
+    let hc = HttpServer::start(|_req| Response::status(429).header("Retry-After", "3600").body("rate limited"));
+    let web = Watched::new(&format!(
+        "[[notify]]\nkind = \"webhook\"\nurl = \"{}\"\nattempts = 1\n[[ping]]\nurl = \"{}\"\nevery = \"1s\"\n",
+        bulwark_testutil::http::refused_url("/hook"),
+        hc.url("/ping/limited"),
+    ));
+    let mut daemon =
+        web.sidecar(&["run", "--poll", "100ms"]).stdout(Stdio::null()).stderr(Stdio::null()).spawn().unwrap();
+    let first = wait_for(Duration::from_secs(20), || (!hc.requests().is_empty()).then_some(()));
+    let journaled = wait_for(Duration::from_secs(10), || (!web.env.events_of("ping.failed").is_empty()).then_some(()));
+    // Three more liveness intervals: the receiver said to wait an hour.
+    let more = wait_for(Duration::from_secs(3), || (hc.requests().len() > 1).then_some(()));
+    let _ = daemon.kill();
+    let _ = daemon.wait();
+    assert!(first.is_some(), "the daemon pinged");
+    assert!(journaled.is_some(), "the 429 is a ping.failed event");
+    assert!(more.is_none(), "pinged again despite Retry-After: {:?}", ping_paths(&hc));
+    let failed = web.env.events_of("ping.failed");
+    assert_eq!(failed.len(), 1);
+    assert!(failed[0].fields["error"].as_str().unwrap().contains("429"));
+}
+
+/// systemd's side of the notify protocol, without systemd: a datagram socket at
+/// `$NOTIFY_SOCKET` that collects what the sidecar sends.
+#[test]
+fn the_sidecar_tells_systemd_it_is_ready_and_pets_the_watchdog_only_while_its_loop_turns() {
+    use std::os::unix::net::UnixDatagram;
+    let web = Watched::new(&format!(
+        "[[notify]]\nkind = \"webhook\"\nurl = \"{}\"\nattempts = 1\n",
+        bulwark_testutil::http::refused_url("/hook")
+    ));
+    let socket_path = web.env.path("notify.sock");
+    let socket = UnixDatagram::bind(&socket_path).unwrap();
+    socket.set_read_timeout(Some(Duration::from_millis(200))).unwrap();
+    // systemd sets WATCHDOG_PID to the service's pid: `exec` keeps the shell's.
+    let mut daemon = web
+        .env
+        .command("sh")
+        .args(["-c", "WATCHDOG_PID=$$ exec \"$@\"", "sh"])
+        .arg(bulwark_testutil::bin("bulwark-sidecar"))
+        .arg("--config")
+        .arg(&web.config)
+        .args(["run", "--poll", "100ms"])
+        .env("NOTIFY_SOCKET", &socket_path)
+        .env("WATCHDOG_USEC", "400000")
+        .env("BULWARK_TEST_HOOKS", "1")
+        .env("BULWARK_TEST_HANG_AT", "serve.loop")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let started = std::time::Instant::now();
+    let mut messages: Vec<(Duration, String)> = Vec::new();
+    let mut buf = [0u8; 4096];
+    // The service loop hangs after its first turn: systemd hears READY, then WATCHDOG=1
+    // until the loop is overdue (15 s idle allowance), then nothing.
+    while started.elapsed() < Duration::from_secs(24) {
+        if let Ok(n) = socket.recv(&mut buf) {
+            messages.push((started.elapsed(), String::from_utf8_lossy(&buf[..n]).into_owned()));
+        }
+    }
+    let still_running = daemon.try_wait().unwrap().is_none();
+    let _ = daemon.kill();
+    let output = daemon.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(still_running, "the daemon lives on (hung, not dead): {stderr}");
+    let first = messages.first().map(|(_, m)| m.clone()).unwrap_or_default();
+    assert!(first.contains("READY=1"), "READY first: {messages:?}");
+    let pets: Vec<Duration> = messages.iter().filter(|(_, m)| m.contains("WATCHDOG=1")).map(|(at, _)| *at).collect();
+    assert!(pets.len() >= 10, "WATCHDOG=1 while the loop was within its allowance: {messages:?}");
+    let last = *pets.last().unwrap();
+    assert!(last < Duration::from_secs(20), "WATCHDOG=1 went on after the loop hung (last at {last:?})");
+    assert!(started.elapsed().saturating_sub(last) > Duration::from_secs(3), "silence at the end");
+    assert!(stderr.contains("has stopped making progress"), "{stderr}");
+}

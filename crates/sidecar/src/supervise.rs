@@ -270,7 +270,9 @@ pub fn supervise(
             Systemd::send(&[sd_notify::NotifyState::Ready, sd_notify::NotifyState::Status("resumed; running")]);
         }
         let stuck = progress.stuck();
-        if stuck.is_none() && systemd.watchdog.is_some() {
+        // "The watchdog is activated when the start-up is completed" (systemd.service(5),
+        // WatchdogSec=): petting starts with READY.
+        if stuck.is_none() && systemd.ready && systemd.watchdog.is_some() {
             Systemd::send(&[sd_notify::NotifyState::Watchdog]);
         }
         let newly_stuck = stuck.is_some() && !was_stuck;
