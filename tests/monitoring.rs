@@ -754,3 +754,104 @@ fn the_sidecar_tells_systemd_it_is_ready_and_pets_the_watchdog_only_while_its_lo
     assert!(started.elapsed().saturating_sub(last) > Duration::from_secs(3), "silence at the end");
     assert!(stderr.contains("has stopped making progress"), "{stderr}");
 }
+
+#[test]
+fn a_rollback_escalation_fires_in_alertmanager_and_the_next_healthy_deploy_resolves_it_and_is_measured() {
+    let hook = Receiver::start();
+    let probe = TestEnv::new();
+    let Some((_am, base)) = alertmanager(&probe, &hook.url("/am")) else { return };
+    let env = TestEnv::new();
+    let (remote, _) = env.remote_and_clone();
+    let prod = env.clone_repo(&remote, "prod");
+    let head = env.rev(&prod, "HEAD");
+    let up = env.path("service-up");
+    let flag = up.clone();
+    let health = HttpServer::start(
+        move |_req| if flag.exists() { Response::ok("ok") } else { Response::status(500).body("down") },
+    );
+    let textfile = env.path("textfiles/bulwark-{component}.prom");
+    std::fs::create_dir_all(env.path("textfiles")).unwrap();
+    let config = env.write_config(
+        "bulwark.toml",
+        &format!(
+            r#"[[service]]
+name = "web"
+checkout = "{prod}"
+deploy = ["true"]
+stabilize = "50ms"
+[service.health]
+url = "{health}"
+timeout = "2s"
+attempts = 1
+interval = "50ms"
+[[notify]]
+kind = "alertmanager"
+url = "{base}"
+attempts = 2
+[metrics]
+textfile = "{textfile}"
+"#,
+            prod = prod.display(),
+            health = health.url("/health"),
+            textfile = textfile.display(),
+        ),
+    );
+    // Unhealthy with no earlier commit known: nothing to revert to, so it escalates.
+    bulwark_core::jobs::enqueue(&env.state_dir(), "web", bulwark_core::git::ZERO_OID, &head, "post-merge").unwrap();
+    run(&mut env.sidecar(&config, &["once"])).assert_code(1).assert_stdout_contains("rollback.escalated");
+    let firing = active_web_alerts(&base);
+    assert_eq!(firing.len(), 1, "{firing:?}");
+    assert_eq!(firing[0]["labels"]["alertname"], "BulwarkRollbackEscalated");
+
+    // Fixed: the next deploy is healthy, which resolves the alert that fired.
+    std::fs::write(&up, "").unwrap();
+    bulwark_core::jobs::enqueue(&env.state_dir(), "web", &head, &head, "cli").unwrap();
+    run(&mut env.sidecar(&config, &["once"])).assert_code(0).assert_stdout_contains("deploy.healthy");
+    assert!(active_web_alerts(&base).is_empty(), "resolved: {:?}", active_web_alerts(&base));
+    let resolved = wait_for(Duration::from_secs(20), || {
+        hook.accepted().into_iter().find(|b| b["status"] == "resolved" && b["alerts"][0]["labels"]["service"] == "web")
+    });
+    assert!(resolved.is_some(), "Alertmanager sent the resolved notification");
+
+    let text = std::fs::read_to_string(env.path("textfiles/bulwark-sidecar.prom")).unwrap();
+    for line in [
+        r#"bulwark_sidecar_jobs_total{service="web",outcome="escalated"} 1"#,
+        r#"bulwark_sidecar_jobs_total{service="web",outcome="healthy"} 1"#,
+        r#"bulwark_sidecar_health_failures_total{service="web",step="health"} 1"#,
+        r#"bulwark_sidecar_deploy_duration_seconds_count{service="web"} 2"#,
+        r#"bulwark_sidecar_verdict_duration_seconds_count{service="web"} 2"#,
+        "bulwark_sidecar_up 1",
+    ] {
+        assert!(text.lines().any(|l| l == line), "the textfile lacks `{line}`:\n{text}");
+    }
+    assert!(!env.path("textfiles/bulwark-drift.prom").exists(), "the sidecar writes its own file only");
+}
+
+#[test]
+fn drift_alerts_refuse_a_config_whose_only_targets_are_incident_engines() {
+    let env = TestEnv::new();
+    let root = env.path("srv-root");
+    std::fs::create_dir_all(&root).unwrap();
+    let config = env.write_config(
+        "bulwark.toml",
+        "[[notify]]\nkind = \"pagerduty\"\nrouting_key = \"R0utingKeyFromPagerDuty0123456789\"\n",
+    );
+    let out = run(env.bin_command("bulwark-drift").arg("--config").arg(&config).args(["scan", "--alert"]).arg(&root));
+    out.assert_code(2)
+        .assert_stderr_contains("every [[notify]] target is an incident engine")
+        .assert_stderr_contains("hint: add a [[notify]] of kind discord, slack, webhook or ntfy");
+    assert!(!out.stderr.contains("R0utingKey"), "{}", out.stderr);
+}
+
+#[test]
+fn a_pagerduty_target_without_a_routing_key_is_a_config_error_with_its_line() {
+    let env = TestEnv::new();
+    let config = env.write_config("bulwark.toml", "[[notify]]\nkind = \"pagerduty\"\n");
+    let out = env.bulwark(env.root(), &["config", "check", "--config", config.to_str().unwrap()]);
+    out.assert_code(2).assert_stderr_contains(
+        "key `notify[0].routing_key`: a pagerduty target needs `routing_key` or `routing_key_env` (the integration key)",
+    );
+    let config = env.write_config("bulwark2.toml", "[metrics]\ntextfile = \"relative.prom\"\n");
+    let out = env.bulwark(env.root(), &["config", "check", "--config", config.to_str().unwrap()]);
+    out.assert_code(2).assert_stderr_contains("key `metrics.textfile`: `relative.prom` must be an absolute path");
+}

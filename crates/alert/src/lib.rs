@@ -384,13 +384,13 @@ pub fn dedup_key(alert: AlertState, message: &Message) -> String {
     truncate_chars(&key, 255)
 }
 
-/// The JSON body a target of `kind` expects for `message` (`ntfy` takes the text itself:
-/// see [`request`]). `routing_key` is PagerDuty's.
+/// The JSON body a target of `kind` expects for `message` (for `ntfy`, the text it posts
+/// as a JSON string; PagerDuty's `routing_key` is added at delivery).
 pub fn payload(kind: NotifyKind, message: &Message) -> Value {
-    payload_at(kind, message, None, jiff::Timestamp::now())
+    payload_at(kind, message, jiff::Timestamp::now())
 }
 
-fn payload_at(kind: NotifyKind, message: &Message, routing_key: Option<&str>, now: jiff::Timestamp) -> Value {
+fn payload_at(kind: NotifyKind, message: &Message, now: jiff::Timestamp) -> Value {
     match kind {
         NotifyKind::Alertmanager => {
             let Some(alert) = alert_of(&message.kind) else { return Value::Null };
@@ -417,7 +417,6 @@ fn payload_at(kind: NotifyKind, message: &Message, routing_key: Option<&str>, no
         NotifyKind::Pagerduty => {
             let Some(alert) = alert_of(&message.kind) else { return Value::Null };
             let mut body = json!({
-                "routing_key": routing_key.unwrap_or_default(),
                 "event_action": if alert.firing { "trigger" } else { "resolve" },
                 "dedup_key": dedup_key(alert, message),
             });
@@ -511,7 +510,7 @@ enum Attempt {
 fn deliver(target: &Target, message: &Message, policy: &RetryPolicy) -> Outcome {
     // The message quotes events and errors: nothing secret may travel in it.
     let now = jiff::Timestamp::now();
-    let mut payload = payload_at(target.kind, message, None, now);
+    let mut payload = payload_at(target.kind, message, now);
     bulwark_core::redact::clean_value(&mut payload);
     if let (Some(key), Value::Object(map)) = (&target.routing_key, &mut payload) {
         // The routing key is the one secret that must travel (after the scrubbing).
@@ -742,8 +741,8 @@ mod tests {
     #[test]
     fn alertmanager_fires_on_escalation_and_resolves_with_the_same_labels() {
         let now: jiff::Timestamp = "2026-04-26T03:57:27Z".parse().unwrap();
-        let fired = payload_at(NotifyKind::Alertmanager, &escalation("rollback.escalated"), None, now);
-        let resolved = payload_at(NotifyKind::Alertmanager, &escalation("service.recovered"), None, now);
+        let fired = payload_at(NotifyKind::Alertmanager, &escalation("rollback.escalated"), now);
+        let resolved = payload_at(NotifyKind::Alertmanager, &escalation("service.recovered"), now);
         assert_eq!(fired[0]["labels"], resolved[0]["labels"], "the resolve must match the firing alert");
         assert_eq!(fired[0]["labels"]["alertname"], "BulwarkRollbackEscalated");
         assert_eq!(fired[0]["labels"]["service"], "web");
@@ -751,14 +750,14 @@ mod tests {
         assert_eq!(fired[0]["startsAt"], "2026-04-26T03:57:27Z");
         assert_eq!(fired[0]["endsAt"], "2026-05-03T03:57:27Z", "firing for a week unless resolved");
         assert_eq!(resolved[0]["endsAt"], "2026-04-26T03:57:27Z", "resolved now");
-        assert!(payload_at(NotifyKind::Alertmanager, &escalation("drift.found"), None, now).is_null());
+        assert!(payload_at(NotifyKind::Alertmanager, &escalation("drift.found"), now).is_null());
     }
 
     #[test]
     fn pagerduty_triggers_and_resolves_one_dedup_key() {
         let now: jiff::Timestamp = "2026-04-26T03:57:27Z".parse().unwrap();
-        let trigger = payload_at(NotifyKind::Pagerduty, &escalation("watch.escalated"), Some("KEY"), now);
-        let resolve = payload_at(NotifyKind::Pagerduty, &escalation("watch.recovered"), Some("KEY"), now);
+        let trigger = payload_at(NotifyKind::Pagerduty, &escalation("watch.escalated"), now);
+        let resolve = payload_at(NotifyKind::Pagerduty, &escalation("watch.recovered"), now);
         assert_eq!(trigger["event_action"], "trigger");
         assert_eq!(resolve["event_action"], "resolve");
         assert_eq!(trigger["dedup_key"], resolve["dedup_key"]);

@@ -154,7 +154,7 @@ fn check_someone_is_told(config: &Config, origin: Option<&std::path::Path>) -> R
         return Err(CliError::usage(format!(
             "no [[notify]] target in {file}: an escalation (a rollback that cannot finish) would reach nobody"
         ))
-        .hint("add a [[notify]] section (kind = \"slack\", \"discord\" or \"webhook\", with `url` or `url_env`; see docs/sidecar.md)"));
+        .hint("add a [[notify]] section (kind = \"slack\", \"discord\", \"webhook\", \"ntfy\", \"alertmanager\" or \"pagerduty\"; see docs/alerts.md)"));
     }
     let problems: Vec<String> = config
         .notify
