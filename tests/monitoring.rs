@@ -91,6 +91,14 @@ fn get_json(url: &str) -> Value {
     serde_json::from_str(&body).unwrap_or_else(|e| panic!("{url}: {e}: {body}"))
 }
 
+/// The `[[service]]` "web" deployed by `true` from `checkout`, checked at `health` once.
+fn service_web(checkout: &std::path::Path, health: &str) -> String {
+    format!(
+        "[[service]]\nname = \"web\"\ncheckout = \"{}\"\ndeploy = [\"true\"]\nstabilize = \"50ms\"\n[service.health]\nurl = \"{health}\"\ntimeout = \"2s\"\nattempts = 1\ninterval = \"50ms\"\n",
+        checkout.display()
+    )
+}
+
 /// A watched service whose health the test turns on and off, with a restart that never
 /// helps (so a failure escalates at once), and the `[[notify]]`/`[[ping]]`/`[metrics]`
 /// sections the test gives.
@@ -118,17 +126,7 @@ impl Watched {
         let config = env.write_config(
             "bulwark.toml",
             &format!(
-                r#"[[service]]
-name = "web"
-checkout = "{checkout}"
-deploy = ["true"]
-stabilize = "50ms"
-[service.health]
-url = "{health}"
-timeout = "2s"
-attempts = 1
-interval = "50ms"
-[service.watch]
+                r#"{service}[service.watch]
 every = "200ms"
 restart = ["{restart}"]
 wait = "100ms"
@@ -136,8 +134,7 @@ max_restarts = 3
 window = "1h"
 {extra}
 "#,
-                checkout = checkout.display(),
-                health = health.url("/health"),
+                service = service_web(&checkout, &health.url("/health")),
                 restart = restart.display(),
             ),
         );
@@ -774,25 +771,14 @@ fn a_rollback_escalation_fires_in_alertmanager_and_the_next_healthy_deploy_resol
     let config = env.write_config(
         "bulwark.toml",
         &format!(
-            r#"[[service]]
-name = "web"
-checkout = "{prod}"
-deploy = ["true"]
-stabilize = "50ms"
-[service.health]
-url = "{health}"
-timeout = "2s"
-attempts = 1
-interval = "50ms"
-[[notify]]
+            r#"{service}[[notify]]
 kind = "alertmanager"
 url = "{base}"
 attempts = 2
 [metrics]
 textfile = "{textfile}"
 "#,
-            prod = prod.display(),
-            health = health.url("/health"),
+            service = service_web(&prod, &health.url("/health")),
             textfile = textfile.display(),
         ),
     );

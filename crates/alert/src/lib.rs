@@ -150,12 +150,18 @@ impl Notifier {
                 (None, None) if cfg.kind == NotifyKind::Pagerduty => {
                     bulwark_core::config::PAGERDUTY_EVENTS_URL.to_owned()
                 }
-                (url, var) => resolve_secret(url.as_deref(), var.as_deref(), "url").map_err(err)?,
+                (url, var) => {
+                    bulwark_core::config::resolve_secret(url.as_deref(), var.as_deref(), "url").map_err(err)?
+                }
             };
             let routing_key = match cfg.kind {
                 NotifyKind::Pagerduty => {
-                    let key = resolve_secret(cfg.routing_key.as_deref(), cfg.routing_key_env.as_deref(), "routing_key")
-                        .map_err(err)?;
+                    let key = bulwark_core::config::resolve_secret(
+                        cfg.routing_key.as_deref(),
+                        cfg.routing_key_env.as_deref(),
+                        "routing_key",
+                    )
+                    .map_err(err)?;
                     bulwark_core::redact::register_secret(&key);
                     Some(key)
                 }
@@ -270,24 +276,6 @@ impl Notifier {
     pub fn send_in_background(&self, message: Message) -> std::thread::JoinHandle<DeliveryReport> {
         let notifier = self.clone();
         std::thread::spawn(move || notifier.send(&message))
-    }
-}
-
-/// A secret given directly or through an environment variable (`what`: `url` or
-/// `routing_key`, whose variable is `<what>_env`), trimmed; an unset or empty variable is
-/// an error that names it.
-fn resolve_secret(value: Option<&str>, var: Option<&str>, what: &str) -> Result<String, String> {
-    match (value, var) {
-        (Some(value), None) => Ok(value.trim().to_owned()),
-        (None, Some(var)) => match std::env::var(var) {
-            Ok(v) if !v.trim().is_empty() => Ok(v.trim().to_owned()),
-            Ok(_) => Err(format!("environment variable `{var}` ({what}_env) is empty")),
-            Err(std::env::VarError::NotPresent) => Err(format!("environment variable `{var}` ({what}_env) is not set")),
-            Err(std::env::VarError::NotUnicode(_)) => {
-                Err(format!("environment variable `{var}` ({what}_env) is not valid UTF-8"))
-            }
-        },
-        _ => Err(format!("set exactly one of `{what}` or `{what}_env`")),
     }
 }
 

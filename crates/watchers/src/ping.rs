@@ -99,16 +99,8 @@ impl Pinger {
     pub fn from_config(pings: &[PingConfig], component: Component, journal: Journal) -> Result<Self, PingConfigError> {
         let mut targets = Vec::new();
         for (index, cfg) in pings.iter().enumerate().filter(|(_, p)| p.applies_to(component)) {
-            let err = |message: String| PingConfigError { index, message };
-            let url = match (&cfg.url, &cfg.url_env) {
-                (Some(url), None) => url.trim().to_owned(),
-                (None, Some(var)) => match std::env::var(var) {
-                    Ok(v) if !v.trim().is_empty() => v.trim().to_owned(),
-                    Ok(_) => return Err(err(format!("environment variable `{var}` (url_env) is empty"))),
-                    Err(_) => return Err(err(format!("environment variable `{var}` (url_env) is not set"))),
-                },
-                _ => return Err(err("set exactly one of `url` or `url_env`".into())),
-            };
+            let url = bulwark_core::config::resolve_secret(cfg.url.as_deref(), cfg.url_env.as_deref(), "url")
+                .map_err(|message| PingConfigError { index, message })?;
             bulwark_core::redact::register_url(&url);
             let label = match &cfg.url_env {
                 Some(var) => format!("${var}"),

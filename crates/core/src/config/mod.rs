@@ -21,7 +21,7 @@ pub use notify::{NotifyConfig, NotifyKind, PAGERDUTY_EVENTS_URL};
 pub use protect::{ProtectConfig, Role, WorktreePolicy};
 pub use server::ServerConfig;
 pub use service::{HealthConfig, HealthKind, ServiceConfig, WatchConfig};
-pub use values::{Argv, BranchPattern, Duration};
+pub use values::{Argv, BranchPattern, Duration, resolve_secret};
 pub use watchers::{Component, MetricsConfig, PingConfig};
 
 /// The system-wide config file, read when nothing more specific exists.

@@ -106,26 +106,15 @@ impl NotifyConfig {
             (Some(key), None) if key.trim().is_empty() => {
                 return Err(("routing_key".into(), "must not be empty".into()));
             }
-            (None, Some(var)) if !is_variable_name(var) => {
+            (None, Some(var)) if !super::values::is_variable_name(var) => {
                 return Err(("routing_key_env".into(), format!("{var:?} is not an environment variable name")));
             }
             _ => {}
         }
-        match (&self.url, &self.url_env) {
-            (Some(_), Some(_)) => Err(("url".into(), "set either `url` or `url_env`, not both".into())),
-            // PagerDuty's endpoint is the default; the others have none.
-            (None, None) if pagerduty => Ok(()),
-            (None, None) => Err(("url".into(), "set `url` or `url_env` (the variable that holds the URL)".into())),
-            _ if self.attempts == 0 => Err(("attempts".into(), "must be at least 1".into())),
-            (Some(url), None) => super::values::check_http_url(url.trim()).map_err(|e| ("url".to_owned(), e)),
-            (None, Some(var)) if !is_variable_name(var) => {
-                Err(("url_env".into(), format!("{var:?} is not an environment variable name")))
-            }
-            _ => Ok(()),
+        if self.attempts == 0 {
+            return Err(("attempts".into(), "must be at least 1".into()));
         }
+        // PagerDuty's endpoint is the default; the others have none.
+        super::values::check_url_or_env(self.url.as_deref(), self.url_env.as_deref(), pagerduty)
     }
-}
-
-fn is_variable_name(var: &str) -> bool {
-    !var.is_empty() && !var.contains(['=', '\0'])
 }

@@ -57,18 +57,10 @@ impl PingConfig {
     }
 
     pub(super) fn validate(&self) -> Result<(), (String, String)> {
-        match (&self.url, &self.url_env) {
-            (Some(_), Some(_)) => Err(("url".into(), "set either `url` or `url_env`, not both".into())),
-            (None, None) => Err(("url".into(), "set `url` or `url_env` (the variable that holds the URL)".into())),
-            _ if self.every.get() < std::time::Duration::from_secs(1) => {
-                Err(("every".into(), format!("{} is too often for a liveness ping; use 1s or more", self.every)))
-            }
-            (Some(url), None) => super::values::check_http_url(url.trim()).map_err(|e| ("url".to_owned(), e)),
-            (None, Some(var)) if var.is_empty() || var.contains(['=', '\0']) => {
-                Err(("url_env".into(), format!("{var:?} is not an environment variable name")))
-            }
-            _ => Ok(()),
+        if self.every.get() < std::time::Duration::from_secs(1) {
+            return Err(("every".into(), format!("{} is too often for a liveness ping; use 1s or more", self.every)));
         }
+        super::values::check_url_or_env(self.url.as_deref(), self.url_env.as_deref(), false)
     }
 }
 
