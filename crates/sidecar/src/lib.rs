@@ -415,6 +415,7 @@ fn cmd_watch_once(config: Config, args: &WatchOnceArgs) -> Result<ExitCode, CliE
         return Err(CliError::usage("no `[[service]]` has a `[service.watch]` section: nothing to watch")
             .hint("add [service.watch] with `restart = [...]` to a service (see docs/sidecar.md)"));
     }
+    let monitor = Monitor::new(&worker)?;
     let mut acted = false;
     let mut results = Vec::new();
     let mut failure: Option<CliError> = None;
@@ -434,7 +435,7 @@ fn cmd_watch_once(config: Config, args: &WatchOnceArgs) -> Result<ExitCode, CliE
             }
         }
     }
-    Monitor::new(&worker)?.after_round();
+    monitor.after_round();
     if args.json {
         println!("{}", json!({"services": results, "acted": acted}));
     }

@@ -133,8 +133,10 @@ pub enum MetricsError {
     Journal(#[from] bulwark_core::JournalError),
     #[error("cannot take the metrics lock {path}: {source}")]
     Lock { path: PathBuf, source: std::io::Error },
-    #[error("cannot write the metrics file {path}: {source}")]
-    Write { path: PathBuf, source: state::StateError },
+    /// The reason without the temporary file's random name, so the same failure reads the
+    /// same every time (it is reported once).
+    #[error("cannot write the metrics file {path}: {reason}")]
+    Write { path: PathBuf, reason: String },
 }
 
 /// One component's metrics: its families, how it counts events, and where it writes.
@@ -184,8 +186,8 @@ impl Metrics {
 
     /// Counts the journal's new events, lets `update` set gauges and observations, saves
     /// the aggregate and rewrites the textfile. A failure is journaled as `metrics.failed`
-    /// (once per distinct error, so a read-only directory does not flood the journal) and
-    /// returned; it never stops the work the metrics describe.
+    /// and returned once per distinct error (a read-only directory must not flood the
+    /// journal or the log); it never stops the work the metrics describe.
     pub fn refresh(&self, journal: &Journal, update: impl FnOnce(&mut Samples)) -> Result<(), MetricsError> {
         let dir = self.state_dir.join("metrics");
         state::ensure_private_dir(&dir)?;
@@ -208,9 +210,12 @@ impl Metrics {
                 serde_json::json!({"component": self.component.name(), "file": self.textfile, "error": error}),
             );
         }
+        let repeated = error.is_some() && error == samples.last_error;
         samples.last_error = error;
         state::write_json_atomic(&path, &samples)?;
-        written
+        // An error already reported (and journaled) is not reported again at every
+        // refresh: a daemon would repeat it every 30 s.
+        if repeated { Ok(()) } else { written }
     }
 
     fn write_textfile(&self, samples: &Samples) -> Result<(), MetricsError> {
@@ -222,8 +227,16 @@ impl Metrics {
         };
         let text = format!("{kept}{mine}");
         // World-readable: node_exporter runs as its own user.
-        state::write_atomic_mode(&self.textfile, text.as_bytes(), 0o644)
-            .map_err(|source| MetricsError::Write { path: self.textfile.clone(), source })
+        state::write_atomic_mode(&self.textfile, text.as_bytes(), 0o644).map_err(|e| {
+            let reason = match &e {
+                state::StateError::Write { source, .. } | state::StateError::Create { source, .. } => source
+                    .raw_os_error()
+                    .map_or_else(|| std::io::Error::from(source.kind()), std::io::Error::from_raw_os_error)
+                    .to_string(),
+                other => other.to_string(),
+            };
+            MetricsError::Write { path: self.textfile.clone(), reason }
+        })
     }
 }
 
@@ -348,5 +361,21 @@ mod tests {
         metrics.refresh(&journal, |_| {}).unwrap();
         let text = std::fs::read_to_string(&textfile).unwrap();
         assert!(text.contains("\nbulwark_test_things_total 2\n"), "{text}");
+    }
+
+    #[test]
+    fn a_textfile_that_cannot_be_written_is_reported_and_journaled_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let journal = Journal::in_dir(dir.path());
+        let missing = dir.path().join("no-such-dir/bulwark.prom");
+        let config =
+            Config::parse(&format!("[metrics]\ntextfile = \"{}\"\n", missing.display()), Path::new("test.toml"))
+                .unwrap();
+        let metrics = Metrics::from_config(&config, Component::Sidecar, dir.path(), FAMILIES, |_, _| {}).unwrap();
+        assert!(metrics.refresh(&journal, |_| {}).is_err(), "the first failure is reported");
+        assert!(metrics.refresh(&journal, |_| {}).is_ok(), "the same failure again is not");
+        let failed: Vec<_> = journal.read_all().unwrap().into_iter().filter(|e| e.kind == "metrics.failed").collect();
+        assert_eq!(failed.len(), 1);
+        assert_eq!(failed[0].str("component"), Some("sidecar"));
     }
 }
