@@ -841,3 +841,30 @@ fn a_pagerduty_target_without_a_routing_key_is_a_config_error_with_its_line() {
     let out = env.bulwark(env.root(), &["config", "check", "--config", config.to_str().unwrap()]);
     out.assert_code(2).assert_stderr_contains("key `metrics.textfile`: `relative.prom` must be an absolute path");
 }
+
+#[test]
+fn sidecar_once_pings_start_and_success_with_one_run_id_and_fail_when_it_cannot_keep_its_state() {
+    let hc = ping_receiver();
+    let web = Watched::new(&format!(
+        "[[notify]]\nkind = \"webhook\"\nurl = \"{}\"\nattempts = 1\n[[ping]]\nurl = \"{}\"\n",
+        bulwark_testutil::http::refused_url("/hook"),
+        hc.url("/ping/once-check"),
+    ));
+    run(&mut web.sidecar(&["once"])).assert_code(0);
+    let paths = ping_paths(&hc);
+    assert_eq!(paths.len(), 2, "{paths:?}");
+    let rid = paths[0].strip_prefix("/ping/once-check/start?rid=").unwrap_or_else(|| panic!("{paths:?}"));
+    assert_eq!(paths[1], format!("/ping/once-check?rid={rid}"));
+    assert!(hc.requests()[1].body_str().contains("0 job(s) finished"));
+
+    // A job file that cannot be read back as a job is skipped; a jobs directory that is a
+    // file makes the pass fail: `/fail`, with the reason.
+    let jobs = web.env.state_dir().join("sidecar/jobs");
+    let _ = std::fs::remove_dir_all(&jobs);
+    std::fs::create_dir_all(jobs.parent().unwrap()).unwrap();
+    std::fs::write(&jobs, "not a directory").unwrap();
+    let out = run(&mut web.sidecar(&["once"]));
+    assert_eq!(out.code, 3, "{}{}", out.stdout, out.stderr);
+    let paths = ping_paths(&hc);
+    assert!(paths.last().unwrap().starts_with("/ping/once-check/fail?rid="), "{paths:?}");
+}

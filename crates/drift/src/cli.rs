@@ -59,7 +59,7 @@ fn cmd_scan(config: &Config, args: &ScanArgs) -> Result<ExitCode, CliError> {
     if let Some(update) = &update {
         report_delivery(update);
     }
-    if let Some(monitor) = &monitor {
+    if let Some(monitor) = &mut monitor {
         monitor.scanned(&result.findings, result.checkouts.len(), true, started, state_error.is_none());
     }
     if let Some(e) = state_error {

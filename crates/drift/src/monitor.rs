@@ -156,7 +156,8 @@ pub(crate) struct Monitor {
     metrics: Option<Metrics>,
     pinger: Pinger,
     journal: Journal,
-    run_id: String,
+    /// The scan in progress (`/start` sent, the end owed).
+    run: Option<ping::Run>,
 }
 
 impl Monitor {
@@ -175,20 +176,24 @@ impl Monitor {
             )
         })?;
         let metrics = Metrics::from_config(config, Component::Drift, &state_dir, FAMILIES, fold);
-        Ok(Some(Self { metrics, pinger, journal, run_id: ping::run_id() }))
+        Ok(Some(Self { metrics, pinger, journal, run: None }))
     }
 
     /// Before a scan: `/start` (a new run id per scan).
     pub(crate) fn starting(&mut self) {
-        self.run_id = ping::run_id();
-        if !self.pinger.is_empty() {
-            self.pinger.send_now(Signal::Start, Some(&self.run_id), "bulwark-drift: scan starting");
-        }
+        self.run = Some(self.pinger.begin("bulwark-drift: scan starting"));
     }
 
     /// After a scan of everything (`full`) or of some checkouts: metrics, then the ping.
     /// `recorded` is false when the result could not be recorded (state, journal).
-    pub(crate) fn scanned(&self, findings: &[Finding], checkouts: usize, full: bool, started: Instant, recorded: bool) {
+    pub(crate) fn scanned(
+        &mut self,
+        findings: &[Finding],
+        checkouts: usize,
+        full: bool,
+        started: Instant,
+        recorded: bool,
+    ) {
         let blind: Vec<&Finding> =
             findings.iter().filter(|f| matches!(f.kind, Kind::Unreadable | Kind::FetchFailed)).collect();
         let ok = blind.is_empty() && recorded;
@@ -227,9 +232,11 @@ impl Monitor {
         if self.pinger.is_empty() {
             return;
         }
+        // A scan of a few checkouts (watch) has no `/start`: it ends a run of its own.
+        let run = self.run.take().unwrap_or_else(|| self.pinger.begin_quietly());
         if ok {
             let body = format!("bulwark-drift: {outcome}: {} finding(s) in {checkouts} checkout(s)", findings.len());
-            self.pinger.send_now(Signal::Success, Some(&self.run_id), &body);
+            self.pinger.end(run, Signal::Success, &body);
         } else {
             let mut body = String::from("bulwark-drift: the scan could not look everywhere");
             for f in blind.iter().take(20) {
@@ -239,7 +246,7 @@ impl Monitor {
             if !recorded {
                 body.push_str("\nthe result could not be recorded (state directory)");
             }
-            self.pinger.send_now(Signal::Fail, Some(&self.run_id), &body);
+            self.pinger.end(run, Signal::Fail, &body);
         }
     }
 }

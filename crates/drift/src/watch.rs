@@ -142,7 +142,7 @@ pub(crate) fn cmd_watch(config: &Config, args: &WatchArgs) -> Result<ExitCode, C
         ctx.print("found", f);
     }
     let recorded = ctx.record(&scopes, &first.findings, false);
-    if let Some(monitor) = &monitor {
+    if let Some(monitor) = &mut monitor {
         monitor.scanned(&first.findings, first.checkouts.len(), true, started, recorded);
     }
     let mut checkouts = first.checkouts;
@@ -211,7 +211,7 @@ pub(crate) fn cmd_watch(config: &Config, args: &WatchArgs) -> Result<ExitCode, C
                 watcher.add_tree(root, &ctx);
             }
             let recorded = ctx.record(&scopes, &result.findings, true);
-            if let Some(monitor) = &monitor {
+            if let Some(monitor) = &mut monitor {
                 monitor.scanned(&result.findings, result.checkouts.len(), true, started, recorded);
             }
             checkouts = result.checkouts;
@@ -221,7 +221,7 @@ pub(crate) fn cmd_watch(config: &Config, args: &WatchArgs) -> Result<ExitCode, C
                 let started = Instant::now();
                 let result = scan::scan_checkouts(vec![checkout.clone()], &opts, 1);
                 let recorded = ctx.record(&[checkout.display().to_string()], &result.findings, true);
-                if let Some(monitor) = &monitor {
+                if let Some(monitor) = &mut monitor {
                     monitor.scanned(&result.findings, 1, false, started, recorded);
                 }
             }

@@ -94,7 +94,8 @@ pub struct Monitor {
     metrics: Option<Metrics>,
     journal: Journal,
     state_dir: std::path::PathBuf,
-    run_id: String,
+    /// `once`'s run (`/start` sent, the end owed).
+    run: Mutex<Option<ping::Run>>,
 }
 
 impl Monitor {
@@ -119,7 +120,7 @@ impl Monitor {
             metrics,
             journal: worker.journal.clone(),
             state_dir: worker.state_dir.clone(),
-            run_id: ping::run_id(),
+            run: Mutex::new(None),
         })
     }
 
@@ -130,21 +131,18 @@ impl Monitor {
 
     /// `once` begins: `/start`.
     pub fn starting(&self) {
-        if !self.pinger.is_empty() {
-            self.pinger.send_now(Signal::Start, Some(&self.run_id), "bulwark-sidecar once: starting");
-        }
+        let run = self.pinger.begin("bulwark-sidecar once: starting");
+        *self.run.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = Some(run);
     }
 
     /// `once` ended (`failure`: the operational error that ended it): metrics, then the
     /// ping (success, or `/fail` with the error).
     pub fn finished(&self, failure: Option<&str>, summary: &str) {
         self.refresh(failure.is_none());
-        if self.pinger.is_empty() {
-            return;
-        }
+        let Some(run) = self.run.lock().unwrap_or_else(std::sync::PoisonError::into_inner).take() else { return };
         match failure {
-            None => self.pinger.send_now(Signal::Success, Some(&self.run_id), summary),
-            Some(error) => self.pinger.send_now(Signal::Fail, Some(&self.run_id), error),
+            None => self.pinger.end(run, Signal::Success, summary),
+            Some(error) => self.pinger.end(run, Signal::Fail, error),
         }
     }
 

@@ -133,6 +133,30 @@ impl Pinger {
         self.targets.iter().map(|t| t.every).min()
     }
 
+    /// Begins a run (a scan, a `once` pass): `/start` with a new run id goes out in the
+    /// background, so the run does not wait for the receiver.
+    pub fn begin(&self, body: &str) -> Run {
+        let id = run_id();
+        let start = (!self.is_empty()).then(|| self.send(Signal::Start, Some(&id), body));
+        Run { id, start }
+    }
+
+    /// A run without a `/start` (a short piece of work that only reports its end).
+    pub fn begin_quietly(&self) -> Run {
+        Run { id: run_id(), start: None }
+    }
+
+    /// Ends `run` with `signal` (success or fail): waits for its `/start` to have gone (the
+    /// receiver sees them in order), then pings, at most [`PING_TIMEOUT`] more.
+    pub fn end(&self, run: Run, signal: Signal, body: &str) {
+        if let Some(start) = run.start {
+            let _ = start.join();
+        }
+        if !self.is_empty() {
+            self.send_now(signal, Some(&run.id), body);
+        }
+    }
+
     /// Pings every target on a thread of its own and returns at once; `body` (scrubbed)
     /// is what healthchecks.io shows as the ping's log line.
     pub fn send(&self, signal: Signal, run_id: Option<&str>, body: &str) -> std::thread::JoinHandle<()> {
@@ -266,6 +290,13 @@ pub fn run_id() -> String {
     let hex = format!("{bits:032x}");
     // Version 4 and the RFC 4122 variant set, so it parses as a UUID everywhere.
     format!("{}-{}-4{}-a{}-{}", &hex[0..8], &hex[8..12], &hex[13..16], &hex[17..20], &hex[20..32])
+}
+
+/// A run begun with [`Pinger::begin`]: its id and its `/start` in flight.
+#[derive(Debug)]
+pub struct Run {
+    id: String,
+    start: Option<std::thread::JoinHandle<()>>,
 }
 
 struct Failure {
