@@ -349,7 +349,11 @@ fn serve(
         idle_at = None;
         match worker.has_work(&service.name, retry_now) {
             Ok(true) => {
-                progress.beat(&service.name, supervise::job_allowance(service));
+                // A pass works through every unfinished job of the service in turn.
+                let queued =
+                    worker.jobs_of(&service.name).map_or(1, |jobs| jobs.iter().filter(|j| !j.phase.is_final()).count());
+                let queued = u32::try_from(queued.max(1)).unwrap_or(u32::MAX);
+                progress.beat(&service.name, supervise::job_allowance(service).saturating_mul(queued));
                 progress.resumed(&service.name);
                 match worker.process_service(service, retry_now, false) {
                     Ok(Some(pass)) => {
