@@ -868,3 +868,51 @@ fn sidecar_once_pings_start_and_success_with_one_run_id_and_fail_when_it_cannot_
     let paths = ping_paths(&hc);
     assert!(paths.last().unwrap().starts_with("/ping/once-check/fail?rid="), "{paths:?}");
 }
+
+#[test]
+fn drift_watch_writes_its_metrics_and_pings_after_its_first_scan_and_after_each_change() {
+    let hc = ping_receiver();
+    let env = TestEnv::new();
+    let (remote, _) = env.remote_and_clone();
+    let root = env.path("srv-root");
+    std::fs::create_dir_all(&root).unwrap();
+    let app = root.join("app");
+    env.git(env.root(), &["clone", "-q", &bulwark_testutil::file_url(&remote), app.to_str().unwrap()]);
+    let textfile = env.path("bulwark-drift.prom");
+    let config = env.write_config(
+        "bulwark.toml",
+        &format!(
+            "[drift]\ndebounce = \"50ms\"\n[[ping]]\nurl = \"{}\"\n[metrics]\ntextfile = \"{}\"\n",
+            hc.url("/ping/watch"),
+            textfile.display()
+        ),
+    );
+    let mut watch = env
+        .bin_command("bulwark-drift")
+        .arg("--config")
+        .arg(&config)
+        .arg("watch")
+        .arg(&root)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let first = wait_for(Duration::from_secs(20), || {
+        let text = std::fs::read_to_string(&textfile).ok()?;
+        (text.contains("\nbulwark_drift_up 1\n") && ping_paths(&hc).len() >= 2).then_some(text)
+    });
+    // A hand edit: a scan of that checkout, then its success ping (no /start for it).
+    std::fs::write(app.join("README"), "hand edit\n").unwrap();
+    let after_edit = wait_for(Duration::from_secs(20), || {
+        let text = std::fs::read_to_string(&textfile).ok()?;
+        (text.contains("bulwark_drift_findings_total{kind=\"modified\"} 1") && ping_paths(&hc).len() >= 3).then_some(())
+    });
+    let _ = watch.kill();
+    let _ = watch.wait();
+    let first = first.unwrap_or_else(|| panic!("no metrics/pings after the first scan: {:?}", ping_paths(&hc)));
+    assert!(first.contains("bulwark_drift_scans_total{outcome=\"clean\"} 1"), "{first}");
+    assert!(after_edit.is_some(), "the edit was not measured and pinged: {:?}", ping_paths(&hc));
+    let paths = ping_paths(&hc);
+    assert!(paths[0].starts_with("/ping/watch/start?rid="), "{paths:?}");
+    assert!(paths[2].starts_with("/ping/watch?rid="), "{paths:?}");
+}
