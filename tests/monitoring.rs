@@ -661,6 +661,10 @@ fn drift_scan_pings_start_then_success_or_fail_with_one_run_id_and_a_dead_receiv
     let failed = env.events_of("ping.failed");
     assert_eq!(failed.len(), 1, "the dead receiver: one event for the run, not one per ping: {failed:?}");
     assert_eq!(failed[0].fields["signal"], "start");
+    let status = env.bulwark(env.root(), &["status", "--json"]);
+    let status: Value = serde_json::from_str(&status.stdout).unwrap();
+    let monitoring = status["components"].as_array().unwrap().iter().find(|c| c["name"] == "monitoring").cloned();
+    assert_eq!(monitoring.unwrap()["last_failure"]["kind"], "ping.failed", "`bulwark status` shows it");
 
     // The scan cannot look at the remote (`--fetch` of a remote that is gone): /fail.
     std::fs::rename(&remote, env.path("server-gone.git")).unwrap();

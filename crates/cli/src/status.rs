@@ -29,6 +29,8 @@ const COMPONENTS: &[(&str, &[&str])] = &[
     ("drift", &["drift."]),
     ("sidecar", &["deploy.", "health.", "rollback.", "watch."]),
     ("notify", &["notify."]),
+    // bulwark's own watchers: the dead-man's switch and the metrics textfile.
+    ("monitoring", &["ping.", "metrics."]),
 ];
 
 fn is_failure(kind: &str) -> bool {
