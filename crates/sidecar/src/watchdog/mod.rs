@@ -280,7 +280,9 @@ pub fn round(worker: &Worker, service: &ServiceConfig, watch: &WatchConfig) -> R
         let recovered = st.failing;
         st.failing = false;
         // An escalated incident is over when the service is healthy again: its alert is
-        // resolved wherever it fired (owed with the state that ends it, so exactly once).
+        // resolved wherever it fired. The recovery is owed in the same save that ends the
+        // escalation, so it is notified exactly once; its event follows (a stop between the
+        // two loses the event, never the notification).
         let ended = st.escalated.take().and_then(|id| watchdog.recovery(&id, &verdict.tries));
         if let Some(recovery) = &ended {
             st.owed.push(recovery.clone());
