@@ -792,6 +792,11 @@ textfile = "{textfile}"
     let firing = active_web_alerts(&base);
     assert_eq!(firing.len(), 1, "{firing:?}");
     assert_eq!(firing[0]["labels"]["alertname"], "BulwarkRollbackEscalated");
+    // Alertmanager sends a resolved notification only for a group it notified as firing.
+    let fired = wait_for(Duration::from_secs(20), || {
+        hook.accepted().into_iter().find(|b| b["status"] == "firing" && b["alerts"][0]["labels"]["service"] == "web")
+    });
+    assert!(fired.is_some(), "Alertmanager routed the firing alert to its receiver");
 
     // Fixed: the next deploy is healthy, which resolves the alert that fired.
     std::fs::write(&up, "").unwrap();

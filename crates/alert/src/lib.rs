@@ -359,6 +359,8 @@ fn incident_labels(alert: AlertState, message: &Message) -> serde_json::Map<Stri
     labels.insert("service".into(), json!(service));
     labels.insert("host".into(), json!(bulwark_core::journal::hostname()));
     labels.insert("source".into(), json!("bulwark"));
+    // An escalation means a person must act now: what Alertmanager routes pages by.
+    labels.insert("severity".into(), json!("critical"));
     labels
 }
 
