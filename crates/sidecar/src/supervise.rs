@@ -259,9 +259,9 @@ pub fn supervise(
     let mut was_stuck = false;
     loop {
         if let Some(stopped) = workers.iter().position(std::thread::JoinHandle::is_finished) {
-            monitor.liveness(Some("worker"), was_stuck);
+            monitor.liveness(Some("worker thread"), was_stuck);
             return Err(CliError::operational(format!("a sidecar worker thread stopped (#{stopped})"))
-                .hint("see the log above; systemd restarts the sidecar (Restart=on-failure)"));
+                .hint("see the log above; under the shipped unit systemd starts the sidecar again (Restart=always)"));
         }
         if !systemd.ready && progress.all_resumed() {
             systemd.ready = true;
