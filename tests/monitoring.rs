@@ -849,6 +849,32 @@ fn a_pagerduty_target_without_a_routing_key_is_a_config_error_with_its_line() {
     let config = env.write_config("bulwark2.toml", "[metrics]\ntextfile = \"relative.prom\"\n");
     let out = env.bulwark(env.root(), &["config", "check", "--config", config.to_str().unwrap()]);
     out.assert_code(2).assert_stderr_contains("key `metrics.textfile`: `relative.prom` must be an absolute path");
+    let config = env.write_config("bulwark3.toml", "[metrics]\ntextfile = \"/tmp/bulwark.txt\"\n");
+    let out = env.bulwark(env.root(), &["config", "check", "--config", config.to_str().unwrap()]);
+    out.assert_code(2).assert_stderr_contains(
+        "key `metrics.textfile`: `/tmp/bulwark.txt` must end in .prom (node_exporter's textfile collector reads only *.prom)",
+    );
+    let config = env.write_config("bulwark4.toml", "[[ping]]\nurl = \"https://hc-ping.com/x\"\nevery = \"100ms\"\n");
+    let out = env.bulwark(env.root(), &["config", "check", "--config", config.to_str().unwrap()]);
+    out.assert_code(2)
+        .assert_stderr_contains("key `ping[0].every`: 100ms is too often for a liveness ping; use 1s or more");
+}
+
+#[test]
+fn a_ping_url_env_that_is_not_set_stops_the_sidecar_and_the_scan_before_they_start() {
+    let web = Watched::new(&format!(
+        "[[notify]]\nkind = \"webhook\"\nurl = \"{}\"\n[[ping]]\nurl_env = \"BULWARK_TEST_UNSET_PING\"\n",
+        bulwark_testutil::http::refused_url("/hook")
+    ));
+    run(web.sidecar(&["once"]).env_remove("BULWARK_TEST_UNSET_PING"))
+        .assert_code(2)
+        .assert_stderr_contains("error: invalid configuration: ping[0]: environment variable `BULWARK_TEST_UNSET_PING` (url_env) is not set")
+        .assert_stderr_contains("hint: export the variable (under systemd: in /etc/bulwark/env, read by EnvironmentFile=), or set `url`");
+    let root = web.env.path("srv");
+    run(web.env.bin_command("bulwark-drift").arg("--config").arg(&web.config).arg("scan").arg(&root))
+        .assert_code(2)
+        .assert_stderr_contains("ping[0]: environment variable `BULWARK_TEST_UNSET_PING` (url_env) is not set");
+    assert!(web.env.events_of("deploy.started").is_empty() && web.env.events_of("drift.found").is_empty());
 }
 
 #[test]
