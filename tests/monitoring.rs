@@ -411,11 +411,24 @@ fn scrape(base: &str) -> std::collections::BTreeMap<String, f64> {
     out
 }
 
-/// A production-like drift root: one checkout with a hand edit (`modified`).
-fn drifted_root(env: &TestEnv, remote: &std::path::Path) -> PathBuf {
+/// A production-like drift root `srv-root` with one clean checkout `app` of `remote`.
+fn root_of(env: &TestEnv, remote: &std::path::Path) -> PathBuf {
     let root = env.path("srv-root");
     std::fs::create_dir_all(&root).unwrap();
     env.git(env.root(), &["clone", "-q", &bulwark_testutil::file_url(remote), root.join("app").to_str().unwrap()]);
+    root
+}
+
+/// A new remote (`server.git`) and [`root_of`] it.
+fn clean_root(env: &TestEnv) -> (PathBuf, PathBuf) {
+    let (remote, _) = env.remote_and_clone();
+    let root = root_of(env, &remote);
+    (remote, root)
+}
+
+/// [`root_of`] `remote`, with a hand edit in `app` (`modified`).
+fn drifted_root(env: &TestEnv, remote: &std::path::Path) -> PathBuf {
+    let root = root_of(env, remote);
     std::fs::write(root.join("app/README"), "hand edit\n").unwrap();
     root
 }
@@ -633,11 +646,7 @@ fn a_killed_sidecar_daemon_stops_its_dead_mans_switch_pings() {
 fn drift_scan_pings_start_then_success_or_fail_with_one_run_id_and_a_dead_receiver_is_journaled_once() {
     let hc = ping_receiver();
     let env = TestEnv::new();
-    let (remote, _) = env.remote_and_clone();
-    let root = env.path("srv-root");
-    std::fs::create_dir_all(&root).unwrap();
-    let app = root.join("app");
-    env.git(env.root(), &["clone", "-q", &bulwark_testutil::file_url(&remote), app.to_str().unwrap()]);
+    let (remote, root) = clean_root(&env);
     let dead = bulwark_testutil::http::refused_url("/dead");
     let config = env.write_config(
         "bulwark.toml",
@@ -908,11 +917,8 @@ fn sidecar_once_pings_start_and_success_with_one_run_id_and_fail_when_it_cannot_
 fn drift_watch_writes_its_metrics_and_pings_after_its_first_scan_and_after_each_change() {
     let hc = ping_receiver();
     let env = TestEnv::new();
-    let (remote, _) = env.remote_and_clone();
-    let root = env.path("srv-root");
-    std::fs::create_dir_all(&root).unwrap();
+    let (_, root) = clean_root(&env);
     let app = root.join("app");
-    env.git(env.root(), &["clone", "-q", &bulwark_testutil::file_url(&remote), app.to_str().unwrap()]);
     let textfile = env.path("bulwark-drift.prom");
     let config = env.write_config(
         "bulwark.toml",
