@@ -957,3 +957,35 @@ fn drift_watch_writes_its_metrics_and_pings_after_its_first_scan_and_after_each_
     assert!(paths[0].starts_with("/ping/watch/start?rid="), "{paths:?}");
     assert!(paths[2].starts_with("/ping/watch?rid="), "{paths:?}");
 }
+
+#[test]
+fn a_hanging_ping_receiver_never_delays_a_job_of_the_daemon() {
+    let hc = HttpServer::start(|_req| Response::ok("OK").delay(Duration::from_secs(30)));
+    let env = TestEnv::new();
+    let (remote, _) = env.remote_and_clone();
+    let prod = env.clone_repo(&remote, "prod");
+    let head = env.rev(&prod, "HEAD");
+    let health = HttpServer::start(|_req| Response::ok("ok"));
+    let config = env.write_config(
+        "bulwark.toml",
+        &format!(
+            "{service}[[notify]]\nkind = \"webhook\"\nurl = \"{hook}\"\nattempts = 1\n[[ping]]\nurl = \"{ping}\"\nevery = \"1s\"\n",
+            service = service_web(&prod, &health.url("/health")),
+            hook = bulwark_testutil::http::refused_url("/hook"),
+            ping = hc.url("/ping/slow"),
+        ),
+    );
+    let mut daemon =
+        env.sidecar(&config, &["run", "--poll", "100ms"]).stdout(Stdio::null()).stderr(Stdio::null()).spawn().unwrap();
+    // The receiver is already holding the daemon's liveness pings when the job comes.
+    let holding = wait_for(Duration::from_secs(20), || (!hc.requests().is_empty()).then_some(()));
+    let queued = std::time::Instant::now();
+    bulwark_core::jobs::enqueue(&env.state_dir(), "web", &head, &head, "cli").unwrap();
+    let healthy =
+        wait_for(Duration::from_secs(20), || (!env.events_of("deploy.healthy").is_empty()).then(|| queued.elapsed()));
+    let _ = daemon.kill();
+    let _ = daemon.wait();
+    assert!(holding.is_some(), "the daemon pinged the receiver");
+    let took = healthy.expect("the job finished");
+    assert!(took < Duration::from_secs(4), "the job waited for the ping receiver: {took:?}");
+}
