@@ -9,7 +9,9 @@
 //!
 //! A ping never blocks or slows the work it reports: every ping has a short time limit and
 //! one attempt (the next ping is the retry), [`Pinger::send`] runs on a thread of its own,
-//! and a receiver that answers 429 is left alone until its `Retry-After` has passed. A
+//! a target gets one ping at a time (a ping due while the last one is still on its way is
+//! skipped: a slow receiver never piles up threads), and a receiver that answers 429 is
+//! left alone until its `Retry-After` has passed. A
 //! failed ping is a `ping.failed` event, journaled when a target starts failing and then
 //! at most once per [`FAILURE_EVENT_EVERY`] while it keeps failing (a dead receiver must not
 //! flood the journal); `ping.ok` says when it works again.
@@ -70,6 +72,9 @@ struct Target {
 struct Health {
     /// Not before this (a 429's Retry-After).
     not_before: Option<Instant>,
+    /// A ping to this target is on its way: a slow receiver gets one at a time, not a pile
+    /// of threads waiting on it.
+    in_flight: bool,
     /// Failing since the last success, and when `ping.failed` was last journaled.
     failing: bool,
     last_event: Option<Instant>,
@@ -181,14 +186,17 @@ impl Pinger {
     fn ping_one(&self, index: usize, target: &Target, signal: Signal, run_id: Option<&str>, body: &str) {
         let Some(url) = ping_url(&target.url, signal, run_id) else { return };
         {
-            let health = self.health.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-            if health.get(&index).and_then(|h| h.not_before).is_some_and(|t| Instant::now() < t) {
+            let mut all = self.health.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+            let health = all.entry(index).or_default();
+            if health.in_flight || health.not_before.is_some_and(|t| Instant::now() < t) {
                 return;
             }
+            health.in_flight = true;
         }
         let result = post(&url, body);
         let mut all = self.health.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         let health = all.entry(index).or_default();
+        health.in_flight = false;
         match result {
             Ok(()) => {
                 health.not_before = None;
