@@ -236,11 +236,11 @@ impl Notifier {
             };
             match &journal {
                 Ok(journal) => match journal.append(kind, fields) {
-                    Ok(event) if self.echo => println!("{}", event.to_line()),
+                    Ok(event) if self.echo => bulwark_core::data!("{}", event.to_line()),
                     Ok(_) => {}
-                    Err(e) => eprintln!("warning: cannot journal {kind} for {label}: {e}"),
+                    Err(e) => bulwark_core::warning!("cannot journal {kind} for {label}: {e}"),
                 },
-                Err(e) => eprintln!("warning: cannot journal {kind} for {label}: {e}"),
+                Err(e) => bulwark_core::warning!("cannot journal {kind} for {label}: {e}"),
             }
             match outcome {
                 Ok(_) => report.delivered.push(label),

@@ -9,6 +9,7 @@ use std::process::ExitCode;
 
 use bulwark_alert::{Message, Notifier};
 use bulwark_core::config::{Config, Lookup};
+use bulwark_core::data;
 use bulwark_core::{CliError, Event, Journal};
 
 use crate::repo::RepoPaths;
@@ -52,7 +53,7 @@ pub fn alert(args: &AlertArgs, explicit: Option<&Path>) -> Result<ExitCode, CliE
     let lookup = Lookup { explicit, git_dir: repo.as_ref().map(|r| r.common_dir.as_path()) };
     let config = Config::load(&lookup)?.config;
     if config.notify.is_empty() {
-        println!("no [[notify]] configured; event #{} not sent", event.id);
+        data!("no [[notify]] configured; event #{} not sent", event.id);
         return Ok(ExitCode::SUCCESS);
     }
     let notifier = Notifier::from_config(&config.notify)
@@ -60,7 +61,7 @@ pub fn alert(args: &AlertArgs, explicit: Option<&Path>) -> Result<ExitCode, CliE
         .with_journal(journal);
     let report = notifier.send(&message_for(&event));
     for target in &report.delivered {
-        println!("sent event #{} to {target}", event.id);
+        data!("sent event #{} to {target}", event.id);
     }
     if report.all_delivered() {
         return Ok(ExitCode::SUCCESS);

@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use bulwark_core::CliError;
+use bulwark_core::data;
 use clap::CommandFactory as _;
 
 use crate::Cli;
@@ -91,10 +92,10 @@ pub fn completions(args: &CompletionsArgs) -> Result<ExitCode, CliError> {
                 };
                 let path = dir.join(file);
                 let mut out = std::fs::File::create(&path)
-                    .map_err(|e| CliError::operational(format!("cannot write {}: {e}", path.display())))?;
+                    .map_err(|e| CliError::operational(format!("cannot write {}", path.display())).caused_by(&e))?;
                 clap_complete::generate(args.shell, &mut completion_command(program), program, &mut out);
             }
-            println!("{} completions for {} programs written to {}", args.shell, PROGRAMS.len(), dir.display());
+            data!("{} completions for {} programs written to {}", args.shell, PROGRAMS.len(), dir.display());
         }
     }
     Ok(ExitCode::SUCCESS)
@@ -106,23 +107,24 @@ pub fn man(args: &ManArgs) -> Result<ExitCode, CliError> {
             // As `generate_to` renders it: no `help` subcommand (it has no page).
             clap_mangen::Man::new(command(&args.program).disable_help_subcommand(true))
                 .render(&mut std::io::stdout())
-                .map_err(|e| CliError::operational(format!("cannot write the man page: {e}")))?;
+                .map_err(|e| CliError::operational("cannot write the man page").caused_by(&e))?;
         }
         Some(dir) => {
             create_dir(dir)?;
             for program in PROGRAMS {
                 clap_mangen::generate_to(command(program), dir).map_err(|e| {
-                    CliError::operational(format!("cannot write man pages into {}: {e}", dir.display()))
+                    CliError::operational(format!("cannot write man pages into {}", dir.display())).caused_by(&e)
                 })?;
             }
-            println!("man pages of {} programs written to {}", PROGRAMS.len(), dir.display());
+            data!("man pages of {} programs written to {}", PROGRAMS.len(), dir.display());
         }
     }
     Ok(ExitCode::SUCCESS)
 }
 
 fn create_dir(dir: &Path) -> Result<(), CliError> {
-    std::fs::create_dir_all(dir).map_err(|e| CliError::operational(format!("cannot create {}: {e}", dir.display())))
+    std::fs::create_dir_all(dir)
+        .map_err(|e| CliError::operational(format!("cannot create {}", dir.display())).caused_by(&e))
 }
 
 #[cfg(test)]

@@ -35,5 +35,5 @@ pub fn run(argv: &[OsString], config: Option<&Path>) -> Result<ExitCode, CliErro
     cmd.args(rest);
     // exec replaces this process, so exit code, signals and the terminal pass straight through.
     let err = cmd.exec();
-    Err(CliError::operational(format!("cannot run {}: {err}", path.display())))
+    Err(CliError::operational(format!("cannot run {}", path.display())).caused_by(&err))
 }

@@ -54,7 +54,8 @@ fn program() -> PathBuf {
 /// `gitolite query-rc KEY` for the installation at `home`; `None` when the key is unset.
 fn query_rc(home: &Path, key: &str) -> Result<Option<String>, CliError> {
     let out = Command::new(program()).args(["query-rc", key]).env("HOME", home).output().map_err(|e| {
-        CliError::usage(format!("cannot run gitolite's `gitolite query-rc` for {}: {e}", home.display()))
+        CliError::usage(format!("cannot run gitolite's `gitolite query-rc` for {}", home.display()))
+            .caused_by(&e)
             .hint("put gitolite on PATH, or set GL_BINDIR to the directory of its `gitolite` program")
     })?;
     let value = String::from_utf8_lossy(&out.stdout).trim().to_owned();
@@ -65,14 +66,16 @@ impl Gitolite {
     /// Reads the installation at `home` (its `.gitolite.rc` through gitolite itself).
     pub fn open(home: &Path) -> Result<Gitolite, CliError> {
         let home = std::fs::canonicalize(home).map_err(|e| {
-            CliError::usage(format!("{} is not a gitolite home: {e}", home.display()))
+            CliError::usage(format!("{} is not a gitolite home", home.display()))
+                .caused_by(&e)
                 .hint("pass gitolite's home directory (the one with .gitolite.rc) with --gitolite")
         })?;
         if !home.join(".gitolite.rc").is_file() {
             return Err(CliError::usage(format!("{} is not a gitolite home (no .gitolite.rc)", home.display()))
                 .hint("pass gitolite's home directory (the one with .gitolite.rc) with --gitolite"));
         }
-        let meta = std::fs::metadata(&home).map_err(|e| CliError::operational(format!("{}: {e}", home.display())))?;
+        let meta = std::fs::metadata(&home)
+            .map_err(|e| CliError::operational(format!("cannot read {}", home.display())).caused_by(&e))?;
         let repo_base = query_rc(&home, "GL_REPO_BASE")?.map_or_else(|| home.join("repositories"), PathBuf::from);
         let Some(local_code) = query_rc(&home, "LOCAL_CODE")? else {
             return Err(CliError::usage(format!(
@@ -128,8 +131,9 @@ impl Gitolite {
     /// Hands `path` (not following a link) to the gitolite user, so gitolite can keep
     /// managing what bulwark wrote as root.
     pub fn give(&self, path: &Path) -> Result<(), CliError> {
-        std::os::unix::fs::lchown(path, Some(self.uid), Some(self.gid))
-            .map_err(|e| CliError::operational(format!("cannot hand {} to gitolite's user: {e}", path.display())))
+        std::os::unix::fs::lchown(path, Some(self.uid), Some(self.gid)).map_err(|e| {
+            CliError::operational(format!("cannot hand {} to gitolite's user", path.display())).caused_by(&e)
+        })
     }
 }
 

@@ -22,12 +22,12 @@ pub fn warn_if_transient(binary: &Path, git_dir: &Path) {
     } else {
         return;
     };
-    eprintln!(
-        "warning: the hooks will run {}, which is in {place}: when it is cleaned or rebuilt, every hook fails closed and refuses",
-        binary.display()
-    );
-    eprintln!(
-        "hint: install the binaries somewhere stable first (install/install.sh, the Debian package, or `cargo install --path . --profile dist`), then run `bulwark install` again with the installed `bulwark` (or pass --hook-binary PATH)"
+    bulwark_core::output::warning_from(
+        &bulwark_core::CliError::usage(format!(
+            "the hooks will run {}, which is in {place}: when it is cleaned or rebuilt, every hook fails closed and refuses",
+            binary.display()
+        ))
+        .hint("install the binaries somewhere stable first (install/install.sh, the Debian package, or `cargo install --path . --profile dist`), then run `bulwark install` again with the installed `bulwark` (or pass --hook-binary PATH)"),
     );
 }
 

@@ -10,6 +10,7 @@
 use std::path::Path;
 
 use bulwark_core::git::{is_full_oid, is_zero_oid, short_oid};
+use bulwark_core::warning;
 use bulwark_core::{CliError, Journal};
 use serde_json::{Value, json};
 
@@ -327,8 +328,8 @@ fn judge(config: Option<&Path>, updates: &[RefUpdate]) -> Result<Verdict, CliErr
             .and_then(|j| j.append_all("breakglass.used", events))
             .map_err(|e| CliError::violation("break glass refused: it could not be recorded").caused_by(&e))?;
         for v in &violations {
-            eprintln!(
-                "warning: bulwark: glass broken by `{}` ({}): {}",
+            warning!(
+                "bulwark: glass broken by `{}` ({}): {}",
                 bulwark_core::output::printable(identity.as_deref().unwrap_or("?")),
                 bulwark_core::output::printable(&reason),
                 bulwark_core::output::printable(&v.message)
@@ -397,7 +398,7 @@ pub fn post_receive(config: Option<&Path>, stdin: &[u8]) -> Result<Verdict, CliE
     let identity = match Context::load(config, false) {
         Ok(ctx) => identity(&ctx),
         Err(e) => {
-            eprintln!("warning: bulwark: {}", e.message);
+            warning!("bulwark: {}", e.message);
             None
         }
     };
@@ -415,7 +416,7 @@ pub fn post_receive(config: Option<&Path>, stdin: &[u8]) -> Result<Verdict, CliE
         })
         .collect();
     if let Err(e) = Journal::open_default().and_then(|j| j.append_all("push.accepted", events)) {
-        eprintln!("warning: bulwark: could not record the accepted push: {e}");
+        warning!("bulwark: could not record the accepted push: {e}");
     }
     Ok(Verdict::Allow)
 }

@@ -66,7 +66,7 @@ impl Outlet<'_> {
         }
         let event = self.journal.append(kind, fields)?;
         if self.echo {
-            println!("{}", event.to_line());
+            bulwark_core::data!("{}", event.to_line());
         }
         Ok(())
     }

@@ -116,6 +116,7 @@ pub fn is_root() -> bool {
 /// must provide what every test needs, see `.ci/run`) it fails instead: a test that did
 /// not run never passes there.
 #[track_caller]
+#[allow(clippy::print_stderr, reason = "the test harness shows a test's stderr: where a skip must be seen")]
 pub fn skipped(reason: &str) {
     assert!(std::env::var_os("CI").is_none_or(|v| v.is_empty()), "this test cannot run here: {reason}");
     eprintln!("SKIPPED: {reason}");

@@ -6,8 +6,8 @@ use std::path::Path;
 use std::process::ExitCode;
 use std::time::Instant;
 
-use bulwark_core::CliError;
 use bulwark_core::journal::Event;
+use bulwark_core::{CliError, ExitKind};
 use serde_json::Value;
 
 use super::http::Server;
@@ -24,7 +24,7 @@ const AGENT: &str = "agent-7";
 
 fn write(path: &Path, text: &str) -> Result<(), CliError> {
     std::fs::write(path, text)
-        .map_err(|e| CliError::operational(format!("demo set-up: cannot write {}: {e}", path.display())))
+        .map_err(|e| CliError::operational(format!("demo set-up: cannot write {}", path.display())).caused_by(&e))
 }
 
 /// A path as a TOML basic string: JSON's string escapes are all valid TOML escapes, and
@@ -33,11 +33,12 @@ fn toml_string(path: &Path) -> String {
     serde_json::Value::String(path.display().to_string()).to_string()
 }
 
+use bulwark_core::data;
 use bulwark_core::git::short_oid as short;
 
 /// One line of narration.
 fn say(text: &str) {
-    println!("  {text}");
+    data!("  {text}");
 }
 
 /// Events journaled after the first `skip` ones, of one kind.
@@ -51,45 +52,45 @@ pub(super) fn play(sb: &Sandbox) -> Result<ExitCode, CliError> {
         &sb.path("gitconfig"),
         "[init]\n\tdefaultBranch = main\n[advice]\n\tdetachedHead = false\n[gc]\n\tauto = 0\n",
     )?;
-    println!("bulwark demo: sandbox in {}", sb.root.display());
-    println!();
+    data!("bulwark demo: sandbox in {}", sb.root.display());
+    data!();
     let (_health, _webhook) = set_up(sb)?;
-    println!();
+    data!();
 
     let scenes: [Scene; 5] =
         [scene_commit_on_main, scene_push_rejected, scene_agent_did_not_push, scene_hand_edit, scene_bad_merge];
     let mut verdicts = Vec::new();
     for (i, scene) in scenes.iter().enumerate() {
-        print!("scene {}: ", i + 1);
+        bulwark_core::output::data_text(&format!("scene {}: ", i + 1));
         let verdict = scene(sb)?;
-        println!();
+        data!();
         verdicts.push(verdict);
     }
 
-    println!("event journal of this run ({}):", sb.state_dir().join("events.jsonl").display());
+    data!("event journal of this run ({}):", sb.state_dir().join("events.jsonl").display());
     for event in sb.events()? {
-        println!("  {}", event.to_line());
+        data!("  {}", event.to_line());
     }
-    println!();
-    println!("verdicts:");
+    data!();
+    data!("verdicts:");
     let mut all = true;
     for (i, v) in verdicts.iter().enumerate() {
         all &= v.passed;
-        println!("  scene {}: {}: {} ({})", i + 1, v.title, if v.passed { "PASS" } else { "FAIL" }, v.detail);
+        data!("  scene {}: {}: {} ({})", i + 1, v.title, if v.passed { "PASS" } else { "FAIL" }, v.detail);
     }
-    println!(
+    data!(
         "{} in {:.1}s",
         if all { "every scene behaved as narrated" } else { "some scene did NOT behave as narrated" },
         started.elapsed().as_secs_f64()
     );
-    Ok(if all { ExitCode::SUCCESS } else { ExitCode::from(1) })
+    Ok(if all { ExitCode::SUCCESS } else { ExitKind::Violation.into() })
 }
 
 /// The "server" (bare, server role, only `merger-bot` and `bulwark-sidecar` may move
 /// `main`), a developer clone, an agent's and a merge bot's clones (no hooks), the
 /// production checkout (production role), its health endpoint and a webhook receiver.
 fn set_up(sb: &Sandbox) -> Result<(Server, Server), CliError> {
-    println!("setting up:");
+    data!("setting up:");
     let seed = sb.path("seed");
     sb.git(&sb.root, &["init", "-q", "-b", "main", "seed"])?;
     write(&seed.join("app.txt"), "version 1\n")?;
@@ -97,20 +98,21 @@ fn set_up(sb: &Sandbox) -> Result<(Server, Server), CliError> {
     sb.git(&seed, &["add", "app.txt", "status"])?;
     sb.git(&seed, &["commit", "-q", "-m", "initial version"])?;
     sb.git(&sb.root, &["clone", "-q", "--bare", "seed", "server.git"])?;
-    std::fs::remove_dir_all(&seed).map_err(|e| CliError::operational(format!("demo set-up: {e}")))?;
+    std::fs::remove_dir_all(&seed)
+        .map_err(|e| CliError::operational(format!("demo set-up: cannot remove {}", seed.display())).caused_by(&e))?;
     write(&sb.path("server.git/bulwark.toml"), &format!("[server]\nallow = [\"{MERGER}\", \"{SIDECAR}\"]\n"))?;
     install(sb, "server", "server.git")?;
-    println!("  server.git   the git server: role server, only {MERGER} and {SIDECAR} may update main");
+    data!("  server.git   the git server: role server, only {MERGER} and {SIDECAR} may update main");
     for clone in ["dev", "agent", "merger", "prod"] {
         sb.git(&sb.root, &["clone", "-q", "server.git", clone])?;
     }
     // The developer's own policy, so a host's /etc/bulwark/bulwark.toml plays no part.
     write(&sb.path("dev/.git/bulwark.toml"), "[protect]\nbranches = [\"main\"]\n")?;
-    println!("  dev          a developer's clone (hooks installed in scene 1)");
-    println!("  agent        a coding agent's clone, no hooks (pushes as {AGENT})");
-    println!("  merger       the merge bot's clone, no hooks (pushes as {MERGER})");
+    data!("  dev          a developer's clone (hooks installed in scene 1)");
+    data!("  agent        a coding agent's clone, no hooks (pushes as {AGENT})");
+    data!("  merger       the merge bot's clone, no hooks (pushes as {MERGER})");
     install(sb, "production", "prod")?;
-    println!("  prod         the production checkout: role production, service `web` deployed from it");
+    data!("  prod         the production checkout: role production, service `web` deployed from it");
 
     let deployed = sb.path("deployed-status");
     write(&deployed, "ok\n")?;
@@ -123,7 +125,7 @@ fn set_up(sb: &Sandbox) -> Result<(Server, Server), CliError> {
             (500, "broken\n".to_owned())
         }
     })
-    .map_err(|e| CliError::operational(format!("demo set-up: cannot listen on 127.0.0.1: {e}")))?;
+    .map_err(|e| CliError::operational("demo set-up: cannot listen on 127.0.0.1").caused_by(&e))?;
     let received = std::sync::Arc::clone(&sb.received);
     let webhook = Server::start(move |req| {
         if req.method != "POST" {
@@ -135,7 +137,7 @@ fn set_up(sb: &Sandbox) -> Result<(Server, Server), CliError> {
         }
         (200, String::new())
     })
-    .map_err(|e| CliError::operational(format!("demo set-up: cannot listen on 127.0.0.1: {e}")))?;
+    .map_err(|e| CliError::operational("demo set-up: cannot listen on 127.0.0.1").caused_by(&e))?;
     let prod = sb.path("prod");
     let deployed = sb.path("deployed-status");
     write(
@@ -167,8 +169,8 @@ attempts = 1
             hook = webhook.url("/hook"),
         ),
     )?;
-    println!("  web          deploy = cp status {}; health {}", deployed.display(), health.url("/health"));
-    println!("  webhook      notifications go to {} (inside this demo)", webhook.url("/hook"));
+    data!("  web          deploy = cp status {}; health {}", deployed.display(), health.url("/health"));
+    data!("  webhook      notifications go to {} (inside this demo)", webhook.url("/hook"));
     Ok((health, webhook))
 }
 
@@ -188,7 +190,7 @@ fn install(sb: &Sandbox, role: &str, repo: &str) -> Result<(), CliError> {
 /// Scene 1: a commit straight on `main` is refused by the client hook.
 fn scene_commit_on_main(sb: &Sandbox) -> Result<Verdict, CliError> {
     const TITLE: &str = "a commit straight on main is refused by the client hook";
-    println!("{TITLE}");
+    data!("{TITLE}");
     say("A developer in a hurry commits a fix straight on main, in a clone with bulwark's hooks.");
     let dev = sb.path("dev");
     let mut install = sb.command(sb.tool("bulwark"), &sb.root);
@@ -215,7 +217,7 @@ fn scene_commit_on_main(sb: &Sandbox) -> Result<Verdict, CliError> {
 /// server's `pre-receive` rejects the push because the pusher is not allowed.
 fn scene_push_rejected(sb: &Sandbox) -> Result<Verdict, CliError> {
     const TITLE: &str = "a push to main by an identity the server does not allow is rejected by pre-receive";
-    println!("{TITLE}");
+    data!("{TITLE}");
     say(&format!("Client hooks are advice. A coding agent's clone has none, and it pushes to main as {AGENT}:"));
     say("only the server can stop it.");
     let agent = sb.path("agent");
@@ -250,7 +252,7 @@ fn scene_push_rejected(sb: &Sandbox) -> Result<Verdict, CliError> {
 fn scene_agent_did_not_push(sb: &Sandbox) -> Result<Verdict, CliError> {
     const TITLE: &str = "an agent that exits 0 without pushing is caught by bulwark-verify-push";
     const CLAIM: &str = "Done: version 2 is committed and pushed to main.";
-    println!("{TITLE}");
+    data!("{TITLE}");
     say("Rejected, the agent reports success anyway. Here the \"agent\" is `echo`: it exits 0 and");
     say("pushes nothing. bulwark-verify-push wraps it and asks the remote, not the agent.");
     let agent = sb.path("agent");
@@ -275,7 +277,7 @@ fn scene_agent_did_not_push(sb: &Sandbox) -> Result<Verdict, CliError> {
 /// Scene 4: someone hot-patches a file on the production box; the drift scan finds it.
 fn scene_hand_edit(sb: &Sandbox) -> Result<Verdict, CliError> {
     const TITLE: &str = "a hand edit in the production checkout is found by bulwark-drift scan";
-    println!("{TITLE}");
+    data!("{TITLE}");
     let prod = sb.path("prod");
     write(&prod.join("app.txt"), "version 1, hot-patched by hand on the box\n")?;
     say("Someone logs in to the production box and hot-patches app.txt by hand. The hourly scan runs:");
@@ -302,7 +304,7 @@ fn scene_hand_edit(sb: &Sandbox) -> Result<Verdict, CliError> {
 /// fail, reverts, pushes, redeploys, verifies and notifies.
 fn scene_bad_merge(sb: &Sandbox) -> Result<Verdict, CliError> {
     const TITLE: &str = "a bad merge deployed is reverted, pushed, redeployed and verified by the sidecar";
-    println!("{TITLE}");
+    data!("{TITLE}");
     say(&format!("The merge bot ({MERGER}, allowed on main) lands a merge that breaks the service's status."));
     say("Production pulls it; post-merge hands the change to the sidecar, which deploys and checks health.");
     let merger = sb.path("merger");
@@ -352,10 +354,10 @@ fn scene_bad_merge(sb: &Sandbox) -> Result<Verdict, CliError> {
         say("What the on-call channel receives (caught by the demo's own webhook receiver):");
     }
     for note in &received {
-        println!("  webhook received: {}", note["title"].as_str().unwrap_or("(no title)"));
+        data!("  webhook received: {}", note["title"].as_str().unwrap_or("(no title)"));
         for line in note["text"].as_str().unwrap_or_default().lines() {
             let quoted = format!("  > {line}");
-            println!("{}", quoted.trim_end());
+            data!("{}", quoted.trim_end());
         }
     }
     let reverted = remote_tree == good_tree && remote_parent == bad;

@@ -128,13 +128,13 @@ impl Worker {
         if !first {
             return Ok(());
         }
-        eprintln!("warning: skipping {error}");
+        bulwark_core::warning!("skipping {error}");
         let seen =
             self.journal.read_all()?.iter().any(|e| e.kind == "sidecar.bad_job" && e.str("error") == Some(&error));
         if !seen {
             let event = self.journal.append("sidecar.bad_job", json!({"error": error}))?;
             if self.echo {
-                println!("{}", event.to_line());
+                bulwark_core::data!("{}", event.to_line());
             }
         }
         Ok(())
