@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use bulwark_alert::{Message, Notifier};
+use bulwark_core::EventKind;
 use bulwark_core::config::{Config, Lookup};
 use bulwark_core::data;
 use bulwark_core::{CliError, Event, Journal};
@@ -26,8 +27,8 @@ pub struct AlertArgs {
 
 fn message_for(event: &Event) -> Message {
     let who = event.str("user").or(event.str("identity")).filter(|u| !u.is_empty()).unwrap_or("someone");
-    let title = match event.kind.as_str() {
-        "breakglass.used" => format!(
+    let title = match &event.kind {
+        EventKind::BreakglassUsed => format!(
             "bulwark: glass broken on {} by {who}: {}",
             event.host,
             bulwark_core::output::escape_controls(event.str("reason").unwrap_or("no reason given"))
@@ -39,7 +40,7 @@ fn message_for(event: &Event) -> Message {
         let _ = writeln!(text, "What bulwark refused and let through: {refused}");
     }
     let _ = writeln!(text, "Event: {}", event.to_line());
-    Message::new(event.kind.clone(), title, text)
+    Message::new(event.kind.as_str(), title, text)
         .with_fields(serde_json::to_value(event).unwrap_or(serde_json::Value::Null))
 }
 

@@ -5,6 +5,7 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use bulwark_core::data;
+use bulwark_core::journal::Component;
 use bulwark_core::manifest::{self, HookState, Manifest};
 use bulwark_core::{CliError, Event, ExitKind, Journal};
 use serde_json::json;
@@ -19,21 +20,6 @@ pub struct StatusArgs {
     /// Print one JSON object.
     #[arg(long)]
     pub json: bool,
-}
-
-/// The components and the event-kind prefixes that belong to each.
-const COMPONENTS: &[(&str, &[&str])] = &[
-    ("hook", &["hook.", "breakglass."]),
-    ("policy", &["policy."]),
-    ("server", &["push."]),
-    ("verify-push", &["verify_push."]),
-    ("drift", &["drift."]),
-    ("sidecar", &["deploy.", "health.", "rollback.", "watch."]),
-    ("notify", &["notify."]),
-];
-
-fn is_failure(kind: &str) -> bool {
-    ["blocked", "rejected", "failed", "escalated", "found", "used", "weakened"].iter().any(|w| kind.ends_with(w))
 }
 
 fn hook_integrity(record: &Manifest) -> Vec<(String, String)> {
@@ -75,14 +61,14 @@ pub fn status(args: &StatusArgs, _config: Option<&Path>) -> Result<ExitCode, Cli
         .filter(|own| std::fs::canonicalize(own.path()).ok() != std::fs::canonicalize(journal.path()).ok());
     if let Some(own) = &own {
         events.extend(own.read_all()?);
-        events.sort_by(|a, b| a.ts.cmp(&b.ts));
+        events.sort_by_key(|e| e.ts);
     }
     let mut components = Vec::new();
-    for (name, prefixes) in COMPONENTS {
-        let mine: Vec<&Event> = events.iter().filter(|e| prefixes.iter().any(|p| e.kind.starts_with(p))).collect();
+    for component in Component::ALL {
+        let mine: Vec<&Event> = events.iter().filter(|e| e.kind.component() == Some(component)).collect();
         let last = mine.last().copied();
-        let last_failure = mine.iter().rev().find(|e| is_failure(&e.kind)).copied();
-        components.push((*name, last.cloned(), last_failure.cloned()));
+        let last_failure = mine.iter().rev().find(|e| e.kind.is_failure()).copied();
+        components.push((component.as_str(), last.cloned(), last_failure.cloned()));
     }
     let integrity = record.as_ref().map(hook_integrity).unwrap_or_default();
     let off = record.as_ref().map(protection_off).unwrap_or_default();

@@ -287,8 +287,10 @@ impl Watcher {
             ))
             .hint("raise it (e.g. `sysctl fs.inotify.max_user_watches=524288`) and restart the watcher"),
         );
-        let _ =
-            ctx.store.journal().append("drift.watch_limited", serde_json::json!({"rescan_every": every.to_string()}));
+        let _ = ctx
+            .store
+            .journal()
+            .append(bulwark_core::EventKind::DriftWatchLimited, serde_json::json!({"rescan_every": every.to_string()}));
     }
 
     fn watch(&mut self, dir: &Path, mode: RecursiveMode, ctx: &Ctx) {

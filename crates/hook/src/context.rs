@@ -3,6 +3,7 @@
 
 use std::path::{Path, PathBuf};
 
+use bulwark_core::EventKind;
 use bulwark_core::config::{Config, Lookup, ProtectConfig, Role, WorktreePolicy};
 use bulwark_core::git::Git;
 use bulwark_core::manifest::{self, Manifest, PinnedRemote};
@@ -227,7 +228,7 @@ fn record_weakening(
         "protects": policy.describe(),
         "installed_role": installed,
     });
-    journal.and_then(|j| j.append("policy.weakened", event)).map_err(|e| {
+    journal.and_then(|j| j.append(EventKind::PolicyWeakened, event)).map_err(|e| {
         CliError::violation(format!(
             "the config {} weakens protection ({}), and that could not be recorded",
             origin.as_deref().unwrap_or("in effect"),

@@ -15,6 +15,7 @@ use std::io::Read as _;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+use bulwark_core::EventKind;
 use bulwark_core::{CliError, ExitKind};
 use bulwark_core::{note, warning};
 use clap::Parser;
@@ -71,7 +72,7 @@ pub struct Refusal {
     /// One journal record per refused thing (a push may refuse several refs).
     pub events: Vec<serde_json::Value>,
     /// The journal kind (`hook.blocked`, or `push.rejected` on the server).
-    pub kind: &'static str,
+    pub kind: EventKind,
     /// Whether `BULWARK_BREAK_GLASS` may let it through. On the git server the environment
     /// belongs to the server, not the pusher: admins break glass with a push option there.
     pub env_break_glass: bool,
@@ -79,7 +80,7 @@ pub struct Refusal {
 
 impl Refusal {
     pub fn new(error: CliError, event: serde_json::Value) -> Self {
-        Self { error, events: vec![event], kind: "hook.blocked", env_break_glass: true }
+        Self { error, events: vec![event], kind: EventKind::HookBlocked, env_break_glass: true }
     }
 }
 
@@ -165,7 +166,7 @@ fn fail_closed(hook: &str, err: CliError) -> Refusal {
     };
     let mut refusal = Refusal::new(error, json!({ "hook": hook, "reason": "cannot-check", "detail": err.message }));
     if server {
-        refusal.kind = "push.rejected";
+        refusal.kind = EventKind::PushRejected;
         refusal.env_break_glass = false;
     }
     refusal
@@ -200,7 +201,7 @@ fn refuse_or_break_glass(hook: &str, refusal: Refusal) -> Result<Option<ExitCode
             map.insert("user".into(), json!(whoami()));
         }
         // Breaking glass is only allowed when it can be recorded.
-        let recorded = journal.and_then(|j| j.append("breakglass.used", event));
+        let recorded = journal.and_then(|j| j.append(EventKind::BreakglassUsed, event));
         return match recorded {
             Ok(event) => {
                 warning!(

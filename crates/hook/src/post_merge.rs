@@ -6,6 +6,7 @@
 
 use std::path::Path;
 
+use bulwark_core::EventKind;
 use bulwark_core::config::Role;
 use bulwark_core::git::ZERO_OID;
 use bulwark_core::{CliError, Journal};
@@ -20,7 +21,8 @@ pub fn run(config: Option<&Path>, _args: &[String]) -> Result<Verdict, CliError>
     if let Err(err) = enqueue(config) {
         bulwark_core::output::error(&err);
         if let Ok(journal) = Journal::open_default() {
-            let _ = journal.append("deploy.enqueue_failed", json!({ "error": err.message, "hook": "post-merge" }));
+            let _ =
+                journal.append(EventKind::DeployEnqueueFailed, json!({ "error": err.message, "hook": "post-merge" }));
         }
     }
     Ok(Verdict::Allow)
@@ -37,7 +39,7 @@ fn enqueue(config: Option<&Path>) -> Result<(), CliError> {
         // Recorded, so a config the sidecar reads but this hook does not is visible.
         if let Ok(journal) = Journal::open_default() {
             let _ = journal.append(
-                "deploy.skipped",
+                EventKind::DeploySkipped,
                 json!({ "checkout": work_tree, "reason": "no [[service]] for this checkout", "hook": "post-merge" }),
             );
         }

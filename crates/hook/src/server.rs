@@ -9,6 +9,7 @@
 
 use std::path::Path;
 
+use bulwark_core::EventKind;
 use bulwark_core::git::{is_full_oid, is_zero_oid, short_oid};
 use bulwark_core::warning;
 use bulwark_core::{CliError, Journal};
@@ -325,7 +326,7 @@ fn judge(config: Option<&Path>, updates: &[RefUpdate]) -> Result<Verdict, CliErr
             .collect();
         // Breaking glass is only allowed when it can be recorded.
         Journal::open_default()
-            .and_then(|j| j.append_all("breakglass.used", events))
+            .and_then(|j| j.append_all(EventKind::BreakglassUsed, events))
             .map_err(|e| CliError::violation("break glass refused: it could not be recorded").caused_by(&e))?;
         for v in &violations {
             warning!(
@@ -355,7 +356,7 @@ fn judge(config: Option<&Path>, updates: &[RefUpdate]) -> Result<Verdict, CliErr
         }
         error
     };
-    Ok(Verdict::Block(Box::new(Refusal { error, events, kind: "push.rejected", env_break_glass: false })))
+    Ok(Verdict::Block(Box::new(Refusal { error, events, kind: EventKind::PushRejected, env_break_glass: false })))
 }
 
 /// `pre-receive`: reads the whole push, then accepts or rejects all of it.
@@ -415,7 +416,7 @@ pub fn post_receive(config: Option<&Path>, stdin: &[u8]) -> Result<Verdict, CliE
             json!({ "ref": u.name, "old": u.old, "new": u.new, "change": change, "identity": identity })
         })
         .collect();
-    if let Err(e) = Journal::open_default().and_then(|j| j.append_all("push.accepted", events)) {
+    if let Err(e) = Journal::open_default().and_then(|j| j.append_all(EventKind::PushAccepted, events)) {
         warning!("bulwark: could not record the accepted push: {e}");
     }
     Ok(Verdict::Allow)

@@ -18,6 +18,7 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Duration;
 
+use bulwark_core::EventKind;
 use bulwark_core::config::{Duration as ConfigDuration, Lookup};
 use bulwark_core::git::{Git, ZERO_OID, is_full_oid, is_zero_oid};
 use bulwark_core::{CliError, Config, ExitKind, Journal};
@@ -31,9 +32,9 @@ use crate::signals::Signals;
 use crate::verdict::{Baseline, Subject, Verdict};
 
 /// Event kind written when the push is verified.
-pub const EVENT_OK: &str = "verify_push.ok";
+pub const EVENT_OK: EventKind = EventKind::VerifyPushOk;
 /// Event kind written for every other outcome.
-pub const EVENT_FAILED: &str = "verify_push.failed";
+pub const EVENT_FAILED: EventKind = EventKind::VerifyPushFailed;
 
 /// How long one remote read (or containment fetch) may take unless `--timeout` says.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
@@ -239,7 +240,7 @@ impl Record {
                 map.insert((*key).to_owned(), value.clone());
             }
         }
-        let printed = match Journal::open_default().and_then(|journal| journal.append(kind, fields.clone())) {
+        let printed = match Journal::open_default().and_then(|journal| journal.append(&kind, fields.clone())) {
             Ok(event) => serde_json::to_value(&event).unwrap_or(Value::Null),
             Err(err) => {
                 bulwark_core::warning!(

@@ -33,6 +33,7 @@ fn toml_string(path: &Path) -> String {
     serde_json::Value::String(path.display().to_string()).to_string()
 }
 
+use bulwark_core::EventKind;
 use bulwark_core::data;
 use bulwark_core::git::short_oid as short;
 
@@ -42,8 +43,8 @@ fn say(text: &str) {
 }
 
 /// Events journaled after the first `skip` ones, of one kind.
-fn new_events<'a>(events: &'a [Event], skip: usize, kind: &str) -> Vec<&'a Event> {
-    events.iter().skip(skip).filter(|e| e.kind == kind).collect()
+fn new_events<'a>(events: &'a [Event], skip: usize, kind: &EventKind) -> Vec<&'a Event> {
+    events.iter().skip(skip).filter(|e| e.kind == *kind).collect()
 }
 
 pub(super) fn play(sb: &Sandbox) -> Result<ExitCode, CliError> {
@@ -233,7 +234,7 @@ fn scene_push_rejected(sb: &Sandbox) -> Result<Verdict, CliError> {
     Sandbox::show(&format!("GL_USERNAME={AGENT} git push origin main"), &ran);
     let after = sb.git(&server, &["rev-parse", "refs/heads/main"])?;
     let events = sb.events()?;
-    let rejected = new_events(&events, skip, "push.rejected").iter().any(|e| e.str("identity") == Some(AGENT));
+    let rejected = new_events(&events, skip, &EventKind::PushRejected).iter().any(|e| e.str("identity") == Some(AGENT));
     let shown = ran.stderr.lines().any(|l| l.starts_with("remote: error:"));
     let passed = ran.code != 0 && shown && before == after && rejected;
     Ok(Verdict {
@@ -265,7 +266,7 @@ fn scene_agent_did_not_push(sb: &Sandbox) -> Result<Verdict, CliError> {
     Sandbox::show(&format!("bulwark-verify-push -- echo '{CLAIM}'"), &ran);
     let after = sb.git(&server, &["rev-parse", "refs/heads/main"])?;
     let events = sb.events()?;
-    let failed = !new_events(&events, skip, "verify_push.failed").is_empty();
+    let failed = !new_events(&events, skip, &EventKind::VerifyPushFailed).is_empty();
     let passed = ran.code == 1 && ran.stdout.contains(CLAIM) && before == after && failed;
     Ok(Verdict {
         title: TITLE,
@@ -287,7 +288,7 @@ fn scene_hand_edit(sb: &Sandbox) -> Result<Verdict, CliError> {
     let ran = Sandbox::run(scan)?;
     Sandbox::show("bulwark-drift scan prod", &ran);
     let events = sb.events()?;
-    let found = new_events(&events, skip, "drift.found").iter().any(|e| e.to_line().contains("app.txt"));
+    let found = new_events(&events, skip, &EventKind::DriftFound).iter().any(|e| e.to_line().contains("app.txt"));
     let reported = ran.stdout.lines().any(|l| l.contains("modified: app.txt"));
     // Put the box back as the pipeline left it, so scene 5 can deploy.
     sb.git(&prod, &["checkout", "--", "app.txt"])?;
@@ -339,7 +340,7 @@ fn scene_bad_merge(sb: &Sandbox) -> Result<Verdict, CliError> {
     let prod_head = sb.git(&prod, &["rev-parse", "HEAD"])?;
     let deployed_ok = std::fs::read_to_string(sb.path("deployed-status")).is_ok_and(|s| s.starts_with("ok"));
     let events = sb.events()?;
-    let complete = !new_events(&events, skip, "rollback.complete").is_empty();
+    let complete = !new_events(&events, skip, &EventKind::RollbackComplete).is_empty();
     let received: Vec<Value> = sb.received.lock().map(|r| r.clone()).unwrap_or_default();
     say(&format!(
         "The server's main is now {} (its parent is the bad merge {}), prod is at {}, and the service is {}.",

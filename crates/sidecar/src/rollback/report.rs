@@ -5,17 +5,18 @@ use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
 use bulwark_alert::Message;
+use bulwark_core::EventKind;
 use bulwark_core::jobs::{Job, Phase};
 use serde_json::json;
 
 use super::gitops::short;
 
 /// The notification kind for a job's outcome, if it is one people are told about.
-pub fn outcome_kind(job: &Job, recovered: bool) -> Option<&'static str> {
+pub fn outcome_kind(job: &Job, recovered: bool) -> Option<EventKind> {
     match job.phase {
-        Phase::RolledBack => Some("rollback.complete"),
-        Phase::Escalated => Some("rollback.escalated"),
-        Phase::Healthy if recovered => Some("service.recovered"),
+        Phase::RolledBack => Some(EventKind::RollbackComplete),
+        Phase::Escalated => Some(EventKind::RollbackEscalated),
+        Phase::Healthy if recovered => Some(EventKind::ServiceRecovered),
         _ => None,
     }
 }
@@ -135,14 +136,14 @@ pub fn incident_summary(job: &Job, remote: &str, branch: &str) -> String {
 
 /// The notification for `kind` about `job`.
 pub fn message(kind: &str, job: &Job, summary: &str) -> Message {
-    let title = match kind {
-        "rollback.complete" => format!(
+    let title = match EventKind::from(kind) {
+        EventKind::RollbackComplete => format!(
             "Auto-revert: {} was rolled back ({} reverted by {})",
             job.service,
             short(&job.to),
             job.pushed.as_deref().map_or("?", short)
         ),
-        "rollback.escalated" => format!("Rollback escalated: {} needs a person", job.service),
+        EventKind::RollbackEscalated => format!("Rollback escalated: {} needs a person", job.service),
         _ => format!("{} recovered: healthy on {}", job.service, short(&job.to)),
     };
     let timing: serde_json::Map<String, serde_json::Value> =
@@ -209,7 +210,7 @@ mod tests {
         let message = message("rollback.complete", &job, "summary");
         assert_eq!(message.title, "Auto-revert: web was rolled back (222222222222 reverted by 333333333333)");
         assert_eq!(message.fields["timings"]["verdict_to_pushed_s"], 0.5);
-        assert_eq!(outcome_kind(&job, false), Some("rollback.complete"));
+        assert_eq!(outcome_kind(&job, false), Some(EventKind::RollbackComplete));
         assert_eq!(outcome_kind(&self::job(Phase::Healthy), false), None);
     }
 }

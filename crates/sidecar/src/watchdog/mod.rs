@@ -29,6 +29,7 @@ use crate::crash;
 use crate::engine::{Journaled, ServiceFile, check, owes, since, time_left};
 use crate::engine::{WorkError, run_step};
 use crate::rollback::Worker;
+use bulwark_core::EventKind;
 use bulwark_core::output::fmt_duration;
 
 /// The reason a cap escalation gives.
@@ -285,7 +286,7 @@ pub fn round(worker: &Worker, service: &ServiceConfig, watch: &WatchConfig) -> R
         }
         st.save(&worker.state_dir, &service.name)?;
         if recovered {
-            watchdog.emit("watch.ok", json!({"checks": verdict.tries}))?;
+            watchdog.emit(EventKind::WatchOk, json!({"checks": verdict.tries}))?;
             return Ok(Outcome::Recovered);
         }
         return Ok(Outcome::Healthy);
@@ -379,7 +380,7 @@ impl Watchdog<'_> {
         if incident.restart_runs > 0 {
             self.emit_once(
                 st,
-                "watch.restarted",
+                EventKind::WatchRestarted,
                 incident,
                 json!({
                     "incident": incident.id,
@@ -404,7 +405,7 @@ impl Watchdog<'_> {
         incident.restart = Some(record.clone());
         let in_window = st.restarts.len();
         self.emit(
-            "watch.restarted",
+            EventKind::WatchRestarted,
             json!({
                 "incident": incident.id,
                 "reason": incident.cause,
@@ -446,7 +447,12 @@ impl Watchdog<'_> {
     /// Journals the outcome (once), writes the summary, owes and sends the notification,
     /// and closes the incident.
     fn finish(&self, st: &mut WatchState, mut incident: Incident) -> Result<Outcome, WorkError> {
-        let kind = format!("watch.{}", incident.phase.as_str());
+        // Finished incidents only: resolved, or escalated.
+        let kind = if incident.phase == IncidentPhase::Resolved {
+            EventKind::WatchResolved
+        } else {
+            EventKind::WatchEscalated
+        };
         let detail = incident.escalation.clone().unwrap_or_default();
         let reason = if detail.starts_with(CAP_REACHED) { CAP_REACHED } else { detail.as_str() };
         let fields = if incident.phase == IncidentPhase::Resolved {
@@ -517,7 +523,7 @@ impl Watchdog<'_> {
     fn emit_once(
         &self,
         st: &mut WatchState,
-        kind: &str,
+        kind: impl Into<EventKind>,
         incident: &mut Incident,
         extra: Value,
     ) -> Result<(), WorkError> {
@@ -525,7 +531,7 @@ impl Watchdog<'_> {
         self.worker.outlet().emit_once(kind, incident, base, extra, &mut |incident| self.save(st, incident))
     }
 
-    fn emit(&self, kind: &str, extra: Value) -> Result<(), WorkError> {
+    fn emit(&self, kind: impl Into<EventKind>, extra: Value) -> Result<(), WorkError> {
         self.worker.outlet().emit(kind, json!({"service": self.service.name}), extra)
     }
 }
