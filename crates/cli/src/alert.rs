@@ -44,7 +44,7 @@ fn message_for(event: &Event) -> Message {
         .with_fields(serde_json::to_value(event).unwrap_or(serde_json::Value::Null))
 }
 
-pub fn alert(args: &AlertArgs, explicit: Option<&Path>) -> Result<ExitCode, CliError> {
+pub(crate) fn alert(args: &AlertArgs, explicit: Option<&Path>) -> Result<ExitCode, CliError> {
     let journal = Journal::open_default()?;
     let event = journal.read_all()?.into_iter().find(|e| e.id == args.event).ok_or_else(|| {
         CliError::usage(format!("no event #{} in {}", args.event, journal.path().display()))

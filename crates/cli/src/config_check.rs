@@ -27,7 +27,7 @@ pub struct CheckArgs {
 /// What `default` means in the `from` of a setting: nothing set it, the built-in value applies.
 const DEFAULT: &str = "default";
 
-pub fn check(args: &CheckArgs, explicit: Option<&Path>) -> Result<ExitCode, CliError> {
+pub(crate) fn check(args: &CheckArgs, explicit: Option<&Path>) -> Result<ExitCode, CliError> {
     let repo_path = args.repo.clone().unwrap_or_else(|| PathBuf::from("."));
     // Outside a repository the lookup simply skips the per-repository file.
     let repo = RepoPaths::resolve(&repo_path).ok();

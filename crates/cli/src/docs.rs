@@ -12,10 +12,11 @@ use clap::CommandFactory as _;
 use crate::Cli;
 
 /// The programs bulwark ships, `bulwark` first.
-pub const PROGRAMS: [&str; 5] = ["bulwark", "bulwark-hook", "bulwark-verify-push", "bulwark-drift", "bulwark-sidecar"];
+pub(crate) const PROGRAMS: [&str; 5] =
+    ["bulwark", "bulwark-hook", "bulwark-verify-push", "bulwark-drift", "bulwark-sidecar"];
 
 /// The programs `bulwark X` runs as `bulwark-X` (listed in `bulwark --help`).
-pub const EXTERNAL: [&str; 4] = ["drift", "sidecar", "verify-push", "hook"];
+pub(crate) const EXTERNAL: [&str; 4] = ["drift", "sidecar", "verify-push", "hook"];
 
 #[derive(Debug, clap::Args)]
 pub struct CompletionsArgs {
@@ -44,7 +45,7 @@ pub struct ManArgs {
 }
 
 /// A program's clap definition, as that program parses its arguments.
-pub fn command(program: &str) -> clap::Command {
+pub(crate) fn command(program: &str) -> clap::Command {
     match program {
         // The hook name is free text to the parser (an unknown one is refused, exit 1: hooks
         // fail closed); completions and the page offer the ones it handles.
@@ -76,7 +77,7 @@ fn completion_command(program: &str) -> clap::Command {
     if program == "bulwark" { bulwark_for_completion() } else { command(program) }
 }
 
-pub fn completions(args: &CompletionsArgs) -> Result<ExitCode, CliError> {
+pub(crate) fn completions(args: &CompletionsArgs) -> Result<ExitCode, CliError> {
     match &args.dir {
         None => {
             let mut cmd = completion_command(&args.program);
@@ -101,7 +102,7 @@ pub fn completions(args: &CompletionsArgs) -> Result<ExitCode, CliError> {
     Ok(ExitCode::SUCCESS)
 }
 
-pub fn man(args: &ManArgs) -> Result<ExitCode, CliError> {
+pub(crate) fn man(args: &ManArgs) -> Result<ExitCode, CliError> {
     match &args.dir {
         None => {
             // As `generate_to` renders it: no `help` subcommand (it has no page).

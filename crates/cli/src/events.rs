@@ -53,7 +53,7 @@ fn print(events: &[Event], json: bool) -> Result<bool, CliError> {
     Ok(out.flush().is_ok())
 }
 
-pub fn events(args: &EventsArgs) -> Result<ExitCode, CliError> {
+pub(crate) fn events(args: &EventsArgs) -> Result<ExitCode, CliError> {
     let own = match &args.repo {
         Some(path) => crate::repo::server_journal(&crate::repo::RepoPaths::resolve(path)?.common_dir),
         None => None,

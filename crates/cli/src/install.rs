@@ -73,7 +73,7 @@ pub(crate) fn sh_quote(path: &Path) -> String {
 }
 
 /// The shim for `hook`, calling `binary`, chaining to `chained` if given.
-pub fn shim(hook: &str, binary: &Path, chained: Option<&Path>, role: Role) -> String {
+pub(crate) fn shim(hook: &str, binary: &Path, chained: Option<&Path>, role: Role) -> String {
     shim_with(hook, binary, chained, role, "")
 }
 
@@ -217,7 +217,7 @@ fn refuse_losing_a_chained_hook(path: &Path, chained: &Path, force: bool) -> Res
 }
 
 /// `bulwark install --repo PATH --role ROLE`.
-pub fn install(args: &InstallArgs, config: Option<&Path>) -> Result<ExitCode, CliError> {
+pub(crate) fn install(args: &InstallArgs, config: Option<&Path>) -> Result<ExitCode, CliError> {
     if let Some(home) = &args.gitolite {
         return install_gitolite(args, home);
     }
@@ -552,7 +552,7 @@ fn remove_hook(hooks_dir: &Path, hook: &InstalledHook) {
 }
 
 /// `bulwark uninstall --repo PATH`.
-pub fn uninstall(args: &UninstallArgs) -> Result<ExitCode, CliError> {
+pub(crate) fn uninstall(args: &UninstallArgs) -> Result<ExitCode, CliError> {
     if let Some(home) = &args.gitolite {
         return uninstall_gitolite(home);
     }

@@ -40,7 +40,7 @@ fn protection_off(record: &Manifest) -> Vec<String> {
         .collect()
 }
 
-pub fn status(args: &StatusArgs, _config: Option<&Path>) -> Result<ExitCode, CliError> {
+pub(crate) fn status(args: &StatusArgs, _config: Option<&Path>) -> Result<ExitCode, CliError> {
     let repo_path = args.repo.clone().unwrap_or_else(|| PathBuf::from("."));
     let repo = match RepoPaths::resolve(&repo_path) {
         Ok(r) => Some(r),

@@ -17,7 +17,7 @@ use crate::{Context, Verdict};
 
 /// Enqueues a deploy job for the service whose `checkout` is this work tree.
 #[allow(clippy::unnecessary_wraps)] // same signature as every hook
-pub fn run(config: Option<&Path>, _args: &[String]) -> Result<Verdict, CliError> {
+pub(crate) fn run(config: Option<&Path>, _args: &[String]) -> Result<Verdict, CliError> {
     if let Err(err) = enqueue(config) {
         bulwark_core::output::error(&err);
         if let Ok(journal) = Journal::open_default() {

@@ -18,10 +18,10 @@ use serde_json::{Value, json};
 use crate::{Context, Refusal, Verdict};
 
 /// The push option admins use to break glass: `git push -o bulwark-break-glass=REASON`.
-pub const BREAK_GLASS_OPTION: &str = "bulwark-break-glass";
+pub(crate) const BREAK_GLASS_OPTION: &str = "bulwark-break-glass";
 
 /// Whether `hook` runs on the git server (its refusals are pushes rejected).
-pub fn is_server_hook(hook: &str) -> bool {
+pub(crate) fn is_server_hook(hook: &str) -> bool {
     matches!(hook, "pre-receive" | "update" | "post-receive")
 }
 
@@ -360,13 +360,13 @@ fn judge(config: Option<&Path>, updates: &[RefUpdate]) -> Result<Verdict, CliErr
 }
 
 /// `pre-receive`: reads the whole push, then accepts or rejects all of it.
-pub fn pre_receive(config: Option<&Path>, stdin: &[u8]) -> Result<Verdict, CliError> {
+pub(crate) fn pre_receive(config: Option<&Path>, stdin: &[u8]) -> Result<Verdict, CliError> {
     let updates = parse_lines(stdin)?;
     judge(config, &updates)
 }
 
 /// `update <ref> <old> <new>`: judges one ref (servers that run only this hook).
-pub fn update(config: Option<&Path>, args: &[String]) -> Result<Verdict, CliError> {
+pub(crate) fn update(config: Option<&Path>, args: &[String]) -> Result<Verdict, CliError> {
     let [name, old, new] = args else {
         return Err(CliError::violation(format!(
             "the update hook expects <ref> <old> <new>, got {} arguments",
@@ -381,7 +381,7 @@ pub fn update(config: Option<&Path>, args: &[String]) -> Result<Verdict, CliErro
 /// `post-receive`: records what was accepted. It can no longer refuse anything, so every
 /// problem is a warning, never a failure.
 #[allow(clippy::unnecessary_wraps)] // same signature as every hook
-pub fn post_receive(config: Option<&Path>, stdin: &[u8]) -> Result<Verdict, CliError> {
+pub(crate) fn post_receive(config: Option<&Path>, stdin: &[u8]) -> Result<Verdict, CliError> {
     let text = String::from_utf8_lossy(stdin);
     let updates: Vec<RefUpdate> = text
         .lines()

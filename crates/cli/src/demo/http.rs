@@ -13,14 +13,14 @@ use std::time::Duration;
 const MAX_REQUEST: usize = 1 << 20;
 
 /// A request as the handlers see it.
-pub struct Request {
+pub(super) struct Request {
     pub method: String,
     pub path: String,
     pub body: Vec<u8>,
 }
 
 /// A listener on `127.0.0.1:<ephemeral>` served by one thread; stopped and joined on drop.
-pub struct Server {
+pub(super) struct Server {
     addr: SocketAddr,
     stop: Arc<AtomicBool>,
     thread: Option<JoinHandle<()>>,
@@ -28,7 +28,7 @@ pub struct Server {
 
 impl Server {
     /// Starts serving: `handler` returns the status and body of each answer.
-    pub fn start<F>(handler: F) -> io::Result<Self>
+    pub(super) fn start<F>(handler: F) -> io::Result<Self>
     where
         F: Fn(&Request) -> (u16, String) + Send + 'static,
     {
@@ -50,7 +50,7 @@ impl Server {
         Ok(Self { addr, stop, thread: Some(thread) })
     }
 
-    pub fn url(&self, path: &str) -> String {
+    pub(super) fn url(&self, path: &str) -> String {
         format!("http://{}{path}", self.addr)
     }
 }

@@ -142,7 +142,7 @@ impl Sandbox {
     }
 }
 
-pub fn demo(args: &DemoArgs) -> Result<ExitCode, CliError> {
+pub(crate) fn demo(args: &DemoArgs) -> Result<ExitCode, CliError> {
     let bin_dir = std::env::current_exe()
         .map_err(|e| CliError::operational("cannot find this program's location").caused_by(&e))?
         .parent()
