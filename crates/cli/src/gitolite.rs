@@ -147,6 +147,6 @@ pub(crate) fn is_multi_hook_driver(file: &Path) -> bool {
 pub(crate) fn admin_exemption(admin_repo: &Path) -> String {
     format!(
         "# gitolite's own configuration ({ADMIN_REPO}) is guarded by gitolite, never locked by bulwark.\n[ \"$(pwd -P)\" = {} ] && exit 0\n",
-        crate::install::sh_quote(admin_repo)
+        bulwark_core::output::shell_quote(&admin_repo.to_string_lossy())
     )
 }

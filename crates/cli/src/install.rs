@@ -58,6 +58,17 @@ pub enum ServerHook {
     Update,
 }
 
+/// The hooks each role installs. On the server, `pre-receive` judges the whole push at
+/// once; `update` (one ref at a time) is for servers that only run that one.
+fn hooks_for(role: Role, server_hook: ServerHook) -> &'static [&'static str] {
+    match (role, server_hook) {
+        (Role::Dev, _) => &["pre-commit", "pre-merge-commit", "pre-push", "reference-transaction"],
+        (Role::Production, _) => &["pre-commit", "pre-merge-commit", "pre-push", "reference-transaction", "post-merge"],
+        (Role::Server, ServerHook::PreReceive) => &["pre-receive", "post-receive"],
+        (Role::Server, ServerHook::Update) => &["update", "post-receive"],
+    }
+}
+
 #[derive(Debug, clap::Args)]
 pub struct UninstallArgs {
     /// The repository to remove bulwark's hooks from.
@@ -68,8 +79,8 @@ pub struct UninstallArgs {
     pub gitolite: Option<PathBuf>,
 }
 
-pub(crate) fn sh_quote(path: &Path) -> String {
-    format!("'{}'", path.to_string_lossy().replace('\'', r"'\''"))
+fn sh_quote(path: &Path) -> String {
+    bulwark_core::output::shell_quote(&path.to_string_lossy())
 }
 
 /// The shim for `hook`, calling `binary`, chaining to `chained` if given.
@@ -256,7 +267,7 @@ pub(crate) fn install(args: &InstallArgs, config: Option<&Path>) -> Result<ExitC
         Some(dir) => std::path::absolute(dir).map_err(|e| io_error("resolve", dir, &e))?,
         None => repo.hooks_dir.clone(),
     };
-    let wanted = crate::hooks_for(args.role, args.server_hook);
+    let wanted = hooks_for(args.role, args.server_hook);
 
     // Check everything before changing anything, so a refusal leaves no partial install.
     for hook in wanted {

@@ -146,6 +146,19 @@ pub fn escape_controls(text: &str) -> std::borrow::Cow<'_, str> {
     std::borrow::Cow::Owned(out)
 }
 
+/// `text` as one word for `sh`, always single-quoted (`'it'\''s'`): what generated scripts
+/// and the commands in hints use.
+pub fn shell_quote(text: &str) -> String {
+    format!("'{}'", text.replace('\'', r"'\''"))
+}
+
+/// `text` as one word for `sh`, quoted only when it needs to be (a plain path stays as it
+/// is, so a hint reads naturally).
+pub fn shell_word(text: &str) -> String {
+    let plain = !text.is_empty() && text.bytes().all(|b| b.is_ascii_alphanumeric() || b"/._-+,:@".contains(&b));
+    if plain { text.to_owned() } else { shell_quote(text) }
+}
+
 /// What may be printed of text bulwark did not write itself: known secrets and URL
 /// credentials removed ([`crate::redact::clean`]), control characters escaped.
 pub fn printable(text: &str) -> String {

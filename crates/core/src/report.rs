@@ -5,7 +5,7 @@
 use std::fmt::Write as _;
 use std::process::ExitCode;
 
-use crate::output::Level;
+use crate::output::{Level, shell_word};
 
 /// What kind of failure, which decides the exit code.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -159,11 +159,6 @@ fn check_command(path: &str) -> String {
         return format!("bulwark config check --repo {}", shell_word(work_tree));
     }
     format!("bulwark config check --config {}", shell_word(path))
-}
-
-fn shell_word(path: &str) -> String {
-    let plain = !path.is_empty() && path.bytes().all(|b| b.is_ascii_alphanumeric() || b"/._-+,:@".contains(&b));
-    if plain { path.to_owned() } else { format!("'{}'", path.replace('\'', r"'\''")) }
 }
 
 impl From<crate::journal::JournalError> for CliError {
