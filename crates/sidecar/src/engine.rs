@@ -305,3 +305,62 @@ pub fn run_step_observed(
     }
     record
 }
+
+/// The markdown summary of an incident (`incidents/<id>.md`), in the one shape every job
+/// writes: a title, a few facts, the timeline, then what caused it as far as known, what was
+/// done, how it ended and what a person should do next.
+pub struct IncidentSummary<'a> {
+    pub title: String,
+    pub facts: Vec<String>,
+    pub timeline: &'a [Step],
+    pub cause: String,
+    pub action: String,
+    pub result: String,
+    pub next_step: String,
+}
+
+impl IncidentSummary<'_> {
+    pub fn render(&self) -> String {
+        use std::fmt::Write as _;
+        let mut md = format!("# {}\n\n", self.title);
+        for fact in &self.facts {
+            let _ = writeln!(md, "- {fact}");
+        }
+        md.push_str("\n## Timeline\n\n");
+        for step in self.timeline {
+            let _ = writeln!(md, "- {} {}: {}", step.ts, step.phase, step.note);
+        }
+        for (heading, text) in [
+            ("Cause (as far as known)", &self.cause),
+            ("Action", &self.action),
+            ("Result", &self.result),
+            ("Next step", &self.next_step),
+        ] {
+            let _ = writeln!(md, "\n## {heading}\n\n{text}");
+        }
+        md
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_incident_summary_has_one_shape_whatever_the_job() {
+        let timeline = [Step { ts: "T1".into(), phase: "detected".into(), note: "HTTP 500".into() }];
+        let summary = IncidentSummary {
+            title: "web: rolled back".into(),
+            facts: vec!["job: `j`".into()],
+            timeline: &timeline,
+            cause: "After deploying `abc`: HTTP 500".into(),
+            action: "Reverted.".into(),
+            result: "Healthy again.".into(),
+            next_step: "Fix it.".into(),
+        };
+        assert_eq!(
+            summary.render(),
+            "# web: rolled back\n\n- job: `j`\n\n## Timeline\n\n- T1 detected: HTTP 500\n\n## Cause (as far as known)\n\nAfter deploying `abc`: HTTP 500\n\n## Action\n\nReverted.\n\n## Result\n\nHealthy again.\n\n## Next step\n\nFix it.\n"
+        );
+    }
+}
