@@ -14,7 +14,6 @@ use bulwark_core::{CliError, Journal};
 use bulwark_core::{data, warning};
 use serde_json::Value;
 
-mod http;
 mod scenes;
 
 /// The longest any one command of the demo may take (the whole demo takes a few seconds).

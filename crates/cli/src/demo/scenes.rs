@@ -10,8 +10,8 @@ use bulwark_core::journal::Event;
 use bulwark_core::{CliError, ExitKind};
 use serde_json::Value;
 
-use super::http::Server;
 use super::{Sandbox, Verdict};
+use bulwark_loopback::{HttpServer, Response};
 
 /// One scene: sets up, acts, narrates, judges.
 type Scene = fn(&Sandbox) -> Result<Verdict, CliError>;
@@ -90,7 +90,7 @@ pub(super) fn play(sb: &Sandbox) -> Result<ExitCode, CliError> {
 /// The "server" (bare, server role, only `merger-bot` and `bulwark-sidecar` may move
 /// `main`), a developer clone, an agent's and a merge bot's clones (no hooks), the
 /// production checkout (production role), its health endpoint and a webhook receiver.
-fn set_up(sb: &Sandbox) -> Result<(Server, Server), CliError> {
+fn set_up(sb: &Sandbox) -> Result<(HttpServer, HttpServer), CliError> {
     data!("setting up:");
     let seed = sb.path("seed");
     sb.git(&sb.root, &["init", "-q", "-b", "main", "seed"])?;
@@ -117,26 +117,26 @@ fn set_up(sb: &Sandbox) -> Result<(Server, Server), CliError> {
 
     let deployed = sb.path("deployed-status");
     write(&deployed, "ok\n")?;
-    let health = Server::start(move |req| {
-        if req.path != "/health" {
-            (404, "not found\n".to_owned())
+    let health = HttpServer::try_start(move |req| {
+        let answer = if req.path != "/health" {
+            Response::status(404).body("not found\n")
         } else if std::fs::read_to_string(&deployed).is_ok_and(|s| s.starts_with("ok")) {
-            (200, "ok\n".to_owned())
+            Response::ok("ok\n")
         } else {
-            (500, "broken\n".to_owned())
-        }
+            Response::status(500).body("broken\n")
+        };
+        answer.header("Content-Type", "text/plain")
     })
     .map_err(|e| CliError::operational("demo set-up: cannot listen on 127.0.0.1").caused_by(&e))?;
     let received = std::sync::Arc::clone(&sb.received);
-    let webhook = Server::start(move |req| {
+    let webhook = HttpServer::try_start(move |req| {
         if req.method != "POST" {
-            return (405, String::new());
+            return Response::status(405);
         }
-        let body = serde_json::from_slice(&req.body).unwrap_or(Value::Null);
         if let Ok(mut kept) = received.lock() {
-            kept.push(body);
+            kept.push(req.json());
         }
-        (200, String::new())
+        Response::status(200)
     })
     .map_err(|e| CliError::operational("demo set-up: cannot listen on 127.0.0.1").caused_by(&e))?;
     let prod = sb.path("prod");
