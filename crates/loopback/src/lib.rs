@@ -194,8 +194,12 @@ fn serve(stream: TcpStream, handler: &Handler, requests: &Mutex<Vec<Request>>, s
         }
     }
     let mut out = stream;
-    let mut head =
-        format!("HTTP/1.1 {} X\r\nContent-Length: {}\r\nConnection: close\r\n", response.status, response.body.len());
+    let mut head = format!(
+        "HTTP/1.1 {} {}\r\nContent-Length: {}\r\nConnection: close\r\n",
+        response.status,
+        reason(response.status),
+        response.body.len()
+    );
     for (k, v) in &response.headers {
         let _ = write!(head, "{k}: {v}\r\n");
     }
@@ -218,6 +222,21 @@ fn serve(stream: TcpStream, handler: &Handler, requests: &Mutex<Vec<Request>>, s
         }
     }
     let _ = out.flush();
+}
+
+/// The reason phrase of a status line (clients read only the code).
+fn reason(status: u16) -> &'static str {
+    match status {
+        200 => "OK",
+        204 => "No Content",
+        404 => "Not Found",
+        405 => "Method Not Allowed",
+        429 => "Too Many Requests",
+        500 => "Internal Server Error",
+        503 => "Service Unavailable",
+        s if s < 400 => "OK",
+        _ => "Error",
+    }
 }
 
 /// A `Transfer-Encoding: chunked` request body (git sends large pushes that way).
