@@ -22,7 +22,7 @@ use bulwark_core::config::{Config, Lookup, ServiceConfig};
 use bulwark_core::git::{Git, is_full_oid, is_zero_oid};
 use bulwark_core::jobs::{self, Job, Phase};
 use bulwark_core::output::printable;
-use bulwark_core::{CliError, Journal};
+use bulwark_core::{CliError, ExitKind, Journal};
 use serde_json::json;
 
 use crate::engine::{ServiceFile as _, WorkError};
@@ -171,13 +171,14 @@ fn check_someone_is_told(config: &Config, origin: Option<&std::path::Path>) -> R
         return Err(err.hint("set the variable named by `url_env` in the sidecar's environment, or give a `url`"));
     }
     for problem in &problems {
-        eprintln!("warning: {problem}; the other [[notify]] targets will be used");
+        bulwark_core::warning!("{problem}; the other [[notify]] targets will be used");
     }
     Ok(())
 }
 
 fn work_error(err: &WorkError) -> CliError {
-    CliError::operational(format!("the sidecar cannot keep its state: {err}"))
+    CliError::operational("the sidecar cannot keep its state")
+        .caused_by(err)
         .hint("check that the state directory is writable (set BULWARK_STATE_DIR to move it)")
 }
 
@@ -212,11 +213,11 @@ fn cmd_enqueue(config: &Config, args: &EnqueueArgs) -> Result<ExitCode, CliError
     let to = resolve_commit(service, &args.to, "--to")?;
     let state_dir = bulwark_core::state::state_dir()?;
     let id = jobs::enqueue(&state_dir, &service.name, &from, &to, "cli")
-        .map_err(|e| CliError::operational(format!("cannot enqueue the job: {e}")))?;
+        .map_err(|e| CliError::operational("cannot enqueue the job").caused_by(&e))?;
     if args.json {
-        println!("{}", json!({"job": id, "service": service.name, "from": from, "to": to}));
+        bulwark_core::data!("{}", json!({"job": id, "service": service.name, "from": from, "to": to}));
     } else {
-        println!("{id}");
+        bulwark_core::data!("{id}");
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -260,7 +261,7 @@ fn cmd_once(config: Config, args: &OnceArgs) -> Result<ExitCode, CliError> {
     }
     let orphans = orphans(&worker)?;
     if args.json {
-        println!(
+        bulwark_core::data!(
             "{}",
             json!({"jobs": outcomes, "acted": acted, "orphans": orphans.iter().map(|j| &j.id).collect::<Vec<_>>()})
         );
@@ -277,7 +278,7 @@ fn cmd_once(config: Config, args: &OnceArgs) -> Result<ExitCode, CliError> {
         ))
         .hint("add the [[service]] back, or delete the job file if the service is gone"));
     }
-    Ok(if acted { ExitCode::from(1) } else { ExitCode::SUCCESS })
+    Ok(if acted { ExitKind::Violation.into() } else { ExitCode::SUCCESS })
 }
 
 fn cmd_run(config: Config, args: &RunArgs) -> Result<ExitCode, CliError> {
@@ -286,7 +287,7 @@ fn cmd_run(config: Config, args: &RunArgs) -> Result<ExitCode, CliError> {
         return Err(CliError::usage("no `[[service]]` in the config: nothing to run")
             .hint("add a [[service]] section (see docs/sidecar.md)"));
     }
-    println!(
+    bulwark_core::data!(
         "bulwark-sidecar: running for {} service(s): {}",
         worker.config.services.len(),
         worker.config.services.iter().map(|s| s.name.as_str()).collect::<Vec<_>>().join(", ")
@@ -335,7 +336,7 @@ fn serve(worker: &Worker, service: &ServiceConfig, poll: Duration, retry: Durati
                 Ok(Some(_)) if retry_now => last_retry = Some(Instant::now()),
                 Ok(_) => {}
                 Err(e) => {
-                    eprint!("{}", work_error(&e).render());
+                    bulwark_core::output::error(&work_error(&e));
                     std::thread::sleep(Duration::from_secs(5));
                 }
             },
@@ -346,7 +347,7 @@ fn serve(worker: &Worker, service: &ServiceConfig, poll: Duration, retry: Durati
                 }
             }
             Err(e) => {
-                eprint!("{}", work_error(&e).render());
+                bulwark_core::output::error(&work_error(&e));
                 std::thread::sleep(Duration::from_secs(5));
             }
         }
@@ -362,7 +363,7 @@ fn watchdog(worker: &Worker, service: &ServiceConfig, watch: &bulwark_core::conf
         match watchdog::round(worker, service, watch) {
             // Events are printed as they are journaled; a quiet or skipped round prints nothing.
             Ok(_) => {}
-            Err(e) => eprint!("{}", work_error(&e).render()),
+            Err(e) => bulwark_core::output::error(&work_error(&e)),
         }
         std::thread::sleep(watch.every.get().saturating_sub(started.elapsed()));
     }
@@ -384,7 +385,7 @@ fn cmd_watch_once(config: Config, args: &WatchOnceArgs) -> Result<ExitCode, CliE
             Ok(outcome) => {
                 acted |= outcome.acted();
                 if !args.json {
-                    println!("{}", outcome.line(&service.name));
+                    bulwark_core::data!("{}", outcome.line(&service.name));
                 }
                 results.push(outcome.to_json(&service.name));
             }
@@ -395,12 +396,12 @@ fn cmd_watch_once(config: Config, args: &WatchOnceArgs) -> Result<ExitCode, CliE
         }
     }
     if args.json {
-        println!("{}", json!({"services": results, "acted": acted}));
+        bulwark_core::data!("{}", json!({"services": results, "acted": acted}));
     }
     if let Some(err) = failure {
         return Err(err);
     }
-    Ok(if acted { ExitCode::from(1) } else { ExitCode::SUCCESS })
+    Ok(if acted { ExitKind::Violation.into() } else { ExitCode::SUCCESS })
 }
 
 /// What `status` knows about one service.
@@ -479,11 +480,11 @@ fn cmd_status(config: &Config, args: &StatusArgs) -> Result<ExitCode, CliError> 
         });
         let mut value = value;
         bulwark_core::redact::clean_value(&mut value);
-        println!("{value}");
+        bulwark_core::data!("{value}");
         return Ok(ExitCode::SUCCESS);
     }
     if services.is_empty() {
-        println!("no services configured and no jobs");
+        bulwark_core::data!("no services configured and no jobs");
     }
     for ServiceStatus { name, last, unfinished, known, configured, watch } in &services {
         let mut line = format!("{name}:");
@@ -501,18 +502,18 @@ fn cmd_status(config: &Config, args: &StatusArgs) -> Result<ExitCode, CliError> 
         if !configured {
             line.push_str(" (not in the config)");
         }
-        println!("{}", printable(&line));
+        bulwark_core::data!("{}", printable(&line));
         if let Some(j) = last {
             if let Some(e) = &j.escalation {
-                println!("{}", printable(&format!("{name}: escalated: {e}")));
+                bulwark_core::data!("{}", printable(&format!("{name}: escalated: {e}")));
             }
             let owed = j.notifications.iter().filter(|d| d.delivered.is_none()).count();
             if owed > 0 {
-                println!("{name}: {owed} notification(s) not delivered yet");
+                bulwark_core::data!("{name}: {owed} notification(s) not delivered yet");
             }
         }
         if let Some(watch) = watch {
-            println!("{}", printable(&watch.line));
+            bulwark_core::data!("{}", printable(&watch.line));
         }
     }
     Ok(ExitCode::SUCCESS)
