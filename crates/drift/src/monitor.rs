@@ -50,7 +50,7 @@ const RULES: &[&str] = &[
 ];
 
 /// The families `bulwark-drift` owns.
-pub const FAMILIES: &[Family] = &[
+pub(crate) const FAMILIES: &[Family] = &[
     Family {
         name: "bulwark_drift_up",
         help: "1 when the last drift scan could look everywhere and record its result, else 0.",
@@ -226,7 +226,7 @@ impl Monitor {
                 }
             });
             if let Err(e) = refreshed {
-                eprintln!("warning: cannot write the metrics file: {e}");
+                bulwark_core::warning!("cannot write the metrics file: {e}");
             }
         }
         if self.pinger.is_empty() {

@@ -62,7 +62,8 @@ pub(crate) fn cmd_watch(config: &Config, args: &WatchArgs) -> Result<ExitCode, C
     let roots = resolve::roots(&args.roots, drift)?;
     let notifier = if args.alert { Some(resolve::notifier(config)?) } else { None };
     let store = Store::open_default().map_err(|e| {
-        CliError::operational(format!("cannot open the drift state: {e}"))
+        CliError::operational("cannot open the drift state")
+            .caused_by(&e)
             .hint("set BULWARK_STATE_DIR to a writable directory")
     })?;
     let opts = resolve::inspect_options(drift, false);
@@ -115,7 +116,7 @@ pub(crate) fn cmd_watch(config: &Config, args: &WatchArgs) -> Result<ExitCode, C
         NoCache,
         notify::Config::default(),
     )
-    .map_err(|e| CliError::operational(format!("cannot start watching: {e}")))?;
+    .map_err(|e| CliError::operational("cannot start watching").caused_by(&e))?;
     let mut watcher = Watcher {
         debouncer,
         watched: HashSet::new(),
@@ -135,7 +136,7 @@ pub(crate) fn cmd_watch(config: &Config, args: &WatchArgs) -> Result<ExitCode, C
     let started = Instant::now();
     let first = scan::scan_roots(&roots, &opts, jobs);
     for note in &first.notes {
-        eprintln!("note: {note}");
+        bulwark_core::note!("{note}");
     }
     // At start, say everything that is wrong now, not only what changed since the timer ran.
     for f in &first.findings {
@@ -146,7 +147,7 @@ pub(crate) fn cmd_watch(config: &Config, args: &WatchArgs) -> Result<ExitCode, C
         monitor.scanned(&first.findings, first.checkouts.len(), true, started, recorded);
     }
     let mut checkouts = first.checkouts;
-    eprintln!(
+    bulwark_core::info!(
         "watching {} checkout{} under {} root{} ({} watches); full scan every {}",
         checkouts.len(),
         if checkouts.len() == 1 { "" } else { "s" },
@@ -173,7 +174,7 @@ pub(crate) fn cmd_watch(config: &Config, args: &WatchArgs) -> Result<ExitCode, C
                     match msg {
                         Msg::Rescan => full = true,
                         Msg::LimitReached => watcher.limit_reached(&ctx),
-                        Msg::Error(e) => eprintln!("warning: watcher: {e}"),
+                        Msg::Error(e) => bulwark_core::warning!("watcher: {e}"),
                         Msg::Changed(paths) => {
                             for path in paths {
                                 match watcher.owner(&path, &checkouts) {
@@ -273,7 +274,7 @@ impl Ctx {
                 true
             }
             Err(e) => {
-                eprintln!("warning: cannot record the scan: {e}");
+                bulwark_core::warning!("cannot record the scan: {e}");
                 false
             }
         }
@@ -304,12 +305,16 @@ impl Watcher {
         } else {
             "the kernel's inotify watch limit (fs.inotify.max_user_watches)".to_owned()
         };
-        eprintln!(
-            "warning: {cap} is reached: some directories are not watched, so changes there are found by the full scan every {every}"
+        bulwark_core::output::warning_from(
+            &CliError::operational(format!(
+                "{cap} is reached: some directories are not watched, so changes there are found by the full scan every {every}"
+            ))
+            .hint("raise it (e.g. `sysctl fs.inotify.max_user_watches=524288`) and restart the watcher"),
         );
-        eprintln!("hint: raise it (e.g. `sysctl fs.inotify.max_user_watches=524288`) and restart the watcher");
-        let _ =
-            ctx.store.journal().append("drift.watch_limited", serde_json::json!({"rescan_every": every.to_string()}));
+        let _ = ctx
+            .store
+            .journal()
+            .append(bulwark_core::EventKind::DriftWatchLimited, serde_json::json!({"rescan_every": every.to_string()}));
     }
 
     fn watch(&mut self, dir: &Path, mode: RecursiveMode, ctx: &Ctx) {
@@ -329,7 +334,7 @@ impl Watcher {
                 }
                 // Gone since it was listed: the next scan will say what matters.
                 notify::ErrorKind::PathNotFound => {}
-                _ => eprintln!("warning: cannot watch {}: {e}", dir.display()),
+                _ => bulwark_core::warning!("cannot watch {}: {e}", dir.display()),
             }
         }
     }

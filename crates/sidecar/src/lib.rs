@@ -24,7 +24,7 @@ use bulwark_core::config::{Config, Lookup, ServiceConfig};
 use bulwark_core::git::{Git, is_full_oid, is_zero_oid};
 use bulwark_core::jobs::{self, Job, Phase};
 use bulwark_core::output::printable;
-use bulwark_core::{CliError, Journal};
+use bulwark_core::{CliError, ExitKind, Journal};
 use serde_json::json;
 
 use crate::engine::{ServiceFile as _, WorkError};
@@ -174,13 +174,14 @@ fn check_someone_is_told(config: &Config, origin: Option<&std::path::Path>) -> R
         return Err(err.hint("set the variable named by `url_env` in the sidecar's environment, or give a `url`"));
     }
     for problem in &problems {
-        eprintln!("warning: {problem}; the other [[notify]] targets will be used");
+        bulwark_core::warning!("{problem}; the other [[notify]] targets will be used");
     }
     Ok(())
 }
 
 fn work_error(err: &WorkError) -> CliError {
-    CliError::operational(format!("the sidecar cannot keep its state: {err}"))
+    CliError::operational("the sidecar cannot keep its state")
+        .caused_by(err)
         .hint("check that the state directory is writable (set BULWARK_STATE_DIR to move it)")
 }
 
@@ -215,11 +216,11 @@ fn cmd_enqueue(config: &Config, args: &EnqueueArgs) -> Result<ExitCode, CliError
     let to = resolve_commit(service, &args.to, "--to")?;
     let state_dir = bulwark_core::state::state_dir()?;
     let id = jobs::enqueue(&state_dir, &service.name, &from, &to, "cli")
-        .map_err(|e| CliError::operational(format!("cannot enqueue the job: {e}")))?;
+        .map_err(|e| CliError::operational("cannot enqueue the job").caused_by(&e))?;
     if args.json {
-        println!("{}", json!({"job": id, "service": service.name, "from": from, "to": to}));
+        bulwark_core::data!("{}", json!({"job": id, "service": service.name, "from": from, "to": to}));
     } else {
-        println!("{id}");
+        bulwark_core::data!("{id}");
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -270,7 +271,7 @@ fn cmd_once(config: Config, args: &OnceArgs) -> Result<ExitCode, CliError> {
     monitor.finished(failure.as_ref().map(|e| e.message.as_str()), &summary);
     let orphans = orphans(&worker)?;
     if args.json {
-        println!(
+        bulwark_core::data!(
             "{}",
             json!({"jobs": outcomes, "acted": acted, "orphans": orphans.iter().map(|j| &j.id).collect::<Vec<_>>()})
         );
@@ -287,7 +288,7 @@ fn cmd_once(config: Config, args: &OnceArgs) -> Result<ExitCode, CliError> {
         ))
         .hint("add the [[service]] back, or delete the job file if the service is gone"));
     }
-    Ok(if acted { ExitCode::from(1) } else { ExitCode::SUCCESS })
+    Ok(if acted { ExitKind::Violation.into() } else { ExitCode::SUCCESS })
 }
 
 fn cmd_run(config: Config, args: &RunArgs) -> Result<ExitCode, CliError> {
@@ -297,7 +298,7 @@ fn cmd_run(config: Config, args: &RunArgs) -> Result<ExitCode, CliError> {
             .hint("add a [[service]] section (see docs/sidecar.md)"));
     }
     let monitor = std::sync::Arc::new(Monitor::new(&worker)?);
-    println!(
+    bulwark_core::data!(
         "bulwark-sidecar: running for {} service(s): {}",
         worker.config.services.len(),
         worker.config.services.iter().map(|s| s.name.as_str()).collect::<Vec<_>>().join(", ")
@@ -364,7 +365,7 @@ fn serve(
                     }
                     Ok(None) => {}
                     Err(e) => {
-                        eprint!("{}", work_error(&e).render());
+                        bulwark_core::output::error(&work_error(&e));
                         std::thread::sleep(Duration::from_secs(5));
                     }
                 }
@@ -377,7 +378,7 @@ fn serve(
                 }
             }
             Err(e) => {
-                eprint!("{}", work_error(&e).render());
+                bulwark_core::output::error(&work_error(&e));
                 std::thread::sleep(Duration::from_secs(5));
             }
         }
@@ -402,7 +403,7 @@ fn watchdog(
         match watchdog::round(worker, service, watch) {
             // Events are printed as they are journaled; a quiet or skipped round prints nothing.
             Ok(_) => {}
-            Err(e) => eprint!("{}", work_error(&e).render()),
+            Err(e) => bulwark_core::output::error(&work_error(&e)),
         }
         progress.resumed(name);
         monitor.after_round();
@@ -429,7 +430,7 @@ fn cmd_watch_once(config: Config, args: &WatchOnceArgs) -> Result<ExitCode, CliE
             Ok(outcome) => {
                 acted |= outcome.acted();
                 if !args.json {
-                    println!("{}", outcome.line(&service.name));
+                    bulwark_core::data!("{}", outcome.line(&service.name));
                 }
                 results.push(outcome.to_json(&service.name));
             }
@@ -441,12 +442,12 @@ fn cmd_watch_once(config: Config, args: &WatchOnceArgs) -> Result<ExitCode, CliE
     }
     monitor.after_round();
     if args.json {
-        println!("{}", json!({"services": results, "acted": acted}));
+        bulwark_core::data!("{}", json!({"services": results, "acted": acted}));
     }
     if let Some(err) = failure {
         return Err(err);
     }
-    Ok(if acted { ExitCode::from(1) } else { ExitCode::SUCCESS })
+    Ok(if acted { ExitKind::Violation.into() } else { ExitCode::SUCCESS })
 }
 
 /// What `status` knows about one service.
@@ -525,11 +526,11 @@ fn cmd_status(config: &Config, args: &StatusArgs) -> Result<ExitCode, CliError> 
         });
         let mut value = value;
         bulwark_core::redact::clean_value(&mut value);
-        println!("{value}");
+        bulwark_core::data!("{value}");
         return Ok(ExitCode::SUCCESS);
     }
     if services.is_empty() {
-        println!("no services configured and no jobs");
+        bulwark_core::data!("no services configured and no jobs");
     }
     for ServiceStatus { name, last, unfinished, known, configured, watch } in &services {
         let mut line = format!("{name}:");
@@ -547,18 +548,18 @@ fn cmd_status(config: &Config, args: &StatusArgs) -> Result<ExitCode, CliError> 
         if !configured {
             line.push_str(" (not in the config)");
         }
-        println!("{}", printable(&line));
+        bulwark_core::data!("{}", printable(&line));
         if let Some(j) = last {
             if let Some(e) = &j.escalation {
-                println!("{}", printable(&format!("{name}: escalated: {e}")));
+                bulwark_core::data!("{}", printable(&format!("{name}: escalated: {e}")));
             }
             let owed = j.notifications.iter().filter(|d| d.delivered.is_none()).count();
             if owed > 0 {
-                println!("{name}: {owed} notification(s) not delivered yet");
+                bulwark_core::data!("{name}: {owed} notification(s) not delivered yet");
             }
         }
         if let Some(watch) = watch {
-            println!("{}", printable(&watch.line));
+            bulwark_core::data!("{}", printable(&watch.line));
         }
     }
     Ok(ExitCode::SUCCESS)

@@ -213,7 +213,7 @@ impl Monitor {
             update(samples);
         });
         if let Err(e) = result {
-            eprintln!("warning: cannot write the metrics file: {e}");
+            bulwark_core::warning!("cannot write the metrics file: {e}");
         }
     }
 }
@@ -275,7 +275,9 @@ pub fn supervise(
         }
         let newly_stuck = stuck.is_some() && !was_stuck;
         if newly_stuck && let Some(name) = &stuck {
-            eprintln!("error: the {name} loop has stopped making progress; liveness pings and WATCHDOG=1 stop");
+            bulwark_core::output::error(&CliError::operational(format!(
+                "the {name} loop has stopped making progress; liveness pings and WATCHDOG=1 stop"
+            )));
         }
         let ping_due = ping_every.is_some_and(|every| last_ping.is_none_or(|t| t.elapsed() >= every));
         let metrics_due = last_metrics.is_none_or(|t| t.elapsed() >= METRICS_EVERY);

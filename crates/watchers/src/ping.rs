@@ -237,9 +237,9 @@ impl Pinger {
     fn journal_event(&self, kind: &str, mut fields: serde_json::Value) {
         fields["component"] = json!(self.component.name());
         match self.journal.append(kind, fields) {
-            Ok(event) if self.echo => println!("{}", event.to_line()),
+            Ok(event) if self.echo => bulwark_core::data!("{}", event.to_line()),
             Ok(_) => {}
-            Err(e) => eprintln!("warning: cannot journal {kind}: {e}"),
+            Err(e) => bulwark_core::warning!("cannot journal {kind}: {e}"),
         }
     }
 }

@@ -11,6 +11,7 @@ use std::fmt::Write as _;
 use std::path::PathBuf;
 use std::time::Duration;
 
+use bulwark_core::EventKind;
 use bulwark_core::config::{Config, ServiceConfig};
 use bulwark_core::jobs::{
     self, CommandRecord, Job, JobError, JournalMark, Phase, RevertRecord, RunningChild, ServiceLock, Step,
@@ -128,13 +129,16 @@ impl Worker {
         if !first {
             return Ok(());
         }
-        eprintln!("warning: skipping {error}");
-        let seen =
-            self.journal.read_all()?.iter().any(|e| e.kind == "sidecar.bad_job" && e.str("error") == Some(&error));
+        bulwark_core::warning!("skipping {error}");
+        let seen = self
+            .journal
+            .read_all()?
+            .iter()
+            .any(|e| e.kind == EventKind::SidecarBadJob && e.str("error") == Some(&error));
         if !seen {
-            let event = self.journal.append("sidecar.bad_job", json!({"error": error}))?;
+            let event = self.journal.append(EventKind::SidecarBadJob, json!({"error": error}))?;
             if self.echo {
-                println!("{}", event.to_line());
+                bulwark_core::data!("{}", event.to_line());
             }
         }
         Ok(())
@@ -293,7 +297,7 @@ impl Worker {
             );
             return self.escalate(job, repos, &reason);
         }
-        self.emit("deploy.started", job, json!({"commit": job.to, "step": "deploy"}))?;
+        self.emit(EventKind::DeployStarted, job, json!({"commit": job.to, "step": "deploy"}))?;
         let record = self.run_deploy(service, job, "deploy")?;
         job.deploys.push(record.clone());
         if record.error.is_none() {
@@ -304,7 +308,7 @@ impl Worker {
             let reason = format!("the deploy of {} hung: {error}", short(&job.to));
             return self.escalate(job, repos, &reason);
         }
-        self.emit("deploy.failed", job, json!({"commit": job.to, "error": error}))?;
+        self.emit(EventKind::DeployFailed, job, json!({"commit": job.to, "error": error}))?;
         job.failure = Some(format!("the deploy command failed: {error}"));
         self.unhealthy(repos, job)
     }
@@ -333,17 +337,17 @@ impl Worker {
         let verdict = Self::check(service, job, "health");
         if verdict.healthy {
             let fields = json!({"commit": job.to});
-            self.emit_once("deploy.healthy", job, fields)?;
+            self.emit_once(EventKind::DeployHealthy, job, fields)?;
             self.mark_known_good(&service.name, &job.to, &job.id)?;
             let recovered = self.previous_outcome(&service.name, &job.id)? == Some(Phase::Escalated);
             let note = format!("healthy: {}", verdict.tries.join(", "));
             if recovered {
-                self.owe(job, "service.recovered");
+                self.owe(job, EventKind::ServiceRecovered);
             }
             return self.enter(job, Phase::Healthy, note);
         }
         let reason = verdict.reason();
-        self.emit("health.failed", job, json!({"commit": job.to, "reason": reason, "tries": verdict.tries}))?;
+        self.emit(EventKind::HealthFailed, job, json!({"commit": job.to, "reason": reason, "tries": verdict.tries}))?;
         job.failure = Some(format!("health check failed: {reason}"));
         self.unhealthy(repos, job)
     }
@@ -402,7 +406,7 @@ impl Worker {
         }
         let reason = job.failure.clone().unwrap_or_default();
         let fields = json!({"bad_commit": job.to, "from": job.from, "reason": reason});
-        self.emit_once("rollback.started", job, fields)?;
+        self.emit_once(EventKind::RollbackStarted, job, fields)?;
         self.enter(job, Phase::Revert, reason)
     }
 
@@ -446,7 +450,7 @@ impl Worker {
             }
             Some(commit) => {
                 let fields = json!({"bad_commit": job.to, "revert": commit, "parent": tip});
-                self.emit_once("rollback.reverted", job, fields)?;
+                self.emit_once(EventKind::RollbackReverted, job, fields)?;
                 self.enter(job, Phase::Push, format!("made revert {} on {}", short(&commit), short(&tip)))
             }
             None => Ok(()),
@@ -576,7 +580,7 @@ impl Worker {
         if !made_here {
             fields["already_on_remote"] = json!(true);
         }
-        self.emit_once("rollback.pushed", job, fields)?;
+        self.emit_once(EventKind::RollbackPushed, job, fields)?;
         match repos.fast_forward_checkout() {
             Ok(head) => self.enter(
                 job,
@@ -597,7 +601,7 @@ impl Worker {
 
     fn redeploy(&self, service: &ServiceConfig, repos: &Repos, job: &mut Job) -> Result<(), WorkError> {
         let head = repos.checkout_head().unwrap_or_default();
-        self.emit("deploy.started", job, json!({"commit": head, "step": "redeploy"}))?;
+        self.emit(EventKind::DeployStarted, job, json!({"commit": head, "step": "redeploy"}))?;
         let record = self.run_deploy(service, job, "redeploy")?;
         job.deploys.push(record.clone());
         match record.error {
@@ -617,7 +621,7 @@ impl Worker {
             let head = repos.checkout_head().unwrap_or_default();
             let reason = verdict.reason();
             self.emit(
-                "health.failed",
+                EventKind::HealthFailed,
                 job,
                 json!({"commit": head, "step": "verify", "reason": reason, "tries": verdict.tries}),
             )?;
@@ -629,7 +633,7 @@ impl Worker {
         }
         let head = repos.checkout_head().unwrap_or_default();
         self.mark_known_good(&service.name, &head, &job.id)?;
-        self.owe(job, "rollback.complete");
+        self.owe(job, EventKind::RollbackComplete);
         job.outcome = Some(json!({"bad_commit": job.to, "revert": job.pushed, "commit": head}));
         // The event is journaled by `finish`, after this phase is saved: a stop in between
         // finds a final job not yet settled and journals it then.
@@ -669,13 +673,13 @@ impl Worker {
         };
         let message = format!("{reason}. State: {state}. To do: {todo}.");
         job.escalation = Some(message.clone());
-        self.owe(job, "rollback.escalated");
+        self.owe(job, EventKind::RollbackEscalated);
         job.outcome = Some(json!({"bad_commit": job.to, "reason": reason, "state": state, "revert": job.pushed}));
         self.enter(job, Phase::Escalated, reason)
     }
 
     /// Adds an owed delivery per target for `kind` (saved with the next phase change).
-    fn owe(&self, job: &mut Job, kind: &str) {
+    fn owe(&self, job: &mut Job, kind: impl Into<EventKind>) {
         self.outlet().owe(&mut job.notifications, kind);
     }
 
@@ -685,7 +689,8 @@ impl Worker {
     /// saved is settled by running this again.
     fn finish(&self, service: &ServiceConfig, repos: &Repos, job: &mut Job) -> Result<(), WorkError> {
         if unsettled(job) {
-            let kind = if job.phase == Phase::RolledBack { "rollback.complete" } else { "rollback.escalated" };
+            let kind =
+                if job.phase == Phase::RolledBack { EventKind::RollbackComplete } else { EventKind::RollbackEscalated };
             let mut fields = job.outcome.clone().unwrap_or_else(|| json!({"bad_commit": job.to, "revert": job.pushed}));
             if job.phase == Phase::RolledBack {
                 for (name, secs) in report::timings(job) {
@@ -755,7 +760,7 @@ impl Worker {
         if ended.found > 0 {
             let how = if ended.killed { "SIGKILL after SIGTERM" } else { "SIGTERM" };
             self.emit(
-                "deploy.orphan_ended",
+                EventKind::DeployOrphanEnded,
                 job,
                 json!({
                     "step": child.step,
@@ -814,12 +819,12 @@ impl Worker {
             .next_back())
     }
 
-    fn emit(&self, kind: &str, job: &Job, extra: Value) -> Result<(), WorkError> {
+    fn emit(&self, kind: impl Into<EventKind>, job: &Job, extra: Value) -> Result<(), WorkError> {
         self.outlet().emit(kind, json!({"job": job.id, "service": job.service}), extra)
     }
 
     /// Journals `kind` for this job unless it already was (see [`Outlet::emit_once`]).
-    fn emit_once(&self, kind: &str, job: &mut Job, extra: Value) -> Result<(), WorkError> {
+    fn emit_once(&self, kind: impl Into<EventKind>, job: &mut Job, extra: Value) -> Result<(), WorkError> {
         let base = json!({"job": job.id, "service": job.service});
         self.outlet().emit_once(kind, job, base, extra, &mut |job| Ok(job.save(&self.state_dir)?))
     }
