@@ -50,10 +50,11 @@ pub struct NotifyConfig {
     #[serde(default)]
     pub url_env: Option<String>,
     /// `pagerduty`: the integration's routing key (a secret: never printed).
-    #[serde(default)]
+    // Not shown for the kinds that have none (`config check`'s effective config).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub routing_key: Option<String>,
     /// `pagerduty`: the environment variable that holds the routing key.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub routing_key_env: Option<String>,
     /// Per-request time limit.
     #[serde(default = "default_timeout")]
