@@ -11,6 +11,7 @@ pub mod crash;
 pub mod engine;
 pub mod health;
 pub mod rollback;
+pub mod verdict;
 pub mod watchdog;
 
 use std::fmt::Write as _;

@@ -13,7 +13,8 @@ use std::time::Duration;
 
 use bulwark_core::config::{Config, ServiceConfig};
 use bulwark_core::jobs::{
-    self, CommandRecord, Job, JobError, JournalMark, Phase, RevertRecord, RunningChild, ServiceLock, Step,
+    self, Baseline, BaselineProbe, CommandRecord, Job, JobError, JournalMark, Phase, ProbeRecord, RevertRecord,
+    RunningChild, ServiceLock, Step, WindowRecord, WindowVerdict,
 };
 use bulwark_core::process;
 use bulwark_core::{Journal, state};
@@ -24,7 +25,8 @@ pub mod gitops;
 pub mod report;
 
 use self::gitops::{Repos, RevertPlan, short};
-use crate::engine::{self, Journaled, Outlet, ServiceFile, WorkError, owes, run_step_observed, time_left};
+use crate::engine::{Journaled, Outlet, ServiceFile, WorkError, owes, run_step_observed};
+use crate::verdict::{self, Mode, Rules};
 use crate::{crash, health};
 
 /// Times a phase may be started (restarts included) before the job escalates: a deploy
@@ -236,7 +238,7 @@ impl Worker {
             match phase {
                 Phase::Pending => self.pending(service, &repos, job)?,
                 Phase::Deploy => self.deploy(service, &repos, job)?,
-                Phase::Stabilize => self.stabilize(service, job, Phase::Health)?,
+                Phase::Stabilize => self.stabilize(service, job)?,
                 Phase::Health => self.health(service, &repos, job)?,
                 Phase::Revert => self.revert(&repos, job)?,
                 Phase::Push => self.push(&repos, job)?,
@@ -293,6 +295,7 @@ impl Worker {
             );
             return self.escalate(job, repos, &reason);
         }
+        self.baseline(service, job)?;
         self.emit("deploy.started", job, json!({"commit": job.to, "step": "deploy"}))?;
         let record = self.run_deploy(service, job, "deploy")?;
         job.deploys.push(record.clone());
@@ -309,43 +312,140 @@ impl Worker {
         self.unhealthy(repos, job)
     }
 
-    /// Waits what is left of `stabilize` since the phase was entered (a restart does not
-    /// wait the whole time again), then moves to `next`.
-    fn stabilize(&self, service: &ServiceConfig, job: &mut Job, next: Phase) -> Result<(), WorkError> {
-        let total = service.stabilize.get();
-        let remaining = time_left(&job.timeline, job.phase.as_str(), total);
-        if !remaining.is_zero() {
-            std::thread::sleep(remaining / 2);
-            crash::point("stabilize.sleeping");
-            std::thread::sleep(remaining.saturating_sub(remaining / 2));
+    /// Probes each check once before the deploy command runs (the checkout has moved, the
+    /// version still running has not), and records it before deploying: a restarted deploy
+    /// phase keeps the first baseline rather than measure a half-deployed service.
+    fn baseline(&self, service: &ServiceConfig, job: &mut Job) -> Result<(), WorkError> {
+        if job.baseline.is_some() {
+            return Ok(());
         }
-        let note = format!("waited {}", bulwark_core::output::fmt_duration(total));
-        self.enter(job, next, note)
+        let probes = service
+            .health
+            .iter()
+            .map(|check| BaselineProbe { check: check.label(), probe: probe_record(check, service, None) })
+            .collect();
+        job.baseline = Some(Baseline { probes });
+        job.save(&self.state_dir)?;
+        Ok(())
     }
 
-    fn check(service: &ServiceConfig, job: &mut Job, step: &str) -> health::Verdict {
-        let (verdict, record) = engine::check(service, step);
-        job.checks.push(record);
-        verdict
+    /// The deploy's probing window (see [`verdict`]): probes until it has a verdict, saving
+    /// the record after every probe, then moves to `health`, which acts on the verdict.
+    fn stabilize(&self, service: &ServiceConfig, job: &mut Job) -> Result<(), WorkError> {
+        let record = self.probe_window(service, job, "health", Mode::Deploy)?;
+        let note = format!(
+            "{} after {} probe(s): {}",
+            record.verdict.map_or("undecided", WindowVerdict::as_str),
+            record.checks.iter().map(|c| c.probes).sum::<u32>(),
+            record.reason.as_deref().unwrap_or_default()
+        );
+        self.enter(job, Phase::Health, note)
+    }
+
+    /// Runs (or continues, after a restart) the job's window for `step` until it has a
+    /// verdict, and returns it. The window of this visit to the phase is the last one of
+    /// `step` begun after the phase was entered; time in it counts from when it began.
+    fn probe_window(
+        &self,
+        service: &ServiceConfig,
+        job: &mut Job,
+        step: &str,
+        mode: Mode,
+    ) -> Result<WindowRecord, WorkError> {
+        let entered = job.timeline.iter().rev().find(|s| s.phase == job.phase.as_str()).map(|s| s.ts.clone());
+        let current = job
+            .windows
+            .iter()
+            .rposition(|w| w.step == step && entered.as_deref().is_none_or(|e| millis(&w.started) >= millis(e)));
+        let index = if let Some(i) = current {
+            i
+        } else {
+            job.windows.push(verdict::begin(step, jobs::now_millis(), &service.health));
+            job.save(&self.state_dir)?;
+            job.windows.len() - 1
+        };
+        // Heartbeats count only from the end of the deploy this window judges.
+        let beats_since = job
+            .deploys
+            .last()
+            .and_then(|d| d.finished.as_deref())
+            .and_then(|ts| ts.parse::<jiff::Timestamp>().ok())
+            .map(std::time::SystemTime::from);
+        let rules = Rules { settings: verdict::settings_of(service), stabilize: service.stabilize.get(), mode };
+        while let Some((check, due_ms)) = rules.next_due(&job.windows[index]) {
+            let began = millis(&job.windows[index].started);
+            let elapsed = || u64::try_from(millis(&jobs::now_millis()) - began).unwrap_or(0);
+            if let Some(wait) = due_ms.checked_sub(elapsed()) {
+                std::thread::sleep(Duration::from_millis(wait));
+            }
+            let at_ms = elapsed();
+            let mut probe = probe_record(&service.health[check], service, beats_since);
+            probe.at_ms = at_ms;
+            if rules.record(&mut job.windows[index], check, probe).is_some() {
+                job.windows[index].finished = Some(jobs::now_millis());
+            }
+            job.save(&self.state_dir)?;
+            // Tests stop the worker dead in the middle of a window (`health.probe3`).
+            let made: u32 = job.windows[index].checks.iter().map(|c| c.probes).sum();
+            crash::point(&format!("{step}.probe{made}"));
+        }
+        Ok(job.windows[index].clone())
     }
 
     fn health(&self, service: &ServiceConfig, repos: &Repos, job: &mut Job) -> Result<(), WorkError> {
-        let verdict = Self::check(service, job, "health");
-        if verdict.healthy {
-            let fields = json!({"commit": job.to});
-            self.emit_once("deploy.healthy", job, fields)?;
-            self.mark_known_good(&service.name, &job.to, &job.id)?;
-            let recovered = self.previous_outcome(&service.name, &job.id)? == Some(Phase::Escalated);
-            let note = format!("healthy: {}", verdict.tries.join(", "));
-            if recovered {
-                self.owe(job, "service.recovered");
+        // A job saved by an older sidecar may reach this phase without a window.
+        let record = match job.windows.iter().rev().find(|w| w.step == "health" && w.verdict.is_some()) {
+            Some(record) => record.clone(),
+            None => self.probe_window(service, job, "health", Mode::Deploy)?,
+        };
+        let reason = record.reason.clone().unwrap_or_default();
+        let probes = window_fields(&record);
+        let deciding = verdict::deciding_check(&record);
+        let was_failing = |i: usize| job.baseline.as_ref().is_some_and(|b| b.failed(i, &record.checks[i].check));
+        match record.verdict {
+            Some(WindowVerdict::Healthy) => {
+                let before = job.baseline.as_ref().is_some_and(Baseline::any_failed);
+                let mut fields = json!({"commit": job.to, "probes": probes});
+                if before {
+                    fields["unhealthy_before"] = json!(true);
+                }
+                self.emit_once("deploy.healthy", job, fields)?;
+                self.mark_known_good(&service.name, &job.to, &job.id)?;
+                let recovered = self.previous_outcome(&service.name, &job.id)? == Some(Phase::Escalated);
+                let mut note = format!("healthy: {reason}");
+                if before {
+                    note.push_str("; it was unhealthy before this change, and the deploy made it healthy");
+                }
+                if recovered {
+                    self.owe(job, "service.recovered");
+                }
+                self.enter(job, Phase::Healthy, note)
             }
-            return self.enter(job, Phase::Healthy, note);
+            Some(WindowVerdict::Error) => {
+                let fields = json!({"commit": job.to, "reason": reason, "outcome": "error", "probes": probes});
+                self.emit("health.failed", job, fields)?;
+                let reason = format!(
+                    "the health check could not measure the service after the deploy ({reason}), so the change is not blamed and nothing was reverted"
+                );
+                self.escalate(job, repos, &reason)
+            }
+            _ => {
+                let fields = json!({"commit": job.to, "reason": reason, "outcome": "unhealthy", "probes": probes});
+                self.emit("health.failed", job, fields)?;
+                if let Some(i) = deciding.filter(|&i| was_failing(i)) {
+                    let before = job.baseline.as_ref().and_then(|b| b.probes.get(i)).map(|b| b.probe.detail.clone());
+                    job.failure = Some(format!("health check failed: {reason}"));
+                    let reason = format!(
+                        "already unhealthy before this change: `{}` failed before the deploy ({}) and still fails after it ({reason}); the cause is not this change, so nothing was reverted",
+                        record.checks[i].check,
+                        before.unwrap_or_default()
+                    );
+                    return self.escalate(job, repos, &reason);
+                }
+                job.failure = Some(format!("health check failed: {reason}"));
+                self.unhealthy(repos, job)
+            }
         }
-        let reason = verdict.reason();
-        self.emit("health.failed", job, json!({"commit": job.to, "reason": reason, "tries": verdict.tries}))?;
-        job.failure = Some(format!("health check failed: {reason}"));
-        self.unhealthy(repos, job)
     }
 
     /// The deploy of `to` is bad: start the rollback, unless reverting is not possible or
@@ -607,21 +707,23 @@ impl Worker {
     }
 
     fn verify(&self, service: &ServiceConfig, repos: &Repos, job: &mut Job) -> Result<(), WorkError> {
-        // The stabilize wait before verifying belongs to this phase (restarts wait the rest).
-        std::thread::sleep(time_left(&job.timeline, "verify", service.stabilize.get()));
-        let verdict = Self::check(service, job, "verify");
-        if !verdict.healthy {
+        // No probation: the known-good version passes as soon as `attempts` probes do.
+        let record = self.probe_window(service, job, "verify", Mode::Verify)?;
+        if record.verdict != Some(WindowVerdict::Healthy) {
             let head = repos.checkout_head().unwrap_or_default();
-            let reason = verdict.reason();
-            self.emit(
-                "health.failed",
-                job,
-                json!({"commit": head, "step": "verify", "reason": reason, "tries": verdict.tries}),
-            )?;
-            let reason = format!(
-                "still unhealthy after the rollback ({}); the cause is not this change, so nothing more was reverted",
-                verdict.reason()
-            );
+            let reason = record.reason.clone().unwrap_or_default();
+            let outcome = if record.verdict == Some(WindowVerdict::Error) { "error" } else { "unhealthy" };
+            let fields = json!({"commit": head, "step": "verify", "reason": reason, "outcome": outcome, "probes": window_fields(&record)});
+            self.emit("health.failed", job, fields)?;
+            let reason = if outcome == "error" {
+                format!(
+                    "the health check could not measure the service after the rollback ({reason}); nothing more was reverted"
+                )
+            } else {
+                format!(
+                    "still unhealthy after the rollback ({reason}); the cause is not this change, so nothing more was reverted"
+                )
+            };
             return self.escalate(job, repos, &reason);
         }
         let head = repos.checkout_head().unwrap_or_default();
@@ -666,6 +768,7 @@ impl Worker {
         };
         let message = format!("{reason}. State: {state}. To do: {todo}.");
         job.escalation = Some(message.clone());
+        job.escalated_from = Some(job.phase);
         self.owe(job, "rollback.escalated");
         job.outcome = Some(json!({"bad_commit": job.to, "reason": reason, "state": state, "revert": job.pushed}));
         self.enter(job, Phase::Escalated, reason)
@@ -844,6 +947,49 @@ fn not_on_remote(job: &Job, repos: &Repos, tip: &str) -> String {
         repos.remote,
         repos.branch,
         short(tip)
+    )
+}
+
+/// Milliseconds since the epoch of one of the job's timestamps (0 when unreadable).
+fn millis(ts: &str) -> i64 {
+    ts.parse::<jiff::Timestamp>().map_or(0, jiff::Timestamp::as_millisecond)
+}
+
+/// One probe of `check`, as recorded (`at_ms` is the caller's to set).
+fn probe_record(
+    check: &bulwark_core::config::HealthConfig,
+    service: &ServiceConfig,
+    beats_since: Option<std::time::SystemTime>,
+) -> ProbeRecord {
+    let ts = jobs::now_millis();
+    let found = health::probe(check, &service.checkout, beats_since);
+    ProbeRecord {
+        ts,
+        at_ms: 0,
+        outcome: found.outcome,
+        latency_ms: u64::try_from(found.latency.as_millis()).unwrap_or(u64::MAX),
+        detail: found.detail,
+        in_grace: false,
+    }
+}
+
+/// A window's counts per check, for events.
+fn window_fields(record: &WindowRecord) -> Value {
+    Value::Array(
+        record
+            .checks
+            .iter()
+            .map(|c| {
+                json!({
+                    "check": c.check,
+                    "verdict": c.verdict.map(WindowVerdict::as_str),
+                    "probes": c.probes,
+                    "successes": c.successes,
+                    "failures": c.failures,
+                    "errors": c.errors,
+                })
+            })
+            .collect(),
     )
 }
 

@@ -89,6 +89,7 @@ pub fn incident_summary(job: &Job, remote: &str, branch: &str) -> String {
             let _ = writeln!(md, "Unknown.");
         }
     }
+    probes_section(&mut md, job);
     let _ = writeln!(md, "\n## Action\n");
     match (&job.pushed, &job.revert) {
         (Some(pushed), _) => {
@@ -131,6 +132,42 @@ pub fn incident_summary(job: &Job, remote: &str, branch: &str) -> String {
         }
     }
     md
+}
+
+/// Probes shown per check in the summary (the job keeps more, and all the counts).
+const SHOWN_PROBES: usize = 5;
+
+/// `## Probes`: the baseline before the deploy, then each window with its counts per check
+/// and its last few probes.
+fn probes_section(md: &mut String, job: &Job) {
+    if job.baseline.is_none() && job.windows.is_empty() {
+        return;
+    }
+    let _ = writeln!(md, "\n## Probes\n");
+    if let Some(baseline) = &job.baseline {
+        for b in &baseline.probes {
+            let _ = writeln!(md, "- before the deploy: {}: {} ({})", b.check, b.probe.outcome.as_str(), b.probe.detail);
+        }
+    }
+    for window in &job.windows {
+        let verdict = window.verdict.map_or("undecided", bulwark_core::jobs::WindowVerdict::as_str);
+        let _ = writeln!(md, "- {}: {verdict} (window began {})", window.step, window.started);
+        for (line, check) in crate::verdict::summary_lines(window).iter().zip(&window.checks) {
+            let _ = writeln!(md, "  - {line}");
+            let skip = check.last.len().saturating_sub(SHOWN_PROBES);
+            for p in &check.last[skip..] {
+                let grace = if p.in_grace { ", during grace" } else { "" };
+                let _ = writeln!(
+                    md,
+                    "    - +{}ms {} in {}ms{grace}: {}",
+                    p.at_ms,
+                    p.outcome.as_str(),
+                    p.latency_ms,
+                    p.detail
+                );
+            }
+        }
+    }
 }
 
 /// The notification for `kind` about `job`.
