@@ -119,8 +119,9 @@ impl Rules {
             // The window is over: this probe is its end or its extension.
             check.late_probes += 1;
         }
-        // The next probe: one interval after this one was due, never before it finished.
-        check.next_ms = (check.next_ms + ms(settings.interval)).max(probe.at_ms + probe.latency_ms);
+        // The next probe: one interval after this one began (a late probe, after a restart or
+        // a busy machine, is not followed by a burst), never before this one finished.
+        check.next_ms = probe.at_ms + ms(settings.interval).max(probe.latency_ms);
         match probe.outcome {
             ProbeOutcome::Success => {
                 check.successes += 1;

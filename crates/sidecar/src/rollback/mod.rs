@@ -40,10 +40,47 @@ const ORPHAN_GRACE: Duration = Duration::from_secs(10);
 /// What is known about a service between jobs.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct ServiceState {
-    /// The last commit deployed and found healthy.
+    /// The last commit deployed and found healthy (or adopted as such by a person).
     pub known_good: Option<String>,
     pub known_good_at: Option<String>,
+    /// The job that found it healthy; `None` when it was adopted.
     pub known_good_job: Option<String>,
+    /// Recorded by `bulwark-sidecar adopt` (a first deploy, or after a manual repair).
+    #[serde(default)]
+    pub adopted: bool,
+}
+
+impl ServiceState {
+    /// Who vouched for the known-good commit, in words.
+    pub fn vouched_by(&self) -> String {
+        match &self.known_good_job {
+            Some(job) => format!("job {job}"),
+            None if self.adopted => "`bulwark-sidecar adopt`".to_owned(),
+            None => "an unknown job".to_owned(),
+        }
+    }
+}
+
+/// Why an escalated job cannot be retried.
+#[derive(Debug, thiserror::Error)]
+pub enum RetryError {
+    /// No job file with this id.
+    #[error("no job `{0}`")]
+    NoSuchJob(String),
+    /// The job is not escalated (still running, or it ended otherwise).
+    #[error("job {job} is {phase}, not escalated: there is nothing to retry")]
+    NotEscalated { job: String, phase: Phase },
+    #[error(transparent)]
+    Work(#[from] WorkError),
+}
+
+/// The phase a retry resumes from, for a job that escalated in `phase`: the step that
+/// failed, except that a verdict is never reused (a retried window starts afresh).
+pub fn resume_phase(phase: Phase) -> Phase {
+    match phase {
+        Phase::Health => Phase::Stabilize,
+        other => other,
+    }
 }
 
 impl ServiceFile for ServiceState {
@@ -255,11 +292,11 @@ impl Worker {
         if known.known_good.as_deref() == Some(job.to.as_str())
             && repos.checkout_head().as_deref() == Some(job.to.as_str())
         {
-            let by = known.known_good_job.unwrap_or_default();
+            let by = known.vouched_by();
             return self.enter(
                 job,
                 Phase::Skipped,
-                format!("{} is already deployed and verified (job {by})", short(&job.to)),
+                format!("{} is already deployed and verified ({by})", short(&job.to)),
             );
         }
         // The sidecar's own revert, already redeployed by the job that pushed it: a
@@ -280,6 +317,72 @@ impl Worker {
             );
         }
         self.enter(job, Phase::Deploy, format!("deploying {}", short(&job.to)))
+    }
+
+    /// `bulwark-sidecar retry`: re-arms the escalated job `id` at the step it escalated in
+    /// (journaled as `rollback.retried`) and runs it to a final phase, holding the
+    /// service's lock. The old escalation stays in the timeline and the journal; its
+    /// incident summary is kept beside the new one.
+    pub fn retry(&self, service: &ServiceConfig, id: &str) -> Result<Job, RetryError> {
+        let _lock = ServiceLock::acquire(&self.state_dir, &service.name).map_err(WorkError::from)?;
+        let mut job = self
+            .jobs_of(&service.name)?
+            .into_iter()
+            .find(|j| j.id == id)
+            .ok_or_else(|| RetryError::NoSuchJob(id.to_owned()))?;
+        if job.phase != Phase::Escalated {
+            return Err(RetryError::NotEscalated { job: job.id, phase: job.phase });
+        }
+        // Older records do not say where they escalated: the step before it in the timeline.
+        let failed_in = job.escalated_from.unwrap_or_else(|| {
+            let before = job.timeline.iter().rev().map(|s| s.phase.clone()).find(|p| p != "escalated");
+            before.and_then(|p| serde_json::from_value(Value::String(p)).ok()).unwrap_or(Phase::Pending)
+        });
+        let resume = resume_phase(failed_in);
+        let previous = job.escalation.take().unwrap_or_default();
+        let retries = job.timeline.iter().filter(|s| s.note.starts_with("retried")).count() + 1;
+        if let Some(incident) = job.incident.take() {
+            // Keep the summary of the escalation being retried beside the next one.
+            let kept = incident.with_file_name(format!("{}.escalation-{retries}.md", job.id));
+            let _ = std::fs::rename(&incident, kept);
+        }
+        job.outcome = None;
+        job.finished = None;
+        job.escalated_from = None;
+        job.starts.clear();
+        job.notifications.retain(|d| d.kind != "rollback.escalated");
+        if let Some(kinds) = job.journal.journaled.as_mut() {
+            kinds.retain(|k| k != "rollback.escalated");
+        }
+        let fields =
+            json!({"from_phase": failed_in.as_str(), "resume": resume.as_str(), "previous_escalation": previous});
+        self.emit("rollback.retried", &job, fields)?;
+        let note = format!("retried from `{failed_in}` by `bulwark-sidecar retry`; it had escalated: {previous}");
+        self.enter(&mut job, resume, note)?;
+        self.drive(service, &mut job)?;
+        Ok(job)
+    }
+
+    /// `bulwark-sidecar adopt`: records `commit` as the service's known-good commit (a
+    /// first deploy, or after a person repaired things), journaled as `service.adopted`.
+    /// Refused while a job of the service is unfinished (it would decide otherwise).
+    /// Returns the previous known-good commit.
+    pub fn adopt(&self, service: &ServiceConfig, commit: &str) -> Result<Result<Option<String>, Job>, WorkError> {
+        let _lock = ServiceLock::acquire(&self.state_dir, &service.name)?;
+        if let Some(busy) = self.jobs_of(&service.name)?.into_iter().find(|j| !j.phase.is_final()) {
+            return Ok(Err(busy));
+        }
+        let previous = ServiceState::load(&self.state_dir, &service.name)?.known_good;
+        let state = ServiceState {
+            known_good: Some(commit.to_owned()),
+            known_good_at: Some(jobs::now_millis()),
+            known_good_job: None,
+            adopted: true,
+        };
+        state.save(&self.state_dir, &service.name)?;
+        let fields = json!({"service": service.name, "commit": commit, "previous": previous});
+        self.outlet().emit("service.adopted", json!({}), fields)?;
+        Ok(Ok(previous))
     }
 
     fn deploy(&self, service: &ServiceConfig, repos: &Repos, job: &mut Job) -> Result<(), WorkError> {
@@ -452,6 +555,9 @@ impl Worker {
     /// not allowed.
     fn unhealthy(&self, repos: &Repos, job: &mut Job) -> Result<(), WorkError> {
         if bulwark_core::git::is_zero_oid(&job.from) {
+            self.start_from_known_good(repos, job)?;
+        }
+        if bulwark_core::git::is_zero_oid(&job.from) {
             return self.escalate(
                 job,
                 repos,
@@ -504,6 +610,31 @@ impl Worker {
         let fields = json!({"bad_commit": job.to, "from": job.from, "reason": reason});
         self.emit_once("rollback.started", job, fields)?;
         self.enter(job, Phase::Revert, reason)
+    }
+
+    /// A job that does not know what ran before it (`from` all zeros) reverts to the
+    /// service's known-good commit (verified, or adopted), when the change descends from it.
+    fn start_from_known_good(&self, repos: &Repos, job: &mut Job) -> Result<(), WorkError> {
+        let known = ServiceState::load(&self.state_dir, &job.service)?;
+        let Some(good) = known.known_good.clone().filter(|g| *g != job.to) else { return Ok(()) };
+        let descends = repos
+            .fetch()
+            .and_then(|_| repos.ensure_objects(&[&good, &job.to]))
+            .and_then(|()| repos.is_ancestor(&good, &job.to));
+        if descends.is_ok_and(|d| d) {
+            job.timeline.push(Step {
+                ts: jobs::now_millis(),
+                phase: job.phase.as_str().to_owned(),
+                note: format!(
+                    "no previous commit was known: reverting to the known-good {} ({})",
+                    short(&good),
+                    known.vouched_by()
+                ),
+            });
+            job.from = good;
+            job.save(&self.state_dir)?;
+        }
+        Ok(())
     }
 
     fn revert(&self, repos: &Repos, job: &mut Job) -> Result<(), WorkError> {
@@ -899,6 +1030,7 @@ impl Worker {
             known_good: Some(commit.to_owned()),
             known_good_at: Some(jobs::now_millis()),
             known_good_job: Some(job.to_owned()),
+            adopted: false,
         };
         state.save(&self.state_dir, service)?;
         Ok(())
