@@ -27,7 +27,7 @@ const COMPONENTS: &[(&str, &[&str])] = &[
     ("server", &["push."]),
     ("verify-push", &["verify_push."]),
     ("drift", &["drift."]),
-    ("sidecar", &["deploy.", "health.", "rollback.", "watch."]),
+    ("sidecar", &["deploy.", "health.", "rollback.", "watch.", "service."]),
     ("notify", &["notify."]),
 ];
 
