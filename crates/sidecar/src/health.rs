@@ -263,4 +263,54 @@ mod tests {
         assert_eq!(verdict.tries.len(), 1, "stops at the first failure");
         assert!(verdict.reason().ends_with("connection refused"), "{}", verdict.reason());
     }
+
+    fn command(argv: &[&str]) -> HealthConfig {
+        HealthConfig {
+            kind: HealthKind::Command,
+            command: Some(bulwark_core::config::Argv(argv.iter().map(|a| (*a).to_owned()).collect())),
+            ..HealthConfig::default()
+        }
+    }
+
+    #[test]
+    fn a_command_that_fails_is_a_failure_and_one_that_cannot_start_is_an_error() {
+        let dir = std::path::Path::new(".");
+        assert_eq!(probe(&command(&["true"]), dir, None).outcome, ProbeOutcome::Success);
+        assert_eq!(probe(&command(&["false"]), dir, None).outcome, ProbeOutcome::Failure);
+        let missing = probe(&command(&["/nonexistent/bulwark-check"]), dir, None);
+        assert_eq!(missing.outcome, ProbeOutcome::Error, "{missing:?}");
+        assert!(missing.detail.contains("could not run"), "{missing:?}");
+    }
+
+    #[test]
+    fn a_heartbeat_before_the_deploy_or_missing_is_silence() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("beat");
+        let health = HealthConfig {
+            kind: HealthKind::Heartbeat,
+            path: Some(path.clone()),
+            max_age: Some(bulwark_core::config::Duration::from_secs(3600)),
+            ..HealthConfig::default()
+        };
+        assert_eq!(probe(&health, dir.path(), None).outcome, ProbeOutcome::Failure, "no file: silence");
+        std::fs::write(&path, "").unwrap();
+        assert_eq!(probe(&health, dir.path(), None).outcome, ProbeOutcome::Success);
+        let deployed = SystemTime::now() + Duration::from_secs(1);
+        let old = probe(&health, dir.path(), Some(deployed));
+        assert_eq!(old.outcome, ProbeOutcome::Failure, "a beat from before the deploy does not count");
+        assert!(old.detail.contains("no beat since the deploy finished"), "{old:?}");
+    }
+
+    #[test]
+    fn a_refused_or_bad_answer_is_a_failure_and_an_unresolvable_host_an_error() {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        drop(listener);
+        let refused = HealthConfig { url: Some(format!("http://{addr}/health")), ..HealthConfig::default() };
+        assert_eq!(probe(&refused, std::path::Path::new("."), None).outcome, ProbeOutcome::Failure);
+        let nowhere =
+            HealthConfig { url: Some("http://bulwark-no-such-host.invalid/health".into()), ..HealthConfig::default() };
+        let found = probe(&nowhere, std::path::Path::new("."), None);
+        assert_eq!(found.outcome, ProbeOutcome::Error, "{found:?}");
+    }
 }
