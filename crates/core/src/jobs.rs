@@ -40,9 +40,9 @@ pub enum Phase {
     Pending,
     /// Running the service's `deploy` command.
     Deploy,
-    /// Waiting `stabilize` after the deploy.
+    /// Probing the deployed version through its `stabilize` window (see `windows`).
     Stabilize,
-    /// Checking health after the deploy.
+    /// Acting on the window's verdict: healthy, revert, or escalate.
     Health,
     /// Making the revert commit (in the sidecar's scratch repository).
     Revert,
@@ -50,7 +50,7 @@ pub enum Phase {
     Push,
     /// Deploying the reverted checkout.
     Redeploy,
-    /// Checking health after the redeploy.
+    /// Probing the redeployed known-good version until it passes (or the window ends).
     Verify,
     /// Final: the deploy is healthy.
     Healthy,
