@@ -255,9 +255,10 @@ fn a_slow_death_inside_the_window_is_caught_soon_after_it_dies() {
     let check = &window["checks"][0];
     assert!(check["successes"].as_u64().unwrap() >= 3, "it was healthy first: {check}");
     assert!(check["reason"].as_str().unwrap().contains("failures in the window"), "{check}");
-    let deployed_at = ts(&job["deploys"][0]["finished"]);
+    // It dies 400 ms after its file was deployed, which is after the deploy command started.
+    let deployed_at = ts(&job["deploys"][0]["started"]);
     let caught = ts(&window["finished"]) - deployed_at;
-    assert!((400..3000).contains(&caught), "caught {caught} ms after the deploy; it died at 400 ms");
+    assert!((400..3000).contains(&caught), "caught {caught} ms after the deploy began; it died 400 ms after it");
 }
 
 #[test]
@@ -407,6 +408,8 @@ fn killed_mid_window(status: &str, stabilize: &str) -> (Fixture, String) {
     let window = Fixture::window(&job, "health").clone();
     assert_eq!(window["checks"][0]["probes"], 4, "{window}");
     assert!(window["verdict"].is_null());
+    // `status` shows the window in progress, with its counts.
+    run(&mut fx.sidecar(&["status"])).assert_code(0).assert_stdout_contains("web: probing (health window began");
     std::thread::sleep(Duration::from_millis(100));
     fx.once();
     let job = fx.job(&id);

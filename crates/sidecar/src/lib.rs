@@ -577,6 +577,7 @@ fn cmd_status(config: &Config, args: &StatusArgs) -> Result<ExitCode, CliError> 
                     "escalation": j.escalation,
                     "incident": j.incident,
                     "notifications": j.notifications,
+                    "window": j.windows.last(),
                 })),
             })).collect::<Vec<_>>(),
         });
@@ -609,6 +610,13 @@ fn cmd_status(config: &Config, args: &StatusArgs) -> Result<ExitCode, CliError> 
         if let Some(j) = last {
             if let Some(e) = &j.escalation {
                 println!("{}", printable(&format!("{name}: escalated: {e}")));
+            }
+            if let Some(w) = j.windows.last().filter(|w| w.verdict.is_none() && !j.phase.is_final()) {
+                let counts = verdict::summary_lines(w).join("; ");
+                println!(
+                    "{}",
+                    printable(&format!("{name}: probing ({} window began {}): {counts}", w.step, w.started))
+                );
             }
             let owed = j.notifications.iter().filter(|d| d.delivered.is_none()).count();
             if owed > 0 {
