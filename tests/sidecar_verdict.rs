@@ -195,10 +195,13 @@ fn a_change_that_crashes_on_start_is_reverted_long_before_the_window_ends() {
     let check = &window["checks"][0];
     assert!(check["excused"].as_u64().unwrap() >= 1, "failures during grace are not counted: {check}");
     assert_eq!(check["failures"], 1, "the first counted failure is over failure_limit = 0: {check}");
-    // Verifying the rollback is no probation: `attempts` passing probes, not the window.
+    // Verifying the rollback is no probation: `attempts` passing probes after grace, not
+    // the window.
     let verify = Fixture::window(&job, "verify");
     assert_eq!(verify["verdict"], "healthy");
-    assert_eq!(verify["checks"][0]["probes"], 2, "{verify}");
+    assert_eq!(verify["checks"][0]["consecutive_successes"], 2, "{verify}");
+    let took = ts(&verify["finished"]) - ts(&verify["started"]);
+    assert!((100..3000).contains(&took), "verified after the 100 ms grace, well within the window: {took} ms");
     assert_eq!(fx.deployed(), "ok");
     assert_eq!(fx.reverts_on_remote(), 1);
     // The incident summary has the probes.
@@ -218,7 +221,7 @@ fn a_healthy_change_is_judged_only_when_the_window_is_over() {
     let took = ts(&window["finished"]) - ts(&window["started"]);
     assert!(took >= 600, "healthy before the window was over ({took} ms)");
     let check = &window["checks"][0];
-    assert!(check["probes"].as_u64().unwrap() >= 10, "probed through the window: {check}");
+    assert!(check["probes"].as_u64().unwrap() >= 5, "probed through the window: {check}");
     assert_eq!(check["failures"], 0);
     let healthy = &fx.env.events_of("deploy.healthy")[0];
     assert_eq!(healthy.str("commit"), Some(to.as_str()));

@@ -2,7 +2,8 @@
 //! [`WindowRecord`] (no clock, no I/O: the caller probes, saves and sleeps).
 //!
 //! After a deploy each check is probed every `interval` from the start of the window. A
-//! failure during the check's `grace` (start-up time) does not count. The window ends early
+//! failure during the check's `grace` (start-up time) does not count, and neither does a
+//! success towards the passing streak a healthy verdict needs. The window ends early
 //! as *unhealthy* after `fail_after` consecutive failures, or as soon as there are more than
 //! `failure_limit` failures; it is *healthy* only once it is over (`stabilize` after it
 //! began) with the last `attempts` probes passed in a row; if they have not, at most
@@ -11,7 +12,7 @@
 //! whether the change is at fault, so it escalates and never reverts.
 //!
 //! Verifying a rollback ([`Mode::Verify`]) is no probation: the known-good version is
-//! healthy as soon as `attempts` probes pass in a row, unhealthy after `fail_after`
+//! healthy as soon as `attempts` probes pass in a row after `grace`, unhealthy after `fail_after`
 //! consecutive failures, or when `stabilize` (at least long enough for `grace` and
 //! `attempts` probes) is over.
 //!
@@ -123,6 +124,11 @@ impl Rules {
         // a busy machine, is not followed by a burst), never before this one finished.
         check.next_ms = probe.at_ms + ms(settings.interval).max(probe.latency_ms);
         match probe.outcome {
+            // The passing streak that makes a verdict healthy counts only probes after grace.
+            ProbeOutcome::Success if probe.in_grace => {
+                check.successes += 1;
+                check.consecutive_failures = 0;
+            }
             ProbeOutcome::Success => {
                 check.successes += 1;
                 check.consecutive_successes += 1;
@@ -378,7 +384,9 @@ mod tests {
 
     #[test]
     fn verify_is_healthy_as_soon_as_attempts_pass_in_a_row() {
-        assert_eq!(run(Mode::Verify, 60, &[settings(2, 3, 3, 0)], &[&[S]]), (WindowVerdict::Healthy, 2));
+        // Probes at 0 and 1 s fall in the 2 s grace: the streak is 2, 3, 4 s.
+        assert_eq!(run(Mode::Verify, 60, &[settings(2, 3, 3, 0)], &[&[S]]), (WindowVerdict::Healthy, 4));
+        assert_eq!(run(Mode::Verify, 60, &[settings(0, 3, 3, 0)], &[&[S]]), (WindowVerdict::Healthy, 2));
         // Starting up during grace, then healthy.
         assert_eq!(run(Mode::Verify, 60, &[settings(2, 3, 3, 0)], &[&[F, F, S]]), (WindowVerdict::Healthy, 4));
         // Still dead: unhealthy after fail_after counted failures.
