@@ -133,6 +133,8 @@ impl Fixture {
     /// On `dev`: a commit setting `status`, pushed to `main`; production pulls it and the
     /// job is enqueued as post-merge would. Returns (from, to, job id).
     fn change(&self, status: &str) -> (String, String, String) {
+        // The remote may have moved (a revert): start from what it has.
+        self.env.git(&self.dev, &["pull", "-q", "--ff-only"]);
         self.env.commit_file(&self.dev, "status", &format!("{status}\n"), &format!("status: {status}"));
         self.env.git(&self.dev, &["push", "-q", "origin", "main"]);
         let from = self.env.rev(&self.prod, "HEAD");
@@ -564,6 +566,13 @@ fn adopt_records_a_known_good_commit_for_a_first_deploy() {
         .assert_stderr_contains("`nope` names no commit");
     run(&mut fx.sidecar(&["adopt", "--service", "nope"])).assert_code(2).assert_stderr_contains("no `[[service]]`");
     assert_eq!(fx.count("service.adopted"), 2);
+
+    // Not while a job of the service is unfinished: it decides what is known good.
+    let (_, _, pending) = fx.change("ok v3");
+    run(&mut fx.sidecar(&["adopt", "--service", "web"]))
+        .assert_code(2)
+        .assert_stderr_contains(&format!("job {pending} of `web` is still in progress (pending)"));
+    assert_eq!(fx.count("service.adopted"), 2, "nothing adopted");
 }
 
 impl Fixture {

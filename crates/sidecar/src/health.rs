@@ -192,7 +192,9 @@ fn command_try(health: &HealthConfig, work_dir: &std::path::Path) -> Result<Stri
     let opts = RunOptions { timeout: Some(health.timeout.get()), capture_limit: 4096, ..RunOptions::default() };
     match process::run_checked(&mut cmd, &opts) {
         Ok(_) => Ok("exit 0".into()),
-        Err(e @ process::ProcessError::Spawn { .. }) => Err(Miss::Error(format!("the checker could not run it: {e}"))),
+        Err(e @ (process::ProcessError::Spawn { .. } | process::ProcessError::Wait { .. })) => {
+            Err(Miss::Error(format!("the checker could not run it: {e}")))
+        }
         Err(e) => Err(Miss::Failure(e.to_string())),
     }
 }
