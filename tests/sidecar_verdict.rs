@@ -259,7 +259,7 @@ fn a_slow_death_inside_the_window_is_caught_soon_after_it_dies() {
     let window = Fixture::window(&job, "health");
     let check = &window["checks"][0];
     assert!(check["successes"].as_u64().unwrap() >= 3, "it was healthy first: {check}");
-    assert!(check["reason"].as_str().unwrap().contains("failures in the window"), "{check}");
+    assert!(check["reason"].as_str().unwrap().contains("failure(s) in the window"), "{check}");
     // It dies 400 ms after its file was deployed, which is after the deploy command started.
     let deployed_at = ts(&job["deploys"][0]["started"]);
     let caught = ts(&window["finished"]) - deployed_at;

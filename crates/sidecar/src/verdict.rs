@@ -202,7 +202,7 @@ fn judge(
     }
     if check.consecutive_failures >= settings.fail_after {
         return unhealthy(format!(
-            "{} failures in a row (fail_after = {}); last: {detail}",
+            "{} failure(s) in a row (fail_after = {}); last: {detail}",
             check.consecutive_failures, settings.fail_after
         ));
     }
@@ -211,7 +211,7 @@ fn judge(
         Mode::Deploy => {
             if check.failures > settings.failure_limit {
                 return unhealthy(format!(
-                    "{} failures in the window, more than failure_limit = {}; last: {detail}",
+                    "{} failure(s) in the window, more than failure_limit = {}; last: {detail}",
                     check.failures, settings.failure_limit
                 ));
             }
