@@ -111,7 +111,9 @@ impl Rules {
     /// service's verdict when this probe decided it.
     pub fn record(&self, record: &mut WindowRecord, index: usize, mut probe: ProbeRecord) -> Option<WindowVerdict> {
         let settings = self.settings[index];
-        let stabilize = ms(self.stabilize);
+        // A window is never over before its start-up grace is (a `grace` longer than
+        // `stabilize` must not judge a service before it could pass).
+        let stabilize = ms(self.stabilize).max(ms(settings.grace));
         let mode = self.mode;
         let check = &mut record.checks[index];
         probe.in_grace = probe.at_ms < ms(settings.grace);
@@ -374,6 +376,12 @@ mod tests {
         flapping.extend([F, S, F, S, S, F, S]);
         let limit = settings(0, 3, 3, 10);
         assert_eq!(run(Mode::Deploy, 60, &[limit], &[&flapping]), (WindowVerdict::Unhealthy, 63));
+    }
+
+    #[test]
+    fn a_grace_longer_than_the_window_extends_the_window() {
+        // stabilize 10 s, grace 30 s: the streak starts at 30 s, healthy at 32 s.
+        assert_eq!(run(Mode::Deploy, 10, &[settings(30, 3, 3, 0)], &[&[S]]), (WindowVerdict::Healthy, 32));
     }
 
     #[test]
