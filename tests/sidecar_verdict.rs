@@ -582,3 +582,25 @@ impl Fixture {
         status["services"][0]["known_good"].as_str().unwrap_or_default().to_owned()
     }
 }
+
+#[test]
+fn a_window_begun_under_other_checks_is_begun_again_not_misread() {
+    let fx = Fixture::new("400ms", |url, _, _| http_check(url, "grace = \"200ms\""));
+    let (_, _, id) = fx.change("ok v2");
+    let crashed =
+        run(fx.sidecar(&["once"]).env("BULWARK_TEST_HOOKS", "1").env("BULWARK_TEST_CRASH_AT", "health.probe3"));
+    assert_eq!(crashed.code, -1, "killed mid-window\n{}{}", crashed.stdout, crashed.stderr);
+    // A person adds a second check before the sidecar comes back.
+    let config = std::fs::read_to_string(&fx.config).unwrap().replace(
+        "[[notify]]",
+        "[[service.health]]\nkind = \"command\"\ncommand = [\"true\"]\ninterval = \"40ms\"\ngrace = \"0s\"\nattempts = 2\n[[notify]]",
+    );
+    std::fs::write(&fx.config, config).unwrap();
+    fx.once().assert_code(0);
+    let job = fx.job(&id);
+    assert_eq!(job["phase"], "healthy", "{job}");
+    let windows: Vec<&Value> = job["windows"].as_array().unwrap().iter().filter(|w| w["step"] == "health").collect();
+    assert_eq!(windows.len(), 2, "the old window (one check) is left as it was; a new one judged both");
+    assert_eq!(windows[0]["checks"].as_array().unwrap().len(), 1);
+    assert_eq!(windows[1]["checks"].as_array().unwrap().len(), 2);
+}

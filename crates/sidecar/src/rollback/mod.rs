@@ -456,10 +456,15 @@ impl Worker {
         mode: Mode,
     ) -> Result<WindowRecord, WorkError> {
         let entered = job.timeline.iter().rev().find(|s| s.phase == job.phase.as_str()).map(|s| s.ts.clone());
-        let current = job
-            .windows
-            .iter()
-            .rposition(|w| w.step == step && entered.as_deref().is_none_or(|e| millis(&w.started) >= millis(e)));
+        // A window begun under other health checks (the config changed across a restart)
+        // cannot be continued: a new one begins.
+        let same_checks = |w: &WindowRecord| {
+            w.checks.len() == service.health.len()
+                && w.checks.iter().zip(service.health.iter()).all(|(c, h)| c.check == h.label())
+        };
+        let current = job.windows.iter().rposition(|w| {
+            w.step == step && entered.as_deref().is_none_or(|e| millis(&w.started) >= millis(e)) && same_checks(w)
+        });
         let index = if let Some(i) = current {
             i
         } else {
