@@ -283,6 +283,8 @@ fn an_outage_before_the_deploy_is_not_blamed_on_the_change() {
     assert_eq!(fx.count("rollback.started"), 0);
     assert_eq!(fx.deploys(), 1, "deployed once, not redeployed");
     assert_eq!(fx.webhook.accepted_of("rollback.escalated").len(), 1, "a person is told");
+    let incident = std::fs::read_to_string(job["incident"].as_str().unwrap()).unwrap();
+    assert!(incident.contains("Before the deploy, `http GET"), "the summary says what failed before: {incident}");
 }
 
 #[test]

@@ -89,6 +89,12 @@ pub fn incident_summary(job: &Job, remote: &str, branch: &str) -> String {
             let _ = writeln!(md, "Unknown.");
         }
     }
+    // What was already failing before the deploy: the first thing to look at.
+    for b in job.baseline.iter().flat_map(|b| &b.probes) {
+        if b.probe.outcome == bulwark_core::jobs::ProbeOutcome::Failure {
+            let _ = writeln!(md, "\nBefore the deploy, `{}` was already failing: {}", b.check, b.probe.detail);
+        }
+    }
     probes_section(&mut md, job);
     let _ = writeln!(md, "\n## Action\n");
     match (&job.pushed, &job.revert) {
