@@ -199,6 +199,9 @@ pub struct CheckWindow {
     pub consecutive_successes: u32,
     /// Probes made after the window was over (at most `attempts`).
     pub late_probes: u32,
+    /// Probes made after `grace` (the ones that count).
+    #[serde(default)]
+    pub counted: u32,
     /// When the next probe is due, in milliseconds since the window began.
     pub next_ms: u64,
     /// This check's verdict, once reached (it is not probed after it).

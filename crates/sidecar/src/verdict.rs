@@ -118,6 +118,9 @@ impl Rules {
         let check = &mut record.checks[index];
         probe.in_grace = probe.at_ms < ms(settings.grace);
         check.probes += 1;
+        if !probe.in_grace {
+            check.counted += 1;
+        }
         if probe.at_ms >= stabilize {
             // The window is over: this probe is its end or its extension.
             check.late_probes += 1;
@@ -245,8 +248,10 @@ fn judge(
             if check.consecutive_successes >= settings.attempts {
                 return Some((WindowVerdict::Healthy, passed(check.consecutive_successes)));
             }
+            // Bounded by the window, but never before `attempts` probes after grace were made
+            // (a busy machine that probes late must not fail a healthy version).
             let bound = stabilize_ms.max(ms(settings.grace + settings.interval * settings.attempts));
-            (at_ms >= bound).then(|| {
+            (at_ms >= bound && check.counted >= settings.attempts).then(|| {
                 (
                     WindowVerdict::Unhealthy,
                     format!(
@@ -402,6 +407,24 @@ mod tests {
         // Flapping: bounded by stabilize.
         let flapping = [S, F, S, F, S, F, S, F, S, F, S, F];
         assert_eq!(run(Mode::Verify, 10, &[settings(0, 3, 3, 0)], &[&flapping]), (WindowVerdict::Unhealthy, 10));
+    }
+
+    #[test]
+    fn a_late_probe_does_not_fail_a_verification_before_attempts_probes_after_grace() {
+        let mut record = record_for(1);
+        let rules =
+            Rules { settings: vec![settings(0, 2, 3, 0)], stabilize: Duration::from_secs(1), mode: Mode::Verify };
+        let probe = |at_ms| ProbeRecord {
+            ts: String::new(),
+            at_ms,
+            outcome: S,
+            latency_ms: 0,
+            detail: String::new(),
+            in_grace: false,
+        };
+        // The machine was busy: the first probe comes after the 2 s bound.
+        assert_eq!(rules.record(&mut record, 0, probe(2500)), None);
+        assert_eq!(rules.record(&mut record, 0, probe(3500)), Some(WindowVerdict::Healthy));
     }
 
     #[test]
