@@ -162,6 +162,16 @@ fn settings(effective: &Value, written: &Value, file: &str) -> Value {
                     out.insert(format!("{key}.{sub}"), json!({"value": value, "from": from}));
                 }
             }
+            // `[[service.health]]`: each check flattened as `health[i].url`.
+            Value::Array(checks) if key == "health" => {
+                for (i, check) in checks.iter().enumerate() {
+                    for (sub, value) in check.as_object().into_iter().flatten() {
+                        let written = set.and_then(|s| s.get(i)).and_then(|s| s.get(sub));
+                        let from = if written.is_some() { file } else { DEFAULT };
+                        out.insert(format!("{key}[{i}].{sub}"), json!({"value": value, "from": from}));
+                    }
+                }
+            }
             _ => {
                 let from = if set.is_some() { file } else { DEFAULT };
                 out.insert(key.clone(), json!({"value": value, "from": from}));

@@ -108,7 +108,9 @@ event_kinds! {
     RollbackPushed = "rollback.pushed", Sidecar, ok, "The revert is on the remote.";
     RollbackComplete = "rollback.complete", Sidecar, ok, "The revert is deployed and healthy.";
     RollbackEscalated = "rollback.escalated", Sidecar, failure, "The rollback needs a person.";
-    ServiceRecovered = "service.recovered", -, ok, "A service is healthy again after an escalation.";
+    RollbackRetried = "rollback.retried", Sidecar, ok, "An escalated job was resumed by `bulwark-sidecar retry`.";
+    ServiceRecovered = "service.recovered", Sidecar, ok, "A service is healthy again after an escalation.";
+    ServiceAdopted = "service.adopted", Sidecar, ok, "A commit was recorded as known good by `bulwark-sidecar adopt`.";
     SidecarBadJob = "sidecar.bad_job", -, ok, "A job file the sidecar cannot use was skipped.";
     WatchOk = "watch.ok", Sidecar, ok, "A watchdog check passed.";
     WatchRestarted = "watch.restarted", Sidecar, ok, "The watchdog ran a service's restart command.";

@@ -314,6 +314,8 @@ pub struct IncidentSummary<'a> {
     pub facts: Vec<String>,
     pub timeline: &'a [Step],
     pub cause: String,
+    /// What the health checks measured (a rollback's probes), shown after the cause.
+    pub probes: Option<String>,
     pub action: String,
     pub result: String,
     pub next_step: String,
@@ -330,12 +332,12 @@ impl IncidentSummary<'_> {
         for step in self.timeline {
             let _ = writeln!(md, "- {} {}: {}", step.ts, step.phase, step.note);
         }
-        for (heading, text) in [
-            ("Cause (as far as known)", &self.cause),
+        let probes = self.probes.as_ref().map(|p| ("Probes", p));
+        for (heading, text) in std::iter::once(("Cause (as far as known)", &self.cause)).chain(probes).chain([
             ("Action", &self.action),
             ("Result", &self.result),
             ("Next step", &self.next_step),
-        ] {
+        ]) {
             let _ = writeln!(md, "\n## {heading}\n\n{text}");
         }
         md
@@ -354,6 +356,7 @@ mod tests {
             facts: vec!["job: `j`".into()],
             timeline: &timeline,
             cause: "After deploying `abc`: HTTP 500".into(),
+            probes: None,
             action: "Reverted.".into(),
             result: "Healthy again.".into(),
             next_step: "Fix it.".into(),

@@ -3,7 +3,8 @@
 //! `enqueue` writes a job file; `once` processes every pending or unfinished job and exits;
 //! `run` is the daemon (jobs, and the watchdog of every service with `[service.watch]`);
 //! `watch-once` runs one watchdog round and exits; `status` shows each service's last job,
-//! its last known-good commit and its watchdog. The job model and queue live in `bulwark_core::jobs` (the post-merge hook
+//! its last known-good commit and its watchdog; `retry` resumes an escalated job, and
+//! `adopt` records a known-good commit by hand. The job model and queue live in `bulwark_core::jobs` (the post-merge hook
 //! enqueues without linking any of this).
 #![forbid(unsafe_code)]
 
@@ -11,6 +12,7 @@ pub mod crash;
 pub mod engine;
 pub mod health;
 pub mod rollback;
+pub mod verdict;
 pub mod watchdog;
 
 use std::fmt::Write as _;
@@ -54,6 +56,35 @@ pub enum SidecarCommand {
     Status(StatusArgs),
     /// Run one watchdog round for every service with `[service.watch]`, then exit.
     WatchOnce(WatchOnceArgs),
+    /// Resume an escalated job from the step that failed, once its cause is fixed (journaled
+    /// as `rollback.retried`; runs the job to its end, then exits like `once`).
+    Retry(RetryArgs),
+    /// Record a commit as the service's known-good one: for a first deploy, or after a
+    /// manual repair (journaled as `service.adopted`).
+    Adopt(AdoptArgs),
+}
+
+#[derive(Debug, clap::Args)]
+pub struct RetryArgs {
+    /// The job's id (see `bulwark-sidecar status`).
+    #[arg(value_name = "JOB")]
+    pub job: String,
+    /// Print the job's outcome as JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct AdoptArgs {
+    /// The `[[service]]` name.
+    #[arg(long)]
+    pub service: String,
+    /// The commit to record (a revision in the service's checkout; default: its HEAD).
+    #[arg(long, value_name = "C")]
+    pub commit: Option<String>,
+    /// Print the result as JSON.
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Debug, clap::Args)]
@@ -126,7 +157,7 @@ pub fn run(args: &SidecarArgs) -> Result<ExitCode, CliError> {
         .hint("write the config there (see docs/sidecar.md), or pass --config PATH"));
     }
     let config = loaded.config;
-    if matches!(args.command, SidecarCommand::Once(_) | SidecarCommand::Run(_)) {
+    if matches!(args.command, SidecarCommand::Once(_) | SidecarCommand::Run(_) | SidecarCommand::Retry(_)) {
         check_someone_is_told(&config, loaded.origin.as_deref())?;
     }
     match &args.command {
@@ -135,6 +166,8 @@ pub fn run(args: &SidecarArgs) -> Result<ExitCode, CliError> {
         SidecarCommand::Run(a) => cmd_run(config, a),
         SidecarCommand::Status(a) => cmd_status(&config, a),
         SidecarCommand::WatchOnce(a) => cmd_watch_once(config, a),
+        SidecarCommand::Retry(a) => cmd_retry(config, a),
+        SidecarCommand::Adopt(a) => cmd_adopt(config, a),
     }
 }
 
@@ -218,6 +251,75 @@ fn cmd_enqueue(config: &Config, args: &EnqueueArgs) -> Result<ExitCode, CliError
         bulwark_core::data!("{}", json!({"job": id, "service": service.name, "from": from, "to": to}));
     } else {
         bulwark_core::data!("{id}");
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn cmd_retry(config: Config, args: &RetryArgs) -> Result<ExitCode, CliError> {
+    let worker = worker(config, !args.json)?;
+    let job = jobs::list(&worker.state_dir)
+        .map_err(|e| CliError::operational(e.to_string()))?
+        .into_iter()
+        .filter_map(Result::ok)
+        .find(|j| j.id == args.job)
+        .ok_or_else(|| {
+            CliError::usage(format!("no job `{}`", printable(&args.job)))
+                .hint("`bulwark-sidecar status` shows each service's last job and its id")
+        })?;
+    let service = service(&worker.config, &job.service)?;
+    let job = match worker.retry(service, &job.id) {
+        Ok(job) => job,
+        Err(rollback::RetryError::Work(e)) => return Err(work_error(&e)),
+        Err(e @ rollback::RetryError::NotEscalated { .. }) => {
+            return Err(CliError::usage(e.to_string())
+                .hint("only an escalated job is retried; `bulwark-sidecar status` shows where each job is"));
+        }
+        Err(e) => return Err(CliError::usage(e.to_string())),
+    };
+    if args.json {
+        bulwark_core::data!(
+            "{}",
+            json!({"job": job.id, "service": job.service, "phase": job.phase, "escalation": job.escalation})
+        );
+    } else {
+        bulwark_core::data!("{}", printable(&format!("{}: job {} is {}", job.service, job.id, job.phase)));
+    }
+    Ok(if matches!(job.phase, Phase::RolledBack | Phase::Escalated) { ExitCode::from(1) } else { ExitCode::SUCCESS })
+}
+
+fn cmd_adopt(config: Config, args: &AdoptArgs) -> Result<ExitCode, CliError> {
+    let worker = worker(config, !args.json)?;
+    let service = service(&worker.config, &args.service)?;
+    let rev = args.commit.as_deref().unwrap_or("HEAD");
+    let commit = match Git::at(&service.checkout).resolve(rev) {
+        Ok(Some(oid)) => oid,
+        Ok(None) => {
+            return Err(CliError::usage(format!(
+                "`{}` names no commit in {}",
+                printable(rev),
+                service.checkout.display()
+            ))
+            .hint("pass --commit with a commit the checkout has (default: its HEAD)"));
+        }
+        Err(e) => {
+            return Err(CliError::operational(format!("cannot read {}", service.checkout.display())).caused_by(&e));
+        }
+    };
+    let previous = match worker.adopt(service, &commit).map_err(|e| work_error(&e))? {
+        Ok(previous) => previous,
+        Err(busy) => {
+            return Err(CliError::usage(format!(
+                "job {} of `{}` is still in progress ({}): it decides what is known good",
+                busy.id, service.name, busy.phase
+            ))
+            .hint("wait for it to finish (`bulwark-sidecar status`), then adopt"));
+        }
+    };
+    if args.json {
+        bulwark_core::data!("{}", json!({"service": service.name, "known_good": commit, "previous": previous}));
+    } else {
+        let was = previous.as_deref().map_or_else(|| "none".to_owned(), |p| short(p).to_owned());
+        bulwark_core::data!("{}: known good is now {} (was {was})", service.name, short(&commit));
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -461,6 +563,7 @@ fn cmd_status(config: &Config, args: &StatusArgs) -> Result<ExitCode, CliError> 
                 "known_good": s.known.known_good,
                 "known_good_at": s.known.known_good_at,
                 "known_good_job": s.known.known_good_job,
+                "known_good_adopted": s.known.adopted,
                 "watch": s.watch.as_ref().map(|w| &w.json),
                 "last_job": s.last.as_ref().map(|j| json!({
                     "id": j.id,
@@ -475,6 +578,7 @@ fn cmd_status(config: &Config, args: &StatusArgs) -> Result<ExitCode, CliError> 
                     "escalation": j.escalation,
                     "incident": j.incident,
                     "notifications": j.notifications,
+                    "window": j.windows.last(),
                 })),
             })).collect::<Vec<_>>(),
         });
@@ -496,6 +600,7 @@ fn cmd_status(config: &Config, args: &StatusArgs) -> Result<ExitCode, CliError> 
             _ = write!(line, ", {unfinished} unfinished");
         }
         match &known.known_good {
+            Some(c) if known.adopted => _ = write!(line, ", known good {} (adopted)", short(c)),
             Some(c) => _ = write!(line, ", known good {}", short(c)),
             None => line.push_str(", no known-good commit yet"),
         }
@@ -506,6 +611,13 @@ fn cmd_status(config: &Config, args: &StatusArgs) -> Result<ExitCode, CliError> 
         if let Some(j) = last {
             if let Some(e) = &j.escalation {
                 bulwark_core::data!("{}", printable(&format!("{name}: escalated: {e}")));
+            }
+            if let Some(w) = j.windows.last().filter(|w| w.verdict.is_none() && !j.phase.is_final()) {
+                let counts = verdict::summary_lines(w).join("; ");
+                bulwark_core::data!(
+                    "{}",
+                    printable(&format!("{name}: probing ({} window began {}): {counts}", w.step, w.started))
+                );
             }
             let owed = j.notifications.iter().filter(|d| d.delivered.is_none()).count();
             if owed > 0 {
