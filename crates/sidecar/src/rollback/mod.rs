@@ -24,8 +24,8 @@ pub mod gitops;
 pub mod report;
 
 use self::gitops::{Repos, RevertPlan, short};
-use crate::engine::{self, Journaled, Outlet, ServiceFile, WorkError, owes, run_step_observed, time_left};
-use crate::{crash, health};
+use crate::engine::{self, Journaled, Outlet, ServiceFile, WorkError, owes, run_command_observed, time_left};
+use crate::{crash, health, release};
 
 /// Times a phase may be started (restarts included) before the job escalates: a deploy
 /// that kills the sidecar must not loop forever.
@@ -42,6 +42,9 @@ pub struct ServiceState {
     pub known_good: Option<String>,
     pub known_good_at: Option<String>,
     pub known_good_job: Option<String>,
+    /// Release mode: the release that served `known_good` (what a failed verdict re-promotes).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub known_good_release: Option<String>,
 }
 
 impl ServiceFile for ServiceState {
@@ -201,6 +204,8 @@ impl Worker {
                 }
             }
         }
+        // Housekeeping hook: finished jobs and incident summaries older than `keep_history`.
+        self.prune_history(service)?;
         Ok(Some(pass))
     }
 
@@ -235,6 +240,11 @@ impl Worker {
             job.save(&self.state_dir)?;
             match phase {
                 Phase::Pending => self.pending(service, &repos, job)?,
+                // Release mode (`[service.release]`, see `crate::release`).
+                Phase::Build => self.release_build(service, &repos, job)?,
+                Phase::Publish => self.release_publish(service, &repos, job)?,
+                Phase::Promote => self.release_promote(service, &repos, job)?,
+                Phase::Repromote => self.release_repromote(service, &repos, job)?,
                 Phase::Deploy => self.deploy(service, &repos, job)?,
                 Phase::Stabilize => self.stabilize(service, job, Phase::Health)?,
                 Phase::Health => self.health(service, &repos, job)?,
@@ -268,7 +278,7 @@ impl Worker {
             && let Some(by) = self.jobs_of(&service.name)?.into_iter().find(|j| {
                 j.id != job.id
                     && j.pushed.as_deref() == Some(job.to.as_str())
-                    && j.deploys.iter().any(|d| d.step == "redeploy")
+                    && j.deploys.iter().any(|d| d.step == "redeploy" || d.step == "repromote")
             })
         {
             return self.enter(
@@ -277,7 +287,8 @@ impl Worker {
                 format!("{} is bulwark's own revert, pushed and redeployed by job {}", short(&job.to), by.id),
             );
         }
-        self.enter(job, Phase::Deploy, format!("deploying {}", short(&job.to)))
+        // Release hook: build, publish and promote come before the deploy command.
+        self.enter(job, release::first_phase(service), format!("deploying {}", short(&job.to)))
     }
 
     fn deploy(&self, service: &ServiceConfig, repos: &Repos, job: &mut Job) -> Result<(), WorkError> {
@@ -334,7 +345,7 @@ impl Worker {
         if verdict.healthy {
             let fields = json!({"commit": job.to});
             self.emit_once("deploy.healthy", job, fields)?;
-            self.mark_known_good(&service.name, &job.to, &job.id)?;
+            self.mark_known_good(&service.name, &job.to, job)?;
             let recovered = self.previous_outcome(&service.name, &job.id)? == Some(Phase::Escalated);
             let note = format!("healthy: {}", verdict.tries.join(", "));
             if recovered {
@@ -400,10 +411,15 @@ impl Worker {
             }
             Ok(_) => {}
         }
+        // Release hook: re-promote the last known-good release before the revert in git.
+        let next = match release::rollback_phase(job) {
+            Ok(next) => next,
+            Err(reason) => return self.escalate(job, repos, &reason),
+        };
         let reason = job.failure.clone().unwrap_or_default();
         let fields = json!({"bad_commit": job.to, "from": job.from, "reason": reason});
         self.emit_once("rollback.started", job, fields)?;
-        self.enter(job, Phase::Revert, reason)
+        self.enter(job, next, reason)
     }
 
     fn revert(&self, repos: &Repos, job: &mut Job) -> Result<(), WorkError> {
@@ -593,6 +609,10 @@ impl Worker {
     }
 
     fn redeploy(&self, service: &ServiceConfig, repos: &Repos, job: &mut Job) -> Result<(), WorkError> {
+        // Release hook: the re-promoted release already runs the revert's tree.
+        if job.release.as_ref().is_some_and(|r| r.repromoted_at.is_some()) {
+            return self.release_serve_revert(service, repos, job);
+        }
         let head = repos.checkout_head().unwrap_or_default();
         self.emit("deploy.started", job, json!({"commit": head, "step": "redeploy"}))?;
         let record = self.run_deploy(service, job, "redeploy")?;
@@ -625,7 +645,7 @@ impl Worker {
             return self.escalate(job, repos, &reason);
         }
         let head = repos.checkout_head().unwrap_or_default();
-        self.mark_known_good(&service.name, &head, &job.id)?;
+        self.mark_known_good(&service.name, &head, job)?;
         self.owe(job, "rollback.complete");
         job.outcome = Some(json!({"bad_commit": job.to, "revert": job.pushed, "commit": head}));
         // The event is journaled by `finish`, after this phase is saved: a stop in between
@@ -634,7 +654,7 @@ impl Worker {
     }
 
     /// Ends the job as escalated, with a message that says what state things are in.
-    fn escalate(&self, job: &mut Job, repos: &Repos, reason: &str) -> Result<(), WorkError> {
+    pub(crate) fn escalate(&self, job: &mut Job, repos: &Repos, reason: &str) -> Result<(), WorkError> {
         let remote_tip = repos.fetch().ok().or_else(|| repos.last_known_remote_tip());
         let head = repos.checkout_head();
         let mut state = format!(
@@ -724,20 +744,38 @@ impl Worker {
 
     /// Runs the service's deploy command in its checkout, with its time limit. The child is
     /// recorded in the job (saved) before the worker waits on it, and cleared after.
-    fn run_deploy(&self, service: &ServiceConfig, job: &mut Job, step: &str) -> Result<CommandRecord, WorkError> {
+    pub(crate) fn run_deploy(
+        &self,
+        service: &ServiceConfig,
+        job: &mut Job,
+        step: &str,
+    ) -> Result<CommandRecord, WorkError> {
+        let mut cmd = service.deploy.command();
+        cmd.current_dir(&service.checkout);
+        self.run_child(cmd, service.deploy_timeout.get(), job, step)
+    }
+
+    /// Runs `cmd` (a deploy or a build) with its time limit. The child is recorded in the
+    /// job (saved) before the worker waits on it, and cleared after.
+    pub(crate) fn run_child(
+        &self,
+        cmd: std::process::Command,
+        timeout: Duration,
+        job: &mut Job,
+        step: &str,
+    ) -> Result<CommandRecord, WorkError> {
         let mut saved: Result<(), JobError> = Ok(());
-        let record =
-            run_step_observed(&service.deploy, &service.checkout, service.deploy_timeout.get(), step, &mut |pid| {
-                job.running = Some(RunningChild {
-                    step: step.to_owned(),
-                    pid,
-                    pgid: pid,
-                    start_ticks: process::proc_stat(pid).map_or(0, |s| s.start_ticks),
-                    started: jobs::now_millis(),
-                });
-                saved = job.save(&self.state_dir);
-                crash::point("deploy.running");
+        let record = run_command_observed(cmd, timeout, step, &mut |pid| {
+            job.running = Some(RunningChild {
+                step: step.to_owned(),
+                pid,
+                pgid: pid,
+                start_ticks: process::proc_stat(pid).map_or(0, |s| s.start_ticks),
+                started: jobs::now_millis(),
             });
+            saved = job.save(&self.state_dir);
+            crash::point(if step == "build" { "build.running" } else { "deploy.running" });
+        });
         job.running = None;
         saved?;
         Ok(record)
@@ -778,7 +816,7 @@ impl Worker {
         Ok(())
     }
 
-    fn enter(&self, job: &mut Job, phase: Phase, note: impl Into<String>) -> Result<(), WorkError> {
+    pub(crate) fn enter(&self, job: &mut Job, phase: Phase, note: impl Into<String>) -> Result<(), WorkError> {
         let now = jobs::now_millis();
         job.phase = phase;
         job.updated.clone_from(&now);
@@ -791,11 +829,12 @@ impl Worker {
         Ok(())
     }
 
-    fn mark_known_good(&self, service: &str, commit: &str, job: &str) -> Result<(), WorkError> {
+    fn mark_known_good(&self, service: &str, commit: &str, job: &Job) -> Result<(), WorkError> {
         let state = ServiceState {
             known_good: Some(commit.to_owned()),
             known_good_at: Some(jobs::now_millis()),
-            known_good_job: Some(job.to_owned()),
+            known_good_job: Some(job.id.clone()),
+            known_good_release: release::serving(job),
         };
         state.save(&self.state_dir, service)?;
         Ok(())
@@ -811,12 +850,12 @@ impl Worker {
             .next_back())
     }
 
-    fn emit(&self, kind: &str, job: &Job, extra: Value) -> Result<(), WorkError> {
+    pub(crate) fn emit(&self, kind: &str, job: &Job, extra: Value) -> Result<(), WorkError> {
         self.outlet().emit(kind, json!({"job": job.id, "service": job.service}), extra)
     }
 
     /// Journals `kind` for this job unless it already was (see [`Outlet::emit_once`]).
-    fn emit_once(&self, kind: &str, job: &mut Job, extra: Value) -> Result<(), WorkError> {
+    pub(crate) fn emit_once(&self, kind: &str, job: &mut Job, extra: Value) -> Result<(), WorkError> {
         let base = json!({"job": job.id, "service": job.service});
         self.outlet().emit_once(kind, job, base, extra, &mut |job| Ok(job.save(&self.state_dir)?))
     }
