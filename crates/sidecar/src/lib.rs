@@ -533,7 +533,7 @@ fn cmd_status(config: &Config, args: &StatusArgs) -> Result<ExitCode, CliError> 
             println!("{}", printable(&format!("{name}: current release {}", short(current))));
         }
         for (id, phase, age, stale) in open {
-            let age = bulwark_core::output::fmt_duration(Duration::from_secs(*age));
+            let age = bulwark_core::config::Duration(Duration::from_secs(*age));
             let stale = if *stale { ", stale (its phase has not advanced for longer than stale_after)" } else { "" };
             println!("{}", printable(&format!("{name}: job {id} in phase {phase} for {age}{stale}")));
         }

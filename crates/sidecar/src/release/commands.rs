@@ -152,8 +152,7 @@ pub fn cmd_promote(config: &Config, args: &PromoteArgs) -> Result<ExitCode, CliE
             .hint("run it again with --confirm-destructive to do it"));
     }
     let state_dir = bulwark_core::state::state_dir()?;
-    let lock = super::promote_lock(&state_dir, &service.name).map_err(|e| crate::work_error(&e))?;
-    let how = store.promote(&lock, &target.name, current.as_deref()).map_err(|e| {
+    let how = store.promote(&target.name, current.as_deref()).map_err(|e| {
         CliError::operational(format!("cannot promote release {}", short(&target.name)))
             .cause(e.to_string())
             .hint("look at `bulwark-sidecar status`: a deploy job may be promoting; try again when it is done")

@@ -21,14 +21,6 @@ use crate::engine::{ServiceFile as _, WorkError};
 use crate::rollback::gitops::{Repos, short};
 use crate::rollback::{ServiceState, Worker};
 
-/// `<state>/sidecar/locks/<service>.promote.lock`: held while `current` is compared and
-/// switched (by jobs and by `bulwark-sidecar promote`).
-pub fn promote_lock(state_dir: &std::path::Path, service: &str) -> Result<std::path::PathBuf, WorkError> {
-    let dir = jobs::sidecar_dir(state_dir).join("locks");
-    bulwark_core::state::ensure_private_dir(&dir)?;
-    Ok(dir.join(format!("{service}.promote.lock")))
-}
-
 /// The first phase of a job for `service` after `pending`.
 pub fn first_phase(service: &ServiceConfig) -> Phase {
     if service.release.is_some() { Phase::Build } else { Phase::Deploy }
@@ -184,8 +176,7 @@ impl Worker {
         let Some(release) = job.release.clone() else { return Ok(()) };
         mark(job, "promote", ReleaseJob::start);
         job.save(&self.state_dir)?;
-        let lock = promote_lock(&self.state_dir, &service.name)?;
-        match store.promote(&lock, &release.name, release.expected.as_deref()) {
+        match store.promote(&release.name, release.expected.as_deref()) {
             Ok(how) => {
                 if let Some(r) = job.release.as_mut() {
                     r.promoted_at.get_or_insert_with(jobs::now_millis);
@@ -221,8 +212,7 @@ impl Worker {
         let Some(previous) = release.previous.clone() else { return Ok(()) };
         mark(job, "repromote", ReleaseJob::start);
         job.save(&self.state_dir)?;
-        let lock = promote_lock(&self.state_dir, &service.name)?;
-        match store.promote(&lock, &previous, Some(&release.name)) {
+        match store.promote(&previous, Some(&release.name)) {
             Ok(_) => {}
             Err(e) => {
                 self.emit("release.cas_failed", job, json!({"release": previous, "error": e.to_string()}))?;

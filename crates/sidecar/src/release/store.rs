@@ -17,6 +17,9 @@ use sha2::{Digest as _, Sha256};
 pub const RECORD: &str = ".bulwark-release.json";
 /// Suffix of a release being built: never promoted, removed before a build starts again.
 pub const BUILDING: &str = ".tmp";
+/// The lock file in `<dir>` held while `current` is compared and switched: it lives beside
+/// the releases, so every promoter of them (jobs of any sidecar, `promote` by hand) shares it.
+pub const PROMOTE_LOCK: &str = ".bulwark-promote.lock";
 /// The new symlink made beside `current` before it is renamed over it.
 const NEW_LINK_SUFFIX: &str = ".bulwark-new";
 
@@ -207,11 +210,12 @@ impl Store<'_> {
     /// not exist): under the service's promote lock, a new symlink renamed over the old
     /// one, then the directory fsynced. Already pointing at `target` is success (a restart
     /// redoes the phase).
-    pub fn promote(&self, lock: &Path, target: &str, expected: Option<&str>) -> Result<Promoted, ReleaseError> {
+    pub fn promote(&self, target: &str, expected: Option<&str>) -> Result<Promoted, ReleaseError> {
         if self.record(target)?.is_none() {
             return Err(ReleaseError::NotPublished { name: target.to_owned(), dir: self.config.dir.clone() });
         }
-        let _held = state::LockFile::acquire(lock).map_err(io("lock", lock))?;
+        let lock = self.config.dir.join(PROMOTE_LOCK);
+        let _held = state::LockFile::acquire(&lock).map_err(io("lock", &lock))?;
         let found = self.current()?;
         if found.as_deref() == Some(target) {
             return Ok(Promoted::Already);
@@ -361,18 +365,17 @@ mod tests {
         let root = tempfile::tempdir().unwrap();
         let config = config(root.path());
         let store = Store { config: &config };
-        let lock = root.path().join("lock");
         release(&store, "a", "1");
         release(&store, "b", "2");
-        assert_eq!(store.promote(&lock, "a", None).unwrap(), Promoted::Switched);
+        assert_eq!(store.promote("a", None).unwrap(), Promoted::Switched);
         assert_eq!(store.current().unwrap().as_deref(), Some("a"));
-        assert_eq!(store.promote(&lock, "a", None).unwrap(), Promoted::Already, "a restart redoes it");
-        let err = store.promote(&lock, "b", Some("x")).unwrap_err();
+        assert_eq!(store.promote("a", None).unwrap(), Promoted::Already, "a restart redoes it");
+        let err = store.promote("b", Some("x")).unwrap_err();
         assert!(matches!(err, ReleaseError::Moved { .. }), "{err}");
         assert_eq!(store.current().unwrap().as_deref(), Some("a"), "a failed compare-and-set changes nothing");
-        assert_eq!(store.promote(&lock, "b", Some("a")).unwrap(), Promoted::Switched);
+        assert_eq!(store.promote("b", Some("a")).unwrap(), Promoted::Switched);
         assert_eq!(fs::read_to_string(config.current.join("marker")).unwrap(), "b");
-        let err = store.promote(&lock, "nope", Some("b")).unwrap_err();
+        let err = store.promote("nope", Some("b")).unwrap_err();
         assert!(matches!(err, ReleaseError::NotPublished { .. }), "{err}");
     }
 
@@ -381,9 +384,8 @@ mod tests {
         let root = tempfile::tempdir().unwrap();
         let config = config(root.path());
         let store = Store { config: &config };
-        let lock = root.path().join("lock");
         release(&store, "base", "0");
-        store.promote(&lock, "base", None).unwrap();
+        store.promote("base", None).unwrap();
         let names: Vec<String> = (0..8).map(|i| format!("r{i}")).collect();
         for name in &names {
             release(&store, name, "1");
@@ -392,8 +394,8 @@ mod tests {
             let handles: Vec<_> = names
                 .iter()
                 .map(|name| {
-                    let (store, lock) = (&store, lock.clone());
-                    s.spawn(move || store.promote(&lock, name, Some("base")).map_err(|e| e.to_string()))
+                    let store = &store;
+                    s.spawn(move || store.promote(name, Some("base")).map_err(|e| e.to_string()))
                 })
                 .collect();
             handles.into_iter().map(|h| h.join().unwrap()).collect()
