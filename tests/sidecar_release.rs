@@ -26,6 +26,12 @@ struct Fixture {
 
 impl Fixture {
     fn new(keep: u32) -> Self {
+        Self::with_mode(keep, true)
+    }
+
+    /// `release`: false is plain checkout mode (the baseline): the deploy command copies the
+    /// checkout's `status` into a fixed directory that `current` points at.
+    fn with_mode(keep: u32, release: bool) -> Self {
         let env = TestEnv::new();
         let seed = env.init("seed");
         env.commit_file(&seed, "status", "ok\n", "initial commit");
@@ -47,6 +53,21 @@ impl Fixture {
         );
         let deploy = env.path("deploy.sh");
         write_script(&deploy, &format!("#!/bin/sh\nreadlink '{}' >> '{}'\n", current.display(), deploy_log.display()));
+        let mut release_section = String::new();
+        if release {
+            release_section = format!(
+                "[service.release]\ndir = \"{}\"\ncurrent = \"{}\"\nbuild = [\"{}\"]\nkeep = {keep}\nstale_after = \"20m\"\n",
+                releases.display(),
+                current.display(),
+                build.display()
+            );
+        } else {
+            let plain = env.path("srv/plain");
+            std::fs::create_dir_all(&plain).unwrap();
+            std::fs::write(plain.join("served-status"), "ok\n").unwrap();
+            std::os::unix::fs::symlink(&plain, &current).unwrap();
+            write_script(&deploy, &format!("#!/bin/sh\ncp status '{}/served-status'\n", plain.display()));
+        }
         let served = current.join("served-status");
         let service = HttpServer::start(move |_req| match std::fs::read_to_string(&served) {
             Ok(s) if s.starts_with("ok") => Response::ok("ok"),
@@ -66,13 +87,7 @@ url = "{health}"
 timeout = "300ms"
 attempts = 2
 interval = "50ms"
-[service.release]
-dir = "{releases}"
-current = "{current}"
-build = ["{build}"]
-keep = {keep}
-stale_after = "20m"
-[[notify]]
+{release_section}[[notify]]
 kind = "webhook"
 url = "{hook}"
 attempts = 1
@@ -81,9 +96,6 @@ timeout = "2s"
                 prod = prod.display(),
                 deploy = deploy.display(),
                 health = service.url("/health"),
-                releases = releases.display(),
-                current = current.display(),
-                build = build.display(),
                 hook = webhook.url("/hook"),
             ),
         );
@@ -291,6 +303,10 @@ fn a_bad_release_is_re_promoted_away_on_disk_and_reverted_in_git() {
     let at =
         |phase: &str| job["timeline"].as_array().unwrap().iter().find(|s| s["phase"] == phase).unwrap()["ts"].clone();
     assert!(job["release"]["repromoted_at"].as_str().unwrap() <= at("revert").as_str().unwrap());
+    let hook = fx.webhook.requests()[0].json();
+    let text = hook["text"].as_str().unwrap();
+    assert!(text.contains("Switched `current` back from release"), "{text}");
+    assert!(hook["fields"]["timings"]["verdict_to_repromoted_s"].is_number(), "{hook}");
     fx.once().assert_code(0);
     assert_eq!(fx.reverts_on_remote().len(), 1);
 }
@@ -550,4 +566,102 @@ fn a_reader_of_current_never_sees_a_missing_or_half_written_target_while_it_is_s
         misses.len(),
         &misses[..misses.len().min(5)]
     );
+}
+
+/// Milliseconds between two of a job's RFC 3339 timestamps.
+fn ms_between(a: &Value, b: &Value) -> i64 {
+    let at = |v: &Value| v.as_str().unwrap().parse::<jiff::Timestamp>().unwrap().as_millisecond();
+    at(b) - at(a)
+}
+
+/// A failed verdict rolled back by re-promotion vs today's revert → push → redeploy, in the
+/// same run, interleaved. Prints medians (milliseconds after the verdict):
+/// `cargo test --test sidecar_release bench_ -- --ignored --nocapture --test-threads 1`.
+#[test]
+#[ignore = "benchmark: run by hand (see BENCHMARKS.md)"]
+fn bench_repromote_against_revert_and_redeploy() {
+    let rounds = 7;
+    let (mut switched, mut release_deploy, mut plain_deploy, mut plain_back) = (vec![], vec![], vec![], vec![]);
+    for _ in 0..rounds {
+        let fx = Fixture::new(5);
+        fx.bootstrap();
+        let (_, _, id) = fx.merge_and_enqueue("broken\n");
+        fx.once().assert_code(1);
+        let job = fx.job(&id);
+        let verdict = &job["checks"].as_array().unwrap().iter().find(|c| c["step"] == "health").unwrap()["finished"];
+        switched.push(ms_between(verdict, &job["release"]["repromoted_at"]));
+        let deploy = job["deploys"].as_array().unwrap().iter().find(|d| d["step"] == "repromote").unwrap();
+        release_deploy.push(ms_between(verdict, &deploy["started"]));
+
+        let fx = Fixture::with_mode(5, false);
+        let (_, _, id) = fx.merge_and_enqueue("broken\n");
+        fx.once().assert_code(1);
+        let job = fx.job(&id);
+        let verdict = &job["checks"].as_array().unwrap().iter().find(|c| c["step"] == "health").unwrap()["finished"];
+        let deploy = job["deploys"].as_array().unwrap().iter().find(|d| d["step"] == "redeploy").unwrap();
+        plain_deploy.push(ms_between(verdict, &deploy["started"]));
+        plain_back.push(ms_between(verdict, &deploy["finished"]));
+    }
+    let median = |v: &mut Vec<i64>| {
+        v.sort_unstable();
+        v[v.len() / 2]
+    };
+    let load = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
+    println!("rounds: {rounds}; load average: {}", load.trim());
+    println!("release: verdict -> current switched back: median {} ms ({switched:?})", median(&mut switched));
+    println!(
+        "release: verdict -> deploy command starts: median {} ms ({release_deploy:?})",
+        median(&mut release_deploy)
+    );
+    println!("plain:   verdict -> redeploy command starts: median {} ms ({plain_deploy:?})", median(&mut plain_deploy));
+    println!("plain:   verdict -> old version deployed again: median {} ms ({plain_back:?})", median(&mut plain_back));
+}
+
+/// The symlink switch under a reader resolving `current` in a tight loop: 10,000 switches
+/// in-process (the store the sidecar uses), every read must see a whole release.
+#[test]
+#[ignore = "benchmark: run by hand (see BENCHMARKS.md)"]
+fn bench_promote_atomicity_under_a_reader_loop() {
+    use bulwark_sidecar::release::store::Store;
+    let fx = Fixture::new(5);
+    let c0 = fx.bootstrap();
+    let (_, g1, _) = fx.merge_and_enqueue("ok 1\n");
+    fx.once().assert_code(0);
+    let config = bulwark_core::Config::load_file(&fx.config).unwrap().config;
+    let release = config.services[0].release.clone().unwrap();
+    let store = Store { config: &release };
+    let switches = 10_000;
+    let stop = std::sync::atomic::AtomicBool::new(false);
+    let served = fx.current.join("served-status");
+    let started = std::time::Instant::now();
+    let (reads, misses) = std::thread::scope(|s| {
+        let reader = s.spawn(|| {
+            let (mut reads, mut misses) = (0u64, 0u64);
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                match std::fs::read_to_string(&served) {
+                    Ok(text) if text == "ok\n" || text == "ok 1\n" => {}
+                    _ => misses += 1,
+                }
+                reads += 1;
+            }
+            (reads, misses)
+        });
+        let mut at = g1.clone();
+        for _ in 0..switches {
+            let next = if at == g1 { c0.clone() } else { g1.clone() };
+            store.promote(&next, Some(&at)).unwrap();
+            at = next;
+        }
+        stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        reader.join().unwrap()
+    });
+    let elapsed = started.elapsed();
+    let load = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
+    println!("load average: {}", load.trim());
+    println!(
+        "{switches} switches in {:.2} s ({:.0} µs each, fsync included); {reads} reads, {misses} saw a missing or other target",
+        elapsed.as_secs_f64(),
+        elapsed.as_secs_f64() * 1e6 / f64::from(switches)
+    );
+    assert_eq!(misses, 0);
 }

@@ -107,10 +107,10 @@ impl std::fmt::Display for Phase {
     }
 }
 
-/// One run of a deploy command.
+/// One run of a deploy (or release build) command.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct CommandRecord {
-    /// `deploy` or `redeploy`.
+    /// `deploy`, `redeploy`, `repromote` (release mode) or `build` (release mode).
     pub step: String,
     pub started: String,
     pub finished: Option<String>,
@@ -318,7 +318,7 @@ pub struct PendingEvent {
 /// A child process the worker started and waits on, identified beyond its pid.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RunningChild {
-    /// `deploy` or `redeploy`.
+    /// `deploy`, `redeploy`, `repromote` or `build`.
     pub step: String,
     pub pid: u32,
     /// Its process group (the child leads its own).

@@ -45,6 +45,18 @@ pub fn serving(job: &Job) -> Option<String> {
     if release.repromoted_at.is_some() { release.previous.clone() } else { Some(release.name.clone()) }
 }
 
+/// For an escalation's "State:": where `current` points (release mode only).
+pub fn state_note(service: Option<&ServiceConfig>, job: &Job) -> Option<String> {
+    let config = service?.release.as_ref()?;
+    let current = Store { config }.current().ok()?;
+    let built = job.release.as_ref().map(|r| r.name.as_str());
+    Some(match (current, built) {
+        (Some(c), Some(b)) if c == b => format!("; `current` points at this job's release {}", short(&c)),
+        (Some(c), _) => format!("; `current` points at release {}", short(&c)),
+        (None, _) => format!("; `current` ({}) does not exist", config.current.display()),
+    })
+}
+
 fn release_config(service: &ServiceConfig) -> &ReleaseConfig {
     // Only reached for jobs in a release phase, which only release-mode services enter.
     service.release.as_ref().expect("a release phase needs [service.release]")

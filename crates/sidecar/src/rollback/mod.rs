@@ -673,6 +673,10 @@ impl Worker {
             repos.checkout.display(),
             head.as_deref().map_or("an unknown commit", short)
         );
+        // Release hook: where `current` points is part of the state.
+        if let Some(note) = release::state_note(self.config.service(&job.service), job) {
+            state.push_str(&note);
+        }
         let deployed = job.deploys.last().map(|d| (d.step.clone(), d.error.is_none()));
         match deployed {
             Some((step, true)) => _ = write!(state, ", last deployed by the {step} step"),

@@ -53,6 +53,12 @@ pub fn timings(job: &Job) -> Vec<(String, f64)> {
     {
         out.push(("rollback_s".into(), s));
     }
+    if let (Some(verdict), Some(switched)) =
+        (entered(job, "repromote"), job.release.as_ref().and_then(|r| r.repromoted_at.clone()))
+        && let Some(s) = seconds_between(&verdict, &switched)
+    {
+        out.push(("verdict_to_repromoted_s".into(), s));
+    }
     if let Some(s) = seconds_between(&started, &finished) {
         out.push(("job_s".into(), s));
     }
@@ -90,6 +96,15 @@ pub fn incident_summary(job: &Job, remote: &str, branch: &str) -> String {
         }
     }
     let _ = writeln!(md, "\n## Action\n");
+    // Release mode: the service went back to its last known-good release first.
+    if let Some(release) = job.release.as_ref().filter(|r| r.repromoted_at.is_some()) {
+        let _ = writeln!(
+            md,
+            "Switched `current` back from release `{}` to the last known-good release `{}` (no rebuild) and ran the deploy command.",
+            short(&release.name),
+            release.previous.as_deref().map_or("?", short)
+        );
+    }
     match (&job.pushed, &job.revert) {
         (Some(pushed), _) => {
             let _ = writeln!(
