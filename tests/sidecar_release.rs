@@ -665,3 +665,15 @@ fn bench_promote_atomicity_under_a_reader_loop() {
     );
     assert_eq!(misses, 0);
 }
+
+#[test]
+fn a_service_switched_to_release_mode_builds_its_first_release_for_the_commit_it_runs() {
+    let fx = Fixture::new(5);
+    // Plain checkout mode had verified the checkout's commit.
+    let services = fx.env.state_dir().join("sidecar/services");
+    std::fs::create_dir_all(&services).unwrap();
+    let known = serde_json::json!({"known_good": fx.head(), "known_good_at": "2026-01-01T00:00:00.000Z", "known_good_job": "x"});
+    std::fs::write(services.join("web.json"), known.to_string()).unwrap();
+    fx.bootstrap();
+    assert_eq!(fx.count("release.promoted"), 1);
+}

@@ -45,6 +45,17 @@ pub fn serving(job: &Job) -> Option<String> {
     if release.repromoted_at.is_some() { release.previous.clone() } else { Some(release.name.clone()) }
 }
 
+/// Whether `current` runs `commit` (always true in plain checkout mode): a service switched
+/// to release mode builds its first release even for the commit it already ran.
+pub fn current_serves(service: &ServiceConfig, commit: &str) -> bool {
+    let Some(config) = &service.release else { return true };
+    let store = Store { config };
+    match (store.current(), store.serving(commit)) {
+        (Ok(Some(current)), Ok(Some(serving))) => current == serving,
+        _ => false,
+    }
+}
+
 /// For an escalation's "State:": where `current` points (release mode only).
 pub fn state_note(service: Option<&ServiceConfig>, job: &Job) -> Option<String> {
     let config = service?.release.as_ref()?;

@@ -262,6 +262,7 @@ impl Worker {
         let known = ServiceState::load(&self.state_dir, &service.name)?;
         if known.known_good.as_deref() == Some(job.to.as_str())
             && repos.checkout_head().as_deref() == Some(job.to.as_str())
+            && release::current_serves(service, &job.to)
         {
             let by = known.known_good_job.unwrap_or_default();
             return self.enter(
