@@ -68,17 +68,48 @@ pub fn state_note(service: Option<&ServiceConfig>, job: &Job) -> Option<String> 
     })
 }
 
-fn release_config(service: &ServiceConfig) -> &ReleaseConfig {
-    // Only reached for jobs in a release phase, which only release-mode services enter.
-    service.release.as_ref().expect("a release phase needs [service.release]")
-}
-
 impl Worker {
+    /// The service's `[service.release]`, or the job escalates (a config changed under a job
+    /// in a release phase).
+    fn release_config<'a>(
+        &self,
+        service: &'a ServiceConfig,
+        repos: &Repos,
+        job: &mut Job,
+    ) -> Result<Option<&'a ReleaseConfig>, WorkError> {
+        if let Some(config) = &service.release {
+            return Ok(Some(config));
+        }
+        let reason = format!(
+            "the job is in its `{}` phase but service `{}` has no [service.release] any more; nothing more was done",
+            job.phase, service.name
+        );
+        self.escalate(job, repos, &reason)?;
+        Ok(None)
+    }
+
+    /// The config and the job's release record for a phase after `build`, or the job
+    /// escalates (a job file without its release record).
+    fn release_parts<'a>(
+        &self,
+        service: &'a ServiceConfig,
+        repos: &Repos,
+        job: &mut Job,
+    ) -> Result<Option<(&'a ReleaseConfig, ReleaseJob)>, WorkError> {
+        let Some(config) = self.release_config(service, repos, job)? else { return Ok(None) };
+        if let Some(release) = job.release.clone() {
+            return Ok(Some((config, release)));
+        }
+        let reason = format!("the job is in its `{}` phase but records no release; nothing more was done", job.phase);
+        self.escalate(job, repos, &reason)?;
+        Ok(None)
+    }
+
     /// `build`: export the commit's tree into `<dir>/<commit>.tmp`, run the build there,
     /// rename it to `<dir>/<commit>`. A failed build escalates: the service is still on its
     /// current release, and a build can fail for reasons that are not the change's.
     pub(crate) fn release_build(&self, service: &ServiceConfig, repos: &Repos, job: &mut Job) -> Result<(), WorkError> {
-        let config = release_config(service);
+        let Some(config) = self.release_config(service, repos, job)? else { return Ok(()) };
         let store = Store { config };
         if job.release.is_none() {
             // What the job found: the release to build (one may already serve the commit,
@@ -170,8 +201,9 @@ impl Worker {
         repos: &Repos,
         job: &mut Job,
     ) -> Result<(), WorkError> {
-        let store = Store { config: release_config(service) };
-        let name = job.release.as_ref().map(|r| r.name.clone()).unwrap_or_default();
+        let Some((config, release)) = self.release_parts(service, repos, job)? else { return Ok(()) };
+        let store = Store { config };
+        let name = release.name;
         mark(job, "publish", ReleaseJob::start);
         job.save(&self.state_dir)?;
         let record = match store.publish(&name, &job.to, &job.id) {
@@ -195,8 +227,8 @@ impl Worker {
         repos: &Repos,
         job: &mut Job,
     ) -> Result<(), WorkError> {
-        let store = Store { config: release_config(service) };
-        let Some(release) = job.release.clone() else { return Ok(()) };
+        let Some((config, release)) = self.release_parts(service, repos, job)? else { return Ok(()) };
+        let store = Store { config };
         mark(job, "promote", ReleaseJob::start);
         job.save(&self.state_dir)?;
         match store.promote(&release.name, release.expected.as_deref()) {
@@ -210,7 +242,7 @@ impl Worker {
                     fields["already"] = json!(true);
                 }
                 self.emit_once("release.promoted", job, fields)?;
-                self.prune_releases(service, job)?;
+                self.prune_releases(&store, &service.name, job)?;
                 self.enter(job, Phase::Deploy, format!("`current` → release {}", short(&release.name)))
             }
             Err(e @ ReleaseError::Moved { .. }) => {
@@ -230,9 +262,15 @@ impl Worker {
         repos: &Repos,
         job: &mut Job,
     ) -> Result<(), WorkError> {
-        let store = Store { config: release_config(service) };
-        let Some(release) = job.release.clone() else { return Ok(()) };
-        let Some(previous) = release.previous.clone() else { return Ok(()) };
+        let Some((config, release)) = self.release_parts(service, repos, job)? else { return Ok(()) };
+        let store = Store { config };
+        let Some(previous) = release.previous.clone() else {
+            return self.escalate(
+                job,
+                repos,
+                "the job records no earlier release to go back to; nothing was re-promoted",
+            );
+        };
         mark(job, "repromote", ReleaseJob::start);
         job.save(&self.state_dir)?;
         match store.promote(&previous, Some(&release.name)) {
@@ -276,8 +314,9 @@ impl Worker {
         repos: &Repos,
         job: &mut Job,
     ) -> Result<(), WorkError> {
-        let store = Store { config: release_config(service) };
-        let previous = job.release.as_ref().and_then(|r| r.previous.clone()).unwrap_or_default();
+        let Some((config, release)) = self.release_parts(service, repos, job)? else { return Ok(()) };
+        let store = Store { config };
+        let previous = release.previous.unwrap_or_default();
         let head = repos.checkout_head().unwrap_or_default();
         if let Err(e) = store.add_serves(&previous, &head) {
             return self.escalate(
@@ -294,9 +333,8 @@ impl Worker {
     }
 
     /// After a promotion: keep `keep` releases, never the current one or the last known-good.
-    fn prune_releases(&self, service: &ServiceConfig, job: &Job) -> Result<(), WorkError> {
-        let store = Store { config: release_config(service) };
-        let known = ServiceState::load(&self.state_dir, &service.name)?;
+    fn prune_releases(&self, store: &Store<'_>, service: &str, job: &Job) -> Result<(), WorkError> {
+        let known = ServiceState::load(&self.state_dir, service)?;
         let current = store.current().ok().flatten();
         let mut protect: Vec<&str> = Vec::new();
         protect.extend(current.as_deref());
