@@ -501,6 +501,7 @@ fn cmd_status(config: &Config, args: &StatusArgs) -> Result<ExitCode, CliError> 
                     "escalation": j.escalation,
                     "incident": j.incident,
                     "notifications": j.notifications,
+                    "release": j.release,
                 })),
             })).collect::<Vec<_>>(),
         });
