@@ -147,18 +147,19 @@ impl Worker {
             );
             return self.escalate(job, repos, &reason);
         }
+        // One builder per release directory: another sidecar building the same commit into
+        // the same `dir` is waited for, and its finished release used.
+        let held = store.ensure_dir().and_then(|()| store.build_lock(&name));
+        let _held = match held {
+            Ok(lock) => lock,
+            Err(e) => return self.build_failed(job, repos, &e.to_string()),
+        };
+        if store.path(&name).is_dir() {
+            mark(job, "build", ReleaseJob::done);
+            return self.enter(job, Phase::Publish, format!("release {} was built meanwhile", short(&name)));
+        }
         let tmp = store.building_path(&name);
-        let prepared = store.ensure_dir().and_then(|()| {
-            // A build that stopped (killed, or the sidecar with it) is started again from nothing.
-            match std::fs::remove_dir_all(&tmp) {
-                Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
-                    return Err(ReleaseError::Io { what: "remove", path: tmp.clone(), source: e });
-                }
-                _ => {}
-            }
-            std::fs::create_dir(&tmp).map_err(|e| ReleaseError::Io { what: "create", path: tmp.clone(), source: e })
-        });
-        if let Err(e) = prepared {
+        if let Err(e) = store.start_build(&name) {
             return self.build_failed(job, repos, &format!("cannot prepare {}: {e}", tmp.display()));
         }
         if let Err(e) = repos.export_tree(&job.to, &tmp) {

@@ -154,6 +154,28 @@ impl Store<'_> {
             .map(|l| l.name))
     }
 
+    /// Holds the build lock of release `name` (`<dir>/.<name>.build.lock`) until dropped.
+    pub fn build_lock(&self, name: &str) -> Result<state::LockFile, ReleaseError> {
+        let path = self.build_lock_path(name);
+        state::LockFile::acquire(&path).map_err(io("lock", &path))
+    }
+
+    fn build_lock_path(&self, name: &str) -> PathBuf {
+        self.config.dir.join(format!(".{name}.build.lock"))
+    }
+
+    /// An empty `<name>.tmp` to build in: a build that stopped (killed, or the sidecar with
+    /// it) is started again from nothing.
+    pub fn start_build(&self, name: &str) -> Result<(), ReleaseError> {
+        let tmp = self.building_path(name);
+        match fs::remove_dir_all(&tmp) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(io("remove", &tmp)(e)),
+        }
+        fs::DirBuilder::new().mode(0o755).create(&tmp).map_err(io("create", &tmp))
+    }
+
     /// Moves a finished build into place (`<name>.tmp` → `<name>`) and makes the rename
     /// durable.
     pub fn finish_build(&self, name: &str) -> Result<(), ReleaseError> {
@@ -264,6 +286,7 @@ impl Store<'_> {
             }
             let path = self.path(&release.name);
             fs::remove_dir_all(&path).map_err(io("remove", &path))?;
+            let _ = fs::remove_file(self.build_lock_path(&release.name));
             removed.push(release.name.clone());
         }
         Ok(removed)
@@ -321,7 +344,9 @@ fn walk(root: &Path, dir: &Path, out: &mut Vec<PathBuf>) -> Result<(), ReleaseEr
         let entry = entry.map_err(io("read", dir))?;
         let path = entry.path();
         let rel = path.strip_prefix(root).unwrap_or(&path).to_owned();
-        if rel.as_os_str() == RECORD {
+        // The record, and a temp file a record writer killed mid-write left beside it.
+        let name = entry.file_name();
+        if rel.as_os_str() == RECORD || dir == root && name.to_string_lossy().starts_with(state::TEMP_PREFIX) {
             continue;
         }
         let kind = entry.file_type().map_err(io("read", &path))?;
@@ -431,7 +456,8 @@ mod tests {
         fs::write(dir.join("sub/a"), "1").unwrap();
         let first = digest(&dir).unwrap();
         fs::write(dir.join(RECORD), "{}").unwrap();
-        assert_eq!(digest(&dir).unwrap(), first, "the record is left out");
+        fs::write(dir.join(format!("{}x", state::TEMP_PREFIX)), "{").unwrap();
+        assert_eq!(digest(&dir).unwrap(), first, "the record (and a half-written one) is left out");
         fs::write(dir.join("sub/a"), "2").unwrap();
         assert_ne!(digest(&dir).unwrap(), first);
     }
