@@ -346,7 +346,7 @@ impl Worker {
         if verdict.healthy {
             let fields = json!({"commit": job.to});
             self.emit_once("deploy.healthy", job, fields)?;
-            self.mark_known_good(&service.name, &job.to, job)?;
+            self.mark_known_good(&service.name, &job.to, &job.id)?;
             let recovered = self.previous_outcome(&service.name, &job.id)? == Some(Phase::Escalated);
             let note = format!("healthy: {}", verdict.tries.join(", "));
             if recovered {
@@ -646,7 +646,7 @@ impl Worker {
             return self.escalate(job, repos, &reason);
         }
         let head = repos.checkout_head().unwrap_or_default();
-        self.mark_known_good(&service.name, &head, job)?;
+        self.mark_known_good(&service.name, &head, &job.id)?;
         self.owe(job, "rollback.complete");
         job.outcome = Some(json!({"bad_commit": job.to, "revert": job.pushed, "commit": head}));
         // The event is journaled by `finish`, after this phase is saved: a stop in between
@@ -834,12 +834,15 @@ impl Worker {
         Ok(())
     }
 
-    fn mark_known_good(&self, service: &str, commit: &str, job: &Job) -> Result<(), WorkError> {
+    fn mark_known_good(&self, service: &str, commit: &str, job: &str) -> Result<(), WorkError> {
+        // Release hook: the job's record (saved before this phase) names the release serving
+        // `commit`; read back here so the verdict's call sites stay as they are.
+        let record = Job::load(&jobs::jobs_dir(&self.state_dir).join(format!("{job}.json")));
         let state = ServiceState {
             known_good: Some(commit.to_owned()),
             known_good_at: Some(jobs::now_millis()),
-            known_good_job: Some(job.id.clone()),
-            known_good_release: release::serving(job),
+            known_good_job: Some(job.to_owned()),
+            known_good_release: record.ok().as_ref().and_then(release::serving),
         };
         state.save(&self.state_dir, service)?;
         Ok(())
