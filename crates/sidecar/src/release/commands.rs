@@ -164,12 +164,11 @@ pub fn cmd_promote(config: &Config, args: &PromoteArgs) -> Result<ExitCode, CliE
     }
     let event = journal.append("release.promoted", fields).map_err(|e| CliError::operational(e.to_string()))?;
     println!("{}", event.to_line());
-    let known = ServiceState {
-        known_good: Some(record.commit.clone()),
-        known_good_at: Some(bulwark_core::jobs::now_millis()),
-        known_good_job: Some("bulwark-sidecar promote".to_owned()),
-        known_good_release: Some(target.name.clone()),
-    };
+    let mut known = ServiceState::load(&state_dir, &service.name).map_err(|e| crate::work_error(&e))?;
+    known.known_good = Some(record.commit.clone());
+    known.known_good_at = Some(bulwark_core::jobs::now_millis());
+    known.known_good_job = Some("bulwark-sidecar promote".to_owned());
+    known.known_good_release = Some(target.name.clone());
     known.save(&state_dir, &service.name).map_err(|e| crate::work_error(&e))?;
     let run = engine::run_step(&service.deploy, &service.checkout, service.deploy_timeout.get(), "promote");
     if let Some(error) = run.error {

@@ -232,6 +232,9 @@ impl Worker {
         let store = Store { config };
         mark(job, "promote", ReleaseJob::start);
         job.save(&self.state_dir)?;
+        // Merge point with the verdict (issue 15): its baseline probe must be taken here,
+        // before `current` moves (a service may serve from `current` at once), not only
+        // before the deploy command.
         match store.promote(&release.name, release.expected.as_deref()) {
             Ok(how) => {
                 if let Some(r) = job.release.as_mut() {
