@@ -112,6 +112,15 @@ event_kinds! {
     ServiceRecovered = "service.recovered", Sidecar, ok, "A service is healthy again after an escalation.";
     ServiceAdopted = "service.adopted", Sidecar, ok, "A commit was recorded as known good by `bulwark-sidecar adopt`.";
     SidecarBadJob = "sidecar.bad_job", -, ok, "A job file the sidecar cannot use was skipped.";
+    SidecarPruned = "sidecar.pruned", Sidecar, ok, "Finished jobs and incident files older than `keep_history` were deleted.";
+    ReleaseBuilt = "release.built", Sidecar, ok, "Release mode: a release directory was built.";
+    ReleaseBuildFailed = "release.build_failed", Sidecar, failure, "Release mode: the build command failed (nothing promoted).";
+    ReleasePublished = "release.published", Sidecar, ok, "Release mode: a built release got its record.";
+    ReleasePromoted = "release.promoted", Sidecar, ok, "Release mode: `current` was switched to a release.";
+    ReleaseRepromoted = "release.repromoted", Sidecar, ok, "Release mode: `current` went back to the last known-good release.";
+    ReleaseCasFailed = "release.cas_failed", Sidecar, failure, "Release mode: `current` was not where the job expected; it did not switch it.";
+    ReleasePruned = "release.pruned", Sidecar, ok, "Release mode: old releases were deleted.";
+    ReleasePruneFailed = "release.prune_failed", Sidecar, failure, "Release mode: old releases could not be deleted.";
     WatchOk = "watch.ok", Sidecar, ok, "A watchdog check passed.";
     WatchRestarted = "watch.restarted", Sidecar, ok, "The watchdog ran a service's restart command.";
     WatchResolved = "watch.resolved", Sidecar, ok, "A watchdog incident ended with the service healthy.";

@@ -38,12 +38,22 @@ pub type JobId = String;
 pub enum Phase {
     /// Enqueued, not started.
     Pending,
+    /// Release mode: exporting the commit's tree into `<dir>/<commit>.tmp` and running the
+    /// build there; renamed to `<dir>/<commit>` when it succeeded.
+    Build,
+    /// Release mode: writing the release's own record (commit, build time, output digest).
+    Publish,
+    /// Release mode: switching `current` to the new release (compare-and-set, by rename).
+    Promote,
     /// Running the service's `deploy` command.
     Deploy,
     /// Probing the deployed version through its `stabilize` window (see `windows`).
     Stabilize,
     /// Acting on the window's verdict: healthy, revert, or escalate.
     Health,
+    /// Release mode, after a failed verdict: switching `current` back to the last known-good
+    /// release and running the deploy command, before the revert is recorded in git.
+    Repromote,
     /// Making the revert commit (in the sidecar's scratch repository).
     Revert,
     /// Pushing the revert to the remote; then moving the checkout to it.
@@ -72,6 +82,10 @@ impl Phase {
     pub fn as_str(self) -> &'static str {
         match self {
             Phase::Pending => "pending",
+            Phase::Build => "build",
+            Phase::Publish => "publish",
+            Phase::Promote => "promote",
+            Phase::Repromote => "repromote",
             Phase::Deploy => "deploy",
             Phase::Stabilize => "stabilize",
             Phase::Health => "health",
@@ -93,10 +107,10 @@ impl std::fmt::Display for Phase {
     }
 }
 
-/// One run of a deploy command.
+/// One run of a deploy (or release build) command.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct CommandRecord {
-    /// `deploy` or `redeploy`.
+    /// `deploy`, `redeploy`, `repromote` (release mode) or `build` (release mode).
     pub step: String,
     pub started: String,
     pub finished: Option<String>,
@@ -360,9 +374,65 @@ pub struct Job {
     /// worker that dies meanwhile finds it on restart and ends it before deploying again.
     #[serde(default)]
     pub running: Option<RunningChild>,
+    /// Release mode: what this job built and promoted (absent in plain checkout mode).
+    #[serde(default)]
+    pub release: Option<ReleaseJob>,
     /// What this job journaled (stored as its `journaled` and `journaling` fields).
     #[serde(flatten)]
     pub journal: JournalMark,
+}
+
+/// A release-mode job's own record of its release, written before each action.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct ReleaseJob {
+    /// The release (directory name under `dir`) that serves the job's commit.
+    pub name: String,
+    /// Where `current` pointed when the job started: the compare-and-set's expected value
+    /// for the promotion (`None`: `current` did not exist).
+    pub expected: Option<String>,
+    /// The release to re-promote when the verdict fails (the last known-good).
+    pub previous: Option<String>,
+    /// When each release phase was entered and finished (`build`, `publish`, `promote`,
+    /// `repromote`).
+    #[serde(default)]
+    pub stamps: Vec<PhaseStamp>,
+    /// The build command's run.
+    #[serde(default)]
+    pub build: Option<CommandRecord>,
+    /// The published release's output digest (`sha256:<hex>`).
+    #[serde(default)]
+    pub digest: Option<String>,
+    /// When `current` was switched to this release.
+    #[serde(default)]
+    pub promoted_at: Option<String>,
+    /// When `current` was switched back to `previous`.
+    #[serde(default)]
+    pub repromoted_at: Option<String>,
+}
+
+/// When a release phase was started and when it was done.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PhaseStamp {
+    pub phase: String,
+    pub started: String,
+    #[serde(default)]
+    pub done: Option<String>,
+}
+
+impl ReleaseJob {
+    /// Records that `phase` started now (a restart that redoes it keeps the first start).
+    pub fn start(&mut self, phase: &str) {
+        if !self.stamps.iter().any(|s| s.phase == phase) {
+            self.stamps.push(PhaseStamp { phase: phase.to_owned(), started: now_millis(), done: None });
+        }
+    }
+
+    /// Records that `phase` is done now.
+    pub fn done(&mut self, phase: &str) {
+        if let Some(stamp) = self.stamps.iter_mut().find(|s| s.phase == phase) {
+            stamp.done.get_or_insert_with(now_millis);
+        }
+    }
 }
 
 /// What a durable record (a job, an incident) journaled: a restart does not journal an
@@ -396,7 +466,7 @@ pub struct PendingEvent {
 /// A child process the worker started and waits on, identified beyond its pid.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RunningChild {
-    /// `deploy` or `redeploy`.
+    /// `deploy`, `redeploy`, `repromote` or `build`.
     pub step: String,
     pub pid: u32,
     /// Its process group (the child leads its own).
@@ -515,6 +585,7 @@ pub fn enqueue(state_dir: &Path, service: &str, from: &str, to: &str, source: &s
             finished: None,
             outcome: None,
             running: None,
+            release: None,
             journal: JournalMark::new(),
         };
         job.save(state_dir)?;

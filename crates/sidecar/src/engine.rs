@@ -265,6 +265,16 @@ pub fn run_step_observed(
 ) -> CommandRecord {
     let mut cmd = argv.command();
     cmd.current_dir(dir);
+    run_command_observed(cmd, timeout, step, on_spawn)
+}
+
+/// As [`run_step_observed`], for a command already set up (directory, environment).
+pub fn run_command_observed(
+    mut cmd: std::process::Command,
+    timeout: Duration,
+    step: &str,
+    on_spawn: &mut dyn FnMut(u32),
+) -> CommandRecord {
     let opts = RunOptions { timeout: Some(timeout), capture_limit: 16 * 1024, ..RunOptions::default() };
     let started = jobs::now_millis();
     let begun = Instant::now();

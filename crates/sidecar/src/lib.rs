@@ -11,6 +11,8 @@
 pub mod crash;
 pub mod engine;
 pub mod health;
+pub mod history;
+pub mod release;
 pub mod rollback;
 pub mod verdict;
 pub mod watchdog;
@@ -62,6 +64,11 @@ pub enum SidecarCommand {
     /// Record a commit as the service's known-good one: for a first deploy, or after a
     /// manual repair (journaled as `service.adopted`).
     Adopt(AdoptArgs),
+    /// List a release-mode service's releases (newest first), `current` and the last known-good.
+    Releases(release::commands::ReleasesArgs),
+    /// Switch a release-mode service's `current` to a kept release by hand, then run its
+    /// deploy command (needs --confirm-destructive; without it, says what it would do).
+    Promote(release::commands::PromoteArgs),
 }
 
 #[derive(Debug, clap::Args)]
@@ -168,6 +175,8 @@ pub fn run(args: &SidecarArgs) -> Result<ExitCode, CliError> {
         SidecarCommand::WatchOnce(a) => cmd_watch_once(config, a),
         SidecarCommand::Retry(a) => cmd_retry(config, a),
         SidecarCommand::Adopt(a) => cmd_adopt(config, a),
+        SidecarCommand::Releases(a) => release::commands::cmd_releases(&config, a),
+        SidecarCommand::Promote(a) => release::commands::cmd_promote(&config, a),
     }
 }
 
@@ -209,13 +218,13 @@ fn check_someone_is_told(config: &Config, origin: Option<&std::path::Path>) -> R
     Ok(())
 }
 
-fn work_error(err: &WorkError) -> CliError {
+pub(crate) fn work_error(err: &WorkError) -> CliError {
     CliError::operational("the sidecar cannot keep its state")
         .caused_by(err)
         .hint("check that the state directory is writable (set BULWARK_STATE_DIR to move it)")
 }
 
-fn service<'a>(config: &'a Config, name: &str) -> Result<&'a ServiceConfig, CliError> {
+pub(crate) fn service<'a>(config: &'a Config, name: &str) -> Result<&'a ServiceConfig, CliError> {
     config.service(name).ok_or_else(|| {
         let known: Vec<&str> = config.services.iter().map(|s| s.name.as_str()).collect();
         CliError::usage(format!("no `[[service]]` named `{name}` in the config")).hint(if known.is_empty() {
@@ -512,6 +521,10 @@ struct ServiceStatus {
     /// The last job that was not skipped (or, with only skipped jobs, the last one).
     last: Option<Job>,
     unfinished: usize,
+    /// Release mode: each unfinished job's id, phase, age of the phase in seconds and staleness.
+    open: Vec<(String, Phase, u64, bool)>,
+    /// Release mode: where `current` points.
+    current: Option<String>,
     known: ServiceState,
     /// In the config (jobs may name a service that is no longer there).
     configured: bool,
@@ -551,7 +564,16 @@ fn cmd_status(config: &Config, args: &StatusArgs) -> Result<ExitCode, CliError> 
             None => None,
         };
         let configured = config.service(&name).is_some();
-        services.push(ServiceStatus { last: last.cloned(), unfinished, known, configured, watch, name });
+        let open = mine
+            .iter()
+            .filter(|j| !j.phase.is_final())
+            .filter_map(|j| {
+                let (age, stale) = release::commands::job_age(config.service(&name), j)?;
+                Some((j.id.clone(), j.phase, age, stale))
+            })
+            .collect();
+        let current = release::commands::current_of(config.service(&name));
+        services.push(ServiceStatus { last: last.cloned(), unfinished, open, current, known, configured, watch, name });
     }
     if args.json {
         let value = json!({
@@ -564,6 +586,11 @@ fn cmd_status(config: &Config, args: &StatusArgs) -> Result<ExitCode, CliError> 
                 "known_good_at": s.known.known_good_at,
                 "known_good_job": s.known.known_good_job,
                 "known_good_adopted": s.known.adopted,
+                "known_good_release": s.known.known_good_release,
+                "current_release": s.current,
+                "release_jobs": s.open.iter().map(|(id, phase, age, stale)| json!({
+                    "id": id, "phase": phase, "phase_age_s": age, "stale": stale,
+                })).collect::<Vec<_>>(),
                 "watch": s.watch.as_ref().map(|w| &w.json),
                 "last_job": s.last.as_ref().map(|j| json!({
                     "id": j.id,
@@ -579,6 +606,7 @@ fn cmd_status(config: &Config, args: &StatusArgs) -> Result<ExitCode, CliError> 
                     "incident": j.incident,
                     "notifications": j.notifications,
                     "window": j.windows.last(),
+                    "release": j.release,
                 })),
             })).collect::<Vec<_>>(),
         });
@@ -590,7 +618,7 @@ fn cmd_status(config: &Config, args: &StatusArgs) -> Result<ExitCode, CliError> 
     if services.is_empty() {
         bulwark_core::data!("no services configured and no jobs");
     }
-    for ServiceStatus { name, last, unfinished, known, configured, watch } in &services {
+    for ServiceStatus { name, last, unfinished, open, current, known, configured, watch } in &services {
         let mut line = format!("{name}:");
         match last {
             Some(j) => _ = write!(line, " last job {} {} {}..{}", j.id, j.phase, short(&j.from), short(&j.to)),
@@ -608,6 +636,14 @@ fn cmd_status(config: &Config, args: &StatusArgs) -> Result<ExitCode, CliError> 
             line.push_str(" (not in the config)");
         }
         bulwark_core::data!("{}", printable(&line));
+        if let Some(current) = current {
+            bulwark_core::data!("{}", printable(&format!("{name}: current release {}", short(current))));
+        }
+        for (id, phase, age, stale) in open {
+            let age = bulwark_core::config::Duration(Duration::from_secs(*age));
+            let stale = if *stale { ", stale (its phase has not advanced for longer than stale_after)" } else { "" };
+            bulwark_core::data!("{}", printable(&format!("{name}: job {id} in phase {phase} for {age}{stale}")));
+        }
         if let Some(j) = last {
             if let Some(e) = &j.escalation {
                 bulwark_core::data!("{}", printable(&format!("{name}: escalated: {e}")));

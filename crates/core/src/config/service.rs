@@ -35,6 +35,50 @@ pub struct ServiceConfig {
     pub health: HealthChecks,
     #[serde(default)]
     pub watch: Option<WatchConfig>,
+    /// Release mode: build each commit into its own directory and switch an atomic
+    /// `current` symlink (absent: plain checkout mode, the deploy runs on the checkout).
+    #[serde(default)]
+    pub release: Option<ReleaseConfig>,
+    /// Finished jobs (and their incident summaries) older than this are deleted, once their
+    /// notifications are settled (0s: never).
+    #[serde(default = "default_keep_history")]
+    pub keep_history: Duration,
+}
+
+/// `[service.release]`: one directory per release, named by commit, and a `current` symlink
+/// that is only ever replaced by a rename (see the sidecar's `release` module).
+#[derive(Debug, Clone, Deserialize, serde::Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct ReleaseConfig {
+    /// Where releases live: `<dir>/<commit>` (and `<dir>/<commit>.tmp` while building).
+    pub dir: PathBuf,
+    /// The symlink the service runs from; never inside `dir`.
+    pub current: PathBuf,
+    /// The build command (argv), run in the new release directory with `BULWARK_COMMIT` set.
+    pub build: Argv,
+    /// Time limit for one build; a build still running after it is killed and the job
+    /// escalates (the service stays on its current release).
+    #[serde(default = "default_build_timeout")]
+    pub build_timeout: Duration,
+    /// Releases kept after pruning (the current one and the last known-good are always kept).
+    #[serde(default = "default_keep")]
+    pub keep: u32,
+    /// A job whose phase has not advanced for this long is shown as stale by `status`.
+    #[serde(default = "default_stale_after")]
+    pub stale_after: Duration,
+}
+
+fn default_keep_history() -> Duration {
+    Duration::from_secs(30 * 24 * 3600)
+}
+fn default_build_timeout() -> Duration {
+    Duration::from_secs(1800)
+}
+fn default_keep() -> u32 {
+    5
+}
+fn default_stale_after() -> Duration {
+    Duration::from_secs(20 * 60)
 }
 
 fn default_deploy_timeout() -> Duration {
@@ -316,12 +360,48 @@ impl ServiceConfig {
                 return Err(("watch.restart_timeout".into(), "must be longer than zero, e.g. \"5m\"".into()));
             }
         }
+        if let Some(release) = &self.release {
+            release.validate()?;
+        }
         Ok(())
     }
 
     /// The branch this service deploys.
     pub fn branch<'a>(&'a self, config: &'a super::Config) -> &'a str {
         self.branch.as_deref().unwrap_or(&config.drift.branch)
+    }
+}
+
+impl ReleaseConfig {
+    fn validate(&self) -> Result<(), (String, String)> {
+        for (key, path) in [("release.dir", &self.dir), ("release.current", &self.current)] {
+            if !path.is_absolute() {
+                return Err((
+                    key.into(),
+                    format!("`{}` must be an absolute path (the sidecar may run from any directory)", path.display()),
+                ));
+            }
+        }
+        // Pruning removes what is in `dir`; the pointer must never be one of its entries.
+        if self.current.starts_with(&self.dir) {
+            return Err((
+                "release.current".into(),
+                format!("`{}` must not be inside `dir` ({})", self.current.display(), self.dir.display()),
+            ));
+        }
+        if self.current.file_name().is_none() {
+            return Err(("release.current".into(), "must name a file, like \"/srv/web/current\"".into()));
+        }
+        if self.keep == 0 {
+            return Err(("release.keep".into(), "must be at least 1 (the release that is current)".into()));
+        }
+        if self.build_timeout.get().is_zero() {
+            return Err(("release.build_timeout".into(), "must be more than 0 (every build would time out)".into()));
+        }
+        if self.stale_after.get().is_zero() {
+            return Err(("release.stale_after".into(), "must be longer than zero, e.g. \"20m\"".into()));
+        }
+        Ok(())
     }
 }
 
@@ -401,6 +481,49 @@ mod tests {
         let empty = "[[service]]\nname = \"web\"\ncheckout = \"/srv/web\"\ndeploy = [\"true\"]\nhealth = []\n";
         let err = Config::parse(empty, Path::new("bulwark.toml")).unwrap_err().to_string();
         assert!(err.contains("at least one health check"), "{err}");
+    }
+
+    #[test]
+    fn a_release_section_is_optional_and_has_defaults() {
+        let config = Config::parse(SERVICE, Path::new("bulwark.toml")).unwrap();
+        assert!(config.services[0].release.is_none(), "plain checkout mode is the default");
+        let text = format!(
+            "{SERVICE}[service.release]\ndir = \"/srv/web/releases\"\ncurrent = \"/srv/web/current\"\nbuild = [\"make\"]\n"
+        );
+        let config = Config::parse(&text, Path::new("bulwark.toml")).unwrap();
+        let release = config.services[0].release.clone().unwrap();
+        assert_eq!((release.keep, release.stale_after.get().as_secs()), (5, 1200));
+        assert_eq!(release.build_timeout.get().as_secs(), 1800);
+    }
+
+    #[test]
+    fn bad_release_paths_and_counts_are_refused_with_their_key() {
+        let base =
+            "[service.release]\ndir = \"/srv/web/releases\"\ncurrent = \"/srv/web/current\"\nbuild = [\"make\"]\n";
+        for (from, to, key, why) in [
+            ("dir = \"/srv/web/releases\"", "dir = \"releases\"", "release.dir", "absolute path"),
+            ("current = \"/srv/web/current\"", "current = \"current\"", "release.current", "absolute path"),
+            (
+                "current = \"/srv/web/current\"",
+                "current = \"/srv/web/releases/current\"",
+                "release.current",
+                "inside `dir`",
+            ),
+            ("build = [\"make\"]", "build = [\"make\"]\nkeep = 0", "release.keep", "at least 1"),
+            (
+                "build = [\"make\"]",
+                "build = [\"make\"]\nstale_after = \"0s\"",
+                "release.stale_after",
+                "longer than zero",
+            ),
+        ] {
+            let text = format!("{SERVICE}{}", base.replace(from, to));
+            let err = Config::parse(&text, Path::new("bulwark.toml")).unwrap_err().to_string();
+            assert!(err.contains(&format!("service[0].{key}")) && err.contains(why), "{to}: {err}");
+        }
+        let text = format!("{SERVICE}{}", base.replace("build = [\"make\"]\n", "build = \"make build\"\n"));
+        let err = Config::parse(&text, Path::new("bulwark.toml")).unwrap_err().to_string();
+        assert!(err.contains("never shell strings"), "{err}");
     }
 
     #[test]

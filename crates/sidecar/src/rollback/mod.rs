@@ -26,9 +26,9 @@ pub mod gitops;
 pub mod report;
 
 use self::gitops::{Repos, RevertPlan, short};
-use crate::engine::{Journaled, Outlet, ServiceFile, WorkError, owes, run_step_observed};
+use crate::engine::{Journaled, Outlet, ServiceFile, WorkError, owes, run_command_observed};
 use crate::verdict::{self, Mode, Rules};
-use crate::{crash, health};
+use crate::{crash, health, release};
 
 /// Times a phase may be started (restarts included) before the job escalates: a deploy
 /// that kills the sidecar must not loop forever.
@@ -49,6 +49,9 @@ pub struct ServiceState {
     /// Recorded by `bulwark-sidecar adopt` (a first deploy, or after a manual repair).
     #[serde(default)]
     pub adopted: bool,
+    /// Release mode: the release that served `known_good` (what a failed verdict re-promotes).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub known_good_release: Option<String>,
 }
 
 impl ServiceState {
@@ -244,6 +247,8 @@ impl Worker {
                 }
             }
         }
+        // Housekeeping hook: finished jobs and incident summaries older than `keep_history`.
+        self.prune_history(service)?;
         Ok(Some(pass))
     }
 
@@ -278,6 +283,11 @@ impl Worker {
             job.save(&self.state_dir)?;
             match phase {
                 Phase::Pending => self.pending(service, &repos, job)?,
+                // Release mode (`[service.release]`, see `crate::release`).
+                Phase::Build => self.release_build(service, &repos, job)?,
+                Phase::Publish => self.release_publish(service, &repos, job)?,
+                Phase::Promote => self.release_promote(service, &repos, job)?,
+                Phase::Repromote => self.release_repromote(service, &repos, job)?,
                 Phase::Deploy => self.deploy(service, &repos, job)?,
                 Phase::Stabilize => self.stabilize(service, job)?,
                 Phase::Health => self.health(service, &repos, job)?,
@@ -295,6 +305,7 @@ impl Worker {
         let known = ServiceState::load(&self.state_dir, &service.name)?;
         if known.known_good.as_deref() == Some(job.to.as_str())
             && repos.checkout_head().as_deref() == Some(job.to.as_str())
+            && release::current_serves(service, &job.to)
         {
             let by = known.vouched_by();
             return self.enter(
@@ -311,7 +322,7 @@ impl Worker {
             && let Some(by) = self.jobs_of(&service.name)?.into_iter().find(|j| {
                 j.id != job.id
                     && j.pushed.as_deref() == Some(job.to.as_str())
-                    && j.deploys.iter().any(|d| d.step == "redeploy")
+                    && j.deploys.iter().any(|d| d.step == "redeploy" || d.step == "repromote")
             })
         {
             return self.enter(
@@ -320,7 +331,8 @@ impl Worker {
                 format!("{} is bulwark's own revert, pushed and redeployed by job {}", short(&job.to), by.id),
             );
         }
-        self.enter(job, Phase::Deploy, format!("deploying {}", short(&job.to)))
+        // Release hook: build, publish and promote come before the deploy command.
+        self.enter(job, release::first_phase(service), format!("deploying {}", short(&job.to)))
     }
 
     /// `bulwark-sidecar retry`: re-arms the escalated job `id` at the step it escalated in
@@ -382,6 +394,7 @@ impl Worker {
             known_good_at: Some(jobs::now_millis()),
             known_good_job: None,
             adopted: true,
+            known_good_release: release::release_of(service, commit),
         };
         state.save(&self.state_dir, &service.name)?;
         let fields = json!({"service": service.name, "commit": commit, "previous": previous});
@@ -422,7 +435,7 @@ impl Worker {
     /// Probes each check once before the deploy command runs (the checkout has moved, the
     /// version still running has not), and records it before deploying: a restarted deploy
     /// phase keeps the first baseline rather than measure a half-deployed service.
-    fn baseline(&self, service: &ServiceConfig, job: &mut Job) -> Result<(), WorkError> {
+    pub(crate) fn baseline(&self, service: &ServiceConfig, job: &mut Job) -> Result<(), WorkError> {
         if job.baseline.is_some() {
             return Ok(());
         }
@@ -615,10 +628,15 @@ impl Worker {
             }
             Ok(_) => {}
         }
+        // Release hook: re-promote the last known-good release before the revert in git.
+        let next = match release::rollback_phase(job) {
+            Ok(next) => next,
+            Err(reason) => return self.escalate(job, repos, &reason),
+        };
         let reason = job.failure.clone().unwrap_or_default();
         let fields = json!({"bad_commit": job.to, "from": job.from, "reason": reason});
         self.emit_once(EventKind::RollbackStarted, job, fields)?;
-        self.enter(job, Phase::Revert, reason)
+        self.enter(job, next, reason)
     }
 
     /// A job that does not know what ran before it (`from` all zeros) reverts to the
@@ -836,6 +854,10 @@ impl Worker {
     }
 
     fn redeploy(&self, service: &ServiceConfig, repos: &Repos, job: &mut Job) -> Result<(), WorkError> {
+        // Release hook: the re-promoted release already runs the revert's tree.
+        if job.release.as_ref().is_some_and(|r| r.repromoted_at.is_some()) {
+            return self.release_serve_revert(service, repos, job);
+        }
         let head = repos.checkout_head().unwrap_or_default();
         self.emit(EventKind::DeployStarted, job, json!({"commit": head, "step": "redeploy"}))?;
         let record = self.run_deploy(service, job, "redeploy")?;
@@ -879,7 +901,7 @@ impl Worker {
     }
 
     /// Ends the job as escalated, with a message that says what state things are in.
-    fn escalate(&self, job: &mut Job, repos: &Repos, reason: &str) -> Result<(), WorkError> {
+    pub(crate) fn escalate(&self, job: &mut Job, repos: &Repos, reason: &str) -> Result<(), WorkError> {
         let remote_tip = repos.fetch().ok().or_else(|| repos.last_known_remote_tip());
         let head = repos.checkout_head();
         let mut state = format!(
@@ -898,6 +920,10 @@ impl Worker {
             repos.checkout.display(),
             head.as_deref().map_or("an unknown commit", short)
         );
+        // Release hook: where `current` points is part of the state.
+        if let Some(note) = release::state_note(self.config.service(&job.service), job) {
+            state.push_str(&note);
+        }
         let deployed = job.deploys.last().map(|d| (d.step.clone(), d.error.is_none()));
         match deployed {
             Some((step, true)) => _ = write!(state, ", last deployed by the {step} step"),
@@ -971,20 +997,38 @@ impl Worker {
 
     /// Runs the service's deploy command in its checkout, with its time limit. The child is
     /// recorded in the job (saved) before the worker waits on it, and cleared after.
-    fn run_deploy(&self, service: &ServiceConfig, job: &mut Job, step: &str) -> Result<CommandRecord, WorkError> {
+    pub(crate) fn run_deploy(
+        &self,
+        service: &ServiceConfig,
+        job: &mut Job,
+        step: &str,
+    ) -> Result<CommandRecord, WorkError> {
+        let mut cmd = service.deploy.command();
+        cmd.current_dir(&service.checkout);
+        self.run_child(cmd, service.deploy_timeout.get(), job, step)
+    }
+
+    /// Runs `cmd` (a deploy or a build) with its time limit. The child is recorded in the
+    /// job (saved) before the worker waits on it, and cleared after.
+    pub(crate) fn run_child(
+        &self,
+        cmd: std::process::Command,
+        timeout: Duration,
+        job: &mut Job,
+        step: &str,
+    ) -> Result<CommandRecord, WorkError> {
         let mut saved: Result<(), JobError> = Ok(());
-        let record =
-            run_step_observed(&service.deploy, &service.checkout, service.deploy_timeout.get(), step, &mut |pid| {
-                job.running = Some(RunningChild {
-                    step: step.to_owned(),
-                    pid,
-                    pgid: pid,
-                    start_ticks: process::proc_stat(pid).map_or(0, |s| s.start_ticks),
-                    started: jobs::now_millis(),
-                });
-                saved = job.save(&self.state_dir);
-                crash::point("deploy.running");
+        let record = run_command_observed(cmd, timeout, step, &mut |pid| {
+            job.running = Some(RunningChild {
+                step: step.to_owned(),
+                pid,
+                pgid: pid,
+                start_ticks: process::proc_stat(pid).map_or(0, |s| s.start_ticks),
+                started: jobs::now_millis(),
             });
+            saved = job.save(&self.state_dir);
+            crash::point(if step == "build" { "build.running" } else { "deploy.running" });
+        });
         job.running = None;
         saved?;
         Ok(record)
@@ -1025,7 +1069,7 @@ impl Worker {
         Ok(())
     }
 
-    fn enter(&self, job: &mut Job, phase: Phase, note: impl Into<String>) -> Result<(), WorkError> {
+    pub(crate) fn enter(&self, job: &mut Job, phase: Phase, note: impl Into<String>) -> Result<(), WorkError> {
         let now = jobs::now_millis();
         job.phase = phase;
         job.updated.clone_from(&now);
@@ -1039,11 +1083,15 @@ impl Worker {
     }
 
     fn mark_known_good(&self, service: &str, commit: &str, job: &str) -> Result<(), WorkError> {
+        // Release hook: the job's record (saved before this phase) names the release serving
+        // `commit`; read back here so the verdict's call sites stay as they are.
+        let record = Job::load(&jobs::jobs_dir(&self.state_dir).join(format!("{job}.json")));
         let state = ServiceState {
             known_good: Some(commit.to_owned()),
             known_good_at: Some(jobs::now_millis()),
             known_good_job: Some(job.to_owned()),
             adopted: false,
+            known_good_release: record.ok().as_ref().and_then(release::serving),
         };
         state.save(&self.state_dir, service)?;
         Ok(())
@@ -1059,12 +1107,12 @@ impl Worker {
             .next_back())
     }
 
-    fn emit(&self, kind: impl Into<EventKind>, job: &Job, extra: Value) -> Result<(), WorkError> {
+    pub(crate) fn emit(&self, kind: impl Into<EventKind>, job: &Job, extra: Value) -> Result<(), WorkError> {
         self.outlet().emit(kind, json!({"job": job.id, "service": job.service}), extra)
     }
 
     /// Journals `kind` for this job unless it already was (see [`Outlet::emit_once`]).
-    fn emit_once(&self, kind: impl Into<EventKind>, job: &mut Job, extra: Value) -> Result<(), WorkError> {
+    pub(crate) fn emit_once(&self, kind: impl Into<EventKind>, job: &mut Job, extra: Value) -> Result<(), WorkError> {
         let base = json!({"job": job.id, "service": job.service});
         self.outlet().emit_once(kind, job, base, extra, &mut |job| Ok(job.save(&self.state_dir)?))
     }

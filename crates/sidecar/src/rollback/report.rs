@@ -55,6 +55,12 @@ pub fn timings(job: &Job) -> Vec<(String, f64)> {
     {
         out.push(("rollback_s".into(), s));
     }
+    if let (Some(verdict), Some(switched)) =
+        (entered(job, "repromote"), job.release.as_ref().and_then(|r| r.repromoted_at.clone()))
+        && let Some(s) = seconds_between(&verdict, &switched)
+    {
+        out.push(("verdict_to_repromoted_s".into(), s));
+    }
     if let Some(s) = seconds_between(&started, &finished) {
         out.push(("job_s".into(), s));
     }
@@ -88,6 +94,14 @@ pub fn incident_summary(job: &Job, remote: &str, branch: &str) -> String {
             let _ = write!(cause, "\n\nBefore the deploy, `{}` was already failing: {}", b.check, b.probe.detail);
         }
     }
+    // Release mode: the service went back to its last known-good release first.
+    let repromoted = job.release.as_ref().filter(|r| r.repromoted_at.is_some()).map(|release| {
+        format!(
+            "Switched `current` back from release `{}` to the last known-good release `{}` (no rebuild) and ran the deploy command.\n",
+            short(&release.name),
+            release.previous.as_deref().map_or("?", short)
+        )
+    });
     let action = match (&job.pushed, &job.revert) {
         (Some(pushed), _) => format!(
             "Reverted `{}..{}` in one commit `{}`, pushed it to `{remote}/{branch}` (no force), moved the checkout to it and redeployed.",
@@ -98,6 +112,7 @@ pub fn incident_summary(job: &Job, remote: &str, branch: &str) -> String {
         (None, Some(revert)) => format!("Made revert `{}` but it is not on the remote.", short(&revert.commit)),
         (None, None) => "No revert was pushed.".to_owned(),
     };
+    let action = format!("{}{action}", repromoted.unwrap_or_default());
     let (result, next_step) = match job.phase {
         Phase::RolledBack => (
             format!("Healthy again on `{}`.", job.pushed.as_deref().map_or("?", short)),
