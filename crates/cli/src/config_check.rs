@@ -124,6 +124,12 @@ pub fn check(args: &CheckArgs, explicit: Option<&Path>) -> Result<ExitCode, CliE
         })
         .collect();
     report.insert("notify".into(), Value::Array(notify));
+    let freeze: Vec<Value> = array(&effective["freeze"])
+        .iter()
+        .zip(0..)
+        .map(|(window, i)| settings(window, &written["freeze"][i], &file_name))
+        .collect();
+    report.insert("freeze".into(), Value::Array(freeze));
     let mut report = Value::Object(report);
     clean_value(&mut report);
 
@@ -210,6 +216,10 @@ fn print_text(report: &Value, found_by: Option<&str>, looked_at: &[String]) {
     for target in array(&report["notify"]) {
         line("[[notify]]".to_owned());
         settings_lines(target, &mut line);
+    }
+    for window in array(&report["freeze"]) {
+        line("[[freeze]]".to_owned());
+        settings_lines(window, &mut line);
     }
     if report["services"].as_array().is_none_or(Vec::is_empty) {
         line("services: none".to_owned());

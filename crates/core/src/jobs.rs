@@ -38,6 +38,8 @@ pub type JobId = String;
 pub enum Phase {
     /// Enqueued, not started.
     Pending,
+    /// Not started because a `[[freeze]]` window holds; starts when the freeze is over.
+    Held,
     /// Running the service's `deploy` command.
     Deploy,
     /// Waiting `stabilize` after the deploy.
@@ -72,6 +74,7 @@ impl Phase {
     pub fn as_str(self) -> &'static str {
         match self {
             Phase::Pending => "pending",
+            Phase::Held => "held",
             Phase::Deploy => "deploy",
             Phase::Stabilize => "stabilize",
             Phase::Health => "health",
@@ -212,6 +215,12 @@ pub struct Job {
     /// worker that dies meanwhile finds it on restart and ends it before deploying again.
     #[serde(default)]
     pub running: Option<RunningChild>,
+    /// Deploy even inside a `[[freeze]]` window (`enqueue --force`; journaled when used).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub force: bool,
+    /// While `held`: when the freeze is over (RFC 3339; `None`: not within a year).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub held_until: Option<String>,
     /// What this job journaled (stored as its `journaled` and `journaling` fields).
     #[serde(flatten)]
     pub journal: JournalMark,
@@ -307,6 +316,23 @@ pub fn now_millis() -> String {
 /// write; nothing is run. Enqueuing the same `service`/`from`/`to` again while that job is
 /// unfinished returns the existing id.
 pub fn enqueue(state_dir: &Path, service: &str, from: &str, to: &str, source: &str) -> Result<JobId, JobError> {
+    enqueue_job(state_dir, service, from, to, source, false)
+}
+
+/// Queues a job that deploys even inside a `[[freeze]]` window (`enqueue --force`); an
+/// unfinished job for the same change is marked forced instead.
+pub fn enqueue_forced(state_dir: &Path, service: &str, from: &str, to: &str, source: &str) -> Result<JobId, JobError> {
+    enqueue_job(state_dir, service, from, to, source, true)
+}
+
+fn enqueue_job(
+    state_dir: &Path,
+    service: &str,
+    from: &str,
+    to: &str,
+    source: &str,
+    force: bool,
+) -> Result<JobId, JobError> {
     if !valid_service_name(service) {
         return Err(JobError::BadService(service.to_owned()));
     }
@@ -319,6 +345,12 @@ pub fn enqueue(state_dir: &Path, service: &str, from: &str, to: &str, source: &s
     state::ensure_private_dir(&dir)?;
     for job in list(state_dir)?.into_iter().flatten() {
         if job.service == service && job.from == from && job.to == to && !job.phase.is_final() {
+            if force && !job.force {
+                let mut job = job;
+                job.force = true;
+                job.save(state_dir)?;
+                return Ok(job.id);
+            }
             return Ok(job.id);
         }
     }
@@ -364,6 +396,8 @@ pub fn enqueue(state_dir: &Path, service: &str, from: &str, to: &str, source: &s
             finished: None,
             outcome: None,
             running: None,
+            force,
+            held_until: None,
             journal: JournalMark::new(),
         };
         job.save(state_dir)?;

@@ -5,7 +5,7 @@ use std::path::Path;
 
 use bulwark_core::Config;
 use bulwark_core::config::{
-    DriftConfig, HealthConfig, NotifyConfig, ProtectConfig, ServerConfig, ServiceConfig, WatchConfig,
+    DriftConfig, FreezeConfig, HealthConfig, NotifyConfig, ProtectConfig, ServerConfig, ServiceConfig, WatchConfig,
 };
 use serde::de::{self, Deserialize, Deserializer, Visitor};
 
@@ -87,6 +87,7 @@ fn every_config_field_is_in_the_reference() {
         (&["service", "health"], fields::<HealthConfig>()),
         (&["service", "watch"], fields::<WatchConfig>()),
         (&["notify"], fields::<NotifyConfig>()),
+        (&["freeze"], fields::<FreezeConfig>()),
     ];
     let mut missing = Vec::new();
     for (path, names) in sections {

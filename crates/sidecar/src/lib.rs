@@ -9,6 +9,7 @@
 
 pub mod crash;
 pub mod engine;
+pub mod freeze;
 pub mod health;
 pub mod rollback;
 pub mod watchdog;
@@ -74,6 +75,9 @@ pub struct EnqueueArgs {
     /// The commit the change brought.
     #[arg(long, value_name = "NEW")]
     pub to: String,
+    /// Deploy even inside a `[[freeze]]` window (journaled as `freeze.overridden`).
+    #[arg(long)]
+    pub force: bool,
     /// Print the job as JSON.
     #[arg(long)]
     pub json: bool,
@@ -211,10 +215,11 @@ fn cmd_enqueue(config: &Config, args: &EnqueueArgs) -> Result<ExitCode, CliError
     let from = resolve_commit(service, &args.from, "--from")?;
     let to = resolve_commit(service, &args.to, "--to")?;
     let state_dir = bulwark_core::state::state_dir()?;
-    let id = jobs::enqueue(&state_dir, &service.name, &from, &to, "cli")
+    let enqueue = if args.force { jobs::enqueue_forced } else { jobs::enqueue };
+    let id = enqueue(&state_dir, &service.name, &from, &to, "cli")
         .map_err(|e| CliError::operational(format!("cannot enqueue the job: {e}")))?;
     if args.json {
-        println!("{}", json!({"job": id, "service": service.name, "from": from, "to": to}));
+        println!("{}", json!({"job": id, "service": service.name, "from": from, "to": to, "force": args.force}));
     } else {
         println!("{id}");
     }
@@ -450,9 +455,11 @@ fn cmd_status(config: &Config, args: &StatusArgs) -> Result<ExitCode, CliError> 
         let configured = config.service(&name).is_some();
         services.push(ServiceStatus { last: last.cloned(), unfinished, known, configured, watch, name });
     }
+    let freeze = freeze::now_active(&config.freeze);
     if args.json {
         let value = json!({
             "state_dir": state_dir,
+            "freeze": freeze.as_ref().map(|f| json!({"window": f.window, "until": f.until.map(|t| t.to_string())})),
             "services": services.iter().map(|s| json!({
                 "name": s.name,
                 "configured": s.configured,
@@ -467,6 +474,7 @@ fn cmd_status(config: &Config, args: &StatusArgs) -> Result<ExitCode, CliError> 
                     "final": j.phase.is_final(),
                     "from": j.from,
                     "to": j.to,
+                    "held_until": (j.phase == Phase::Held).then_some(&j.held_until),
                     "created": j.created,
                     "updated": j.updated,
                     "failure": j.failure,
@@ -484,6 +492,13 @@ fn cmd_status(config: &Config, args: &StatusArgs) -> Result<ExitCode, CliError> 
     }
     if services.is_empty() {
         println!("no services configured and no jobs");
+    }
+    if let Some(f) = &freeze {
+        println!(
+            "freeze: window {} holds until {}: automatic deploys wait (rollbacks do not)",
+            f.window,
+            freeze::until_text(f)
+        );
     }
     for ServiceStatus { name, last, unfinished, known, configured, watch } in &services {
         let mut line = format!("{name}:");
@@ -505,6 +520,13 @@ fn cmd_status(config: &Config, args: &StatusArgs) -> Result<ExitCode, CliError> 
         if let Some(j) = last {
             if let Some(e) = &j.escalation {
                 println!("{}", printable(&format!("{name}: escalated: {e}")));
+            }
+            if j.phase == Phase::Held {
+                let until = j.held_until.as_deref().unwrap_or("no end within a year");
+                println!(
+                    "{name}: deploy of {} held by a freeze window until {until} (`bulwark-sidecar enqueue --force` deploys it now)",
+                    short(&j.to)
+                );
             }
             let owed = j.notifications.iter().filter(|d| d.delivered.is_none()).count();
             if owed > 0 {

@@ -177,7 +177,7 @@ impl Worker {
             // as one job A→Z, one hand-over at a time (each saved before the next).
             let newer_pending = |j: &&Job| j.id > job.id && j.phase == Phase::Pending;
             let chained = all.iter().filter(newer_pending).find(|j| j.from == job.to);
-            if job.phase == Phase::Pending
+            if matches!(job.phase, Phase::Pending | Phase::Held)
                 && let Some(newer) = chained.or_else(|| all.iter().rev().find(newer_pending))
             {
                 self.supersede(&mut job, newer.clone())?;
@@ -185,6 +185,10 @@ impl Worker {
             }
             self.drive(service, &mut job)?;
             pass.outcomes.push(JobOutcome { job: job.id.clone(), phase: job.phase });
+            if job.phase == Phase::Held {
+                // Held by a freeze: the jobs after it wait with it (they supersede it).
+                break;
+            }
         }
         // A job that reached its final phase but stopped before its event, summary and
         // notifications: settle it now (this run reports the outcome).
@@ -220,11 +224,20 @@ impl Worker {
         Ok(())
     }
 
-    /// Runs `job` to a final phase, then delivers its notifications.
+    /// Runs `job` to a final phase, then delivers its notifications; a job held by a freeze
+    /// window returns as `held`.
     pub fn drive(&self, service: &ServiceConfig, job: &mut Job) -> Result<(), WorkError> {
         let repos = self.repos(service);
         while !job.phase.is_final() {
             let phase = job.phase;
+            if phase == Phase::Held {
+                // Looked at on every pass while the freeze holds: no count, no write.
+                self.pending(service, &repos, job)?;
+                if job.phase == Phase::Held {
+                    return Ok(());
+                }
+                continue;
+            }
             let starts = job.starts.entry(phase.as_str().to_owned()).or_insert(0);
             *starts += 1;
             if *starts > MAX_PHASE_STARTS && phase != Phase::Pending {
@@ -234,7 +247,12 @@ impl Worker {
             }
             job.save(&self.state_dir)?;
             match phase {
-                Phase::Pending => self.pending(service, &repos, job)?,
+                Phase::Pending => {
+                    self.pending(service, &repos, job)?;
+                    if job.phase == Phase::Held {
+                        return Ok(());
+                    }
+                }
                 Phase::Deploy => self.deploy(service, &repos, job)?,
                 Phase::Stabilize => self.stabilize(service, job, Phase::Health)?,
                 Phase::Health => self.health(service, &repos, job)?,
@@ -242,7 +260,7 @@ impl Worker {
                 Phase::Push => self.push(&repos, job)?,
                 Phase::Redeploy => self.redeploy(service, &repos, job)?,
                 Phase::Verify => self.verify(service, &repos, job)?,
-                Phase::Healthy | Phase::RolledBack | Phase::Escalated | Phase::Skipped => {}
+                Phase::Healthy | Phase::RolledBack | Phase::Escalated | Phase::Skipped | Phase::Held => {}
             }
         }
         self.finish(service, &repos, job)
@@ -277,7 +295,33 @@ impl Worker {
                 format!("{} is bulwark's own revert, pushed and redeployed by job {}", short(&job.to), by.id),
             );
         }
+        if self.held_by_freeze(job)? {
+            return Ok(());
+        }
         self.enter(job, Phase::Deploy, format!("deploying {}", short(&job.to)))
+    }
+
+    /// Whether a `[[freeze]]` window holds this deploy back: it is then `held` (journaled
+    /// once, `deploy.held`) and looked at again on every pass. A forced job deploys anyway,
+    /// journaled once as `freeze.overridden`.
+    fn held_by_freeze(&self, job: &mut Job) -> Result<bool, WorkError> {
+        let Some(freeze) = crate::freeze::now_active(&self.config.freeze) else {
+            // Saved with the phase the job enters next.
+            job.held_until = None;
+            return Ok(false);
+        };
+        let until = crate::freeze::until_text(&freeze);
+        let fields = json!({"commit": job.to, "window": freeze.window, "until": until});
+        if job.force {
+            self.emit_once("freeze.overridden", job, fields)?;
+            return Ok(false);
+        }
+        if job.phase != Phase::Held || job.held_until.as_deref() != Some(until.as_str()) {
+            job.held_until = Some(until.clone());
+            self.enter(job, Phase::Held, format!("held by freeze window {} until {until}", freeze.window))?;
+        }
+        self.emit_once("deploy.held", job, fields)?;
+        Ok(true)
     }
 
     fn deploy(&self, service: &ServiceConfig, repos: &Repos, job: &mut Job) -> Result<(), WorkError> {
