@@ -9,6 +9,7 @@
 
 pub mod crash;
 pub mod engine;
+pub mod fleet;
 pub mod freeze;
 pub mod health;
 pub mod rollback;

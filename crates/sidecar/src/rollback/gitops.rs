@@ -20,6 +20,9 @@ use bulwark_core::process::{self, ProcessError, RunOptions};
 pub const TRAILER_REVERT_OF: &str = "Bulwark-Revert-Of";
 /// Trailer naming the job that made a revert.
 pub const TRAILER_JOB: &str = "Bulwark-Job";
+/// Trailer naming the host whose sidecar made a revert (what a fleet's other hosts say
+/// they joined).
+pub const TRAILER_HOST: &str = "Bulwark-Host";
 /// Trailer naming the range a bulwark revert undoes.
 pub const TRAILER_RANGE: &str = "Bulwark-Revert-Range";
 
@@ -228,7 +231,8 @@ impl Repos {
             format!("This reverts the fast-forward range {from}..{to} ({count} commits) in one commit.")
         };
         Ok(format!(
-            "{title}\n\n{body}\n\nAutomatic rollback by bulwark-sidecar: {why}\n\nMerging the same branch again needs a revert of this revert first.\n\n{TRAILER_REVERT_OF}: {to}\n{TRAILER_RANGE}: {from}..{to}\n{TRAILER_JOB}: {job}\n"
+            "{title}\n\n{body}\n\nAutomatic rollback by bulwark-sidecar: {why}\n\nMerging the same branch again needs a revert of this revert first.\n\n{TRAILER_REVERT_OF}: {to}\n{TRAILER_RANGE}: {from}..{to}\n{TRAILER_JOB}: {job}\n{TRAILER_HOST}: {host}\n",
+            host = bulwark_core::journal::hostname()
         ))
     }
 

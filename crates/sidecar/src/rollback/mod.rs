@@ -610,14 +610,17 @@ impl Worker {
         job.pushed_at.get_or_insert_with(jobs::now_millis);
         job.save(&self.state_dir)?;
         // Only a revert this job made was pushed by it; otherwise the remote already had one.
-        let made_here =
-            job.revert.as_ref().is_some_and(|r| r.commit == pushed && !r.parent.is_empty() && r.parent != r.commit);
         let mut fields =
             json!({"bad_commit": job.to, "revert": pushed, "remote": repos.remote, "branch": repos.branch});
-        if !made_here {
+        if !crate::fleet::pushed_by_this_job(job) {
             fields["already_on_remote"] = json!(true);
         }
         self.emit_once("rollback.pushed", job, fields)?;
+        // Fleet: another host's revert of the same change won the race; this host joins it
+        // (redeploys and verifies it) and leaves the notification to the winner.
+        if let Some(joined) = crate::fleet::joined(repos, job) {
+            self.emit_once("rollback.joined", job, joined.fields(&job.to))?;
+        }
         match repos.fast_forward_checkout() {
             Ok(head) => self.enter(
                 job,
@@ -670,8 +673,17 @@ impl Worker {
         }
         let head = repos.checkout_head().unwrap_or_default();
         self.mark_known_good(&service.name, &head, &job.id)?;
-        self.owe(job, "rollback.complete");
-        job.outcome = Some(json!({"bad_commit": job.to, "revert": job.pushed, "commit": head}));
+        // Fleet: the host whose push won notifies; a host that joined another's revert
+        // journals the outcome and sends nothing (its `rollback.joined` said whose it was).
+        let joined = crate::fleet::joined(repos, job);
+        if joined.is_none() {
+            self.owe(job, "rollback.complete");
+        }
+        let mut outcome = json!({"bad_commit": job.to, "revert": job.pushed, "commit": head});
+        if let Some(joined) = joined {
+            outcome["joined"] = joined.fields(&job.to);
+        }
+        job.outcome = Some(outcome);
         // The event is journaled by `finish`, after this phase is saved: a stop in between
         // finds a final job not yet settled and journals it then.
         self.enter(job, Phase::RolledBack, format!("healthy again on {}", short(&head)))

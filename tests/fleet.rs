@@ -1,0 +1,300 @@
+//! End-to-end tests of several sidecars on one machine: each "host" has its own state
+//! directory, its own production checkout of one bare origin, its own deploy script and its
+//! own loopback health server (answering from what that host deployed); one webhook
+//! receiver counts the notifications of the whole fleet.
+
+use std::path::PathBuf;
+use std::process::{Child, Command};
+
+use bulwark_testutil::http::{HttpServer, Receiver, Response};
+use bulwark_testutil::{Outcome, TestEnv, file_url, run, set_executable};
+use serde_json::Value;
+
+struct Host {
+    name: String,
+    checkout: PathBuf,
+    state: PathBuf,
+    deployed: PathBuf,
+    deploy_log: PathBuf,
+    config: PathBuf,
+    _health: HttpServer,
+}
+
+struct Fleet {
+    env: TestEnv,
+    remote: PathBuf,
+    dev: PathBuf,
+    webhook: Receiver,
+    hosts: Vec<Host>,
+}
+
+impl Fleet {
+    /// A bare origin with `status` = `ok`, a dev clone, and no hosts yet.
+    fn new() -> Self {
+        let env = TestEnv::new();
+        let seed = env.init("seed");
+        env.commit_file(&seed, "status", "ok\n", "initial commit");
+        let remote = env.bare("server.git");
+        env.git(&seed, &["push", "-q", &file_url(&remote), "main"]);
+        let dev = env.clone_repo(&remote, "dev");
+        let webhook = Receiver::start();
+        Self { env, remote, dev, webhook, hosts: Vec::new() }
+    }
+
+    /// `n` hosts running service `web` from `main`, with `service_extra` in their service.
+    fn with_hosts(n: usize, service_extra: &str) -> Self {
+        let mut fleet = Self::new();
+        for i in 0..n {
+            fleet.add_host(&format!("host{i}"), "web", service_extra);
+        }
+        fleet
+    }
+
+    /// Adds a host (its checkout, state, deploy script, health server and config).
+    fn add_host(&mut self, name: &str, service: &str, service_extra: &str) -> usize {
+        let env = &self.env;
+        let checkout = env.clone_repo(&self.remote, &format!("{name}/checkout"));
+        let state = env.path(&format!("{name}/state"));
+        std::fs::create_dir_all(&state).unwrap();
+        let deployed = env.path(&format!("{name}/deployed-status"));
+        std::fs::write(&deployed, "ok\n").unwrap();
+        let deploy_log = env.path(&format!("{name}/deploys.log"));
+        let script = env.path(&format!("{name}/deploy.sh"));
+        std::fs::write(&script, "#!/bin/sh\nset -e\ngit rev-parse HEAD >> \"$2\"\ncp status \"$1\"\n").unwrap();
+        set_executable(&script);
+        let watched = deployed.clone();
+        let health = HttpServer::start(move |_req| {
+            if std::fs::read_to_string(&watched).is_ok_and(|s| s.starts_with("ok")) {
+                Response::ok("ok")
+            } else {
+                Response::status(500).body("broken")
+            }
+        });
+        let deploy = [script.display().to_string(), deployed.display().to_string(), deploy_log.display().to_string()];
+        let config = env.write_config(
+            &format!("{name}/bulwark.toml"),
+            &format!(
+                r#"[[service]]
+name = "{service}"
+checkout = "{checkout}"
+deploy = {deploy:?}
+stabilize = "50ms"
+{service_extra}
+[service.health]
+url = "{health}"
+timeout = "300ms"
+attempts = 2
+interval = "50ms"
+[[notify]]
+kind = "webhook"
+url = "{hook}"
+attempts = 1
+timeout = "2s"
+"#,
+                checkout = checkout.display(),
+                health = health.url("/health"),
+                hook = self.webhook.url("/hook"),
+            ),
+        );
+        self.hosts.push(Host { name: name.to_owned(), checkout, state, deployed, deploy_log, config, _health: health });
+        self.hosts.len() - 1
+    }
+
+    /// `bulwark-sidecar ARGS` as host `i` (its config and state directory).
+    fn sidecar(&self, i: usize, args: &[&str]) -> Command {
+        let host = &self.hosts[i];
+        let mut cmd = self.env.sidecar(&host.config, args);
+        cmd.env("BULWARK_STATE_DIR", &host.state);
+        cmd
+    }
+
+    fn once(&self, i: usize) -> Outcome {
+        run(&mut self.sidecar(i, &["once"]))
+    }
+
+    /// `once` on `hosts` at the same time; their outcomes, in that order.
+    fn once_in_parallel(&self, hosts: &[usize]) -> Vec<Outcome> {
+        let children: Vec<Child> = hosts
+            .iter()
+            .map(|&i| {
+                let mut cmd = self.sidecar(i, &["once"]);
+                cmd.stdout(std::process::Stdio::piped()).stderr(std::process::Stdio::piped()).spawn().unwrap()
+            })
+            .collect();
+        children
+            .into_iter()
+            .map(|child| {
+                let out = child.wait_with_output().unwrap();
+                Outcome {
+                    code: out.status.code().unwrap_or(-1),
+                    stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+                    stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+                }
+            })
+            .collect()
+    }
+
+    /// On `dev`: a feature branch setting `status`, merged with `--no-ff` and pushed.
+    fn push_merge(&self, status: &str) -> String {
+        let dev = &self.dev;
+        let branch = format!("feature-{}", self.env.rev(dev, "HEAD"));
+        self.env.git(dev, &["switch", "-q", "-c", &branch]);
+        self.env.commit_file(dev, "status", status, "feature: change status");
+        self.env.git(dev, &["switch", "-q", "main"]);
+        self.env.git(dev, &["merge", "-q", "--no-ff", "-m", "Merge a feature", &branch]);
+        self.env.git(dev, &["push", "-q", "origin", "main"]);
+        self.env.rev(dev, "HEAD")
+    }
+
+    /// Host `i` pulls and queues the change as its post-merge hook would; the job id.
+    fn pull_and_enqueue(&self, i: usize) -> String {
+        let host = &self.hosts[i];
+        let from = self.env.rev(&host.checkout, "HEAD");
+        self.env.git(&host.checkout, &["pull", "-q", "--ff-only"]);
+        let to = self.env.rev(&host.checkout, "HEAD");
+        bulwark_core::jobs::enqueue(&host.state, "web", &from, &to, "post-merge").unwrap()
+    }
+
+    fn remote_main(&self) -> String {
+        self.env.rev(&self.remote, "refs/heads/main")
+    }
+
+    /// Commits on the remote's `main` with a `Bulwark-Revert-Of` trailer.
+    fn reverts_on_remote(&self) -> Vec<String> {
+        let out = self.env.git(
+            &self.remote,
+            &["log", "--format=%H %(trailers:key=Bulwark-Revert-Of,valueonly=true,separator=%x20)", "main"],
+        );
+        out.lines().filter(|l| l.trim().contains(' ')).map(|l| l[..40].to_owned()).collect()
+    }
+
+    fn events_of(&self, i: usize, kind: &str) -> Vec<bulwark_core::Event> {
+        let all = bulwark_core::Journal::in_dir(&self.hosts[i].state).read_all().unwrap();
+        all.into_iter().filter(|e| e.kind == kind).collect()
+    }
+
+    fn job(&self, i: usize, id: &str) -> Value {
+        let path = self.hosts[i].state.join("sidecar/jobs").join(format!("{id}.json"));
+        serde_json::from_slice(&std::fs::read(path).unwrap()).unwrap()
+    }
+
+    fn deploys(&self, i: usize) -> Vec<String> {
+        let text = std::fs::read_to_string(&self.hosts[i].deploy_log).unwrap_or_default();
+        text.lines().map(str::to_owned).collect()
+    }
+
+    fn deployed(&self, i: usize) -> String {
+        std::fs::read_to_string(&self.hosts[i].deployed).unwrap()
+    }
+
+    fn head(&self, i: usize) -> String {
+        self.env.rev(&self.hosts[i].checkout, "HEAD")
+    }
+}
+
+/// Every host is on the one revert at the remote's tip, has redeployed it and is healthy;
+/// exactly one host notified `rollback.complete` (the one whose push won) and the others
+/// journaled `rollback.joined`. Returns the winner's index.
+#[track_caller]
+fn assert_converged(fleet: &Fleet, bad: &str, jobs: &[String]) -> usize {
+    let tip = fleet.remote_main();
+    assert_eq!(fleet.reverts_on_remote(), std::slice::from_ref(&tip), "exactly one revert, at the remote's tip");
+    assert_eq!(fleet.env.rev(&fleet.remote, "main^"), bad, "the revert sits right on the bad change");
+    let mut winners = Vec::new();
+    for (i, job) in jobs.iter().enumerate() {
+        let name = &fleet.hosts[i].name;
+        assert_eq!(fleet.job(i, job)["phase"], "rolled-back", "{name}");
+        assert_eq!(fleet.head(i), tip, "{name} is on the revert");
+        assert_eq!(fleet.deployed(i), "ok\n", "{name} redeployed the good version");
+        assert_eq!(fleet.deploys(i).last(), Some(&tip), "{name}'s last deploy is the revert");
+        assert_eq!(fleet.events_of(i, "rollback.complete").len(), 1, "{name} journals its outcome once");
+        let pushed = fleet.events_of(i, "rollback.pushed");
+        assert_eq!(pushed.len(), 1, "{name}");
+        let joined = fleet.events_of(i, "rollback.joined");
+        if pushed[0].fields.get("already_on_remote").is_none() {
+            assert!(joined.is_empty(), "{name} pushed the revert: it joined nothing");
+            winners.push(i);
+        } else {
+            assert_eq!(joined.len(), 1, "{name} found the revert on the remote: it joined it, once");
+            assert_eq!(joined[0].str("revert"), Some(tip.as_str()));
+            assert_eq!(joined[0].str("bad_commit"), Some(bad));
+        }
+    }
+    assert_eq!(winners.len(), 1, "exactly one host's push won");
+    let winner = winners[0];
+    let message = fleet.env.git(&fleet.remote, &["log", "-1", "--format=%B", "main"]);
+    assert!(message.contains(&format!("Bulwark-Job: {}", jobs[winner])), "the winner's job made it: {message}");
+    for i in (0..jobs.len()).filter(|i| *i != winner) {
+        let joined = &fleet.events_of(i, "rollback.joined")[0];
+        assert_eq!(joined.str("by_job"), Some(jobs[winner].as_str()), "the trailer names the winner's job");
+        assert_eq!(joined.str("by_host"), Some(bulwark_core::journal::hostname().as_str()));
+    }
+    let complete = fleet.webhook.accepted_of("rollback.complete");
+    assert_eq!(complete.len(), 1, "one notification for the whole fleet: {complete:?}");
+    winner
+}
+
+#[test]
+fn three_hosts_seeing_one_bad_merge_converge_on_one_revert_with_one_notification() {
+    let fleet = Fleet::with_hosts(3, "");
+    let bad = fleet.push_merge("broken\n");
+    let jobs: Vec<String> = (0..3).map(|i| fleet.pull_and_enqueue(i)).collect();
+
+    let outcomes = fleet.once_in_parallel(&[0, 1, 2]);
+    for (i, out) in outcomes.iter().enumerate() {
+        out.assert_code(1);
+        assert!(out.stdout.contains("rollback.complete"), "host{i}: {}", out.stdout);
+    }
+    assert_converged(&fleet, &bad, &jobs);
+
+    // Nothing is left to do anywhere, and nobody reverts the revert.
+    for i in 0..3 {
+        fleet.once(i).assert_code(0);
+    }
+    assert_eq!(fleet.reverts_on_remote().len(), 1);
+    assert_eq!(fleet.webhook.accepted_of("rollback.complete").len(), 1);
+}
+
+#[test]
+fn a_host_that_finds_the_revert_already_pushed_joins_it_and_does_not_page() {
+    let fleet = Fleet::with_hosts(2, "");
+    let bad = fleet.push_merge("broken\n");
+    let jobs: Vec<String> = (0..2).map(|i| fleet.pull_and_enqueue(i)).collect();
+    fleet.once(0).assert_code(1);
+    assert_eq!(fleet.webhook.accepted_of("rollback.complete").len(), 1);
+    // The second host judges the same change later: it finds the first host's revert.
+    fleet.once(1).assert_code(1);
+    assert_eq!(assert_converged(&fleet, &bad, &jobs), 0);
+    let revert = fleet.remote_main();
+    // Its post-merge of the revert is not a new deploy.
+    let again = bulwark_core::jobs::enqueue(&fleet.hosts[1].state, "web", &bad, &revert, "post-merge").unwrap();
+    fleet.once(1).assert_code(0);
+    assert_eq!(fleet.job(1, &again)["phase"], "skipped");
+}
+
+fn kill_one_host_mid_rollback_converges(point: &str) {
+    let fleet = Fleet::with_hosts(3, "");
+    let bad = fleet.push_merge("broken\n");
+    let jobs: Vec<String> = (0..3).map(|i| fleet.pull_and_enqueue(i)).collect();
+    // host0 dies (SIGKILL) at `point`; then the other two race.
+    let killed = run(fleet.sidecar(0, &["once"]).env("BULWARK_TEST_HOOKS", "1").env("BULWARK_TEST_CRASH_AT", point));
+    assert_ne!(killed.code, 0, "host0 was killed at {point}: {}", killed.stderr);
+    let phase = fleet.job(0, &jobs[0])["phase"].clone();
+    assert!(phase == "revert" || phase == "push", "host0 stopped inside its rollback: {phase}");
+    for out in fleet.once_in_parallel(&[1, 2]) {
+        out.assert_code(1);
+    }
+    // host0's restart converges on the same single revert, without a second page.
+    fleet.once(0).assert_code(1);
+    assert_converged(&fleet, &bad, &jobs);
+}
+
+#[test]
+fn kill_9_of_a_host_after_it_made_its_revert_still_converges() {
+    kill_one_host_mid_rollback_converges("revert.made");
+}
+
+#[test]
+fn kill_9_of_a_host_right_after_its_push_still_converges() {
+    kill_one_host_mid_rollback_converges("push.done");
+}
