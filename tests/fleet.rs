@@ -5,6 +5,7 @@
 
 use std::path::PathBuf;
 use std::process::{Child, Command};
+use std::time::Duration;
 
 use bulwark_testutil::http::{HttpServer, Receiver, Response};
 use bulwark_testutil::{Outcome, TestEnv, file_url, run, set_executable};
@@ -297,4 +298,218 @@ fn kill_9_of_a_host_after_it_made_its_revert_still_converges() {
 #[test]
 fn kill_9_of_a_host_right_after_its_push_still_converges() {
     kill_one_host_mid_rollback_converges("push.done");
+}
+
+impl Fleet {
+    fn follow_once(&self, i: usize) -> Outcome {
+        run(&mut self.sidecar(i, &["follow-once"]))
+    }
+
+    /// The jobs in host `i`'s queue.
+    fn jobs(&self, i: usize) -> Vec<Value> {
+        let dir = self.hosts[i].state.join("sidecar/jobs");
+        let mut names: Vec<PathBuf> = match std::fs::read_dir(dir) {
+            Ok(entries) => entries.map(|e| e.unwrap().path()).collect(),
+            Err(_) => return Vec::new(),
+        };
+        names.sort();
+        names.iter().map(|p| serde_json::from_slice(&std::fs::read(p).unwrap()).unwrap()).collect()
+    }
+
+    /// The commit the remote's verified ref of `web` for `group` points at.
+    fn verified(&self, group: &str) -> Option<String> {
+        let out = self
+            .env
+            .git_outcome(&self.remote, &["rev-parse", "--verify", "-q", &format!("refs/bulwark/verified/web/{group}")]);
+        (out.code == 0).then(|| out.stdout.trim().to_owned())
+    }
+}
+
+const FOLLOW: &str = "[service.follow]\nevery = \"1s\"\n";
+
+#[test]
+fn follow_mode_picks_up_a_push_fast_forwards_the_checkout_and_deploys_once() {
+    let fleet = Fleet::with_hosts(1, FOLLOW);
+    let before = fleet.head(0);
+    let merge = fleet.push_merge("ok v2\n");
+
+    let out = fleet.follow_once(0);
+    out.assert_code(0);
+    out.assert_stdout_contains("follow: moved");
+    assert_eq!(fleet.head(0), merge, "the follower fast-forwarded the checkout itself");
+    let jobs = fleet.jobs(0);
+    assert_eq!(jobs.len(), 1);
+    assert_eq!((jobs[0]["from"].as_str(), jobs[0]["to"].as_str()), (Some(before.as_str()), Some(merge.as_str())));
+    assert_eq!(jobs[0]["source"], "follow");
+    assert_eq!(fleet.events_of(0, "follow.moved").len(), 1);
+
+    fleet.once(0).assert_code(0);
+    assert_eq!(fleet.deploys(0), std::slice::from_ref(&merge));
+    assert_eq!(fleet.deployed(0), "ok v2\n");
+
+    // Nothing moved: up to date, nothing queued, nothing deployed again.
+    fleet.follow_once(0).assert_code(0).assert_stdout_contains("follow: up to date");
+    fleet.once(0).assert_code(0);
+    assert_eq!(fleet.jobs(0).len(), 1);
+    assert_eq!(fleet.deploys(0), std::slice::from_ref(&merge));
+}
+
+#[test]
+fn follow_mode_never_moves_the_checkout_while_a_job_is_working() {
+    let fleet = Fleet::with_hosts(1, FOLLOW);
+    let first = fleet.push_merge("ok v2\n");
+    fleet.follow_once(0).assert_code(0);
+    assert_eq!(fleet.head(0), first);
+    // The job is in the middle of its deploy (killed there): the follower must wait.
+    let killed =
+        run(fleet.sidecar(0, &["once"]).env("BULWARK_TEST_HOOKS", "1").env("BULWARK_TEST_CRASH_AT", "stabilize"));
+    assert_ne!(killed.code, 0);
+    fleet.push_merge("ok v3\n");
+    fleet.follow_once(0).assert_code(0).assert_stdout_contains("a job is working on the service");
+    assert_eq!(fleet.head(0), first, "the checkout stays while the job is unfinished");
+    fleet.once(0).assert_code(0);
+    // Now it moves.
+    fleet.follow_once(0).assert_code(0).assert_stdout_contains("follow: moved");
+    fleet.once(0).assert_code(0);
+    assert_eq!(fleet.deployed(0), "ok v3\n");
+}
+
+#[test]
+fn a_failing_fetch_is_reported_once_and_deploys_nothing() {
+    let fleet = Fleet::with_hosts(1, FOLLOW);
+    let checkout = fleet.hosts[0].checkout.clone();
+    let gone = fleet.env.path("gone.git");
+    fleet.env.git(&checkout, &["remote", "set-url", "origin", &file_url(&gone)]);
+    fleet.push_merge("ok v2\n");
+    let before = fleet.head(0);
+    for _ in 0..3 {
+        let out = fleet.follow_once(0);
+        out.assert_code(3);
+        out.assert_stderr_contains("cannot read the followed remote");
+    }
+    let failed = fleet.events_of(0, "follow.failed");
+    assert_eq!(failed.len(), 1, "a failure streak is journaled once, not every period: {failed:?}");
+    assert!(fleet.jobs(0).is_empty(), "a failed fetch is not a deploy");
+    assert_eq!(fleet.head(0), before);
+
+    fleet.env.git(&checkout, &["remote", "set-url", "origin", &file_url(&fleet.remote)]);
+    fleet.follow_once(0).assert_code(0).assert_stdout_contains("follow: moved");
+    let recovered = fleet.events_of(0, "follow.recovered");
+    assert_eq!(recovered.len(), 1);
+    assert_eq!(recovered[0].fields["failures"], 3);
+}
+
+#[test]
+fn follow_mode_keeps_following_during_a_freeze_and_the_held_job_takes_the_new_range() {
+    let freeze = "[service.follow]\nevery = \"1s\"\n";
+    let mut fleet = Fleet::new();
+    fleet.add_host("host0", "web", freeze);
+    let config = fleet.hosts[0].config.clone();
+    let mut text = std::fs::read_to_string(&config).unwrap();
+    text.push_str("[[freeze]]\ndates = [\"2030-01-01\", \"2030-01-01\"]\n");
+    std::fs::write(&config, text).unwrap();
+    let at =
+        |cmd: &mut Command| run(cmd.env("BULWARK_TEST_HOOKS", "1").env("BULWARK_TEST_NOW", "2030-01-01T12:00:00Z"));
+    let start = fleet.head(0);
+    fleet.push_merge("ok v2\n");
+    at(&mut fleet.sidecar(0, &["follow-once"])).assert_code(0);
+    at(&mut fleet.sidecar(0, &["once"])).assert_code(0);
+    assert_eq!(fleet.jobs(0)[0]["phase"], "held");
+    let second = fleet.push_merge("ok v3\n");
+    at(&mut fleet.sidecar(0, &["follow-once"])).assert_code(0).assert_stdout_contains("follow: moved");
+    assert_eq!(fleet.head(0), second, "following goes on inside the freeze");
+    at(&mut fleet.sidecar(0, &["once"])).assert_code(0);
+    assert!(fleet.deploys(0).is_empty(), "only deploys wait");
+    let jobs = fleet.jobs(0);
+    assert_eq!(jobs[0]["phase"], "skipped", "the held job was superseded");
+    assert_eq!((jobs[1]["phase"].as_str(), jobs[1]["from"].as_str()), (Some("held"), Some(start.as_str())));
+    run(fleet.sidecar(0, &["once"]).env("BULWARK_TEST_HOOKS", "1").env("BULWARK_TEST_NOW", "2030-01-02T00:00:00Z"))
+        .assert_code(0);
+    assert_eq!(fleet.deploys(0), std::slice::from_ref(&second), "one deploy of the whole range after the freeze");
+}
+
+/// host0 is staging (publishes `staging`), host1 production (gated on it).
+fn staging_and_production(gate_timeout: &str) -> Fleet {
+    let mut fleet = Fleet::new();
+    fleet.add_host("staging", "web", "[service.follow]\nevery = \"1s\"\npublish = \"staging\"\n");
+    fleet.add_host(
+        "production",
+        "web",
+        &format!("[service.follow]\nevery = \"1s\"\ngate = \"staging\"\ngate_timeout = \"{gate_timeout}\"\n"),
+    );
+    fleet
+}
+
+#[test]
+fn the_gate_holds_an_unverified_commit_and_lets_it_through_once_staging_verified_it() {
+    let fleet = staging_and_production("1h");
+    let before = fleet.head(1);
+    let merge = fleet.push_merge("ok v2\n");
+    fleet.follow_once(1).assert_code(0).assert_stdout_contains("waits for the gate");
+    assert_eq!(fleet.head(1), before, "production does not move to an unverified commit");
+    assert!(fleet.jobs(1).is_empty());
+
+    // Staging follows, deploys, finds it healthy and publishes it.
+    fleet.follow_once(0).assert_code(0);
+    fleet.once(0).assert_code(0);
+    assert_eq!(fleet.verified("staging"), Some(merge.clone()));
+    let published = fleet.events_of(0, "gate.published");
+    assert_eq!(published.len(), 1);
+    assert_eq!(published[0].str("commit"), Some(merge.as_str()));
+    assert_eq!(published[0].str("ref"), Some("refs/bulwark/verified/web/staging"));
+    assert!(!published[0].host.is_empty() && published[0].str("at").is_some(), "host and time");
+
+    fleet.follow_once(1).assert_code(0).assert_stdout_contains("follow: moved");
+    fleet.once(1).assert_code(0);
+    assert_eq!(fleet.deploys(1), std::slice::from_ref(&merge));
+    assert_eq!(fleet.events_of(1, "gate.timeout").len(), 0);
+}
+
+#[test]
+fn a_bad_change_staging_rolled_back_never_reaches_production() {
+    let fleet = staging_and_production("1h");
+    let before = fleet.head(1);
+    let bad = fleet.push_merge("broken\n");
+    fleet.follow_once(0).assert_code(0);
+    fleet.once(0).assert_code(1);
+    let revert = fleet.remote_main();
+    assert_ne!(revert, bad);
+    assert_eq!(fleet.verified("staging"), Some(revert.clone()), "staging verified its revert, not the bad change");
+    fleet.follow_once(1).assert_code(0);
+    fleet.once(1).assert_code(0);
+    assert_eq!(fleet.deploys(1), std::slice::from_ref(&revert), "production went straight to the revert");
+    assert_eq!(fleet.head(1), revert);
+    assert_eq!(
+        fleet.env.rev(&fleet.hosts[1].checkout, "HEAD^{tree}"),
+        fleet.env.rev(&fleet.remote, &format!("{before}^{{tree}}"))
+    );
+}
+
+#[test]
+fn a_silent_staging_host_is_a_gate_timeout_notified_once_and_a_later_verification_still_deploys() {
+    let fleet = staging_and_production("300ms");
+    let merge = fleet.push_merge("ok v2\n");
+    fleet.follow_once(1).assert_code(0);
+    let timed_out = bulwark_testutil::wait_for(Duration::from_secs(20), || {
+        fleet.follow_once(1).assert_code(0);
+        (!fleet.events_of(1, "gate.timeout").is_empty()).then_some(())
+    });
+    assert!(timed_out.is_some(), "gate.timeout within the deadline");
+    for _ in 0..2 {
+        fleet.follow_once(1).assert_code(0);
+    }
+    let events = fleet.events_of(1, "gate.timeout");
+    assert_eq!(events.len(), 1, "reported once per commit");
+    assert_eq!(events[0].str("commit"), Some(merge.as_str()));
+    assert_eq!(fleet.webhook.accepted_of("gate.timeout").len(), 1, "one notification");
+    assert!(fleet.jobs(1).is_empty(), "nothing deployed");
+    assert!(fleet.deploys(1).is_empty());
+
+    // Staging wakes up and verifies it: production deploys it after all.
+    fleet.follow_once(0).assert_code(0);
+    fleet.once(0).assert_code(0);
+    fleet.follow_once(1).assert_code(0).assert_stdout_contains("follow: moved");
+    fleet.once(1).assert_code(0);
+    assert_eq!(fleet.deploys(1), std::slice::from_ref(&merge));
+    assert_eq!(fleet.webhook.accepted_of("gate.timeout").len(), 1);
 }

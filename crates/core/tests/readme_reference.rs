@@ -5,7 +5,8 @@ use std::path::Path;
 
 use bulwark_core::Config;
 use bulwark_core::config::{
-    DriftConfig, FreezeConfig, HealthConfig, NotifyConfig, ProtectConfig, ServerConfig, ServiceConfig, WatchConfig,
+    DriftConfig, FollowConfig, FreezeConfig, HealthConfig, NotifyConfig, ProtectConfig, ServerConfig, ServiceConfig,
+    WatchConfig,
 };
 use serde::de::{self, Deserialize, Deserializer, Visitor};
 
@@ -86,6 +87,7 @@ fn every_config_field_is_in_the_reference() {
         (&["service"], fields::<ServiceConfig>()),
         (&["service", "health"], fields::<HealthConfig>()),
         (&["service", "watch"], fields::<WatchConfig>()),
+        (&["service", "follow"], fields::<FollowConfig>()),
         (&["notify"], fields::<NotifyConfig>()),
         (&["freeze"], fields::<FreezeConfig>()),
     ];

@@ -10,7 +10,9 @@
 pub mod crash;
 pub mod engine;
 pub mod fleet;
+pub mod follow;
 pub mod freeze;
+pub mod gate;
 pub mod health;
 pub mod rollback;
 pub mod watchdog;
@@ -56,6 +58,10 @@ pub enum SidecarCommand {
     Status(StatusArgs),
     /// Run one watchdog round for every service with `[service.watch]`, then exit.
     WatchOnce(WatchOnceArgs),
+    /// Run one follow step for every service with `[service.follow]` (look at the remote;
+    /// when the branch moved, fast-forward the checkout and queue the job), then exit. Run
+    /// `once` after it to deploy what it queued.
+    FollowOnce(WatchOnceArgs),
 }
 
 #[derive(Debug, clap::Args)]
@@ -120,7 +126,9 @@ pub fn main() -> std::process::ExitCode {
 /// Runs one command.
 pub fn run(args: &SidecarArgs) -> Result<ExitCode, CliError> {
     let loaded = Config::load(&Lookup { explicit: args.config.as_deref(), git_dir: None })?;
-    if loaded.origin.is_none() && matches!(args.command, SidecarCommand::Once(_) | SidecarCommand::Run(_)) {
+    if loaded.origin.is_none()
+        && matches!(args.command, SidecarCommand::Once(_) | SidecarCommand::Run(_) | SidecarCommand::FollowOnce(_))
+    {
         // Built-in defaults have no service: a worker started without its config would
         // otherwise do nothing, silently, forever.
         return Err(CliError::usage(format!(
@@ -131,7 +139,7 @@ pub fn run(args: &SidecarArgs) -> Result<ExitCode, CliError> {
         .hint("write the config there (see docs/sidecar.md), or pass --config PATH"));
     }
     let config = loaded.config;
-    if matches!(args.command, SidecarCommand::Once(_) | SidecarCommand::Run(_)) {
+    if matches!(args.command, SidecarCommand::Once(_) | SidecarCommand::Run(_) | SidecarCommand::FollowOnce(_)) {
         check_someone_is_told(&config, loaded.origin.as_deref())?;
     }
     match &args.command {
@@ -140,6 +148,7 @@ pub fn run(args: &SidecarArgs) -> Result<ExitCode, CliError> {
         SidecarCommand::Run(a) => cmd_run(config, a),
         SidecarCommand::Status(a) => cmd_status(&config, a),
         SidecarCommand::WatchOnce(a) => cmd_watch_once(config, a),
+        SidecarCommand::FollowOnce(a) => cmd_follow_once(config, a),
     }
 }
 
@@ -312,7 +321,12 @@ fn cmd_run(config: Config, args: &RunArgs) -> Result<ExitCode, CliError> {
     for service in worker.config.services.clone() {
         if let Some(watch) = service.watch.clone() {
             let worker = worker.clone();
+            let service = service.clone();
             handles.push(std::thread::spawn(move || watchdog(&worker, &service, &watch)));
+        }
+        if let Some(follow) = service.follow.clone() {
+            let worker = worker.clone();
+            handles.push(std::thread::spawn(move || follower(&worker, &service, &follow)));
         }
     }
     for handle in handles {
@@ -371,6 +385,60 @@ fn watchdog(worker: &Worker, service: &ServiceConfig, watch: &bulwark_core::conf
             Err(e) => eprint!("{}", work_error(&e).render()),
         }
         std::thread::sleep(watch.every.get().saturating_sub(started.elapsed()));
+    }
+}
+
+/// One service's follower in the daemon: a step every `every` (from the start of the last),
+/// forever; what it does is journaled (and printed) as events, errors are printed and the
+/// next step tries again.
+fn follower(worker: &Worker, service: &ServiceConfig, follow: &bulwark_core::config::FollowConfig) {
+    loop {
+        let started = Instant::now();
+        if let Err(e) = follow::step(worker, service, follow) {
+            eprint!("{}", work_error(&e).render());
+        }
+        std::thread::sleep(follow.every.get().saturating_sub(started.elapsed()));
+    }
+}
+
+fn cmd_follow_once(config: Config, args: &WatchOnceArgs) -> Result<ExitCode, CliError> {
+    let worker = worker(config, !args.json)?;
+    let followed: Vec<&ServiceConfig> = worker.config.services.iter().filter(|s| s.follow.is_some()).collect();
+    if followed.is_empty() {
+        return Err(CliError::usage("no `[[service]]` has a `[service.follow]` section: nothing to follow")
+            .hint("add [service.follow] with `every = \"30s\"` to a service (see docs/sidecar.md)"));
+    }
+    let mut results = Vec::new();
+    let mut failure: Option<CliError> = None;
+    for service in followed {
+        let Some(follow) = &service.follow else { continue };
+        match follow::step(&worker, service, follow) {
+            Ok(step) => {
+                if !args.json {
+                    println!("{}", printable(&step.line(&service.name)));
+                }
+                if let follow::Step::Failed { error } = &step {
+                    failure = Some(
+                        CliError::operational(format!("{}: cannot read the followed remote: {error}", service.name))
+                            .hint("nothing was deployed; `follow.failed` is journaled"),
+                    );
+                }
+                results.push(step.to_json(&service.name));
+            }
+            Err(e) => {
+                results.push(json!({"service": service.name, "outcome": "error", "error": e.to_string()}));
+                failure = Some(work_error(&e));
+            }
+        }
+    }
+    if args.json {
+        let mut value = json!({"services": results});
+        bulwark_core::redact::clean_value(&mut value);
+        println!("{value}");
+    }
+    match failure {
+        Some(err) => Err(err),
+        None => Ok(ExitCode::SUCCESS),
     }
 }
 

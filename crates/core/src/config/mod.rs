@@ -21,7 +21,7 @@ pub use freeze::{ActiveFreeze, ClockEnd, FreezeConfig, FreezeSpan, active_freeze
 pub use notify::{NotifyConfig, NotifyKind};
 pub use protect::{ProtectConfig, Role, WorktreePolicy};
 pub use server::ServerConfig;
-pub use service::{HealthConfig, HealthKind, ServiceConfig, WatchConfig};
+pub use service::{FollowConfig, HealthConfig, HealthKind, ServiceConfig, VERIFIED_REFS, WatchConfig, verified_ref};
 pub use values::{Argv, BranchPattern, Duration};
 
 /// The system-wide config file, read when nothing more specific exists.

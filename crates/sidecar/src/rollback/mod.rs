@@ -88,7 +88,7 @@ impl Worker {
         Outlet { journal: &self.journal, echo: self.echo, notify: &self.config.notify }
     }
 
-    fn repos(&self, service: &ServiceConfig) -> Repos {
+    pub(crate) fn repos(&self, service: &ServiceConfig) -> Repos {
         Repos {
             checkout: service.checkout.clone(),
             remote: service.remote.clone(),
@@ -163,6 +163,8 @@ impl Worker {
             ServiceLock::try_acquire(&self.state_dir, &service.name)?
         };
         let Some(_lock) = lock else { return Ok(None) };
+        // Follow mode: a checkout move a killed follower left half done is finished first.
+        crate::follow::finish_interrupted_move(self, service)?;
         // A worker killed while a deploy ran left it running: end it before anything else
         // of this service runs (whoever started it, this lock's holder is the only worker).
         for mut job in self.jobs_of(&service.name)?.into_iter().filter(|j| j.running.is_some()) {
@@ -379,6 +381,9 @@ impl Worker {
             let fields = json!({"commit": job.to});
             self.emit_once("deploy.healthy", job, fields)?;
             self.mark_known_good(&service.name, &job.to, &job.id)?;
+            // Promotion gate: a staging host publishes what it found healthy (before the
+            // phase is saved: a restart checks again and publishes again, idempotently).
+            crate::gate::publish(self, service, repos, &job.id, &job.to)?;
             let recovered = self.previous_outcome(&service.name, &job.id)? == Some(Phase::Escalated);
             let note = format!("healthy: {}", verdict.tries.join(", "));
             if recovered {
@@ -673,6 +678,7 @@ impl Worker {
         }
         let head = repos.checkout_head().unwrap_or_default();
         self.mark_known_good(&service.name, &head, &job.id)?;
+        crate::gate::publish(self, service, repos, &job.id, &head)?;
         // Fleet: the host whose push won notifies; a host that joined another's revert
         // journals the outcome and sends nothing (its `rollback.joined` said whose it was).
         let joined = crate::fleet::joined(repos, job);
