@@ -513,3 +513,69 @@ fn a_silent_staging_host_is_a_gate_timeout_notified_once_and_a_later_verificatio
     assert_eq!(fleet.deploys(1), std::slice::from_ref(&merge));
     assert_eq!(fleet.webhook.accepted_of("gate.timeout").len(), 1);
 }
+
+fn a_follower_killed_mid_move_converges(point: &str) {
+    let fleet = Fleet::with_hosts(1, FOLLOW);
+    let merge = fleet.push_merge("ok v2\n");
+    let killed =
+        run(fleet.sidecar(0, &["follow-once"]).env("BULWARK_TEST_HOOKS", "1").env("BULWARK_TEST_CRASH_AT", point));
+    assert_ne!(killed.code, 0, "killed at {point}");
+    assert!(fleet.jobs(0).is_empty(), "killed before the job was queued");
+    // The worker finishes the move first (or the next follow step would): one job, one deploy.
+    fleet.once(0).assert_code(0);
+    assert_eq!(fleet.head(0), merge);
+    assert_eq!(fleet.jobs(0).len(), 1);
+    assert_eq!(fleet.jobs(0)[0]["phase"], "healthy");
+    assert_eq!(fleet.deploys(0), std::slice::from_ref(&merge));
+    fleet.follow_once(0).assert_code(0).assert_stdout_contains("follow: up to date");
+    assert_eq!(fleet.events_of(0, "follow.moved").len(), 1);
+}
+
+#[test]
+fn a_follower_killed_after_deciding_a_move_converges() {
+    a_follower_killed_mid_move_converges("follow.decided");
+}
+
+#[test]
+fn a_follower_killed_after_moving_the_checkout_converges() {
+    a_follower_killed_mid_move_converges("follow.moved");
+}
+
+#[test]
+fn follow_mode_reads_only_the_pinned_remote_of_a_production_checkout() {
+    let fleet = Fleet::with_hosts(1, FOLLOW);
+    let checkout = fleet.hosts[0].checkout.clone();
+    fleet.env.install(&checkout, "production");
+    // Someone points the checkout at another repository (with a commit of its own).
+    let other = fleet.env.bare("other.git");
+    fleet.env.git(&fleet.dev, &["push", "-q", &file_url(&other), "main"]);
+    fleet.env.commit_file(&fleet.dev, "status", "evil\n", "not from the pinned remote");
+    fleet.env.git(&fleet.dev, &["push", "-q", &file_url(&other), "main"]);
+    fleet.env.git(&checkout, &["remote", "set-url", "origin", &file_url(&other)]);
+    let before = fleet.head(0);
+    let out = fleet.follow_once(0);
+    out.assert_code(3).assert_stderr_contains("not to the pinned");
+    assert_eq!(fleet.head(0), before, "nothing was fetched from the other remote");
+    assert!(fleet.jobs(0).is_empty());
+    assert_eq!(fleet.events_of(0, "follow.failed").len(), 1);
+}
+
+#[test]
+fn the_daemon_follows_the_remote_and_deploys_a_push() {
+    let fleet = Fleet::with_hosts(1, FOLLOW);
+    let mut daemon = fleet
+        .sidecar(0, &["run", "--poll", "100ms"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let merge = fleet.push_merge("ok v2\n");
+    let deployed = bulwark_testutil::wait_for(Duration::from_secs(30), || {
+        (fleet.deploys(0) == [merge.clone()] && fleet.jobs(0).first().is_some_and(|j| j["phase"] == "healthy"))
+            .then_some(())
+    });
+    daemon.kill().unwrap();
+    daemon.wait().unwrap();
+    assert!(deployed.is_some(), "the daemon fetched, moved the checkout and deployed: {:?}", fleet.jobs(0));
+    assert_eq!(fleet.head(0), merge);
+}

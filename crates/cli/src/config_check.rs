@@ -153,7 +153,7 @@ fn array(value: &Value) -> &[Value] {
 }
 
 /// Every setting of one section (or service, or notify target) as `{value, from}`: the file
-/// when the file sets it, else `default`. `health` and `watch` are flattened
+/// when the file sets it, else `default`. `health`, `watch` and `follow` are flattened
 /// (`health.url`), being sections of their own.
 fn settings(effective: &Value, written: &Value, file: &str) -> Value {
     let mut out = Map::new();
@@ -161,7 +161,7 @@ fn settings(effective: &Value, written: &Value, file: &str) -> Value {
     for (key, value) in fields {
         let set = written.get(key);
         match value {
-            Value::Object(inner) if key == "health" || key == "watch" => {
+            Value::Object(inner) if matches!(key.as_str(), "health" | "watch" | "follow") => {
                 for (sub, value) in inner {
                     let from = if set.and_then(|s| s.get(sub)).is_some() { file } else { DEFAULT };
                     out.insert(format!("{key}.{sub}"), json!({"value": value, "from": from}));
