@@ -312,8 +312,10 @@ impl Fleet {
             Ok(entries) => entries.map(|e| e.unwrap().path()).collect(),
             Err(_) => return Vec::new(),
         };
+        names.retain(|p| p.extension().is_some_and(|e| e == "json") && !p.to_string_lossy().contains(".bulwark-tmp-"));
         names.sort();
-        names.iter().map(|p| serde_json::from_slice(&std::fs::read(p).unwrap()).unwrap()).collect()
+        // A running daemon may be writing one (an empty reservation, a rename): skip it.
+        names.iter().filter_map(|p| serde_json::from_slice(&std::fs::read(p).ok()?).ok()).collect()
     }
 
     /// The commit the remote's verified ref of `web` for `group` points at.
@@ -578,4 +580,24 @@ fn the_daemon_follows_the_remote_and_deploys_a_push() {
     daemon.wait().unwrap();
     assert!(deployed.is_some(), "the daemon fetched, moved the checkout and deployed: {:?}", fleet.jobs(0));
     assert_eq!(fleet.head(0), merge);
+}
+
+#[test]
+fn a_remote_rewritten_under_the_checkout_is_not_followed_and_is_reported_once() {
+    let fleet = Fleet::with_hosts(1, FOLLOW);
+    fleet.push_merge("ok v2\n");
+    fleet.follow_once(0).assert_code(0);
+    fleet.once(0).assert_code(0);
+    let deployed = fleet.head(0);
+    // Someone force-pushes a history without the deployed commit.
+    fleet.env.git(&fleet.dev, &["reset", "-q", "--hard", "HEAD~1"]);
+    fleet.env.commit_file(&fleet.dev, "status", "ok other\n", "another history");
+    fleet.env.git(&fleet.dev, &["push", "-q", "--force", "origin", "main"]);
+    for _ in 0..2 {
+        fleet.follow_once(0).assert_code(3).assert_stderr_contains("does not contain the checkout's commit");
+    }
+    assert_eq!(fleet.head(0), deployed, "history only moves forward");
+    assert_eq!(fleet.jobs(0).len(), 1, "nothing queued");
+    assert_eq!(fleet.events_of(0, "follow.failed").len(), 1, "reported once, not every period");
+    assert!(fleet.events_of(0, "follow.recovered").is_empty(), "no flapping");
 }

@@ -85,8 +85,6 @@ pub enum Step {
     Queued { from: String, to: String, job: String },
     /// The branch moved, but the gate has not verified the new commit.
     Gated { commit: String },
-    /// The remote's branch does not contain the checkout's commit: nothing moved.
-    Diverged { tip: String },
     /// The remote could not be read: nothing moved.
     Failed { error: String },
 }
@@ -101,9 +99,6 @@ impl Step {
                 format!("{service}: follow: moved {}..{} and queued job {job}", short(from), short(to))
             }
             Self::Gated { commit } => format!("{service}: follow: {} waits for the gate", short(commit)),
-            Self::Diverged { tip } => {
-                format!("{service}: follow: the remote's {} does not contain the checkout's commit", short(tip))
-            }
             Self::Failed { error } => format!("{service}: follow: cannot read the remote: {error}"),
         }
     }
@@ -115,7 +110,6 @@ impl Step {
             Self::Busy => ("busy", json!({})),
             Self::Queued { from, to, job } => ("queued", json!({"from": from, "to": to, "job": job})),
             Self::Gated { commit } => ("gated", json!({"commit": commit})),
-            Self::Diverged { tip } => ("diverged", json!({"tip": tip})),
             Self::Failed { error } => ("failed", json!({"error": error})),
         };
         let mut value = json!({"service": service, "outcome": outcome});
@@ -168,69 +162,25 @@ pub fn step(worker: &Worker, service: &ServiceConfig, follow: &FollowConfig) -> 
         // A queued job whose commit the checkout is not at: its own worker will say so.
         return Ok(Step::Busy);
     }
-    let branch_ref = format!("refs/heads/{}", repos.branch);
-    let gate_ref = follow.gate.as_deref().map(|g| bulwark_core::config::verified_ref(&service.name, g));
-    let url = match followed_url(&repos) {
-        Ok(url) => url,
+    let seen = match read_remote(&repos, service, follow, head) {
+        Ok(seen) => seen,
         Err(error) => return failed(worker, service, &mut state, &error),
     };
-    let wanted: Vec<&str> = std::iter::once(branch_ref.as_str()).chain(gate_ref.as_deref()).collect();
-    let remote = match repos.ls_remote(&url, &wanted) {
-        Ok(remote) => remote,
-        Err(e) => return failed(worker, service, &mut state, &e.to_string()),
-    };
-    let Some(tip) = remote.get(&branch_ref).cloned() else {
-        let error = format!("the remote has no branch `{}`", repos.branch);
-        return failed(worker, service, &mut state, &error);
-    };
-    // Copies of the remote's refs in the checkout: what was fetched last.
-    let tracking = format!("refs/remotes/{}/{}", repos.remote, repos.branch);
-    let local_gate =
-        gate_ref.as_ref().map(|r| format!("refs/remotes/{}/bulwark-verified/{}", repos.remote, gate_leaf(r)));
-    let mut refspecs = Vec::new();
-    if repos.checkout_rev(&tracking).as_deref() != Some(tip.as_str()) || repos.checkout_rev(&tip).is_none() {
-        refspecs.push(format!("+{branch_ref}:{tracking}"));
-    }
-    let verified = gate_ref.as_ref().and_then(|r| remote.get(r).cloned());
-    if let (Some(verified), Some(gate_ref), Some(local)) = (&verified, &gate_ref, &local_gate)
-        && repos.checkout_rev(local).as_deref() != Some(verified.as_str())
-    {
-        refspecs.push(format!("+{gate_ref}:{local}"));
-    }
-    if !refspecs.is_empty()
-        && let Err(e) = repos.fetch_into_checkout(&url, &refspecs)
-    {
-        return failed(worker, service, &mut state, &e.to_string());
-    }
     recovered(worker, service, &mut state)?;
-    if tip == head {
-        crate::gate::settle(&mut state, &tip);
+    if seen.tip == seen.head {
+        crate::gate::settle(&mut state, &seen.tip);
         state.save(&worker.state_dir, &service.name)?;
         return Ok(Step::Idle);
     }
-    if !repos.checkout_is_ancestor(&head, &tip) {
-        state.save(&worker.state_dir, &service.name)?;
-        return Ok(Step::Diverged { tip });
-    }
-    let target = match &follow.gate {
-        None => tip.clone(),
-        Some(group) => {
-            match crate::gate::target(
-                worker,
-                service,
-                follow,
-                group,
-                &repos,
-                &mut state,
-                &head,
-                &tip,
-                verified.as_deref(),
-            )? {
-                Some(target) => target,
-                None => return Ok(Step::Gated { commit: tip }),
-            }
+    let target = if follow.gate.is_some() {
+        match crate::gate::target(worker, service, &repos, &mut state, &seen)? {
+            Some(target) => target,
+            None => return Ok(Step::Gated { commit: seen.tip }),
         }
+    } else {
+        seen.tip.clone()
     };
+    let head = seen.head;
     state.moving = Some(Move { from: head.clone(), to: target.clone() });
     state.save(&worker.state_dir, &service.name)?;
     crate::crash::point("follow.decided");
@@ -241,9 +191,54 @@ pub fn step(worker: &Worker, service: &ServiceConfig, follow: &FollowConfig) -> 
     })
 }
 
-/// The last part of a gate ref (`<service>/<group>`).
-fn gate_leaf(gate_ref: &str) -> &str {
-    gate_ref.strip_prefix("refs/bulwark/verified/").unwrap_or(gate_ref)
+/// What one look at the remote found (its objects fetched into the checkout).
+#[derive(Debug, Clone)]
+pub struct Seen {
+    /// The checkout's commit.
+    pub head: String,
+    /// The remote branch's tip (`head` or a descendant of it).
+    pub tip: String,
+    /// With a gate: where the gate's verified ref points on the remote.
+    pub verified: Option<String>,
+}
+
+/// Reads the followed remote: one `ls-remote` of the branch (and the gate ref), then a
+/// fetch of only what the checkout does not have yet. An error is why nothing can move:
+/// the remote cannot be read, or its branch does not contain the checkout's commit
+/// (history only moves forward: a force-pushed remote or a local commit is not followed).
+fn read_remote(repos: &Repos, service: &ServiceConfig, follow: &FollowConfig, head: String) -> Result<Seen, String> {
+    let branch_ref = format!("refs/heads/{}", repos.branch);
+    let gate_ref = follow.gate.as_deref().map(|g| bulwark_core::config::verified_ref(&service.name, g));
+    let url = followed_url(repos)?;
+    let wanted: Vec<&str> = std::iter::once(branch_ref.as_str()).chain(gate_ref.as_deref()).collect();
+    let remote = repos.ls_remote(&url, &wanted).map_err(|e| e.to_string())?;
+    let tip = remote.get(&branch_ref).cloned().ok_or_else(|| format!("the remote has no branch `{}`", repos.branch))?;
+    // The checkout keeps the remote's refs under their usual names (the gate ref under its
+    // own name, outside `refs/remotes`): what was fetched last.
+    let tracking = format!("refs/remotes/{}/{}", repos.remote, repos.branch);
+    let mut refspecs = Vec::new();
+    if repos.checkout_rev(&tracking).as_deref() != Some(tip.as_str()) || repos.checkout_rev(&tip).is_none() {
+        refspecs.push(format!("+{branch_ref}:{tracking}"));
+    }
+    let verified = gate_ref.as_ref().and_then(|r| remote.get(r).cloned());
+    if let (Some(verified), Some(gate_ref)) = (&verified, &gate_ref)
+        && repos.checkout_rev(gate_ref).as_deref() != Some(verified.as_str())
+    {
+        refspecs.push(format!("+{gate_ref}:{gate_ref}"));
+    }
+    if !refspecs.is_empty() {
+        repos.fetch_into_checkout(&url, &refspecs).map_err(|e| e.to_string())?;
+    }
+    if tip != head && !repos.checkout_is_ancestor(&head, &tip) {
+        return Err(format!(
+            "`{}/{}` (at {}) does not contain the checkout's commit {}: the checkout is not moved (history only moves forward)",
+            repos.remote,
+            repos.branch,
+            short(&tip),
+            short(&head)
+        ));
+    }
+    Ok(Seen { head, tip, verified })
 }
 
 /// Finishes a recorded move: the checkout to `to` (when it is still at `from`), the job

@@ -10,13 +10,13 @@
 //! later verification still lets it through.
 
 use bulwark_alert::Message;
-use bulwark_core::config::{FollowConfig, ServiceConfig, verified_ref};
+use bulwark_core::config::{ServiceConfig, verified_ref};
 use bulwark_core::jobs;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
 use crate::engine::{ServiceFile as _, WorkError, since};
-use crate::follow::FollowState;
+use crate::follow::{FollowState, Seen};
 use crate::rollback::Worker;
 use crate::rollback::gitops::{Repos, short};
 
@@ -36,22 +36,20 @@ pub fn settle(state: &mut FollowState, tip: &str) {
     }
 }
 
-/// How far the checkout may move towards `tip`: the newest commit between `head` and
-/// `tip` that the gate ref (`verified`, fetched into the checkout) contains, or `None`.
-/// While `tip` itself is not verified, its wait is recorded and, past `gate_timeout`,
+/// How far the checkout may move towards the remote's tip: the newest commit between the
+/// checkout's and the tip that the gate ref (fetched into the checkout) contains, or `None`.
+/// While the tip itself is not verified, its wait is recorded and, past `gate_timeout`,
 /// reported once.
-#[allow(clippy::too_many_arguments)]
 pub fn target(
     worker: &Worker,
     service: &ServiceConfig,
-    follow: &FollowConfig,
-    group: &str,
     repos: &Repos,
     state: &mut FollowState,
-    head: &str,
-    tip: &str,
-    verified: Option<&str>,
+    seen: &Seen,
 ) -> Result<Option<String>, WorkError> {
+    let Some(follow) = &service.follow else { return Ok(Some(seen.tip.clone())) };
+    let Some(group) = follow.gate.as_deref() else { return Ok(Some(seen.tip.clone())) };
+    let (head, tip, verified) = (seen.head.as_str(), seen.tip.as_str(), seen.verified.as_deref());
     let reach = verified.and_then(|v| repos.checkout_merge_base(v, tip));
     let target = reach.filter(|t| t != head && repos.checkout_is_ancestor(head, t));
     if target.as_deref() == Some(tip) {
