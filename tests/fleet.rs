@@ -601,3 +601,25 @@ fn a_remote_rewritten_under_the_checkout_is_not_followed_and_is_reported_once() 
     assert_eq!(fleet.events_of(0, "follow.failed").len(), 1, "reported once, not every period");
     assert!(fleet.events_of(0, "follow.recovered").is_empty(), "no flapping");
 }
+
+#[test]
+fn an_idle_follow_step_reads_the_remote_with_one_ls_remote_and_fetches_nothing() {
+    let fleet = Fleet::with_hosts(1, FOLLOW);
+    fleet.push_merge("ok v2\n");
+    fleet.follow_once(0).assert_code(0).assert_stdout_contains("follow: moved");
+    fleet.once(0).assert_code(0);
+    let trace = fleet.env.path("git-trace");
+    run(fleet.sidecar(0, &["follow-once"]).env("GIT_TRACE", &trace))
+        .assert_code(0)
+        .assert_stdout_contains("up to date");
+    let text = std::fs::read_to_string(&trace).unwrap();
+    // Every git command the step ran, as `git <subcommand>` (the remote side's too).
+    let commands: Vec<&str> = text.lines().filter(|l| l.contains("trace: built-in: git ")).collect();
+    let network: Vec<&&str> = commands.iter().filter(|l| l.contains(" upload-pack") || l.contains(" fetch")).collect();
+    let reads: Vec<&&str> = commands.iter().filter(|l| l.contains("git ls-remote")).collect();
+    assert_eq!(reads.len(), 1, "one ls-remote when nothing moved: {commands:#?}");
+    assert!(
+        network.iter().all(|l| l.contains("upload-pack") && !l.contains(" fetch")),
+        "no fetch when nothing moved: {commands:#?}"
+    );
+}
