@@ -391,6 +391,8 @@ fn a_failing_fetch_is_reported_once_and_deploys_nothing() {
     }
     let failed = fleet.events_of(0, "follow.failed");
     assert_eq!(failed.len(), 1, "a failure streak is journaled once, not every period: {failed:?}");
+    let status: Value = serde_json::from_str(&run(&mut fleet.sidecar(0, &["status", "--json"])).stdout).unwrap();
+    assert_eq!(status["services"][0]["follow"]["failing"]["failures"], 3);
     assert!(fleet.jobs(0).is_empty(), "a failed fetch is not a deploy");
     assert_eq!(fleet.head(0), before);
 
@@ -506,6 +508,9 @@ fn a_silent_staging_host_is_a_gate_timeout_notified_once_and_a_later_verificatio
     assert_eq!(fleet.webhook.accepted_of("gate.timeout").len(), 1, "one notification");
     assert!(fleet.jobs(1).is_empty(), "nothing deployed");
     assert!(fleet.deploys(1).is_empty());
+    let status = run(&mut fleet.sidecar(1, &["status"]));
+    status.assert_code(0).assert_stdout_contains(&format!("web: follow: {} waits for the gate since", &merge[..12]));
+    status.assert_stdout_contains("(gate.timeout reported)");
 
     // Staging wakes up and verifies it: production deploys it after all.
     fleet.follow_once(0).assert_code(0);

@@ -52,6 +52,28 @@ pub struct FollowState {
     pub notifications: Vec<Delivery>,
 }
 
+impl FollowState {
+    /// What `status` says about follow mode (nothing when all is well).
+    pub fn lines(&self, service: &str) -> Vec<String> {
+        let mut lines = Vec::new();
+        if let Some(wait) = &self.gate {
+            let reported = if wait.reported { " (gate.timeout reported)" } else { "" };
+            lines.push(format!(
+                "{service}: follow: {} waits for the gate since {}{reported}",
+                short(&wait.commit),
+                wait.since
+            ));
+        }
+        if let Some(failing) = &self.failing {
+            lines.push(format!(
+                "{service}: follow: cannot read the remote since {} ({} failure(s)): {}",
+                failing.since, failing.count, failing.error
+            ));
+        }
+        lines
+    }
+}
+
 impl ServiceFile for FollowState {
     const DIR: &'static str = "follow";
     const WHAT: &'static str = "follow state file";

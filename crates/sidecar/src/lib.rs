@@ -487,6 +487,8 @@ struct ServiceStatus {
     /// In the config (jobs may name a service that is no longer there).
     configured: bool,
     watch: Option<WatchStatus>,
+    /// Follow mode's state, for a service with `[service.follow]`.
+    follow: Option<follow::FollowState>,
 }
 
 /// The watchdog's part of `status`.
@@ -522,7 +524,11 @@ fn cmd_status(config: &Config, args: &StatusArgs) -> Result<ExitCode, CliError> 
             None => None,
         };
         let configured = config.service(&name).is_some();
-        services.push(ServiceStatus { last: last.cloned(), unfinished, known, configured, watch, name });
+        let follow = match config.service(&name).and_then(|s| s.follow.as_ref()) {
+            Some(_) => Some(follow::FollowState::load(&state_dir, &name).map_err(|e| work_error(&e))?),
+            None => None,
+        };
+        services.push(ServiceStatus { last: last.cloned(), unfinished, known, configured, watch, follow, name });
     }
     let freeze = freeze::now_active(&config.freeze);
     if args.json {
@@ -537,6 +543,10 @@ fn cmd_status(config: &Config, args: &StatusArgs) -> Result<ExitCode, CliError> 
                 "known_good_at": s.known.known_good_at,
                 "known_good_job": s.known.known_good_job,
                 "watch": s.watch.as_ref().map(|w| &w.json),
+                "follow": s.follow.as_ref().map(|f| json!({
+                    "gate_waiting": f.gate.as_ref().map(|w| json!({"commit": w.commit, "since": w.since, "reported": w.reported})),
+                    "failing": f.failing.as_ref().map(|x| json!({"since": x.since, "failures": x.count, "error": x.error})),
+                })),
                 "last_job": s.last.as_ref().map(|j| json!({
                     "id": j.id,
                     "phase": j.phase,
@@ -569,7 +579,7 @@ fn cmd_status(config: &Config, args: &StatusArgs) -> Result<ExitCode, CliError> 
             freeze::until_text(f)
         );
     }
-    for ServiceStatus { name, last, unfinished, known, configured, watch } in &services {
+    for ServiceStatus { name, last, unfinished, known, configured, watch, follow } in &services {
         let mut line = format!("{name}:");
         match last {
             Some(j) => _ = write!(line, " last job {} {} {}..{}", j.id, j.phase, short(&j.from), short(&j.to)),
@@ -604,6 +614,11 @@ fn cmd_status(config: &Config, args: &StatusArgs) -> Result<ExitCode, CliError> 
         }
         if let Some(watch) = watch {
             println!("{}", printable(&watch.line));
+        }
+        if let Some(state) = follow {
+            for line in state.lines(name) {
+                println!("{}", printable(&line));
+            }
         }
     }
     Ok(ExitCode::SUCCESS)
