@@ -628,3 +628,23 @@ fn an_idle_follow_step_reads_the_remote_with_one_ls_remote_and_fetches_nothing()
         "no fetch when nothing moved: {commands:#?}"
     );
 }
+
+#[test]
+fn follow_mode_as_root_works_on_a_pinned_checkout_owned_by_another_user() {
+    if !bulwark_testutil::is_root() {
+        return bulwark_testutil::skipped("needs root to hand the checkout to another user");
+    }
+    let fleet = Fleet::with_hosts(1, FOLLOW);
+    let checkout = fleet.hosts[0].checkout.clone();
+    fleet.env.install(&checkout, "production");
+    let merge = fleet.push_merge("ok v2\n");
+    let chown = |owner: &str| {
+        run(Command::new("chown").args(["-R", owner]).arg(&checkout)).assert_code(0);
+    };
+    chown("nobody");
+    let out = fleet.follow_once(0);
+    chown("root");
+    out.assert_code(0).assert_stdout_contains("follow: moved");
+    assert!(!out.stderr.contains("dubious ownership"), "{}", out.stderr);
+    assert_eq!(fleet.head(0), merge);
+}

@@ -146,7 +146,7 @@ impl Step {
 /// install record with a pin (refused when the remote no longer leads there), else the
 /// URL of the service's remote. The one place this choice is made.
 pub fn followed_url(repos: &Repos) -> Result<String, String> {
-    let git = bulwark_core::git::Git::at(&repos.checkout);
+    let git = repos.checkout_plain_git();
     let common = git
         .stdout(["rev-parse", "--path-format=absolute", "--git-common-dir"])
         .map_err(|e| format!("cannot read the checkout {}: {e}", repos.checkout.display()))?;

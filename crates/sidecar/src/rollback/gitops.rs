@@ -68,6 +68,14 @@ impl Repos {
         format!("refs/remotes/origin/{}", self.branch)
     }
 
+    /// `git` in the production checkout for callers that take a [`Git`] (the pin check),
+    /// with the same `safe.directory` settings as every other command the sidecar runs there.
+    pub fn checkout_plain_git(&self) -> Git {
+        safe_directory(&self.checkout)
+            .into_iter()
+            .fold(Git::at(&self.checkout).with_timeout(NETWORK_TIMEOUT), Git::with_config)
+    }
+
     /// The remote's URL as the checkout has it, made absolute when it is a relative path.
     pub fn remote_url(&self) -> Result<String, ProcessError> {
         let url = self.checkout_git().stdout(["remote", "get-url", "--end-of-options", &self.remote])?;
