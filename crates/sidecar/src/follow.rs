@@ -190,8 +190,10 @@ pub fn step(worker: &Worker, service: &ServiceConfig, follow: &FollowConfig) -> 
     };
     recovered(worker, service, &mut state)?;
     if seen.tip == seen.head {
-        crate::gate::settle(&mut state, &seen.tip);
-        state.save(&worker.state_dir, &service.name)?;
+        // Idle: the state file is written only when something changed.
+        if crate::gate::settle(&mut state, &seen.tip) {
+            state.save(&worker.state_dir, &service.name)?;
+        }
         return Ok(Step::Idle);
     }
     let target = if follow.gate.is_some() {

@@ -29,11 +29,13 @@ pub struct GateWait {
     pub reported: bool,
 }
 
-/// The tip is verified (or deployed): no wait is pending.
-pub fn settle(state: &mut FollowState, tip: &str) {
-    if state.gate.as_ref().is_some_and(|w| w.commit == tip) {
+/// The tip is verified (or deployed): no wait is pending. Whether that changed the state.
+pub fn settle(state: &mut FollowState, tip: &str) -> bool {
+    let waited = state.gate.as_ref().is_some_and(|w| w.commit == tip);
+    if waited {
         state.gate = None;
     }
+    waited
 }
 
 /// How far the checkout may move towards the remote's tip: the newest commit between the
@@ -53,12 +55,14 @@ pub fn target(
     let reach = verified.and_then(|v| repos.checkout_merge_base(v, tip));
     let target = reach.filter(|t| t != head && repos.checkout_is_ancestor(head, t));
     if target.as_deref() == Some(tip) {
-        settle(state, tip);
-        state.save(&worker.state_dir, &service.name)?;
+        if settle(state, tip) {
+            state.save(&worker.state_dir, &service.name)?;
+        }
         return Ok(target);
     }
     if state.gate.as_ref().is_none_or(|w| w.commit != tip) {
         state.gate = Some(GateWait { commit: tip.to_owned(), since: jobs::now_millis(), reported: false });
+        state.save(&worker.state_dir, &service.name)?;
     }
     let refname = verified_ref(&service.name, group);
     if let Some(wait) = state.gate.as_mut()
@@ -80,8 +84,9 @@ pub fn target(
         state.save(&worker.state_dir, &service.name)?;
         worker.outlet().emit("gate.timeout", json!({"service": service.name}), fields)?;
     }
-    state.save(&worker.state_dir, &service.name)?;
-    deliver(worker, service, group, state)?;
+    if crate::engine::owes(&state.notifications) {
+        deliver(worker, service, group, state)?;
+    }
     Ok(target)
 }
 
