@@ -11,6 +11,16 @@ use bulwark_testutil::http::{HttpServer, Receiver, Response};
 use bulwark_testutil::{Outcome, TestEnv, file_url, run, set_executable};
 use serde_json::Value;
 
+/// A child process killed (and reaped) when dropped.
+struct KillOnDrop(Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
 struct Host {
     name: String,
     checkout: PathBuf,
@@ -570,19 +580,20 @@ fn follow_mode_reads_only_the_pinned_remote_of_a_production_checkout() {
 #[test]
 fn the_daemon_follows_the_remote_and_deploys_a_push() {
     let fleet = Fleet::with_hosts(1, FOLLOW);
-    let mut daemon = fleet
+    let daemon = fleet
         .sidecar(0, &["run", "--poll", "100ms"])
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::null())
         .spawn()
         .unwrap();
+    // Killed when the test ends, however it ends.
+    let daemon = KillOnDrop(daemon);
     let merge = fleet.push_merge("ok v2\n");
     let deployed = bulwark_testutil::wait_for(Duration::from_secs(30), || {
         (fleet.deploys(0) == [merge.clone()] && fleet.jobs(0).first().is_some_and(|j| j["phase"] == "healthy"))
             .then_some(())
     });
-    daemon.kill().unwrap();
-    daemon.wait().unwrap();
+    drop(daemon);
     assert!(deployed.is_some(), "the daemon fetched, moved the checkout and deployed: {:?}", fleet.jobs(0));
     assert_eq!(fleet.head(0), merge);
 }
