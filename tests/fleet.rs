@@ -52,6 +52,17 @@ impl Fleet {
         Self { env, remote, dev, webhook, hosts: Vec::new() }
     }
 
+    /// As [`Self::new`], with the origin guarded by the server role (`pre-receive`) with
+    /// `server_config`; `dev` pushes as `merger-bot`.
+    fn guarded(server_config: &str) -> Self {
+        let env = TestEnv::new();
+        let (remote, dev) = env.guarded_server(server_config, "pre-receive");
+        env.commit_file(&dev, "status", "ok\n", "status file");
+        env.push_as(&dev, "merger-bot", &["origin", "main"]).assert_code(0);
+        let webhook = Receiver::start();
+        Self { env, remote, dev, webhook, hosts: Vec::new() }
+    }
+
     /// `n` hosts running service `web` from `main`, with `service_extra` in their service.
     fn with_hosts(n: usize, service_extra: &str) -> Self {
         let mut fleet = Self::new();
@@ -153,7 +164,14 @@ timeout = "2s"
         self.env.commit_file(dev, "status", status, "feature: change status");
         self.env.git(dev, &["switch", "-q", "main"]);
         self.env.git(dev, &["merge", "-q", "--no-ff", "-m", "Merge a feature", &branch]);
-        self.env.git(dev, &["push", "-q", "origin", "main"]);
+        // The merge bot's identity, for an origin guarded by the server role.
+        run(self
+            .env
+            .command("git")
+            .current_dir(dev)
+            .args(["push", "-q", "origin", "main"])
+            .env("GL_USERNAME", "merger-bot"))
+        .assert_code(0);
         self.env.rev(dev, "HEAD")
     }
 
@@ -658,4 +676,26 @@ fn follow_mode_as_root_works_on_a_pinned_checkout_owned_by_another_user() {
     out.assert_code(0).assert_stdout_contains("follow: moved");
     assert!(!out.stderr.contains("dubious ownership"), "{}", out.stderr);
     assert_eq!(fleet.head(0), merge);
+}
+
+#[test]
+fn the_server_lets_only_the_staging_sidecars_identity_publish_the_gate_ref() {
+    let config = "[server]\nallow = [\"merger-bot\"]\nverifiers = [\"staging-sidecar\"]\n";
+    let mut fleet = Fleet::guarded(config);
+    fleet.add_host("staging", "web", "[service.follow]\nevery = \"1s\"\npublish = \"staging\"\n");
+    let first = fleet.push_merge("ok v2\n");
+    fleet.follow_once(0).assert_code(0);
+    // Another identity (say, the merge bot's credentials on the staging host): refused.
+    run(fleet.sidecar(0, &["once"]).env("GL_USERNAME", "merger-bot")).assert_code(0);
+    assert_eq!(fleet.verified("staging"), None, "the server refused the ref");
+    let failed = fleet.events_of(0, "gate.publish_failed");
+    assert_eq!(failed.len(), 1);
+    assert!(failed[0].str("error").unwrap().contains("promotion gate ref"), "{failed:?}");
+    // The staging sidecar's own identity: accepted.
+    let second = fleet.push_merge("ok v3\n");
+    fleet.follow_once(0).assert_code(0);
+    run(fleet.sidecar(0, &["once"]).env("GL_USERNAME", "staging-sidecar")).assert_code(0);
+    assert_eq!(fleet.verified("staging"), Some(second.clone()));
+    assert_ne!(first, second);
+    assert_eq!(fleet.events_of(0, "gate.published").len(), 1);
 }
