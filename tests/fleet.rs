@@ -589,7 +589,7 @@ fn follow_mode_reads_only_the_pinned_remote_of_a_production_checkout() {
     fleet.env.git(&checkout, &["remote", "set-url", "origin", &file_url(&other)]);
     let before = fleet.head(0);
     let out = fleet.follow_once(0);
-    out.assert_code(3).assert_stderr_contains("not to the pinned");
+    out.assert_code(3).assert_stderr_contains("where it was pinned at install");
     assert_eq!(fleet.head(0), before, "nothing was fetched from the other remote");
     assert!(fleet.jobs(0).is_empty());
     assert_eq!(fleet.events_of(0, "follow.failed").len(), 1);

@@ -61,33 +61,23 @@ pub struct Git {
     dir: PathBuf,
     env: RepoEnv,
     timeout: Option<Duration>,
-    /// `-c key=value` settings given to every command.
-    config: Vec<String>,
 }
 
 impl Git {
     /// `git` run in `dir`, finding the repository from there (inherited variables dropped).
     pub fn at(dir: impl Into<PathBuf>) -> Self {
-        Self { dir: dir.into(), env: RepoEnv::Clear, timeout: None, config: Vec::new() }
+        Self { dir: dir.into(), env: RepoEnv::Clear, timeout: None }
     }
 
     /// `git` for the repository of the hook that is running now (variables kept).
     pub fn hook_repo(dir: impl Into<PathBuf>) -> Self {
-        Self { dir: dir.into(), env: RepoEnv::Inherit, timeout: None, config: Vec::new() }
+        Self { dir: dir.into(), env: RepoEnv::Inherit, timeout: None }
     }
 
     /// Kill commands that run longer than `timeout`.
     #[must_use]
     pub fn with_timeout(mut self, timeout: Duration) -> Self {
         self.timeout = Some(timeout);
-        self
-    }
-
-    /// Gives every command `-c <setting>` (`key=value`), e.g. `safe.directory=<path>` for a
-    /// repository owned by another user that the caller trusts.
-    #[must_use]
-    pub fn with_config(mut self, setting: impl Into<String>) -> Self {
-        self.config.push(setting.into());
         self
     }
 
@@ -103,11 +93,7 @@ impl Git {
         S: AsRef<OsStr>,
     {
         let mut cmd = Command::new("git");
-        cmd.current_dir(&self.dir);
-        for setting in &self.config {
-            cmd.arg("-c").arg(setting);
-        }
-        cmd.args(args);
+        cmd.current_dir(&self.dir).args(args);
         if self.env == RepoEnv::Clear {
             for var in crate::env::GIT_REPO_VARS {
                 cmd.env_remove(var);

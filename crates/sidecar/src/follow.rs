@@ -23,7 +23,6 @@ use std::time::Duration;
 
 use bulwark_core::config::{FollowConfig, ServiceConfig};
 use bulwark_core::jobs::{self, Delivery, Job, Phase, ServiceLock};
-use bulwark_core::manifest::Manifest;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
@@ -142,26 +141,11 @@ impl Step {
     }
 }
 
-/// The URL follow mode reads: the production role's pinned URL when the checkout has an
-/// install record with a pin (refused when the remote no longer leads there), else the
-/// URL of the service's remote. The one place this choice is made.
+/// The URL follow mode reads: the one the rollback fetches from and pushes to
+/// ([`Repos::remote_url`]: on a production checkout the pinned URL, refused when the
+/// remote no longer leads there; else the URL of the service's remote). Named here so the
+/// choice stays in that one place.
 pub fn followed_url(repos: &Repos) -> Result<String, String> {
-    let git = repos.checkout_plain_git();
-    let common = git
-        .stdout(["rev-parse", "--path-format=absolute", "--git-common-dir"])
-        .map_err(|e| format!("cannot read the checkout {}: {e}", repos.checkout.display()))?;
-    let manifest = Manifest::load(std::path::Path::new(&common)).map_err(|e| e.to_string())?;
-    if let Some(pinned) = manifest.and_then(|m| m.remote) {
-        return match pinned.check(&git) {
-            Ok(Ok(url)) => Ok(url),
-            Ok(Err(now)) => Err(format!(
-                "the remote `{}` now leads to {now}, not to the pinned {}: nothing is fetched from it",
-                pinned.name,
-                bulwark_core::redact::redact_urls(&pinned.url)
-            )),
-            Err(e) => Err(e.to_string()),
-        };
-    }
     repos.remote_url().map_err(|e| e.to_string())
 }
 
