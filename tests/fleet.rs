@@ -699,3 +699,10 @@ fn the_server_lets_only_the_staging_sidecars_identity_publish_the_gate_ref() {
     assert_ne!(first, second);
     assert_eq!(fleet.events_of(0, "gate.published").len(), 1);
 }
+
+#[test]
+fn kill_9_of_a_host_holding_its_own_unpushed_revert_still_converges() {
+    // Killed right after entering `push` with its own revert saved: it must drop that
+    // revert for the one the others pushed, not push a second.
+    kill_one_host_mid_rollback_converges("push");
+}
