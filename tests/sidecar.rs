@@ -35,6 +35,8 @@ struct Options {
     strict_deploy: bool,
     /// `health.body_contains`.
     body_contains: Option<&'static str>,
+    /// TOML appended to the config (e.g. `[[freeze]]` windows).
+    extra: &'static str,
 }
 
 impl Default for Options {
@@ -46,6 +48,7 @@ impl Default for Options {
             deploy_timeout: "20s",
             strict_deploy: false,
             body_contains: None,
+            extra: "",
         }
     }
 }
@@ -138,7 +141,9 @@ kind = "webhook"
 url = "{hook}"
 attempts = 1
 timeout = "2s"
+{extra}
 "#,
+                extra = options.extra,
                 prod = prod.display(),
                 timeout = options.deploy_timeout,
                 stabilize = options.stabilize,
@@ -1308,6 +1313,107 @@ fn state_files_are_private_and_stale_temp_files_are_removed() {
         let mode = std::fs::metadata(file).unwrap().permissions().mode() & 0o777;
         assert_eq!(mode, 0o600, "{} is {mode:o}", file.display());
     }
+}
+
+/// A holiday freeze all of 2030-01-01 (UTC), judged at the test clock `BULWARK_TEST_NOW`.
+const NEW_YEAR_FREEZE: &str = "[[freeze]]\ndates = [\"2030-01-01\", \"2030-01-01\"]\n";
+const IN_THE_FREEZE: &str = "2030-01-01T12:00:00Z";
+const AFTER_THE_FREEZE: &str = "2030-01-02T00:00:00Z";
+
+impl Fixture {
+    /// `ARGS` at the test clock `now`.
+    fn sidecar_at(&self, now: &str, args: &[&str]) -> Outcome {
+        run(self.sidecar(args).env("BULWARK_TEST_HOOKS", "1").env("BULWARK_TEST_NOW", now))
+    }
+}
+
+#[test]
+fn a_freeze_window_holds_a_deploy_until_it_ends() {
+    let fx = Fixture::with(Options { extra: NEW_YEAR_FREEZE, ..Options::default() });
+    fx.push_merge("ok v2\n");
+    let (_, to, id) = fx.pull_and_enqueue();
+
+    for _ in 0..2 {
+        let out = fx.sidecar_at(IN_THE_FREEZE, &["once"]);
+        out.assert_code(0);
+        assert_eq!(fx.job(&id)["phase"], "held");
+        assert!(fx.deploys().is_empty(), "nothing is deployed inside the freeze");
+    }
+    let held = fx.env.events_of("deploy.held");
+    assert_eq!(held.len(), 1, "held is journaled once, however often it is looked at");
+    assert_eq!(held[0].str("until"), Some(AFTER_THE_FREEZE));
+    assert_eq!(held[0].str("commit"), Some(to.as_str()));
+
+    let status = fx.sidecar_at(IN_THE_FREEZE, &["status"]);
+    status.assert_code(0);
+    status.assert_stdout_contains("freeze: window 0 holds until 2030-01-02T00:00:00Z");
+    status.assert_stdout_contains(&format!("deploy of {} held by a freeze window until {AFTER_THE_FREEZE}", &to[..12]));
+    let json: Value = serde_json::from_str(&fx.sidecar_at(IN_THE_FREEZE, &["status", "--json"]).stdout).unwrap();
+    assert_eq!(json["services"][0]["last_job"]["held_until"], AFTER_THE_FREEZE);
+    assert_eq!(json["freeze"]["until"], AFTER_THE_FREEZE);
+
+    let out = fx.sidecar_at(AFTER_THE_FREEZE, &["once"]);
+    out.assert_code(0);
+    assert_eq!(fx.job(&id)["phase"], "healthy");
+    assert_eq!(fx.deploys(), std::slice::from_ref(&to), "deployed once the freeze was over");
+    assert_eq!(fx.job(&id).get("held_until"), None, "no longer held");
+    assert_eq!(fx.count("freeze.overridden"), 0);
+}
+
+#[test]
+fn a_rollback_that_a_freeze_window_meets_still_runs() {
+    let fx = Fixture::with(Options { extra: NEW_YEAR_FREEZE, ..Options::default() });
+    fx.push_merge("broken\n");
+    let (from, to, id) = fx.pull_and_enqueue();
+    // Deployed just before the freeze; the sidecar dies during the deploy's stabilize window.
+    let out = run(fx
+        .sidecar(&["once"])
+        .env("BULWARK_TEST_HOOKS", "1")
+        .env("BULWARK_TEST_NOW", "2029-12-31T23:59:59Z")
+        .env("BULWARK_TEST_CRASH_AT", "stabilize"));
+    assert_ne!(out.code, 0, "killed at the crash point");
+    assert_eq!(fx.deploys(), std::slice::from_ref(&to));
+    // The freeze has begun: the verdict, revert, push, redeploy and verify still happen.
+    let out = fx.sidecar_at(IN_THE_FREEZE, &["once"]);
+    out.assert_code(1);
+    assert_rolled_back(&fx, &from, &to, &id);
+    assert_eq!(fx.count("deploy.held"), 0, "a rollback is never held");
+}
+
+#[test]
+fn enqueue_force_deploys_inside_a_freeze_window_and_says_so() {
+    let fx = Fixture::with(Options { extra: NEW_YEAR_FREEZE, ..Options::default() });
+    fx.push_merge("ok v2\n");
+    let (from, to, id) = fx.pull_and_enqueue();
+    fx.sidecar_at(IN_THE_FREEZE, &["once"]).assert_code(0);
+    assert_eq!(fx.job(&id)["phase"], "held");
+
+    let forced =
+        fx.sidecar_at(IN_THE_FREEZE, &["enqueue", "--service", "web", "--from", &from, "--to", &to, "--force"]);
+    forced.assert_code(0);
+    assert_eq!(forced.stdout.trim(), id, "the held job itself is forced, not a second one queued");
+    fx.sidecar_at(IN_THE_FREEZE, &["once"]).assert_code(0);
+    assert_eq!(fx.job(&id)["phase"], "healthy");
+    assert_eq!(fx.deploys(), std::slice::from_ref(&to));
+    let overridden = fx.env.events_of("freeze.overridden");
+    assert_eq!(overridden.len(), 1);
+    assert_eq!(overridden[0].str("job"), Some(id.as_str()));
+    assert_eq!(overridden[0].str("until"), Some(AFTER_THE_FREEZE));
+}
+
+#[test]
+fn a_bad_freeze_window_is_refused_with_its_line() {
+    let fx = Fixture::with(Options {
+        extra: "[[freeze]]\ndays = [\"friday\"]\nfrom = \"16:00\"\nto = \"09:00\"\n",
+        ..Options::default()
+    });
+    let out = fx.once();
+    out.assert_code(2);
+    out.assert_stderr_contains("`friday` in `days` is not a day; use mon, tue, wed, thu, fri, sat, sun");
+    let text = std::fs::read_to_string(&fx.config).unwrap();
+    let line = text.lines().position(|l| l == "[[freeze]]").unwrap() + 1;
+    let place = format!("{}:{line}:1: key `freeze[0]`", fx.config.display());
+    assert!(out.stderr.contains(&place), "names the file and line ({place}): {}", out.stderr);
 }
 
 /// A production checkout whose `origin` was re-pointed after the install pinned it (`git

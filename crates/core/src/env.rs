@@ -14,6 +14,9 @@ pub const IN_CHAIN: &str = "BULWARK_IN_CHAIN";
 pub const TEST_CRASH_AT: &str = "BULWARK_TEST_CRASH_AT";
 /// Test-only: must be `1` as well for `TEST_CRASH_AT` to be honoured (debug builds only).
 pub const TEST_HOOKS: &str = "BULWARK_TEST_HOOKS";
+/// Test-only: the time `[[freeze]]` windows are judged at (RFC 3339), so tests can move the
+/// clock; honoured with `TEST_HOOKS=1` in debug builds only.
+pub const TEST_NOW: &str = "BULWARK_TEST_NOW";
 /// Standard: disable colors.
 pub const NO_COLOR: &str = "NO_COLOR";
 /// Standard: running under CI (plain output).

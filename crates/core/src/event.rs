@@ -108,6 +108,15 @@ event_kinds! {
     RollbackPushed = "rollback.pushed", Sidecar, ok, "The revert is on the remote.";
     RollbackComplete = "rollback.complete", Sidecar, ok, "The revert is deployed and healthy.";
     RollbackEscalated = "rollback.escalated", Sidecar, failure, "The rollback needs a person.";
+    RollbackJoined = "rollback.joined", Sidecar, ok, "Another host's revert of the same change won the race; this host joined it (no page).";
+    DeployHeld = "deploy.held", Sidecar, ok, "A deploy waits: a `[[freeze]]` window holds.";
+    FreezeOverridden = "freeze.overridden", Sidecar, ok, "A deploy forced through a `[[freeze]]` window (`enqueue --force`).";
+    FollowMoved = "follow.moved", Sidecar, ok, "Follow mode fast-forwarded the checkout to the remote and queued the deploy.";
+    FollowFailed = "follow.failed", Sidecar, failure, "Follow mode could not read or follow the remote (nothing deployed).";
+    FollowRecovered = "follow.recovered", Sidecar, ok, "Follow mode reads the remote again.";
+    GatePublished = "gate.published", Sidecar, ok, "A staging host published the commit it verified healthy.";
+    GatePublishFailed = "gate.publish_failed", Sidecar, failure, "A staging host could not publish its verified commit.";
+    GateTimeout = "gate.timeout", Sidecar, failure, "A commit was not verified by the gate's staging group in `gate_timeout`.";
     RollbackRetried = "rollback.retried", Sidecar, ok, "An escalated job was resumed by `bulwark-sidecar retry`.";
     ServiceRecovered = "service.recovered", Sidecar, ok, "A service is healthy again after an escalation.";
     ServiceAdopted = "service.adopted", Sidecar, ok, "A commit was recorded as known good by `bulwark-sidecar adopt`.";

@@ -38,6 +38,8 @@ pub type JobId = String;
 pub enum Phase {
     /// Enqueued, not started.
     Pending,
+    /// Not started because a `[[freeze]]` window holds; starts when the freeze is over.
+    Held,
     /// Release mode: exporting the commit's tree into `<dir>/<commit>.tmp` and running the
     /// build there; renamed to `<dir>/<commit>` when it succeeded.
     Build,
@@ -82,6 +84,7 @@ impl Phase {
     pub fn as_str(self) -> &'static str {
         match self {
             Phase::Pending => "pending",
+            Phase::Held => "held",
             Phase::Build => "build",
             Phase::Publish => "publish",
             Phase::Promote => "promote",
@@ -377,6 +380,12 @@ pub struct Job {
     /// Release mode: what this job built and promoted (absent in plain checkout mode).
     #[serde(default)]
     pub release: Option<ReleaseJob>,
+    /// Deploy even inside a `[[freeze]]` window (`enqueue --force`; journaled when used).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub force: bool,
+    /// While `held`: when the freeze is over (RFC 3339; `None`: not within a year).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub held_until: Option<String>,
     /// What this job journaled (stored as its `journaled` and `journaling` fields).
     #[serde(flatten)]
     pub journal: JournalMark,
@@ -525,6 +534,23 @@ pub fn now_millis() -> String {
 /// write; nothing is run. Enqueuing the same `service`/`from`/`to` again while that job is
 /// unfinished returns the existing id.
 pub fn enqueue(state_dir: &Path, service: &str, from: &str, to: &str, source: &str) -> Result<JobId, JobError> {
+    enqueue_job(state_dir, service, from, to, source, false)
+}
+
+/// Queues a job that deploys even inside a `[[freeze]]` window (`enqueue --force`); an
+/// unfinished job for the same change is marked forced instead.
+pub fn enqueue_forced(state_dir: &Path, service: &str, from: &str, to: &str, source: &str) -> Result<JobId, JobError> {
+    enqueue_job(state_dir, service, from, to, source, true)
+}
+
+fn enqueue_job(
+    state_dir: &Path,
+    service: &str,
+    from: &str,
+    to: &str,
+    source: &str,
+    force: bool,
+) -> Result<JobId, JobError> {
     if !valid_service_name(service) {
         return Err(JobError::BadService(service.to_owned()));
     }
@@ -537,6 +563,12 @@ pub fn enqueue(state_dir: &Path, service: &str, from: &str, to: &str, source: &s
     state::ensure_private_dir(&dir)?;
     for job in list(state_dir)?.into_iter().flatten() {
         if job.service == service && job.from == from && job.to == to && !job.phase.is_final() {
+            if force && !job.force {
+                let mut job = job;
+                job.force = true;
+                job.save(state_dir)?;
+                return Ok(job.id);
+            }
             return Ok(job.id);
         }
     }
@@ -586,6 +618,8 @@ pub fn enqueue(state_dir: &Path, service: &str, from: &str, to: &str, source: &s
             outcome: None,
             running: None,
             release: None,
+            force,
+            held_until: None,
             journal: JournalMark::new(),
         };
         job.save(state_dir)?;

@@ -5,7 +5,8 @@ use std::path::Path;
 
 use bulwark_core::Config;
 use bulwark_core::config::{
-    DriftConfig, HealthConfig, NotifyConfig, ProtectConfig, ReleaseConfig, ServerConfig, ServiceConfig, WatchConfig,
+    DriftConfig, FollowConfig, FreezeConfig, HealthConfig, NotifyConfig, ProtectConfig, ReleaseConfig, ServerConfig,
+    ServiceConfig, WatchConfig,
 };
 use serde::de::{self, Deserialize, Deserializer, Visitor};
 
@@ -87,7 +88,9 @@ fn every_config_field_is_in_the_reference() {
         (&["service", "health"], fields::<HealthConfig>()),
         (&["service", "watch"], fields::<WatchConfig>()),
         (&["service", "release"], fields::<ReleaseConfig>()),
+        (&["service", "follow"], fields::<FollowConfig>()),
         (&["notify"], fields::<NotifyConfig>()),
+        (&["freeze"], fields::<FreezeConfig>()),
     ];
     let mut missing = Vec::new();
     for (path, names) in sections {

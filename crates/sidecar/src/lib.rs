@@ -10,6 +10,10 @@
 
 pub mod crash;
 pub mod engine;
+pub mod fleet;
+pub mod follow;
+pub mod freeze;
+pub mod gate;
 pub mod health;
 pub mod history;
 pub mod release;
@@ -69,6 +73,10 @@ pub enum SidecarCommand {
     /// Switch a release-mode service's `current` to a kept release by hand, then run its
     /// deploy command (needs --confirm-destructive; without it, says what it would do).
     Promote(release::commands::PromoteArgs),
+    /// Run one follow step for every service with `[service.follow]` (look at the remote;
+    /// when the branch moved, fast-forward the checkout and queue the job), then exit. Run
+    /// `once` after it to deploy what it queued.
+    FollowOnce(WatchOnceArgs),
 }
 
 #[derive(Debug, clap::Args)]
@@ -112,6 +120,9 @@ pub struct EnqueueArgs {
     /// The commit the change brought.
     #[arg(long, value_name = "NEW")]
     pub to: String,
+    /// Deploy even inside a `[[freeze]]` window (journaled as `freeze.overridden`).
+    #[arg(long)]
+    pub force: bool,
     /// Print the job as JSON.
     #[arg(long)]
     pub json: bool,
@@ -153,7 +164,9 @@ pub fn main() -> std::process::ExitCode {
 /// Runs one command.
 pub fn run(args: &SidecarArgs) -> Result<ExitCode, CliError> {
     let loaded = Config::load(&Lookup { explicit: args.config.as_deref(), git_dir: None })?;
-    if loaded.origin.is_none() && matches!(args.command, SidecarCommand::Once(_) | SidecarCommand::Run(_)) {
+    if loaded.origin.is_none()
+        && matches!(args.command, SidecarCommand::Once(_) | SidecarCommand::Run(_) | SidecarCommand::FollowOnce(_))
+    {
         // Built-in defaults have no service: a worker started without its config would
         // otherwise do nothing, silently, forever.
         return Err(CliError::usage(format!(
@@ -164,7 +177,10 @@ pub fn run(args: &SidecarArgs) -> Result<ExitCode, CliError> {
         .hint("write the config there (see docs/sidecar.md), or pass --config PATH"));
     }
     let config = loaded.config;
-    if matches!(args.command, SidecarCommand::Once(_) | SidecarCommand::Run(_) | SidecarCommand::Retry(_)) {
+    if matches!(
+        args.command,
+        SidecarCommand::Once(_) | SidecarCommand::Run(_) | SidecarCommand::Retry(_) | SidecarCommand::FollowOnce(_)
+    ) {
         check_someone_is_told(&config, loaded.origin.as_deref())?;
     }
     match &args.command {
@@ -177,6 +193,7 @@ pub fn run(args: &SidecarArgs) -> Result<ExitCode, CliError> {
         SidecarCommand::Adopt(a) => cmd_adopt(config, a),
         SidecarCommand::Releases(a) => release::commands::cmd_releases(&config, a),
         SidecarCommand::Promote(a) => release::commands::cmd_promote(&config, a),
+        SidecarCommand::FollowOnce(a) => cmd_follow_once(config, a),
     }
 }
 
@@ -254,10 +271,14 @@ fn cmd_enqueue(config: &Config, args: &EnqueueArgs) -> Result<ExitCode, CliError
     let from = resolve_commit(service, &args.from, "--from")?;
     let to = resolve_commit(service, &args.to, "--to")?;
     let state_dir = bulwark_core::state::state_dir()?;
-    let id = jobs::enqueue(&state_dir, &service.name, &from, &to, "cli")
+    let enqueue = if args.force { jobs::enqueue_forced } else { jobs::enqueue };
+    let id = enqueue(&state_dir, &service.name, &from, &to, "cli")
         .map_err(|e| CliError::operational("cannot enqueue the job").caused_by(&e))?;
     if args.json {
-        bulwark_core::data!("{}", json!({"job": id, "service": service.name, "from": from, "to": to}));
+        bulwark_core::data!(
+            "{}",
+            json!({"job": id, "service": service.name, "from": from, "to": to, "force": args.force})
+        );
     } else {
         bulwark_core::data!("{id}");
     }
@@ -418,7 +439,12 @@ fn cmd_run(config: Config, args: &RunArgs) -> Result<ExitCode, CliError> {
     for service in worker.config.services.clone() {
         if let Some(watch) = service.watch.clone() {
             let worker = worker.clone();
+            let service = service.clone();
             handles.push(std::thread::spawn(move || watchdog(&worker, &service, &watch)));
+        }
+        if let Some(follow) = service.follow.clone() {
+            let worker = worker.clone();
+            handles.push(std::thread::spawn(move || follower(&worker, &service, &follow)));
         }
     }
     for handle in handles {
@@ -480,6 +506,60 @@ fn watchdog(worker: &Worker, service: &ServiceConfig, watch: &bulwark_core::conf
     }
 }
 
+/// One service's follower in the daemon: a step every `every` (from the start of the last),
+/// forever; what it does is journaled (and printed) as events, errors are printed and the
+/// next step tries again.
+fn follower(worker: &Worker, service: &ServiceConfig, follow: &bulwark_core::config::FollowConfig) {
+    loop {
+        let started = Instant::now();
+        if let Err(e) = follow::step(worker, service, follow) {
+            bulwark_core::output::error(&work_error(&e));
+        }
+        std::thread::sleep(follow.every.get().saturating_sub(started.elapsed()));
+    }
+}
+
+fn cmd_follow_once(config: Config, args: &WatchOnceArgs) -> Result<ExitCode, CliError> {
+    let worker = worker(config, !args.json)?;
+    let followed: Vec<&ServiceConfig> = worker.config.services.iter().filter(|s| s.follow.is_some()).collect();
+    if followed.is_empty() {
+        return Err(CliError::usage("no `[[service]]` has a `[service.follow]` section: nothing to follow")
+            .hint("add [service.follow] with `every = \"30s\"` to a service (see docs/sidecar.md)"));
+    }
+    let mut results = Vec::new();
+    let mut failure: Option<CliError> = None;
+    for service in followed {
+        let Some(follow) = &service.follow else { continue };
+        match follow::step(&worker, service, follow) {
+            Ok(step) => {
+                if !args.json {
+                    bulwark_core::data!("{}", printable(&step.line(&service.name)));
+                }
+                if let follow::Step::Failed { error } = &step {
+                    failure = Some(
+                        CliError::operational(format!("{}: cannot read the followed remote: {error}", service.name))
+                            .hint("nothing was deployed; `follow.failed` is journaled"),
+                    );
+                }
+                results.push(step.to_json(&service.name));
+            }
+            Err(e) => {
+                results.push(json!({"service": service.name, "outcome": "error", "error": e.to_string()}));
+                failure = Some(work_error(&e));
+            }
+        }
+    }
+    if args.json {
+        let mut value = json!({"services": results});
+        bulwark_core::redact::clean_value(&mut value);
+        bulwark_core::data!("{value}");
+    }
+    match failure {
+        Some(err) => Err(err),
+        None => Ok(ExitCode::SUCCESS),
+    }
+}
+
 fn cmd_watch_once(config: Config, args: &WatchOnceArgs) -> Result<ExitCode, CliError> {
     let worker = worker(config, !args.json)?;
     let watched: Vec<&ServiceConfig> = worker.config.services.iter().filter(|s| s.watch.is_some()).collect();
@@ -529,6 +609,8 @@ struct ServiceStatus {
     /// In the config (jobs may name a service that is no longer there).
     configured: bool,
     watch: Option<WatchStatus>,
+    /// Follow mode's state, for a service with `[service.follow]`.
+    follow: Option<follow::FollowState>,
 }
 
 /// The watchdog's part of `status`.
@@ -573,11 +655,28 @@ fn cmd_status(config: &Config, args: &StatusArgs) -> Result<ExitCode, CliError> 
             })
             .collect();
         let current = release::commands::current_of(config.service(&name));
-        services.push(ServiceStatus { last: last.cloned(), unfinished, open, current, known, configured, watch, name });
+
+        let follow = match config.service(&name).and_then(|s| s.follow.as_ref()) {
+            Some(_) => Some(follow::FollowState::load(&state_dir, &name).map_err(|e| work_error(&e))?),
+            None => None,
+        };
+        services.push(ServiceStatus {
+            last: last.cloned(),
+            unfinished,
+            open,
+            current,
+            known,
+            configured,
+            watch,
+            follow,
+            name,
+        });
     }
+    let freeze = freeze::now_active(&config.freeze);
     if args.json {
         let value = json!({
             "state_dir": state_dir,
+            "freeze": freeze.as_ref().map(|f| json!({"window": f.window, "until": f.until.map(|t| t.to_string())})),
             "services": services.iter().map(|s| json!({
                 "name": s.name,
                 "configured": s.configured,
@@ -592,12 +691,17 @@ fn cmd_status(config: &Config, args: &StatusArgs) -> Result<ExitCode, CliError> 
                     "id": id, "phase": phase, "phase_age_s": age, "stale": stale,
                 })).collect::<Vec<_>>(),
                 "watch": s.watch.as_ref().map(|w| &w.json),
+                "follow": s.follow.as_ref().map(|f| json!({
+                    "gate_waiting": f.gate.as_ref().map(|w| json!({"commit": w.commit, "since": w.since, "reported": w.reported})),
+                    "failing": f.failing.as_ref().map(|x| json!({"since": x.since, "failures": x.count, "error": x.error})),
+                })),
                 "last_job": s.last.as_ref().map(|j| json!({
                     "id": j.id,
                     "phase": j.phase,
                     "final": j.phase.is_final(),
                     "from": j.from,
                     "to": j.to,
+                    "held_until": (j.phase == Phase::Held).then_some(&j.held_until),
                     "created": j.created,
                     "updated": j.updated,
                     "failure": j.failure,
@@ -618,7 +722,14 @@ fn cmd_status(config: &Config, args: &StatusArgs) -> Result<ExitCode, CliError> 
     if services.is_empty() {
         bulwark_core::data!("no services configured and no jobs");
     }
-    for ServiceStatus { name, last, unfinished, open, current, known, configured, watch } in &services {
+    if let Some(f) = &freeze {
+        bulwark_core::data!(
+            "freeze: window {} holds until {}: automatic deploys wait (rollbacks do not)",
+            f.window,
+            freeze::until_text(f)
+        );
+    }
+    for ServiceStatus { name, last, unfinished, open, current, known, configured, watch, follow } in &services {
         let mut line = format!("{name}:");
         match last {
             Some(j) => _ = write!(line, " last job {} {} {}..{}", j.id, j.phase, short(&j.from), short(&j.to)),
@@ -655,6 +766,13 @@ fn cmd_status(config: &Config, args: &StatusArgs) -> Result<ExitCode, CliError> 
                     printable(&format!("{name}: probing ({} window began {}): {counts}", w.step, w.started))
                 );
             }
+            if j.phase == Phase::Held {
+                let until = j.held_until.as_deref().unwrap_or("no end within a year");
+                bulwark_core::data!(
+                    "{name}: deploy of {} held by a freeze window until {until} (`bulwark-sidecar enqueue --force` deploys it now)",
+                    short(&j.to)
+                );
+            }
             let owed = j.notifications.iter().filter(|d| d.delivered.is_none()).count();
             if owed > 0 {
                 bulwark_core::data!("{name}: {owed} notification(s) not delivered yet");
@@ -662,6 +780,11 @@ fn cmd_status(config: &Config, args: &StatusArgs) -> Result<ExitCode, CliError> 
         }
         if let Some(watch) = watch {
             bulwark_core::data!("{}", printable(&watch.line));
+        }
+        if let Some(state) = follow {
+            for line in state.lines(name) {
+                bulwark_core::data!("{}", printable(&line));
+            }
         }
     }
     Ok(ExitCode::SUCCESS)

@@ -5,6 +5,7 @@
 //! Unknown keys, wrong types, bad regexes and unparseable durations are errors.
 
 mod drift;
+mod freeze;
 mod notify;
 mod protect;
 mod server;
@@ -16,10 +17,14 @@ use std::path::{Path, PathBuf};
 use serde::Deserialize;
 
 pub use drift::DriftConfig;
+pub use freeze::{ActiveFreeze, ClockEnd, FreezeConfig, FreezeSpan, active_freeze};
 pub use notify::{NotifyConfig, NotifyKind};
 pub use protect::{ProtectConfig, Role, WorktreePolicy};
 pub use server::ServerConfig;
-pub use service::{DEFAULT_GRACE, HealthChecks, HealthConfig, HealthKind, ReleaseConfig, ServiceConfig, WatchConfig};
+pub use service::{
+    DEFAULT_GRACE, FollowConfig, HealthChecks, HealthConfig, HealthKind, ReleaseConfig, ServiceConfig, VERIFIED_REFS,
+    WatchConfig, verified_ref,
+};
 pub use values::{Argv, BranchPattern, Duration};
 
 /// The system-wide config file, read when nothing more specific exists.
@@ -39,6 +44,8 @@ pub struct Config {
     #[serde(rename = "service")]
     pub services: Vec<ServiceConfig>,
     pub notify: Vec<NotifyConfig>,
+    /// Windows in which no automatic deploy starts (rollbacks always run).
+    pub freeze: Vec<FreezeConfig>,
 }
 
 /// A config and where it came from (`None`: built-in defaults).

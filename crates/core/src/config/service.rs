@@ -43,6 +43,10 @@ pub struct ServiceConfig {
     /// notifications are settled (0s: never).
     #[serde(default = "default_keep_history")]
     pub keep_history: Duration,
+    /// `[service.follow]`: the sidecar fetches the remote and fast-forwards the checkout
+    /// itself (no outside `git pull`), optionally gated on what a staging group verified.
+    #[serde(default)]
+    pub follow: Option<FollowConfig>,
 }
 
 /// `[service.release]`: one directory per release, named by commit, and a `current` symlink
@@ -79,6 +83,42 @@ fn default_keep() -> u32 {
 }
 fn default_stale_after() -> Duration {
     Duration::from_secs(20 * 60)
+}
+
+/// `[service.follow]`: follow mode, the promotion gate and what a staging host publishes.
+#[derive(Debug, Clone, Deserialize, serde::Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct FollowConfig {
+    /// Time between two looks at the remote (one `ls-remote` when nothing moved).
+    #[serde(default = "default_follow_every")]
+    pub every: Duration,
+    /// Deploy only commits that `refs/bulwark/verified/<service>/<gate>` on the remote
+    /// contains (what that staging group's sidecars found healthy).
+    #[serde(default)]
+    pub gate: Option<String>,
+    /// A commit the gate has not verified this long after it was first seen is a failure
+    /// (journaled and notified once; it still deploys if verified later).
+    #[serde(default = "default_gate_timeout")]
+    pub gate_timeout: Duration,
+    /// On a staging host: after each healthy verdict, push
+    /// `refs/bulwark/verified/<service>/<publish>` to the verified commit (fast-forward only).
+    #[serde(default)]
+    pub publish: Option<String>,
+}
+
+fn default_follow_every() -> Duration {
+    Duration::from_secs(30)
+}
+fn default_gate_timeout() -> Duration {
+    Duration::from_secs(30 * 60)
+}
+
+/// Where the promotion gate's refs live on the remote (the server role guards them).
+pub const VERIFIED_REFS: &str = "refs/bulwark/verified/";
+
+/// The ref the staging group `group` publishes its verified commit of `service` to.
+pub fn verified_ref(service: &str, group: &str) -> String {
+    format!("{VERIFIED_REFS}{service}/{group}")
 }
 
 fn default_deploy_timeout() -> Duration {
@@ -363,6 +403,24 @@ impl ServiceConfig {
         if let Some(release) = &self.release {
             release.validate()?;
         }
+        if let Some(follow) = &self.follow {
+            if follow.every.get().is_zero() {
+                return Err(("follow.every".into(), "must be longer than zero, e.g. \"30s\"".into()));
+            }
+            if follow.gate_timeout.get().is_zero() {
+                return Err(("follow.gate_timeout".into(), "must be longer than zero, e.g. \"30m\"".into()));
+            }
+            for (key, group) in [("follow.gate", &follow.gate), ("follow.publish", &follow.publish)] {
+                if let Some(group) = group
+                    && (!crate::jobs::valid_service_name(group) || group.starts_with('.'))
+                {
+                    return Err((
+                        key.into(),
+                        format!("`{group}` must be letters, digits, `.`, `_` or `-` (it names a ref)"),
+                    ));
+                }
+            }
+        }
         Ok(())
     }
 
@@ -524,6 +582,24 @@ mod tests {
         let text = format!("{SERVICE}{}", base.replace("build = [\"make\"]\n", "build = \"make build\"\n"));
         let err = Config::parse(&text, Path::new("bulwark.toml")).unwrap_err().to_string();
         assert!(err.contains("never shell strings"), "{err}");
+    }
+
+    #[test]
+    fn follow_defaults_and_bad_groups() {
+        let text = format!("{SERVICE}[service.follow]\ngate = \"staging\"\n");
+        let config = Config::parse(&text, Path::new("bulwark.toml")).unwrap();
+        let follow = config.services[0].follow.clone().unwrap();
+        assert_eq!((follow.every.get().as_secs(), follow.gate_timeout.get().as_secs()), (30, 1800));
+        assert_eq!(follow.gate.as_deref(), Some("staging"));
+        for (line, key) in [
+            ("gate = \"a/b\"", "follow.gate"),
+            ("publish = \"..\"", "follow.publish"),
+            ("every = \"0s\"", "follow.every"),
+        ] {
+            let text = format!("{SERVICE}[service.follow]\n{line}\n");
+            let err = Config::parse(&text, Path::new("bulwark.toml")).unwrap_err().to_string();
+            assert!(err.contains(&format!("service[0].{key}")), "{line}: {err}");
+        }
     }
 
     #[test]

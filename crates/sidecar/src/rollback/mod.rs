@@ -131,7 +131,7 @@ impl Worker {
         Outlet { journal: &self.journal, echo: self.echo, notify: &self.config.notify }
     }
 
-    fn repos(&self, service: &ServiceConfig) -> Repos {
+    pub(crate) fn repos(&self, service: &ServiceConfig) -> Repos {
         Repos {
             checkout: service.checkout.clone(),
             remote: service.remote.clone(),
@@ -209,6 +209,8 @@ impl Worker {
             ServiceLock::try_acquire(&self.state_dir, &service.name)?
         };
         let Some(_lock) = lock else { return Ok(None) };
+        // Follow mode: a checkout move a killed follower left half done is finished first.
+        crate::follow::finish_interrupted_move(self, service)?;
         // A worker killed while a deploy ran left it running: end it before anything else
         // of this service runs (whoever started it, this lock's holder is the only worker).
         for mut job in self.jobs_of(&service.name)?.into_iter().filter(|j| j.running.is_some()) {
@@ -223,7 +225,7 @@ impl Worker {
             // as one job A→Z, one hand-over at a time (each saved before the next).
             let newer_pending = |j: &&Job| j.id > job.id && j.phase == Phase::Pending;
             let chained = all.iter().filter(newer_pending).find(|j| j.from == job.to);
-            if job.phase == Phase::Pending
+            if matches!(job.phase, Phase::Pending | Phase::Held)
                 && let Some(newer) = chained.or_else(|| all.iter().rev().find(newer_pending))
             {
                 self.supersede(&mut job, newer.clone())?;
@@ -231,6 +233,10 @@ impl Worker {
             }
             self.drive(service, &mut job)?;
             pass.outcomes.push(JobOutcome { job: job.id.clone(), phase: job.phase });
+            if job.phase == Phase::Held {
+                // Held by a freeze: the jobs after it wait with it (they supersede it).
+                break;
+            }
         }
         // A job that reached its final phase but stopped before its event, summary and
         // notifications: settle it now (this run reports the outcome).
@@ -268,11 +274,20 @@ impl Worker {
         Ok(())
     }
 
-    /// Runs `job` to a final phase, then delivers its notifications.
+    /// Runs `job` to a final phase, then delivers its notifications; a job held by a freeze
+    /// window returns as `held`.
     pub fn drive(&self, service: &ServiceConfig, job: &mut Job) -> Result<(), WorkError> {
         let repos = self.repos(service);
         while !job.phase.is_final() {
             let phase = job.phase;
+            if phase == Phase::Held {
+                // Looked at on every pass while the freeze holds: no count, no write.
+                self.pending(service, &repos, job)?;
+                if job.phase == Phase::Held {
+                    return Ok(());
+                }
+                continue;
+            }
             let starts = job.starts.entry(phase.as_str().to_owned()).or_insert(0);
             *starts += 1;
             if *starts > MAX_PHASE_STARTS && phase != Phase::Pending {
@@ -282,7 +297,12 @@ impl Worker {
             }
             job.save(&self.state_dir)?;
             match phase {
-                Phase::Pending => self.pending(service, &repos, job)?,
+                Phase::Pending => {
+                    self.pending(service, &repos, job)?;
+                    if job.phase == Phase::Held {
+                        return Ok(());
+                    }
+                }
                 // Release mode (`[service.release]`, see `crate::release`).
                 Phase::Build => self.release_build(service, &repos, job)?,
                 Phase::Publish => self.release_publish(service, &repos, job)?,
@@ -295,7 +315,7 @@ impl Worker {
                 Phase::Push => self.push(&repos, job)?,
                 Phase::Redeploy => self.redeploy(service, &repos, job)?,
                 Phase::Verify => self.verify(service, &repos, job)?,
-                Phase::Healthy | Phase::RolledBack | Phase::Escalated | Phase::Skipped => {}
+                Phase::Healthy | Phase::RolledBack | Phase::Escalated | Phase::Skipped | Phase::Held => {}
             }
         }
         self.finish(service, &repos, job)
@@ -330,6 +350,9 @@ impl Worker {
                 Phase::Skipped,
                 format!("{} is bulwark's own revert, pushed and redeployed by job {}", short(&job.to), by.id),
             );
+        }
+        if self.held_by_freeze(job)? {
+            return Ok(());
         }
         // Release hook: build, publish and promote come before the deploy command.
         self.enter(job, release::first_phase(service), format!("deploying {}", short(&job.to)))
@@ -400,6 +423,29 @@ impl Worker {
         let fields = json!({"service": service.name, "commit": commit, "previous": previous});
         self.outlet().emit(EventKind::ServiceAdopted, json!({}), fields)?;
         Ok(Ok(previous))
+    }
+
+    /// Whether a `[[freeze]]` window holds this deploy back: it is then `held` (journaled
+    /// once, `deploy.held`) and looked at again on every pass. A forced job deploys anyway,
+    /// journaled once as `freeze.overridden`.
+    fn held_by_freeze(&self, job: &mut Job) -> Result<bool, WorkError> {
+        let Some(freeze) = crate::freeze::now_active(&self.config.freeze) else {
+            // Saved with the phase the job enters next.
+            job.held_until = None;
+            return Ok(false);
+        };
+        let until = crate::freeze::until_text(&freeze);
+        let fields = json!({"commit": job.to, "window": freeze.window, "until": until});
+        if job.force {
+            self.emit_once(EventKind::FreezeOverridden, job, fields)?;
+            return Ok(false);
+        }
+        if job.phase != Phase::Held || job.held_until.as_deref() != Some(until.as_str()) {
+            job.held_until = Some(until.clone());
+            self.enter(job, Phase::Held, format!("held by freeze window {} until {until}", freeze.window))?;
+        }
+        self.emit_once(EventKind::DeployHeld, job, fields)?;
+        Ok(true)
     }
 
     fn deploy(&self, service: &ServiceConfig, repos: &Repos, job: &mut Job) -> Result<(), WorkError> {
@@ -536,6 +582,9 @@ impl Worker {
                 }
                 self.emit_once(EventKind::DeployHealthy, job, fields)?;
                 self.mark_known_good(&service.name, &job.to, &job.id)?;
+                // Promotion gate: a staging host publishes what it found healthy (before the
+                // phase is saved: a restart checks again and publishes again, idempotently).
+                crate::gate::publish(self, service, repos, &job.id, &job.to)?;
                 let recovered = self.previous_outcome(&service.name, &job.id)? == Some(Phase::Escalated);
                 let mut note = format!("healthy: {reason}");
                 if before {
@@ -827,14 +876,17 @@ impl Worker {
         job.pushed_at.get_or_insert_with(jobs::now_millis);
         job.save(&self.state_dir)?;
         // Only a revert this job made was pushed by it; otherwise the remote already had one.
-        let made_here =
-            job.revert.as_ref().is_some_and(|r| r.commit == pushed && !r.parent.is_empty() && r.parent != r.commit);
         let mut fields =
             json!({"bad_commit": job.to, "revert": pushed, "remote": repos.remote, "branch": repos.branch});
-        if !made_here {
+        if !crate::fleet::pushed_by_this_job(job) {
             fields["already_on_remote"] = json!(true);
         }
         self.emit_once(EventKind::RollbackPushed, job, fields)?;
+        // Fleet: another host's revert of the same change won the race; this host joins it
+        // (redeploys and verifies it) and leaves the notification to the winner.
+        if let Some(joined) = crate::fleet::joined(repos, job) {
+            self.emit_once(EventKind::RollbackJoined, job, joined.fields(&job.to))?;
+        }
         match repos.fast_forward_checkout() {
             Ok(head) => self.enter(
                 job,
@@ -893,8 +945,18 @@ impl Worker {
         }
         let head = repos.checkout_head().unwrap_or_default();
         self.mark_known_good(&service.name, &head, &job.id)?;
-        self.owe(job, EventKind::RollbackComplete);
-        job.outcome = Some(json!({"bad_commit": job.to, "revert": job.pushed, "commit": head}));
+        crate::gate::publish(self, service, repos, &job.id, &head)?;
+        // Fleet: the host whose push won notifies; a host that joined another's revert
+        // journals the outcome and sends nothing (its `rollback.joined` said whose it was).
+        let joined = crate::fleet::joined(repos, job);
+        if joined.is_none() {
+            self.owe(job, EventKind::RollbackComplete);
+        }
+        let mut outcome = json!({"bad_commit": job.to, "revert": job.pushed, "commit": head});
+        if let Some(joined) = joined {
+            outcome["joined"] = joined.fields(&job.to);
+        }
+        job.outcome = Some(outcome);
         // The event is journaled by `finish`, after this phase is saved: a stop in between
         // finds a final job not yet settled and journals it then.
         self.enter(job, Phase::RolledBack, format!("healthy again on {}", short(&head)))
