@@ -257,7 +257,8 @@ fn config_check_shows_the_effective_configuration_and_where_each_part_came_from(
         &format!(
             "[protect]\npatterns = [\"release/.*\"]\nrole = \"production\"\n\n[drift]\nroots = [\"/srv\"]\n\n\
              [[service]]\nname = \"web\"\ncheckout = \"/srv/web\"\ndeploy = [\"systemctl\", \"restart\", \"web\"]\n\
-             [service.health]\nurl = \"http://probe:{token}@127.0.0.1:9/health\"\n\n\
+             [service.health]\nurl = \"http://probe:{token}@127.0.0.1:9/health\"\n\
+             [service.follow]\ngate = \"staging\"\n\n\
              [[notify]]\nkind = \"discord\"\nurl = \"https://discord.example/api/webhooks/42/{token}\"\n"
         ),
     );
@@ -282,6 +283,9 @@ fn config_check_shows_the_effective_configuration_and_where_each_part_came_from(
         "  stabilize = \"1m\"  # default".to_owned(),
         "  health.kind = \"http\"  # default".to_owned(),
         "  watch = (none)  # default".to_owned(),
+        "  follow.gate = \"staging\"".to_owned(),
+        "  follow.every = \"30s\"  # default".to_owned(),
+        "  follow.gate_timeout = \"30m\"  # default".to_owned(),
         "[[notify]]".to_owned(),
         "  url = \"https://discord.example/***\"".to_owned(),
         "  attempts = 4  # default".to_owned(),

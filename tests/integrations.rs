@@ -88,7 +88,7 @@ fn completions_and_man_pages_exist_for_all_five_programs() {
         ("bulwark-hook", &["pre-commit", "reference-transaction", "pre-receive"]),
         ("bulwark-verify-push", &["check", "command-timeout"]),
         ("bulwark-drift", &["scan", "watch"]),
-        ("bulwark-sidecar", &["enqueue", "once", "run", "status", "watch-once"]),
+        ("bulwark-sidecar", &["enqueue", "once", "run", "status", "watch-once", "releases", "promote", "follow-once"]),
     ];
     let comp = env.path("completions");
     let man = env.path("man");
@@ -119,9 +119,13 @@ fn completions_and_man_pages_exist_for_all_five_programs() {
         let out = env.bulwark(env.root(), &["completions", "bash", program]);
         out.assert_code(0).assert_stdout_contains(subcommands[0]);
     }
-    for page in
-        ["bulwark-sidecar-enqueue", "bulwark-sidecar-watch-once", "bulwark-drift-scan", "bulwark-verify-push-check"]
-    {
+    for page in [
+        "bulwark-sidecar-enqueue",
+        "bulwark-sidecar-watch-once",
+        "bulwark-sidecar-follow-once",
+        "bulwark-drift-scan",
+        "bulwark-verify-push-check",
+    ] {
         assert!(man.join(format!("{page}.1")).is_file(), "{page}.1 missing");
     }
     // `bulwark drift <TAB>` completes what bulwark-drift takes.

@@ -440,3 +440,30 @@ fn a_gitolite_repository_is_recognised_and_its_update_hook_never_replaced() {
         .assert_stderr_contains("has no LOCAL_CODE")
         .assert_stderr_contains("hint: uncomment `LOCAL_CODE => \"$rc{GL_ADMIN_BASE}/local\",` in");
 }
+
+#[test]
+fn only_a_verifier_may_move_the_promotion_gate_refs_and_only_forward() {
+    let env = TestEnv::new();
+    let config = "[server]\nallow = [\"merger-bot\"]\nverifiers = [\"bulwark\"]\nadmins = [\"ops\"]\n";
+    let (remote, clone) = env.guarded_server(config, "pre-receive");
+    let gate = "refs/bulwark/verified/web/staging";
+    let first = env.rev(&clone, "HEAD");
+    for who in ["alice", "merger-bot"] {
+        env.push_as(&clone, who, &["origin", &format!("HEAD:{gate}")]).assert_code(1).assert_stderr_contains(&format!(
+            "`{gate}` is a promotion gate ref: only `bulwark` may create it, and you are `{who}`"
+        ));
+    }
+    env.push_as(&clone, "bulwark", &["origin", &format!("HEAD:{gate}")]).assert_code(0);
+    assert_eq!(env.rev(&remote, gate), first);
+    env.commit_file(&clone, "f", "x", "work");
+    env.push_as(&clone, "bulwark", &["origin", &format!("HEAD:{gate}")]).assert_code(0);
+    env.push_as(&clone, "bulwark", &["--force", "origin", &format!("{first}:{gate}")])
+        .assert_code(1)
+        .assert_stderr_contains("only moves forward; it cannot be rewound");
+    env.push_as(&clone, "bulwark", &["origin", "--delete", gate])
+        .assert_code(1)
+        .assert_stderr_contains("cannot be deleted");
+    assert_eq!(env.rev(&remote, gate), env.rev(&clone, "HEAD"));
+    let rules: Vec<_> = env.events_of("push.rejected").iter().map(|e| e.str("rule").unwrap().to_owned()).collect();
+    assert_eq!(rules, ["verifiers", "verifiers", "verified-fast-forward-only", "verified-fast-forward-only"]);
+}

@@ -10,12 +10,16 @@ use bulwark_testutil::{Outcome, TestEnv, file_url, run, set_executable};
 use serde_json::Value;
 
 /// How the loopback health server behaves (healthy: the deployed status starts with `ok`).
-#[derive(Clone, Copy, PartialEq, Eq)]
+#[derive(Clone, Copy)]
 enum Health {
     /// 200 when the deployed status is `ok`, 500 otherwise.
     FromDeploy,
-    /// Always 500, whatever is deployed (the cause is elsewhere).
-    AlwaysBroken,
+    /// 200 until a broken status is deployed, 500 from then on, whatever is deployed next
+    /// (the cause is elsewhere and struck during the change: the revert does not help).
+    BreaksWithTheChange,
+    /// Healthy when the function says so, given the number of deploys so far and whether
+    /// the file `repaired` exists in the sandbox (a person fixed the outside cause).
+    Scripted(fn(usize, bool) -> bool),
     /// 200 when `ok`; otherwise hangs for 30 s.
     HangWhenBroken,
     /// 200 with a body of `ok`, or else a body trickled one byte every 100 ms.
@@ -31,6 +35,8 @@ struct Options {
     strict_deploy: bool,
     /// `health.body_contains`.
     body_contains: Option<&'static str>,
+    /// TOML appended to the config (e.g. `[[freeze]]` windows).
+    extra: &'static str,
 }
 
 impl Default for Options {
@@ -42,6 +48,7 @@ impl Default for Options {
             deploy_timeout: "20s",
             strict_deploy: false,
             body_contains: None,
+            extra: "",
         }
     }
 }
@@ -85,16 +92,28 @@ impl Fixture {
         std::fs::write(&deployed, "ok\n").unwrap();
 
         let deployed_for_health = deployed.clone();
+        let log_for_health = deploy_log.clone();
+        let repaired = env.path("repaired");
         let mode = options.health;
+        let struck = std::sync::atomic::AtomicBool::new(false);
         let health = HttpServer::start(move |_req| {
             let ok = std::fs::read_to_string(&deployed_for_health).is_ok_and(|s| s.starts_with("ok"));
+            if !ok {
+                struck.store(true, std::sync::atomic::Ordering::SeqCst);
+            }
+            let struck = struck.load(std::sync::atomic::Ordering::SeqCst);
+            let deploys = std::fs::read_to_string(&log_for_health).unwrap_or_default().lines().count();
             match (mode, ok) {
-                (Health::AlwaysBroken, _) | (Health::FromDeploy, false) => Response::status(500).body("broken"),
+                (Health::Scripted(healthy), _) if !healthy(deploys, repaired.exists()) => {
+                    Response::status(500).body("broken")
+                }
+                (Health::BreaksWithTheChange, _) if struck => Response::status(500).body("broken"),
+                (Health::FromDeploy | Health::BreaksWithTheChange, false) => Response::status(500).body("broken"),
                 (Health::HangWhenBroken, false) => Response::ok("late").delay(Duration::from_secs(30)),
                 (Health::TrickleWhenBroken, false) => {
                     Response::ok(&"x".repeat(100)).trickle(Duration::from_millis(100))
                 }
-                (_, true) => Response::ok("ok"),
+                (Health::Scripted(_), _) | (_, true) => Response::ok("ok"),
             }
         });
         let webhook = Receiver::start();
@@ -122,7 +141,9 @@ kind = "webhook"
 url = "{hook}"
 attempts = 1
 timeout = "2s"
+{extra}
 "#,
+                extra = options.extra,
                 prod = prod.display(),
                 timeout = options.deploy_timeout,
                 stabilize = options.stabilize,
@@ -462,7 +483,7 @@ fn a_conflicting_revert_escalates_and_leaves_the_work_tree_clean() {
 
 #[test]
 fn still_unhealthy_after_the_revert_escalates_with_exactly_one_revert() {
-    let fx = Fixture::with(Options { health: Health::AlwaysBroken, ..Options::default() });
+    let fx = Fixture::with(Options { health: Health::BreaksWithTheChange, ..Options::default() });
     fx.push_merge("broken\n");
     let (_, _, id) = fx.pull_and_enqueue();
     fx.once().assert_code(1);
@@ -488,12 +509,17 @@ fn a_hanging_health_endpoint_is_unhealthy_within_its_bounds() {
     fx.once().assert_code(1);
     assert!(started.elapsed() < Duration::from_secs(15), "took {:?}", started.elapsed());
     assert_rolled_back(&fx, &from, &to, &id);
-    let check = &fx.job(&id)["checks"][0];
-    assert_eq!(check["healthy"], false);
-    assert!(check["tries"][0].as_str().unwrap().contains("no answer within 300ms"), "{check}");
-    let took = ts(check["finished"].as_str().unwrap()) - ts(check["started"].as_str().unwrap());
-    // One try of 300 ms decides it (attempts × (timeout + interval) is the outer bound).
-    assert!(took < 1000, "health check took {took} ms");
+    let window = &fx.job(&id)["windows"][0];
+    assert_eq!(window["verdict"], "unhealthy", "{window}");
+    let probes = window["checks"][0]["last"].as_array().unwrap();
+    for probe in probes {
+        assert_eq!(probe["outcome"], "failure", "{probe}");
+        assert!(probe["detail"].as_str().unwrap().contains("no answer within 300ms"), "{probe}");
+        // Each probe is bounded by its timeout, however long the endpoint hangs.
+        assert!(probe["latency_ms"].as_u64().unwrap() < 1000, "{probe}");
+    }
+    let took = ts(window["finished"].as_str().unwrap()) - ts(window["started"].as_str().unwrap());
+    assert!(took < 3000, "the window took {took} ms");
 }
 
 #[test]
@@ -627,7 +653,8 @@ macro_rules! crash_tests {
 crash_tests! {
     kill_at_deploy_converges => "deploy",
     kill_after_deploy_converges => "stabilize",
-    kill_during_stabilize_converges => "stabilize.sleeping",
+    kill_during_the_health_window_converges => "health.probe1",
+    kill_during_the_verify_window_converges => "verify.probe1",
     kill_after_the_health_verdict_converges => "revert",
     kill_after_the_revert_commit_is_made_converges => "revert.made",
     kill_after_the_revert_converges => "push",
@@ -650,10 +677,14 @@ fn a_trickling_health_endpoint_is_unhealthy_within_its_bounds() {
     let (from, to, id) = fx.pull_and_enqueue();
     fx.once().assert_code(1);
     assert_rolled_back(&fx, &from, &to, &id);
-    let check = &fx.job(&id)["checks"][0];
-    let took = ts(check["finished"].as_str().unwrap()) - ts(check["started"].as_str().unwrap());
-    assert!(took < 1000, "health check took {took} ms: {check}");
-    assert_eq!(fx.job(&id)["checks"][1]["tries"][0], "ok: HTTP 200");
+    let job = fx.job(&id);
+    let window = &job["windows"][0];
+    assert_eq!(window["verdict"], "unhealthy", "{window}");
+    for probe in window["checks"][0]["last"].as_array().unwrap() {
+        assert!(probe["latency_ms"].as_u64().unwrap() < 1000, "a trickle is cut at the timeout: {probe}");
+    }
+    assert_eq!(job["windows"][1]["step"], "verify");
+    assert_eq!(job["windows"][1]["checks"][0]["last"][0]["detail"], "HTTP 200");
 }
 
 #[test]
@@ -689,12 +720,23 @@ fn the_post_merge_of_the_revert_itself_is_skipped_not_redeployed() {
 
 #[test]
 fn a_bulwark_revert_is_never_itself_reverted() {
-    let fx = Fixture::with(Options { health: Health::AlwaysBroken, ..Options::default() });
+    // Broken by the change and still after the rollback; repaired by hand; broken again by
+    // the next deploy (of the revert).
+    let fx = Fixture::with(Options {
+        health: Health::Scripted(|deploys, repaired| match deploys {
+            0 => true,
+            2 => repaired,
+            _ => false,
+        }),
+        ..Options::default()
+    });
     fx.push_merge("broken\n");
-    let (_, to, _) = fx.pull_and_enqueue();
+    let (_, to, first) = fx.pull_and_enqueue();
     fx.once().assert_code(1);
+    assert_eq!(fx.job(&first)["phase"], "escalated");
     let revert = fx.remote_main();
     assert_eq!(fx.reverts_on_remote().len(), 1);
+    std::fs::write(fx.env.path("repaired"), "").unwrap();
     // Someone redeploys the revert and it is still unhealthy: no revert of the revert.
     let id = bulwark_core::jobs::enqueue(&fx.env.state_dir(), "web", &to, &revert, "cli").unwrap();
     fx.once().assert_code(1);
@@ -819,7 +861,7 @@ crash_tests! {
 /// notifies once.
 #[test]
 fn kill_right_after_escalated_converges() {
-    let fx = Fixture::with(Options { health: Health::AlwaysBroken, ..Options::default() });
+    let fx = Fixture::with(Options { health: Health::BreaksWithTheChange, ..Options::default() });
     fx.push_merge("broken\n");
     let (_, _, id) = fx.pull_and_enqueue();
     let crashed = fx.once_crashing_at("escalated");
@@ -906,7 +948,7 @@ fn a_job_file_named_other_than_its_id_is_reported_and_skipped_not_redeployed_for
 /// bulwark's own revert") and `status` showed it, saying "no revert pushed".
 #[test]
 fn the_sidecars_own_move_of_the_checkout_queues_no_second_job_and_escalates_once() {
-    let fx = Fixture::with(Options { health: Health::AlwaysBroken, ..Options::default() });
+    let fx = Fixture::with(Options { health: Health::BreaksWithTheChange, ..Options::default() });
     fx.env
         .bulwark(fx.env.root(), &["install", "--repo", fx.prod.to_str().unwrap(), "--role", "production"])
         .assert_code(0);
@@ -1271,6 +1313,107 @@ fn state_files_are_private_and_stale_temp_files_are_removed() {
         let mode = std::fs::metadata(file).unwrap().permissions().mode() & 0o777;
         assert_eq!(mode, 0o600, "{} is {mode:o}", file.display());
     }
+}
+
+/// A holiday freeze all of 2030-01-01 (UTC), judged at the test clock `BULWARK_TEST_NOW`.
+const NEW_YEAR_FREEZE: &str = "[[freeze]]\ndates = [\"2030-01-01\", \"2030-01-01\"]\n";
+const IN_THE_FREEZE: &str = "2030-01-01T12:00:00Z";
+const AFTER_THE_FREEZE: &str = "2030-01-02T00:00:00Z";
+
+impl Fixture {
+    /// `ARGS` at the test clock `now`.
+    fn sidecar_at(&self, now: &str, args: &[&str]) -> Outcome {
+        run(self.sidecar(args).env("BULWARK_TEST_HOOKS", "1").env("BULWARK_TEST_NOW", now))
+    }
+}
+
+#[test]
+fn a_freeze_window_holds_a_deploy_until_it_ends() {
+    let fx = Fixture::with(Options { extra: NEW_YEAR_FREEZE, ..Options::default() });
+    fx.push_merge("ok v2\n");
+    let (_, to, id) = fx.pull_and_enqueue();
+
+    for _ in 0..2 {
+        let out = fx.sidecar_at(IN_THE_FREEZE, &["once"]);
+        out.assert_code(0);
+        assert_eq!(fx.job(&id)["phase"], "held");
+        assert!(fx.deploys().is_empty(), "nothing is deployed inside the freeze");
+    }
+    let held = fx.env.events_of("deploy.held");
+    assert_eq!(held.len(), 1, "held is journaled once, however often it is looked at");
+    assert_eq!(held[0].str("until"), Some(AFTER_THE_FREEZE));
+    assert_eq!(held[0].str("commit"), Some(to.as_str()));
+
+    let status = fx.sidecar_at(IN_THE_FREEZE, &["status"]);
+    status.assert_code(0);
+    status.assert_stdout_contains("freeze: window 0 holds until 2030-01-02T00:00:00Z");
+    status.assert_stdout_contains(&format!("deploy of {} held by a freeze window until {AFTER_THE_FREEZE}", &to[..12]));
+    let json: Value = serde_json::from_str(&fx.sidecar_at(IN_THE_FREEZE, &["status", "--json"]).stdout).unwrap();
+    assert_eq!(json["services"][0]["last_job"]["held_until"], AFTER_THE_FREEZE);
+    assert_eq!(json["freeze"]["until"], AFTER_THE_FREEZE);
+
+    let out = fx.sidecar_at(AFTER_THE_FREEZE, &["once"]);
+    out.assert_code(0);
+    assert_eq!(fx.job(&id)["phase"], "healthy");
+    assert_eq!(fx.deploys(), std::slice::from_ref(&to), "deployed once the freeze was over");
+    assert_eq!(fx.job(&id).get("held_until"), None, "no longer held");
+    assert_eq!(fx.count("freeze.overridden"), 0);
+}
+
+#[test]
+fn a_rollback_that_a_freeze_window_meets_still_runs() {
+    let fx = Fixture::with(Options { extra: NEW_YEAR_FREEZE, ..Options::default() });
+    fx.push_merge("broken\n");
+    let (from, to, id) = fx.pull_and_enqueue();
+    // Deployed just before the freeze; the sidecar dies during the deploy's stabilize window.
+    let out = run(fx
+        .sidecar(&["once"])
+        .env("BULWARK_TEST_HOOKS", "1")
+        .env("BULWARK_TEST_NOW", "2029-12-31T23:59:59Z")
+        .env("BULWARK_TEST_CRASH_AT", "stabilize"));
+    assert_ne!(out.code, 0, "killed at the crash point");
+    assert_eq!(fx.deploys(), std::slice::from_ref(&to));
+    // The freeze has begun: the verdict, revert, push, redeploy and verify still happen.
+    let out = fx.sidecar_at(IN_THE_FREEZE, &["once"]);
+    out.assert_code(1);
+    assert_rolled_back(&fx, &from, &to, &id);
+    assert_eq!(fx.count("deploy.held"), 0, "a rollback is never held");
+}
+
+#[test]
+fn enqueue_force_deploys_inside_a_freeze_window_and_says_so() {
+    let fx = Fixture::with(Options { extra: NEW_YEAR_FREEZE, ..Options::default() });
+    fx.push_merge("ok v2\n");
+    let (from, to, id) = fx.pull_and_enqueue();
+    fx.sidecar_at(IN_THE_FREEZE, &["once"]).assert_code(0);
+    assert_eq!(fx.job(&id)["phase"], "held");
+
+    let forced =
+        fx.sidecar_at(IN_THE_FREEZE, &["enqueue", "--service", "web", "--from", &from, "--to", &to, "--force"]);
+    forced.assert_code(0);
+    assert_eq!(forced.stdout.trim(), id, "the held job itself is forced, not a second one queued");
+    fx.sidecar_at(IN_THE_FREEZE, &["once"]).assert_code(0);
+    assert_eq!(fx.job(&id)["phase"], "healthy");
+    assert_eq!(fx.deploys(), std::slice::from_ref(&to));
+    let overridden = fx.env.events_of("freeze.overridden");
+    assert_eq!(overridden.len(), 1);
+    assert_eq!(overridden[0].str("job"), Some(id.as_str()));
+    assert_eq!(overridden[0].str("until"), Some(AFTER_THE_FREEZE));
+}
+
+#[test]
+fn a_bad_freeze_window_is_refused_with_its_line() {
+    let fx = Fixture::with(Options {
+        extra: "[[freeze]]\ndays = [\"friday\"]\nfrom = \"16:00\"\nto = \"09:00\"\n",
+        ..Options::default()
+    });
+    let out = fx.once();
+    out.assert_code(2);
+    out.assert_stderr_contains("`friday` in `days` is not a day; use mon, tue, wed, thu, fri, sat, sun");
+    let text = std::fs::read_to_string(&fx.config).unwrap();
+    let line = text.lines().position(|l| l == "[[freeze]]").unwrap() + 1;
+    let place = format!("{}:{line}:1: key `freeze[0]`", fx.config.display());
+    assert!(out.stderr.contains(&place), "names the file and line ({place}): {}", out.stderr);
 }
 
 /// A production checkout whose `origin` was re-pointed after the install pinned it (`git

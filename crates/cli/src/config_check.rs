@@ -116,6 +116,12 @@ pub(crate) fn check(args: &CheckArgs, explicit: Option<&Path>) -> Result<ExitCod
     report.insert("ping".into(), Value::Array(targets("ping")));
     report.insert("metrics".into(), settings(&effective["metrics"], &written["metrics"], &file_name));
     report.insert("notify".into(), Value::Array(notify));
+    let freeze: Vec<Value> = array(&effective["freeze"])
+        .iter()
+        .zip(0..)
+        .map(|(window, i)| settings(window, &written["freeze"][i], &file_name))
+        .collect();
+    report.insert("freeze".into(), Value::Array(freeze));
     let mut report = Value::Object(report);
     clean_value(&mut report);
 
@@ -164,7 +170,7 @@ fn array(value: &Value) -> &[Value] {
 }
 
 /// Every setting of one section (or service, or notify target) as `{value, from}`: the file
-/// when the file sets it, else `default`. `health` and `watch` are flattened
+/// when the file sets it, else `default`. `health`, `watch` and `follow` are flattened
 /// (`health.url`), being sections of their own.
 fn settings(effective: &Value, written: &Value, file: &str) -> Value {
     let mut out = Map::new();
@@ -172,10 +178,20 @@ fn settings(effective: &Value, written: &Value, file: &str) -> Value {
     for (key, value) in fields {
         let set = written.get(key);
         match value {
-            Value::Object(inner) if key == "health" || key == "watch" => {
+            Value::Object(inner) if matches!(key.as_str(), "health" | "watch" | "follow") => {
                 for (sub, value) in inner {
                     let from = if set.and_then(|s| s.get(sub)).is_some() { file } else { DEFAULT };
                     out.insert(format!("{key}.{sub}"), json!({"value": value, "from": from}));
+                }
+            }
+            // `[[service.health]]`: each check flattened as `health[i].url`.
+            Value::Array(checks) if key == "health" => {
+                for (i, check) in checks.iter().enumerate() {
+                    for (sub, value) in check.as_object().into_iter().flatten() {
+                        let written = set.and_then(|s| s.get(i)).and_then(|s| s.get(sub));
+                        let from = if written.is_some() { file } else { DEFAULT };
+                        out.insert(format!("{key}[{i}].{sub}"), json!({"value": value, "from": from}));
+                    }
                 }
             }
             _ => {
@@ -227,6 +243,10 @@ fn print_text(report: &Value, found_by: Option<&str>, looked_at: &[String]) {
     for target in array(&report["notify"]) {
         line("[[notify]]".to_owned());
         settings_lines(target, &mut line);
+    }
+    for window in array(&report["freeze"]) {
+        line("[[freeze]]".to_owned());
+        settings_lines(window, &mut line);
     }
     for target in array(&report["ping"]) {
         line("[[ping]]".to_owned());

@@ -4,6 +4,8 @@
 pub const CONFIG: &str = "BULWARK_CONFIG";
 /// Directory for the event journal, jobs and scan state.
 pub const STATE_DIR: &str = "BULWARK_STATE_DIR";
+/// Set for a release build (`[service.release] build`): the commit being built.
+pub const COMMIT: &str = "BULWARK_COMMIT";
 /// A non-empty reason lets one refused action through; always journaled as `breakglass.used`.
 pub const BREAK_GLASS: &str = "BULWARK_BREAK_GLASS";
 /// Set by `bulwark-hook` when it runs a chained (pre-existing) hook, to avoid loops.
@@ -14,6 +16,9 @@ pub const TEST_CRASH_AT: &str = "BULWARK_TEST_CRASH_AT";
 pub const TEST_HANG_AT: &str = "BULWARK_TEST_HANG_AT";
 /// Test-only: must be `1` as well for `TEST_CRASH_AT` to be honoured (debug builds only).
 pub const TEST_HOOKS: &str = "BULWARK_TEST_HOOKS";
+/// Test-only: the time `[[freeze]]` windows are judged at (RFC 3339), so tests can move the
+/// clock; honoured with `TEST_HOOKS=1` in debug builds only.
+pub const TEST_NOW: &str = "BULWARK_TEST_NOW";
 /// Standard: disable colors.
 pub const NO_COLOR: &str = "NO_COLOR";
 /// Standard: running under CI (plain output).

@@ -418,12 +418,12 @@ mod tests {
         let ts = regex::Regex::new(r#"^\{"id":1,"ts":"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ","kind":"drift\.found","host":"[^"]*","path":"/srv/web"\}\n$"#).unwrap();
         assert!(ts.is_match(&line), "{line}");
         // An old journal's line, and one of a kind this build does not know, read unchanged.
-        let old = r#"{"id":7,"ts":"2026-04-26T03:57:27Z","kind":"release.promoted","host":"h","n":1}"#;
+        let old = r#"{"id":7,"ts":"2026-04-26T03:57:27Z","kind":"fleet.someday","host":"h","n":1}"#;
         let event: Event = serde_json::from_str(old).unwrap();
-        assert_eq!(event.kind, EventKind::Other("release.promoted".into()));
+        assert_eq!(event.kind, EventKind::Other("fleet.someday".into()));
         assert_eq!(event.ts.to_string(), "2026-04-26T03:57:27Z");
         assert_eq!(serde_json::to_string(&event).unwrap(), old);
-        assert_eq!(event.to_line(), "2026-04-26T03:57:27Z #7 release.promoted n=1");
+        assert_eq!(event.to_line(), "2026-04-26T03:57:27Z #7 fleet.someday n=1");
     }
 
     #[test]

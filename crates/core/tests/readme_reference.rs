@@ -5,8 +5,8 @@ use std::path::Path;
 
 use bulwark_core::Config;
 use bulwark_core::config::{
-    DriftConfig, HealthConfig, MetricsConfig, NotifyConfig, PingConfig, ProtectConfig, ServerConfig, ServiceConfig,
-    WatchConfig,
+    DriftConfig, FollowConfig, FreezeConfig, HealthConfig, MetricsConfig, NotifyConfig, PingConfig, ProtectConfig,
+    ReleaseConfig, ServerConfig, ServiceConfig, WatchConfig,
 };
 use serde::de::{self, Deserialize, Deserializer, Visitor};
 
@@ -87,7 +87,10 @@ fn every_config_field_is_in_the_reference() {
         (&["service"], fields::<ServiceConfig>()),
         (&["service", "health"], fields::<HealthConfig>()),
         (&["service", "watch"], fields::<WatchConfig>()),
+        (&["service", "release"], fields::<ReleaseConfig>()),
+        (&["service", "follow"], fields::<FollowConfig>()),
         (&["notify"], fields::<NotifyConfig>()),
+        (&["freeze"], fields::<FreezeConfig>()),
         (&["ping"], fields::<PingConfig>()),
         (&["metrics"], fields::<MetricsConfig>()),
     ];

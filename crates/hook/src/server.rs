@@ -240,7 +240,47 @@ impl Symrefs {
     }
 }
 
+/// The promotion gate's refs (`refs/bulwark/verified/*`): only `server.verifiers` may
+/// create or fast-forward them; nobody deletes or rewinds them (admins break glass).
+fn judge_verified(ctx: &Context, update: &RefUpdate, identity: Option<&str>) -> Result<Option<Violation>, CliError> {
+    let change = classify(ctx, update)?;
+    let allowed = identity.is_some_and(|id| ctx.config.server.verifiers.iter().any(|a| a == id));
+    let name = &update.name;
+    let violation = |rule, message: String, hint: &str| {
+        Some(Violation { update: update.clone(), change, rule, message, hint: hint.to_owned() })
+    };
+    let hint = "these refs say what staging verified: only the staging sidecar's identity (`[server] verifiers`) pushes them, fast-forward";
+    Ok(match change {
+        Change::Delete | Change::Rewind => violation(
+            "verified-fast-forward-only",
+            format!(
+                "`{name}` records what staging verified and only moves forward; it cannot be {}",
+                if change == Change::Delete { "deleted" } else { "rewound" }
+            ),
+            hint,
+        ),
+        Change::Create | Change::FastForward if !allowed => violation(
+            "verifiers",
+            format!(
+                "`{name}` is a promotion gate ref: only {} may {} it, and {}",
+                if ctx.config.server.verifiers.is_empty() {
+                    "no one (server.verifiers is empty)".to_owned()
+                } else {
+                    ctx.config.server.verifiers.iter().map(|a| format!("`{a}`")).collect::<Vec<_>>().join(", ")
+                },
+                if change == Change::Create { "create" } else { "update" },
+                who(ctx, identity)
+            ),
+            hint,
+        ),
+        Change::Create | Change::FastForward => None,
+    })
+}
+
 fn judge_one(ctx: &Context, update: &RefUpdate, identity: Option<&str>) -> Result<Option<Violation>, CliError> {
+    if update.name.starts_with(bulwark_core::config::VERIFIED_REFS) {
+        return judge_verified(ctx, update, identity);
+    }
     let Some(branch) = update.name.strip_prefix("refs/heads/") else {
         return Ok(judge_shadowing(ctx, update));
     };

@@ -269,6 +269,16 @@ pub fn run_step_observed(
 ) -> CommandRecord {
     let mut cmd = argv.command();
     cmd.current_dir(dir);
+    run_command_observed(cmd, timeout, step, on_spawn)
+}
+
+/// As [`run_step_observed`], for a command already set up (directory, environment).
+pub fn run_command_observed(
+    mut cmd: std::process::Command,
+    timeout: Duration,
+    step: &str,
+    on_spawn: &mut dyn FnMut(u32),
+) -> CommandRecord {
     let opts = RunOptions { timeout: Some(timeout), capture_limit: 16 * 1024, ..RunOptions::default() };
     let started = jobs::now_millis();
     let begun = Instant::now();
@@ -318,6 +328,8 @@ pub struct IncidentSummary<'a> {
     pub facts: Vec<String>,
     pub timeline: &'a [Step],
     pub cause: String,
+    /// What the health checks measured (a rollback's probes), shown after the cause.
+    pub probes: Option<String>,
     pub action: String,
     pub result: String,
     pub next_step: String,
@@ -334,12 +346,12 @@ impl IncidentSummary<'_> {
         for step in self.timeline {
             let _ = writeln!(md, "- {} {}: {}", step.ts, step.phase, step.note);
         }
-        for (heading, text) in [
-            ("Cause (as far as known)", &self.cause),
+        let probes = self.probes.as_ref().map(|p| ("Probes", p));
+        for (heading, text) in std::iter::once(("Cause (as far as known)", &self.cause)).chain(probes).chain([
             ("Action", &self.action),
             ("Result", &self.result),
             ("Next step", &self.next_step),
-        ] {
+        ]) {
             let _ = writeln!(md, "\n## {heading}\n\n{text}");
         }
         md
@@ -358,6 +370,7 @@ mod tests {
             facts: vec!["job: `j`".into()],
             timeline: &timeline,
             cause: "After deploying `abc`: HTTP 500".into(),
+            probes: None,
             action: "Reverted.".into(),
             result: "Healthy again.".into(),
             next_step: "Fix it.".into(),

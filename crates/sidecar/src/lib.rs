@@ -3,16 +3,24 @@
 //! `enqueue` writes a job file; `once` processes every pending or unfinished job and exits;
 //! `run` is the daemon (jobs, and the watchdog of every service with `[service.watch]`);
 //! `watch-once` runs one watchdog round and exits; `status` shows each service's last job,
-//! its last known-good commit and its watchdog. The job model and queue live in `bulwark_core::jobs` (the post-merge hook
+//! its last known-good commit and its watchdog; `retry` resumes an escalated job, and
+//! `adopt` records a known-good commit by hand. The job model and queue live in `bulwark_core::jobs` (the post-merge hook
 //! enqueues without linking any of this).
 #![forbid(unsafe_code)]
 
 pub mod crash;
 pub mod engine;
+pub mod fleet;
+pub mod follow;
+pub mod freeze;
+pub mod gate;
 pub mod health;
+pub mod history;
 pub mod metrics;
+pub mod release;
 pub mod rollback;
 pub mod supervise;
+pub mod verdict;
 pub mod watchdog;
 
 use std::fmt::Write as _;
@@ -57,6 +65,44 @@ pub enum SidecarCommand {
     Status(StatusArgs),
     /// Run one watchdog round for every service with `[service.watch]`, then exit.
     WatchOnce(WatchOnceArgs),
+    /// Resume an escalated job from the step that failed, once its cause is fixed (journaled
+    /// as `rollback.retried`; runs the job to its end, then exits like `once`).
+    Retry(RetryArgs),
+    /// Record a commit as the service's known-good one: for a first deploy, or after a
+    /// manual repair (journaled as `service.adopted`).
+    Adopt(AdoptArgs),
+    /// List a release-mode service's releases (newest first), `current` and the last known-good.
+    Releases(release::commands::ReleasesArgs),
+    /// Switch a release-mode service's `current` to a kept release by hand, then run its
+    /// deploy command (needs --confirm-destructive; without it, says what it would do).
+    Promote(release::commands::PromoteArgs),
+    /// Run one follow step for every service with `[service.follow]` (look at the remote;
+    /// when the branch moved, fast-forward the checkout and queue the job), then exit. Run
+    /// `once` after it to deploy what it queued.
+    FollowOnce(WatchOnceArgs),
+}
+
+#[derive(Debug, clap::Args)]
+pub struct RetryArgs {
+    /// The job's id (see `bulwark-sidecar status`).
+    #[arg(value_name = "JOB")]
+    pub job: String,
+    /// Print the job's outcome as JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct AdoptArgs {
+    /// The `[[service]]` name.
+    #[arg(long)]
+    pub service: String,
+    /// The commit to record (a revision in the service's checkout; default: its HEAD).
+    #[arg(long, value_name = "C")]
+    pub commit: Option<String>,
+    /// Print the result as JSON.
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Debug, clap::Args)]
@@ -77,6 +123,9 @@ pub struct EnqueueArgs {
     /// The commit the change brought.
     #[arg(long, value_name = "NEW")]
     pub to: String,
+    /// Deploy even inside a `[[freeze]]` window (journaled as `freeze.overridden`).
+    #[arg(long)]
+    pub force: bool,
     /// Print the job as JSON.
     #[arg(long)]
     pub json: bool,
@@ -118,7 +167,9 @@ pub fn main() -> std::process::ExitCode {
 /// Runs one command.
 pub fn run(args: &SidecarArgs) -> Result<ExitCode, CliError> {
     let loaded = Config::load(&Lookup { explicit: args.config.as_deref(), git_dir: None })?;
-    if loaded.origin.is_none() && matches!(args.command, SidecarCommand::Once(_) | SidecarCommand::Run(_)) {
+    if loaded.origin.is_none()
+        && matches!(args.command, SidecarCommand::Once(_) | SidecarCommand::Run(_) | SidecarCommand::FollowOnce(_))
+    {
         // Built-in defaults have no service: a worker started without its config would
         // otherwise do nothing, silently, forever.
         return Err(CliError::usage(format!(
@@ -129,7 +180,10 @@ pub fn run(args: &SidecarArgs) -> Result<ExitCode, CliError> {
         .hint("write the config there (see docs/sidecar.md), or pass --config PATH"));
     }
     let config = loaded.config;
-    if matches!(args.command, SidecarCommand::Once(_) | SidecarCommand::Run(_)) {
+    if matches!(
+        args.command,
+        SidecarCommand::Once(_) | SidecarCommand::Run(_) | SidecarCommand::Retry(_) | SidecarCommand::FollowOnce(_)
+    ) {
         check_someone_is_told(&config, loaded.origin.as_deref())?;
     }
     match &args.command {
@@ -138,6 +192,11 @@ pub fn run(args: &SidecarArgs) -> Result<ExitCode, CliError> {
         SidecarCommand::Run(a) => cmd_run(config, a),
         SidecarCommand::Status(a) => cmd_status(&config, a),
         SidecarCommand::WatchOnce(a) => cmd_watch_once(config, a),
+        SidecarCommand::Retry(a) => cmd_retry(config, a),
+        SidecarCommand::Adopt(a) => cmd_adopt(config, a),
+        SidecarCommand::Releases(a) => release::commands::cmd_releases(&config, a),
+        SidecarCommand::Promote(a) => release::commands::cmd_promote(&config, a),
+        SidecarCommand::FollowOnce(a) => cmd_follow_once(config, a),
     }
 }
 
@@ -179,13 +238,13 @@ fn check_someone_is_told(config: &Config, origin: Option<&std::path::Path>) -> R
     Ok(())
 }
 
-fn work_error(err: &WorkError) -> CliError {
+pub(crate) fn work_error(err: &WorkError) -> CliError {
     CliError::operational("the sidecar cannot keep its state")
         .caused_by(err)
         .hint("check that the state directory is writable (set BULWARK_STATE_DIR to move it)")
 }
 
-fn service<'a>(config: &'a Config, name: &str) -> Result<&'a ServiceConfig, CliError> {
+pub(crate) fn service<'a>(config: &'a Config, name: &str) -> Result<&'a ServiceConfig, CliError> {
     config.service(name).ok_or_else(|| {
         let known: Vec<&str> = config.services.iter().map(|s| s.name.as_str()).collect();
         CliError::usage(format!("no `[[service]]` named `{name}` in the config")).hint(if known.is_empty() {
@@ -215,12 +274,85 @@ fn cmd_enqueue(config: &Config, args: &EnqueueArgs) -> Result<ExitCode, CliError
     let from = resolve_commit(service, &args.from, "--from")?;
     let to = resolve_commit(service, &args.to, "--to")?;
     let state_dir = bulwark_core::state::state_dir()?;
-    let id = jobs::enqueue(&state_dir, &service.name, &from, &to, "cli")
+    let enqueue = if args.force { jobs::enqueue_forced } else { jobs::enqueue };
+    let id = enqueue(&state_dir, &service.name, &from, &to, "cli")
         .map_err(|e| CliError::operational("cannot enqueue the job").caused_by(&e))?;
     if args.json {
-        bulwark_core::data!("{}", json!({"job": id, "service": service.name, "from": from, "to": to}));
+        bulwark_core::data!(
+            "{}",
+            json!({"job": id, "service": service.name, "from": from, "to": to, "force": args.force})
+        );
     } else {
         bulwark_core::data!("{id}");
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn cmd_retry(config: Config, args: &RetryArgs) -> Result<ExitCode, CliError> {
+    let worker = worker(config, !args.json)?;
+    let job = jobs::list(&worker.state_dir)
+        .map_err(|e| CliError::operational(e.to_string()))?
+        .into_iter()
+        .filter_map(Result::ok)
+        .find(|j| j.id == args.job)
+        .ok_or_else(|| {
+            CliError::usage(format!("no job `{}`", printable(&args.job)))
+                .hint("`bulwark-sidecar status` shows each service's last job and its id")
+        })?;
+    let service = service(&worker.config, &job.service)?;
+    let job = match worker.retry(service, &job.id) {
+        Ok(job) => job,
+        Err(rollback::RetryError::Work(e)) => return Err(work_error(&e)),
+        Err(e @ rollback::RetryError::NotEscalated { .. }) => {
+            return Err(CliError::usage(e.to_string())
+                .hint("only an escalated job is retried; `bulwark-sidecar status` shows where each job is"));
+        }
+        Err(e) => return Err(CliError::usage(e.to_string())),
+    };
+    if args.json {
+        bulwark_core::data!(
+            "{}",
+            json!({"job": job.id, "service": job.service, "phase": job.phase, "escalation": job.escalation})
+        );
+    } else {
+        bulwark_core::data!("{}", printable(&format!("{}: job {} is {}", job.service, job.id, job.phase)));
+    }
+    Ok(if matches!(job.phase, Phase::RolledBack | Phase::Escalated) { ExitCode::from(1) } else { ExitCode::SUCCESS })
+}
+
+fn cmd_adopt(config: Config, args: &AdoptArgs) -> Result<ExitCode, CliError> {
+    let worker = worker(config, !args.json)?;
+    let service = service(&worker.config, &args.service)?;
+    let rev = args.commit.as_deref().unwrap_or("HEAD");
+    let commit = match Git::at(&service.checkout).resolve(rev) {
+        Ok(Some(oid)) => oid,
+        Ok(None) => {
+            return Err(CliError::usage(format!(
+                "`{}` names no commit in {}",
+                printable(rev),
+                service.checkout.display()
+            ))
+            .hint("pass --commit with a commit the checkout has (default: its HEAD)"));
+        }
+        Err(e) => {
+            return Err(CliError::operational(format!("cannot read {}", service.checkout.display())).caused_by(&e));
+        }
+    };
+    let previous = match worker.adopt(service, &commit).map_err(|e| work_error(&e))? {
+        Ok(previous) => previous,
+        Err(busy) => {
+            return Err(CliError::usage(format!(
+                "job {} of `{}` is still in progress ({}): it decides what is known good",
+                busy.id, service.name, busy.phase
+            ))
+            .hint("wait for it to finish (`bulwark-sidecar status`), then adopt"));
+        }
+    };
+    if args.json {
+        bulwark_core::data!("{}", json!({"service": service.name, "known_good": commit, "previous": previous}));
+    } else {
+        let was = previous.as_deref().map_or_else(|| "none".to_owned(), |p| short(p).to_owned());
+        bulwark_core::data!("{}: known good is now {} (was {was})", service.name, short(&commit));
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -317,7 +449,12 @@ fn cmd_run(config: Config, args: &RunArgs) -> Result<ExitCode, CliError> {
             let name = format!("{}/watchdog", service.name);
             progress.expect(&name, supervise::round_allowance(&watch));
             let (worker, monitor, progress) = (worker.clone(), monitor.clone(), progress.clone());
+            let service = service.clone();
             handles.push(std::thread::spawn(move || watchdog(&worker, &service, &watch, &monitor, &progress, &name)));
+        }
+        if let Some(follow) = service.follow.clone() {
+            let worker = worker.clone();
+            handles.push(std::thread::spawn(move || follower(&worker, &service, &follow)));
         }
     }
     match supervise::supervise(&monitor, &progress, &handles)? {}
@@ -413,6 +550,60 @@ fn watchdog(
     }
 }
 
+/// One service's follower in the daemon: a step every `every` (from the start of the last),
+/// forever; what it does is journaled (and printed) as events, errors are printed and the
+/// next step tries again.
+fn follower(worker: &Worker, service: &ServiceConfig, follow: &bulwark_core::config::FollowConfig) {
+    loop {
+        let started = Instant::now();
+        if let Err(e) = follow::step(worker, service, follow) {
+            bulwark_core::output::error(&work_error(&e));
+        }
+        std::thread::sleep(follow.every.get().saturating_sub(started.elapsed()));
+    }
+}
+
+fn cmd_follow_once(config: Config, args: &WatchOnceArgs) -> Result<ExitCode, CliError> {
+    let worker = worker(config, !args.json)?;
+    let followed: Vec<&ServiceConfig> = worker.config.services.iter().filter(|s| s.follow.is_some()).collect();
+    if followed.is_empty() {
+        return Err(CliError::usage("no `[[service]]` has a `[service.follow]` section: nothing to follow")
+            .hint("add [service.follow] with `every = \"30s\"` to a service (see docs/sidecar.md)"));
+    }
+    let mut results = Vec::new();
+    let mut failure: Option<CliError> = None;
+    for service in followed {
+        let Some(follow) = &service.follow else { continue };
+        match follow::step(&worker, service, follow) {
+            Ok(step) => {
+                if !args.json {
+                    bulwark_core::data!("{}", printable(&step.line(&service.name)));
+                }
+                if let follow::Step::Failed { error } = &step {
+                    failure = Some(
+                        CliError::operational(format!("{}: cannot read the followed remote: {error}", service.name))
+                            .hint("nothing was deployed; `follow.failed` is journaled"),
+                    );
+                }
+                results.push(step.to_json(&service.name));
+            }
+            Err(e) => {
+                results.push(json!({"service": service.name, "outcome": "error", "error": e.to_string()}));
+                failure = Some(work_error(&e));
+            }
+        }
+    }
+    if args.json {
+        let mut value = json!({"services": results});
+        bulwark_core::redact::clean_value(&mut value);
+        bulwark_core::data!("{value}");
+    }
+    match failure {
+        Some(err) => Err(err),
+        None => Ok(ExitCode::SUCCESS),
+    }
+}
+
 fn cmd_watch_once(config: Config, args: &WatchOnceArgs) -> Result<ExitCode, CliError> {
     let worker = worker(config, !args.json)?;
     let watched: Vec<&ServiceConfig> = worker.config.services.iter().filter(|s| s.watch.is_some()).collect();
@@ -456,10 +647,16 @@ struct ServiceStatus {
     /// The last job that was not skipped (or, with only skipped jobs, the last one).
     last: Option<Job>,
     unfinished: usize,
+    /// Release mode: each unfinished job's id, phase, age of the phase in seconds and staleness.
+    open: Vec<(String, Phase, u64, bool)>,
+    /// Release mode: where `current` points.
+    current: Option<String>,
     known: ServiceState,
     /// In the config (jobs may name a service that is no longer there).
     configured: bool,
     watch: Option<WatchStatus>,
+    /// Follow mode's state, for a service with `[service.follow]`.
+    follow: Option<follow::FollowState>,
 }
 
 /// The watchdog's part of `status`.
@@ -495,11 +692,37 @@ fn cmd_status(config: &Config, args: &StatusArgs) -> Result<ExitCode, CliError> 
             None => None,
         };
         let configured = config.service(&name).is_some();
-        services.push(ServiceStatus { last: last.cloned(), unfinished, known, configured, watch, name });
+        let open = mine
+            .iter()
+            .filter(|j| !j.phase.is_final())
+            .filter_map(|j| {
+                let (age, stale) = release::commands::job_age(config.service(&name), j)?;
+                Some((j.id.clone(), j.phase, age, stale))
+            })
+            .collect();
+        let current = release::commands::current_of(config.service(&name));
+
+        let follow = match config.service(&name).and_then(|s| s.follow.as_ref()) {
+            Some(_) => Some(follow::FollowState::load(&state_dir, &name).map_err(|e| work_error(&e))?),
+            None => None,
+        };
+        services.push(ServiceStatus {
+            last: last.cloned(),
+            unfinished,
+            open,
+            current,
+            known,
+            configured,
+            watch,
+            follow,
+            name,
+        });
     }
+    let freeze = freeze::now_active(&config.freeze);
     if args.json {
         let value = json!({
             "state_dir": state_dir,
+            "freeze": freeze.as_ref().map(|f| json!({"window": f.window, "until": f.until.map(|t| t.to_string())})),
             "services": services.iter().map(|s| json!({
                 "name": s.name,
                 "configured": s.configured,
@@ -507,13 +730,24 @@ fn cmd_status(config: &Config, args: &StatusArgs) -> Result<ExitCode, CliError> 
                 "known_good": s.known.known_good,
                 "known_good_at": s.known.known_good_at,
                 "known_good_job": s.known.known_good_job,
+                "known_good_adopted": s.known.adopted,
+                "known_good_release": s.known.known_good_release,
+                "current_release": s.current,
+                "release_jobs": s.open.iter().map(|(id, phase, age, stale)| json!({
+                    "id": id, "phase": phase, "phase_age_s": age, "stale": stale,
+                })).collect::<Vec<_>>(),
                 "watch": s.watch.as_ref().map(|w| &w.json),
+                "follow": s.follow.as_ref().map(|f| json!({
+                    "gate_waiting": f.gate.as_ref().map(|w| json!({"commit": w.commit, "since": w.since, "reported": w.reported})),
+                    "failing": f.failing.as_ref().map(|x| json!({"since": x.since, "failures": x.count, "error": x.error})),
+                })),
                 "last_job": s.last.as_ref().map(|j| json!({
                     "id": j.id,
                     "phase": j.phase,
                     "final": j.phase.is_final(),
                     "from": j.from,
                     "to": j.to,
+                    "held_until": (j.phase == Phase::Held).then_some(&j.held_until),
                     "created": j.created,
                     "updated": j.updated,
                     "failure": j.failure,
@@ -521,6 +755,8 @@ fn cmd_status(config: &Config, args: &StatusArgs) -> Result<ExitCode, CliError> 
                     "escalation": j.escalation,
                     "incident": j.incident,
                     "notifications": j.notifications,
+                    "window": j.windows.last(),
+                    "release": j.release,
                 })),
             })).collect::<Vec<_>>(),
         });
@@ -532,7 +768,14 @@ fn cmd_status(config: &Config, args: &StatusArgs) -> Result<ExitCode, CliError> 
     if services.is_empty() {
         bulwark_core::data!("no services configured and no jobs");
     }
-    for ServiceStatus { name, last, unfinished, known, configured, watch } in &services {
+    if let Some(f) = &freeze {
+        bulwark_core::data!(
+            "freeze: window {} holds until {}: automatic deploys wait (rollbacks do not)",
+            f.window,
+            freeze::until_text(f)
+        );
+    }
+    for ServiceStatus { name, last, unfinished, open, current, known, configured, watch, follow } in &services {
         let mut line = format!("{name}:");
         match last {
             Some(j) => _ = write!(line, " last job {} {} {}..{}", j.id, j.phase, short(&j.from), short(&j.to)),
@@ -542,6 +785,7 @@ fn cmd_status(config: &Config, args: &StatusArgs) -> Result<ExitCode, CliError> 
             _ = write!(line, ", {unfinished} unfinished");
         }
         match &known.known_good {
+            Some(c) if known.adopted => _ = write!(line, ", known good {} (adopted)", short(c)),
             Some(c) => _ = write!(line, ", known good {}", short(c)),
             None => line.push_str(", no known-good commit yet"),
         }
@@ -549,9 +793,31 @@ fn cmd_status(config: &Config, args: &StatusArgs) -> Result<ExitCode, CliError> 
             line.push_str(" (not in the config)");
         }
         bulwark_core::data!("{}", printable(&line));
+        if let Some(current) = current {
+            bulwark_core::data!("{}", printable(&format!("{name}: current release {}", short(current))));
+        }
+        for (id, phase, age, stale) in open {
+            let age = bulwark_core::config::Duration(Duration::from_secs(*age));
+            let stale = if *stale { ", stale (its phase has not advanced for longer than stale_after)" } else { "" };
+            bulwark_core::data!("{}", printable(&format!("{name}: job {id} in phase {phase} for {age}{stale}")));
+        }
         if let Some(j) = last {
             if let Some(e) = &j.escalation {
                 bulwark_core::data!("{}", printable(&format!("{name}: escalated: {e}")));
+            }
+            if let Some(w) = j.windows.last().filter(|w| w.verdict.is_none() && !j.phase.is_final()) {
+                let counts = verdict::summary_lines(w).join("; ");
+                bulwark_core::data!(
+                    "{}",
+                    printable(&format!("{name}: probing ({} window began {}): {counts}", w.step, w.started))
+                );
+            }
+            if j.phase == Phase::Held {
+                let until = j.held_until.as_deref().unwrap_or("no end within a year");
+                bulwark_core::data!(
+                    "{name}: deploy of {} held by a freeze window until {until} (`bulwark-sidecar enqueue --force` deploys it now)",
+                    short(&j.to)
+                );
             }
             let owed = j.notifications.iter().filter(|d| d.delivered.is_none()).count();
             if owed > 0 {
@@ -560,6 +826,11 @@ fn cmd_status(config: &Config, args: &StatusArgs) -> Result<ExitCode, CliError> 
         }
         if let Some(watch) = watch {
             bulwark_core::data!("{}", printable(&watch.line));
+        }
+        if let Some(state) = follow {
+            for line in state.lines(name) {
+                bulwark_core::data!("{}", printable(&line));
+            }
         }
     }
     Ok(ExitCode::SUCCESS)

@@ -5,6 +5,7 @@
 //! Unknown keys, wrong types, bad regexes and unparseable durations are errors.
 
 mod drift;
+mod freeze;
 mod notify;
 mod protect;
 mod server;
@@ -17,10 +18,14 @@ use std::path::{Path, PathBuf};
 use serde::Deserialize;
 
 pub use drift::DriftConfig;
+pub use freeze::{ActiveFreeze, ClockEnd, FreezeConfig, FreezeSpan, active_freeze};
 pub use notify::{NotifyConfig, NotifyKind, PAGERDUTY_EVENTS_URL};
 pub use protect::{ProtectConfig, Role, WorktreePolicy};
 pub use server::ServerConfig;
-pub use service::{HealthConfig, HealthKind, ServiceConfig, WatchConfig};
+pub use service::{
+    DEFAULT_GRACE, FollowConfig, HealthChecks, HealthConfig, HealthKind, ReleaseConfig, ServiceConfig, VERIFIED_REFS,
+    WatchConfig, verified_ref,
+};
 pub use values::{Argv, BranchPattern, Duration, resolve_secret};
 pub use watchers::{Component, MetricsConfig, PingConfig};
 
@@ -41,6 +46,8 @@ pub struct Config {
     #[serde(rename = "service")]
     pub services: Vec<ServiceConfig>,
     pub notify: Vec<NotifyConfig>,
+    /// Windows in which no automatic deploy starts (rollbacks always run).
+    pub freeze: Vec<FreezeConfig>,
     /// Dead-man's switch targets.
     pub ping: Vec<PingConfig>,
     pub metrics: MetricsConfig,

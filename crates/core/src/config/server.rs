@@ -10,6 +10,11 @@ use serde::Deserialize;
 pub struct ServerConfig {
     /// Identities that may update protected refs (fast-forward only).
     pub allow: Vec<String>,
+    /// Identities that may create or fast-forward the promotion gate's refs
+    /// (`refs/bulwark/verified/*`, pushed by staging sidecars): the sidecar's identity, and
+    /// nobody else (not even `allow`, so a merge bot cannot vouch for its own merge). Empty:
+    /// nobody may.
+    pub verifiers: Vec<String>,
     /// Identities that may break glass with `git push -o bulwark-break-glass=REASON`.
     pub admins: Vec<String>,
     /// Environment variables that hold the pusher's identity, first set one wins.
@@ -26,6 +31,7 @@ impl Default for ServerConfig {
     fn default() -> Self {
         Self {
             allow: Vec::new(),
+            verifiers: Vec::new(),
             admins: Vec::new(),
             identity_vars: ["GL_USERNAME", "GITEA_PUSHER_NAME", "GL_USER", "REMOTE_USER", "USER"]
                 .map(String::from)

@@ -21,6 +21,9 @@ use bulwark_core::process::{self, ProcessError, RunOptions};
 pub const TRAILER_REVERT_OF: &str = "Bulwark-Revert-Of";
 /// Trailer naming the job that made a revert.
 pub const TRAILER_JOB: &str = "Bulwark-Job";
+/// Trailer naming the host whose sidecar made a revert (what a fleet's other hosts say
+/// they joined).
+pub const TRAILER_HOST: &str = "Bulwark-Host";
 /// Trailer naming the range a bulwark revert undoes.
 pub const TRAILER_RANGE: &str = "Bulwark-Revert-Range";
 
@@ -272,7 +275,8 @@ impl Repos {
             format!("This reverts the fast-forward range {from}..{to} ({count} commits) in one commit.")
         };
         Ok(format!(
-            "{title}\n\n{body}\n\nAutomatic rollback by bulwark-sidecar: {why}\n\nMerging the same branch again needs a revert of this revert first.\n\n{TRAILER_REVERT_OF}: {to}\n{TRAILER_RANGE}: {from}..{to}\n{TRAILER_JOB}: {job}\n"
+            "{title}\n\n{body}\n\nAutomatic rollback by bulwark-sidecar: {why}\n\nMerging the same branch again needs a revert of this revert first.\n\n{TRAILER_REVERT_OF}: {to}\n{TRAILER_RANGE}: {from}..{to}\n{TRAILER_JOB}: {job}\n{TRAILER_HOST}: {host}\n",
+            host = bulwark_core::journal::hostname()
         ))
     }
 
@@ -322,11 +326,123 @@ impl Repos {
         git.stdout(["rev-parse", "--verify", "HEAD"]).map_err(|e| e.to_string())
     }
 
+    /// Follow mode's one cheap read: `git ls-remote` of exactly `refs` at `url` (ref → commit).
+    pub fn ls_remote(&self, url: &str, refs: &[&str]) -> Result<crate::follow::RemoteRefs, ProcessError> {
+        let mut args = vec!["ls-remote", "--end-of-options", url];
+        args.extend_from_slice(refs);
+        let git = self.checkout_git();
+        let out = git.git.stdout(git.args(&args))?;
+        Ok(out
+            .lines()
+            .filter_map(|line| line.split_once('\t'))
+            .filter(|(_, name)| refs.contains(name))
+            .map(|(oid, name)| (name.to_owned(), oid.to_owned()))
+            .collect())
+    }
+
+    /// Fetches `refspecs` from `url` into the production checkout (hooks off).
+    pub fn fetch_into_checkout(&self, url: &str, refspecs: &[String]) -> Result<(), ProcessError> {
+        let git = self.checkout_git();
+        let mut args = vec!["-c", "core.hooksPath=/dev/null", "fetch", "-q", "--no-tags", "--end-of-options", url];
+        args.extend(refspecs.iter().map(String::as_str));
+        git.git.run(git.args(&args)).map(|_| ())
+    }
+
+    /// `rev` as a commit in the checkout, if it names one there.
+    pub fn checkout_rev(&self, rev: &str) -> Option<String> {
+        let git = self.checkout_git();
+        let spec = format!("{rev}^{{commit}}");
+        let out =
+            git.git.run_unchecked(git.args(&["rev-parse", "--verify", "--quiet", "--end-of-options", &spec])).ok()?;
+        out.status.success().then(|| out.stdout_str().trim().to_owned())
+    }
+
+    /// Whether `ancestor` is `descendant` or one of its ancestors, in the checkout.
+    pub fn checkout_is_ancestor(&self, ancestor: &str, descendant: &str) -> bool {
+        let git = self.checkout_git();
+        let args = ["merge-base", "--is-ancestor", "--end-of-options", ancestor, descendant];
+        git.git.run_unchecked(git.args(&args)).is_ok_and(|out| out.status.success())
+    }
+
+    /// The best common ancestor of `a` and `b` in the checkout.
+    pub fn checkout_merge_base(&self, a: &str, b: &str) -> Option<String> {
+        let git = self.checkout_git();
+        git.git.stdout(git.args(&["merge-base", "--end-of-options", a, b])).ok()
+    }
+
+    /// Fast-forwards the checkout (on the service's branch) to `commit`, hooks off (the
+    /// post-merge hook would queue the move a second time; the follower queues it).
+    pub fn fast_forward_checkout_to(&self, commit: &str) -> Result<(), String> {
+        let git = self.checkout_git();
+        let head_ref =
+            git.stdout(["symbolic-ref", "-q", "HEAD"]).map_err(|e| format!("the checkout is not on a branch ({e})"))?;
+        let want = format!("refs/heads/{}", self.branch);
+        if head_ref != want {
+            return Err(format!("the checkout is on `{head_ref}`, not `{want}`"));
+        }
+        git.run(["-c", "core.hooksPath=/dev/null", "merge", "-q", "--ff-only", "--end-of-options", commit])
+            .map(|_| ())
+            .map_err(|e| e.to_string())
+    }
+
+    /// Pushes `commit` to `refname` on the remote, never forced (the remote's ref must be
+    /// an ancestor of `commit`); `Ok(None)` when the ref already contains `commit`, else
+    /// `Ok(Some(previous))` (`None` inside: the ref did not exist).
+    pub fn push_fast_forward_ref(&self, commit: &str, refname: &str) -> Result<Option<Option<String>>, String> {
+        self.fetch().and_then(|_| self.ensure_objects(&[commit])).map_err(|e| e.to_string())?;
+        let url = self.remote_url().map_err(|e| e.to_string())?;
+        let now = self.ls_remote(&url, &[refname]).map_err(|e| e.to_string())?.remove(refname);
+        if let Some(previous) = &now {
+            if previous == commit {
+                return Ok(None);
+            }
+            let tracking = format!("refs/bulwark/remote/{}", refname.trim_start_matches("refs/"));
+            let refspec = format!("+{refname}:{tracking}");
+            self.scratch_git()
+                .run(["fetch", "-q", "--no-tags", "--end-of-options", &url, &refspec])
+                .map_err(|e| e.to_string())?;
+            if self.is_ancestor(commit, previous).map_err(|e| e.to_string())? {
+                return Ok(None);
+            }
+            if !self.is_ancestor(previous, commit).map_err(|e| e.to_string())? {
+                return Err(format!(
+                    "`{refname}` is at {}, which {} does not contain: not a fast-forward, so it was not moved",
+                    short(previous),
+                    short(commit)
+                ));
+            }
+        }
+        let refspec = format!("{commit}:{refname}");
+        self.scratch_git()
+            .run(["push", "-q", "--no-verify", "--end-of-options", &url, &refspec])
+            .map_err(|e| e.to_string())?;
+        Ok(Some(now))
+    }
+
     /// The checkout's HEAD commit, if it can be read.
     pub fn checkout_head(&self) -> Option<String> {
         let git = CheckoutGit { git: Git::at(&self.checkout).with_timeout(LOCAL_TIMEOUT), ..self.checkout_git() };
         let out = git.git.run_unchecked(git.args(&["rev-parse", "--verify", "--quiet", "HEAD^{commit}"])).ok()?;
         out.status.success().then(|| out.stdout_str().trim().to_owned())
+    }
+
+    /// Writes the tree of `commit` (from the checkout's objects) into the existing directory
+    /// `dest`: `git archive` to a tar file beside it, then `tar -x` (no work tree, index or
+    /// ref of the checkout is touched).
+    pub fn export_tree(&self, commit: &str, dest: &Path) -> Result<(), ProcessError> {
+        let mut tar = dest.as_os_str().to_owned();
+        tar.push(".tar");
+        let tar = PathBuf::from(tar);
+        let tar_arg = tar.to_string_lossy().into_owned();
+        let git = CheckoutGit { git: Git::at(&self.checkout).with_timeout(LOCAL_TIMEOUT * 10), ..self.checkout_git() };
+        git.run(["archive", "--format=tar", "-o", &tar_arg, "--end-of-options", commit])?;
+        let dest_arg = dest.to_string_lossy().into_owned();
+        let mut extract = std::process::Command::new("tar");
+        extract.args(["-x", "-f", &tar_arg, "-C", &dest_arg]);
+        let opts = RunOptions { timeout: Some(LOCAL_TIMEOUT * 10), ..RunOptions::default() };
+        let extracted = process::run_checked(&mut extract, &opts).map(|_| ());
+        let _ = std::fs::remove_file(&tar);
+        extracted
     }
 
     /// The remote branch's tip as last fetched into the scratch repository.

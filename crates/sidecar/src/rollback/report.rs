@@ -1,6 +1,7 @@
 //! What the sidecar tells people: the incident summary (markdown, beside the journal) and
 //! the notification for each outcome.
 
+use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
 use bulwark_alert::Message;
@@ -54,6 +55,12 @@ pub fn timings(job: &Job) -> Vec<(String, f64)> {
     {
         out.push(("rollback_s".into(), s));
     }
+    if let (Some(verdict), Some(switched)) =
+        (entered(job, "repromote"), job.release.as_ref().and_then(|r| r.repromoted_at.clone()))
+        && let Some(s) = seconds_between(&verdict, &switched)
+    {
+        out.push(("verdict_to_repromoted_s".into(), s));
+    }
     if let Some(s) = seconds_between(&started, &finished) {
         out.push(("job_s".into(), s));
     }
@@ -77,10 +84,24 @@ pub fn incident_summary(job: &Job, remote: &str, branch: &str) -> String {
     for (name, secs) in timings(job) {
         facts.push(format!("{}: {secs:.1}s", name.trim_end_matches("_s").replace('_', " ")));
     }
-    let cause = match &job.failure {
+    let mut cause = match &job.failure {
         Some(failure) => format!("After deploying `{}`: {failure}", short(&job.to)),
         None => "Unknown.".to_owned(),
     };
+    // What was already failing before the deploy: the first thing to look at.
+    for b in job.baseline.iter().flat_map(|b| &b.probes) {
+        if b.probe.outcome == bulwark_core::jobs::ProbeOutcome::Failure {
+            let _ = write!(cause, "\n\nBefore the deploy, `{}` was already failing: {}", b.check, b.probe.detail);
+        }
+    }
+    // Release mode: the service went back to its last known-good release first.
+    let repromoted = job.release.as_ref().filter(|r| r.repromoted_at.is_some()).map(|release| {
+        format!(
+            "Switched `current` back from release `{}` to the last known-good release `{}` (no rebuild) and ran the deploy command.\n",
+            short(&release.name),
+            release.previous.as_deref().map_or("?", short)
+        )
+    });
     let action = match (&job.pushed, &job.revert) {
         (Some(pushed), _) => format!(
             "Reverted `{}..{}` in one commit `{}`, pushed it to `{remote}/{branch}` (no force), moved the checkout to it and redeployed.",
@@ -91,6 +112,7 @@ pub fn incident_summary(job: &Job, remote: &str, branch: &str) -> String {
         (None, Some(revert)) => format!("Made revert `{}` but it is not on the remote.", short(&revert.commit)),
         (None, None) => "No revert was pushed.".to_owned(),
     };
+    let action = format!("{}{action}", repromoted.unwrap_or_default());
     let (result, next_step) = match job.phase {
         Phase::RolledBack => (
             format!("Healthy again on `{}`.", job.pushed.as_deref().map_or("?", short)),
@@ -109,11 +131,49 @@ pub fn incident_summary(job: &Job, remote: &str, branch: &str) -> String {
         facts,
         timeline: &job.timeline,
         cause,
+        probes: probes_section(job),
         action,
         result,
         next_step,
     }
     .render()
+}
+
+/// Probes shown per check in the summary (the job keeps more, and all the counts).
+const SHOWN_PROBES: usize = 5;
+
+/// The `## Probes` section: the baseline before the deploy, then each window with its counts
+/// per check and its last few probes (`None`: the job probed nothing).
+fn probes_section(job: &Job) -> Option<String> {
+    if job.baseline.is_none() && job.windows.is_empty() {
+        return None;
+    }
+    let mut md = String::new();
+    if let Some(baseline) = &job.baseline {
+        for b in &baseline.probes {
+            let _ = writeln!(md, "- before the deploy: {}: {} ({})", b.check, b.probe.outcome.as_str(), b.probe.detail);
+        }
+    }
+    for window in &job.windows {
+        let verdict = window.verdict.map_or("undecided", bulwark_core::jobs::WindowVerdict::as_str);
+        let _ = writeln!(md, "- {}: {verdict} (window began {})", window.step, window.started);
+        for (line, check) in crate::verdict::summary_lines(window).iter().zip(&window.checks) {
+            let _ = writeln!(md, "  - {line}");
+            let skip = check.last.len().saturating_sub(SHOWN_PROBES);
+            for p in &check.last[skip..] {
+                let grace = if p.in_grace { ", during grace" } else { "" };
+                let _ = writeln!(
+                    md,
+                    "    - +{}ms {} in {}ms{grace}: {}",
+                    p.at_ms,
+                    p.outcome.as_str(),
+                    p.latency_ms,
+                    p.detail
+                );
+            }
+        }
+    }
+    Some(md.trim_end().to_owned())
 }
 
 /// The notification for `kind` about `job`.

@@ -641,6 +641,7 @@ pub fn summary(incident: &Incident, service: &ServiceConfig, watch: &WatchConfig
         facts,
         timeline: &incident.timeline,
         cause,
+        probes: None,
         action,
         result,
         next_step,
