@@ -989,3 +989,37 @@ fn a_hanging_ping_receiver_never_delays_a_job_of_the_daemon() {
     let took = healthy.expect("the job finished");
     assert!(took < Duration::from_secs(4), "the job waited for the ping receiver: {took:?}");
 }
+
+#[test]
+fn adopting_a_commit_after_an_escalation_resolves_the_pagerduty_incident_it_fired() {
+    const KEY: &str = "R0utingKeyFromPagerDuty0123456789";
+    let pd = HttpServer::start(|req: &Request| match check_pagerduty_event(req, KEY) {
+        Ok(()) => Response::status(202).body(r#"{"status":"success"}"#),
+        Err(why) => Response::status(400).body(&why),
+    });
+    let env = TestEnv::new();
+    let (remote, _) = env.remote_and_clone();
+    let prod = env.clone_repo(&remote, "prod");
+    let head = env.rev(&prod, "HEAD");
+    let health = HttpServer::start(|_req| Response::status(500).body("down"));
+    let config = env.write_config(
+        "bulwark.toml",
+        &format!(
+            "{service}[[notify]]\nkind = \"pagerduty\"\nurl = \"{pd}\"\nrouting_key = \"{KEY}\"\nattempts = 1\n",
+            service = service_web(&prod, &health.url("/health")),
+            pd = pd.url("/v2/enqueue"),
+        ),
+    );
+    bulwark_core::jobs::enqueue(&env.state_dir(), "web", bulwark_core::git::ZERO_OID, &head, "post-merge").unwrap();
+    run(&mut env.sidecar(&config, &["once"])).assert_code(1);
+    // A person repairs it by hand and records the commit as good.
+    run(&mut env.sidecar(&config, &["adopt", "--service", "web"])).assert_code(0);
+    let events: Vec<Value> = pd.requests().iter().map(Request::json).collect();
+    assert_eq!(events.len(), 2, "{events:?}");
+    assert_eq!(events[0]["event_action"], "trigger");
+    assert_eq!(events[1]["event_action"], "resolve");
+    assert_eq!(events[0]["dedup_key"], events[1]["dedup_key"]);
+    // Adopting again (nothing escalated since) resolves nothing more.
+    run(&mut env.sidecar(&config, &["adopt", "--service", "web"])).assert_code(0);
+    assert_eq!(pd.requests().len(), 2);
+}

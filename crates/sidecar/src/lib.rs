@@ -338,6 +338,7 @@ fn cmd_adopt(config: Config, args: &AdoptArgs) -> Result<ExitCode, CliError> {
             return Err(CliError::operational(format!("cannot read {}", service.checkout.display())).caused_by(&e));
         }
     };
+    let escalated = supervise::escalation_open(&worker, service);
     let previous = match worker.adopt(service, &commit).map_err(|e| work_error(&e))? {
         Ok(previous) => previous,
         Err(busy) => {
@@ -348,6 +349,9 @@ fn cmd_adopt(config: Config, args: &AdoptArgs) -> Result<ExitCode, CliError> {
             .hint("wait for it to finish (`bulwark-sidecar status`), then adopt"));
         }
     };
+    if escalated {
+        supervise::resolve_on_adopt(&worker, service, &commit);
+    }
     if args.json {
         bulwark_core::data!("{}", json!({"service": service.name, "known_good": commit, "previous": previous}));
     } else {

@@ -292,3 +292,49 @@ pub fn supervise(
         std::thread::sleep(tick);
     }
 }
+
+/// Whether `service`'s last finished job escalated after its last known-good commit was
+/// recorded: its alert is still open in the incident engines.
+pub fn escalation_open(worker: &Worker, service: &ServiceConfig) -> bool {
+    use crate::engine::ServiceFile as _;
+    let known_at =
+        crate::rollback::ServiceState::load(&worker.state_dir, &service.name).ok().and_then(|s| s.known_good_at);
+    worker
+        .jobs_of(&service.name)
+        .ok()
+        .and_then(|jobs| {
+            jobs.into_iter().rev().find(|j| j.phase.is_final() && j.phase != bulwark_core::jobs::Phase::Skipped)
+        })
+        .is_some_and(|j| {
+            j.phase == bulwark_core::jobs::Phase::Escalated
+                && known_at.as_deref().is_none_or(|at| j.finished.as_deref().is_some_and(|f| f > at))
+        })
+}
+
+/// `adopt` while an escalation is open (see [`escalation_open`], asked before the adopt): a
+/// person repaired the service, so the escalation's alert is resolved in the incident
+/// engines it fired in (Alertmanager, PagerDuty). The chat targets are not told again (the
+/// person who adopted knows). The delivery is journaled (`notify.sent` / `notify.failed`);
+/// a failure is not retried (the next healthy job resolves it too).
+pub fn resolve_on_adopt(worker: &Worker, service: &ServiceConfig, commit: &str) {
+    use bulwark_core::config::NotifyKind;
+    let engines: Vec<_> = worker
+        .config
+        .notify
+        .iter()
+        .filter(|t| matches!(t.kind, NotifyKind::Alertmanager | NotifyKind::Pagerduty))
+        .cloned()
+        .collect();
+    if engines.is_empty() {
+        return;
+    }
+    let Ok(notifier) = bulwark_alert::Notifier::from_config(&engines) else { return };
+    let short = &commit[..commit.len().min(12)];
+    let message = bulwark_alert::Message::new(
+        bulwark_core::EventKind::ServiceRecovered,
+        format!("{} recovered: {short} adopted as known good by a person", service.name),
+        format!("`bulwark-sidecar adopt` recorded {commit} as the known-good commit of `{}`.", service.name),
+    )
+    .with_fields(serde_json::json!({"service": service.name, "commit": commit, "adopted": true}));
+    notifier.with_journal(worker.journal.clone()).with_echo(worker.echo).send(&message);
+}
