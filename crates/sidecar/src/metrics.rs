@@ -131,9 +131,15 @@ fn observe_job(samples: &mut Samples, job: &Job) {
         }
     }
     let deployed = job.deploys.iter().find(|d| d.step == "deploy").and_then(|d| d.finished.clone());
-    let verdict = job.checks.iter().find(|c| c.step == "health");
+    // The deploy's probing window, or (a record from before windows) its one health check.
+    let verdict = job
+        .windows
+        .iter()
+        .find(|w| w.step == "health")
+        .and_then(|w| w.finished.clone())
+        .or_else(|| job.checks.iter().find(|c| c.step == "health").map(|c| c.finished.clone()));
     if let (Some(deployed), Some(verdict)) = (deployed, verdict)
-        && let Some(secs) = seconds_between(&deployed, &verdict.finished)
+        && let Some(secs) = seconds_between(&deployed, &verdict)
     {
         samples.observe("bulwark_sidecar_verdict_duration_seconds", &labels, secs);
     }
