@@ -51,8 +51,86 @@ pub struct Inspection {
     pub notes: Vec<String>,
 }
 
-/// Inspects the checkout whose work tree is `path`; `label` is how findings name it.
-pub fn inspect(path: &Path, opts: &InspectOptions) -> Inspection {
+/// Inspects the checkout whose work tree is `path`, with up to `threads` threads for its
+/// status (the scan's `jobs` shared among the checkouts inspected at once).
+pub fn inspect(path: &Path, opts: &InspectOptions, threads: usize) -> Inspection {
+    inspect_scoped(path, opts, &StatusScope::Whole { threads })
+}
+
+/// How many changed paths a partial re-scan takes before checking the whole work tree is
+/// the cheaper (and simpler) answer.
+pub const MAX_PARTIAL_PATHS: usize = 256;
+
+/// The kinds a partial re-scan answers for the paths it checks (the others are answered
+/// whole: refs, HEAD, in-progress state, stash, hooks, the pinned remote). `staged`
+/// (HEAD vs index) is not among either: a work-tree event cannot change it, and a change
+/// of the index is an event in the git dir, which re-scans the whole checkout.
+pub const PARTIAL_FILE_KINDS: [Kind; 4] = [Kind::Modified, Kind::Deleted, Kind::Untracked, Kind::Conflicted];
+
+/// Re-inspects the checkout at `path` for the work-tree paths `changed` (relative to it):
+/// their status, plus everything that is not about a file (HEAD, refs, stash, hooks).
+/// `None` when the paths do not allow it and the whole checkout must be inspected: too
+/// many, not UTF-8, a directory (created, removed, or one a file became), or a file in a
+/// directory with nothing tracked (its finding is the collapsed `dir/`).
+///
+/// The findings replace, for this checkout, those of [`PARTIAL_FILE_KINDS`] whose subject is
+/// one of `changed`, and all of its findings of other kinds except `staged`.
+pub fn inspect_paths(path: &Path, opts: &InspectOptions, changed: &BTreeSet<String>) -> Option<Inspection> {
+    if changed.is_empty() || changed.len() > MAX_PARTIAL_PATHS {
+        return None;
+    }
+    let repo = gix::open_opts(path, gix::open::Options::default()).ok()?;
+    let index = repo.index_or_empty().ok()?;
+    for rela in changed {
+        if !partial_allows(path, &index, rela) {
+            return None;
+        }
+    }
+    let patterns = changed.iter().map(|rela| format!(":(literal){rela}").into()).collect();
+    Some(inspect_scoped(path, opts, &StatusScope::Paths(patterns)))
+}
+
+/// Whether the status of `rela` alone gives the same answer a whole status gives for it.
+fn partial_allows(path: &Path, index: &gix::index::File, rela: &str) -> bool {
+    if rela.is_empty() || rela.split('/').any(|c| c.is_empty() || c == "." || c == ".." || c == ".git") {
+        return false;
+    }
+    if std::fs::symlink_metadata(path.join(rela)).is_ok_and(|m| m.is_dir()) {
+        return false;
+    }
+    let under = format!("{rela}/");
+    let mut tracked = false;
+    for entry in index.prefixed_entries(rela.as_bytes().as_bstr()).unwrap_or_default() {
+        let entry_path = entry.path(index);
+        if entry_path == rela.as_bytes() {
+            tracked = true;
+        } else if entry_path.starts_with(under.as_bytes()) {
+            // A tracked directory, now gone or a file.
+            return false;
+        }
+    }
+    if tracked {
+        return true;
+    }
+    // Untracked: reported as itself only where its directory holds tracked files.
+    match rela.rsplit_once('/') {
+        None => true,
+        Some((dir, _)) => {
+            let dir = format!("{dir}/");
+            index.prefixed_entries(dir.as_bytes().as_bstr()).is_some_and(|e| !e.is_empty())
+        }
+    }
+}
+
+/// What the status part of an inspection covers.
+enum StatusScope {
+    /// The whole work tree, with up to `threads` threads.
+    Whole { threads: usize },
+    /// Only these pathspecs (`:(literal)` ones), in this thread.
+    Paths(Vec<gix::bstr::BString>),
+}
+
+fn inspect_scoped(path: &Path, opts: &InspectOptions, scope: &StatusScope) -> Inspection {
     let label = path.display().to_string();
     let mut out = Inspection::default();
     if let Some(note) = ownership_note(path) {
@@ -97,7 +175,7 @@ pub fn inspect(path: &Path, opts: &InspectOptions) -> Inspection {
             out.findings.push(Finding::new(&label, Kind::FetchFailed, remote.clone(), error));
         }
     }
-    if let Err(e) = work_tree_status(&repo, &label, path, &mut out) {
+    if let Err(e) = work_tree_status(&repo, &label, path, scope, &mut out) {
         out.findings.push(Finding::new(&label, Kind::Unreadable, "status", format!("cannot compute the status: {e}")));
     }
     if let Some(op) = in_progress(&repo) {
@@ -174,21 +252,35 @@ fn fetch_args(path: &Path, timeout: Duration, what: &[&str]) -> Result<(), Strin
         .map_err(|e| e.to_string())
 }
 
-fn work_tree_status(repo: &gix::Repository, label: &str, path: &Path, out: &mut Inspection) -> Result<(), String> {
+fn work_tree_status(
+    repo: &gix::Repository,
+    label: &str,
+    path: &Path,
+    scope: &StatusScope,
+    out: &mut Inspection,
+) -> Result<(), String> {
     use gix::status::index_worktree::Item as Wt;
     use gix::status::plumbing::index_as_worktree_with_renames::Summary;
 
     // Git's cache-tree (the index's TREE extension) records the tree the index was last
     // written as. When its root is valid and equals HEAD's tree, nothing is staged, and the
     // HEAD-vs-index diff (decompressing every tree of HEAD) can be skipped, as git does.
+    // A partial re-scan never looks at what is staged (see `PARTIAL_FILE_KINDS`).
     let index = repo.index_or_empty().map_err(|e| flat(&e))?;
     let head_tree = repo.head_tree_id().ok().map(gix::Id::detach);
-    let nothing_staged =
-        matches!((index.tree(), head_tree), (Some(t), Some(h)) if t.num_entries.is_some() && t.id == h);
+    let nothing_staged = matches!(scope, StatusScope::Paths(_))
+        || matches!((index.tree(), head_tree), (Some(t), Some(h)) if t.num_entries.is_some() && t.id == h);
+    let (patterns, threads) = match scope {
+        StatusScope::Whole { threads } => (Vec::new(), (*threads).max(1)),
+        StatusScope::Paths(patterns) => (patterns.clone(), 1),
+    };
     let status = repo
         .status(gix::progress::Discard)
         .map_err(|e| flat(&e))?
-        .untracked_files(gix::status::UntrackedFiles::Collapsed)
+        // The untracked files are walked below, after the tracked ones and in this thread,
+        // as git does: gix would walk them on a thread of its own beside the `threads`
+        // that check tracked files, one more than the scan's budget allows.
+        .untracked_files(gix::status::UntrackedFiles::None)
         .index_worktree_rewrites(None)
         // A submodule's own work tree is inspected as a checkout of its own; here only
         // whether it sits at the commit the index records.
@@ -196,13 +288,12 @@ fn work_tree_status(repo: &gix::Repository, label: &str, path: &Path, out: &mut 
             ignore: gix::submodule::config::Ignore::Dirty,
             check_dirty: false,
         })
-        // One thread per repository: parallelism comes from scanning many at once.
-        .index_worktree_options_mut(|o| o.thread_limit = Some(1));
-    let status = status.index(gix::worktree::IndexPersistedOrInMemory::Persisted(index));
+        .index_worktree_options_mut(|o| o.thread_limit = Some(threads));
+    let status = status.index(gix::worktree::IndexPersistedOrInMemory::Persisted(index.clone()));
     let mut iter = if nothing_staged {
-        StatusIter::WorkTree(status.into_index_worktree_iter(None::<gix::bstr::BString>).map_err(|e| flat(&e))?)
+        StatusIter::WorkTree(status.into_index_worktree_iter(patterns.clone()).map_err(|e| flat(&e))?)
     } else {
-        StatusIter::Full(status.into_iter(None::<gix::bstr::BString>).map_err(|e| flat(&e))?)
+        StatusIter::Full(status.into_iter(patterns.clone()).map_err(|e| flat(&e))?)
     };
     let mut conflicted = BTreeSet::new();
     let mut staged = Vec::new();
@@ -211,33 +302,19 @@ fn work_tree_status(repo: &gix::Repository, label: &str, path: &Path, out: &mut 
         match item {
             gix::status::Item::IndexWorktree(wt) => {
                 let rela = wt.rela_path().to_str_lossy().into_owned();
-                if let Wt::DirectoryContents { entry, .. } = &wt
-                    && entry.disk_kind == Some(gix::dir::entry::Kind::Repository)
-                {
-                    out.nested.push(path.join(bytes_path(entry.rela_path.as_bytes())));
-                }
                 let kind = match wt.summary() {
                     None => continue,
                     Some(Summary::Removed) => Kind::Deleted,
-                    Some(Summary::Added) => Kind::Untracked,
                     Some(Summary::Conflict) => {
                         conflicted.insert(rela.clone());
                         Kind::Conflicted
                     }
+                    // Intent-to-add is the index's state: answered by a whole scan only.
+                    Some(Summary::IntentToAdd) if matches!(scope, StatusScope::Paths(_)) => continue,
                     Some(Summary::IntentToAdd) => Kind::Staged,
+                    // Untracked files are not asked of this part (see above).
+                    Some(_) if matches!(wt, Wt::DirectoryContents { .. }) => continue,
                     Some(_) => Kind::Modified,
-                };
-                let rela = if kind == Kind::Untracked
-                    && let Wt::DirectoryContents { entry, .. } = &wt
-                    && matches!(
-                        entry.disk_kind,
-                        Some(gix::dir::entry::Kind::Directory | gix::dir::entry::Kind::Repository)
-                    )
-                    && !rela.ends_with('/')
-                {
-                    format!("{rela}/")
-                } else {
-                    rela
                 };
                 out.findings.push(Finding::file(label, kind, &rela));
             }
@@ -258,20 +335,67 @@ fn work_tree_status(repo: &gix::Repository, label: &str, path: &Path, out: &mut 
             out.findings.push(Finding::new(label, Kind::Staged, rela.clone(), format!("{rela} ({what})")));
         }
     }
-    if let Some(outcome) = iter.into_outcome() {
-        let index = &outcome.worktree_index;
+    // `outcome` may carry stat-cache refreshes; it is dropped unwritten on purpose.
+    drop(iter.into_outcome());
+    untracked(repo, &index, label, path, patterns, out)?;
+    if matches!(scope, StatusScope::Whole { .. }) {
         for entry in index.entries() {
             if entry.mode == gix::index::entry::Mode::COMMIT {
-                let sub = path.join(bytes_path(entry.path(index).as_bytes()));
+                let sub = path.join(bytes_path(entry.path(&index).as_bytes()));
                 if sub.join(".git").exists() {
                     out.nested.push(sub);
                 }
             }
         }
-        // `outcome` may carry stat-cache refreshes; it is dropped unwritten on purpose.
     }
     out.nested.sort();
     out.nested.dedup();
+    Ok(())
+}
+
+/// Untracked files (a directory with nothing tracked in it is one finding, `dir/`), and the
+/// untracked clones among them (inspected as checkouts of their own): the directory walk
+/// `git status` does, with `.gitignore`, `info/exclude` and `core.excludesFile`.
+fn untracked(
+    repo: &gix::Repository,
+    index: &gix::index::File,
+    label: &str,
+    path: &Path,
+    patterns: Vec<gix::bstr::BString>,
+    out: &mut Inspection,
+) -> Result<(), String> {
+    use gix::dir::entry::{Kind as Disk, Status};
+
+    /// What the walk emits, as gix's status takes it.
+    struct Collect(Vec<gix::dir::Entry>);
+    impl gix::dir::walk::Delegate for Collect {
+        fn emit(&mut self, entry: gix::dir::EntryRef<'_>, _collapsed: Option<Status>) -> gix::dir::walk::Action {
+            // Status never shows entries of an untrackable type (sockets, FIFOs).
+            if entry.disk_kind != Some(Disk::Untrackable) {
+                self.0.push(entry.to_owned());
+            }
+            std::ops::ControlFlow::Continue(())
+        }
+    }
+
+    let options =
+        repo.dirwalk_options().map_err(|e| flat(&e))?.emit_untracked(gix::dir::walk::EmissionMode::CollapseDirectory);
+    let mut collect = Collect(Vec::new());
+    repo.dirwalk(index, patterns, &std::sync::atomic::AtomicBool::new(false), options, &mut collect)
+        .map_err(|e| flat(&e))?;
+    for entry in collect.0 {
+        if entry.disk_kind == Some(Disk::Repository) {
+            out.nested.push(path.join(bytes_path(entry.rela_path.as_bytes())));
+        }
+        if entry.status != Status::Untracked {
+            continue;
+        }
+        let mut rela = entry.rela_path.to_str_lossy().into_owned();
+        if matches!(entry.disk_kind, Some(Disk::Directory | Disk::Repository)) && !rela.ends_with('/') {
+            rela.push('/');
+        }
+        out.findings.push(Finding::file(label, Kind::Untracked, &rela));
+    }
     Ok(())
 }
 

@@ -91,7 +91,7 @@ pub fn scan_roots(roots: &[PathBuf], opts: &InspectOptions, jobs: usize) -> Scan
     result
 }
 
-/// Inspects `checkouts` (and the nested checkouts they reveal) with `jobs` workers.
+/// Inspects `checkouts` (and the nested checkouts they reveal) with `jobs` threads in all.
 pub fn scan_checkouts(checkouts: Vec<PathBuf>, opts: &InspectOptions, jobs: usize) -> ScanResult {
     let mut result = ScanResult::default();
     let mut wave = checkouts;
@@ -99,14 +99,18 @@ pub fn scan_checkouts(checkouts: Vec<PathBuf>, opts: &InspectOptions, jobs: usiz
     while !wave.is_empty() {
         let next = AtomicUsize::new(0);
         let collected = Mutex::new(Vec::with_capacity(wave.len()));
+        // One budget of `jobs` threads: as many checkouts at once as there are threads (each
+        // single-threaded inside), or fewer checkouts sharing the rest (one big checkout
+        // gets them all). workers × threads ≤ jobs, so the machine is never oversubscribed.
         let workers = jobs.clamp(1, wave.len());
+        let threads = (jobs / workers).max(1);
         std::thread::scope(|scope| {
             for _ in 0..workers {
                 scope.spawn(|| {
                     loop {
                         let i = next.fetch_add(1, Ordering::Relaxed);
                         let Some(path) = wave.get(i) else { break };
-                        let inspection = inspect::inspect(path, opts);
+                        let inspection = inspect::inspect(path, opts, threads);
                         if let Ok(mut c) = collected.lock() {
                             c.push(inspection);
                         }
