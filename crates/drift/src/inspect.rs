@@ -646,3 +646,46 @@ fn hooks(repo: &gix::Repository, label: &str, require_install: bool, findings: &
         findings.push(Finding::new(label, Kind::HooksTampered, hook.name.clone(), detail));
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn git(dir: &Path, args: &[&str]) {
+        let status = std::process::Command::new("git")
+            .arg("-C")
+            .arg(dir)
+            .args(["-c", "user.name=t", "-c", "user.email=t@example.com"])
+            .args(args)
+            .env("GIT_CONFIG_NOSYSTEM", "1")
+            .env("GIT_CONFIG_GLOBAL", "/dev/null")
+            .status()
+            .unwrap();
+        assert!(status.success(), "git {args:?}");
+    }
+
+    #[test]
+    fn only_files_in_directories_with_tracked_files_are_rechecked_alone() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path();
+        git(dir, &["init", "-q"]);
+        std::fs::create_dir_all(dir.join("src/deep")).unwrap();
+        std::fs::write(dir.join("top.txt"), "x\n").unwrap();
+        std::fs::write(dir.join("src/a.rs"), "x\n").unwrap();
+        git(dir, &["add", "-A"]);
+        std::fs::create_dir_all(dir.join("fresh")).unwrap();
+        let repo = gix::open(dir).unwrap();
+        let index = repo.index_or_empty().unwrap();
+        let allows = |rela: &str| partial_allows(dir, &index, rela);
+        assert!(allows("top.txt"), "a tracked file");
+        assert!(allows("src/a.rs"), "a tracked file in a directory");
+        assert!(allows("src/b.rs"), "a new file beside tracked ones");
+        assert!(allows("gone.txt"), "a new file at the top, or one removed again");
+        assert!(!allows("src"), "a directory");
+        assert!(!allows("src/deep/c.rs"), "a directory with nothing tracked: its finding is `src/deep/`");
+        assert!(!allows("fresh/new.txt"), "a new directory");
+        assert!(!allows(".git/index") && !allows("src/../top.txt") && !allows(""), "not a work-tree file");
+        std::fs::remove_dir_all(dir.join("src")).unwrap();
+        assert!(!allows("src"), "a tracked directory removed");
+    }
+}
