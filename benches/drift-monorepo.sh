@@ -16,7 +16,8 @@
 #    extrapolated to one hour, and to one hour at the default `rescan_every = "5m"`.
 #
 # Usage: benches/drift-monorepo.sh [--dirs D] [--files F] [--runs R] [--edits E]
-#                                  [--idle SECONDS] [--rescan DURATION] [--bin PATH] [--keep DIR]
+#                                  [--idle SECONDS] [--rescan DURATION] [--bin PATH] [--compare PATH] [--keep DIR]
+# --compare PATH also times another build (say, the previous commit's) in the same scan rounds.
 # --keep DIR reuses (or creates and keeps) the checkout under DIR instead of a temporary one.
 set -euo pipefail
 
@@ -28,6 +29,7 @@ idle=60
 rescan=30
 bin=""
 keep=""
+compare=""
 while [ $# -gt 0 ]; do
     case "$1" in
         --dirs) dirs="$2"; shift 2 ;;
@@ -38,6 +40,7 @@ while [ $# -gt 0 ]; do
         --rescan) rescan="$2"; shift 2 ;;
         --bin) bin="$2"; shift 2 ;;
         --keep) keep="$2"; shift 2 ;;
+        --compare) compare="$2"; shift 2 ;;
         -h|--help) awk 'NR > 1 && /^#/ { sub(/^# ?/, ""); print; next } NR > 1 { exit }' "$0"; exit 0 ;;
         *) echo "error: unknown argument $1" >&2; exit 2 ;;
     esac
@@ -101,15 +104,20 @@ echo "findings: git status sees $git_sees, bulwark-drift sees $scan_sees" >&2
 now() { date +%s.%N; }
 median() { printf '%s\n' "$@" | sort -g | awk '{a[NR]=$1} END {print (NR % 2) ? a[(NR+1)/2] : (a[NR/2] + a[NR/2+1]) / 2}'; }
 
-declare -a t_scan t_git rss cpu
+declare -a t_scan t_git t_other rss cpu
 for ((r = 0; r <= runs; r++)); do
     s=$(now); /usr/bin/time -f '%M %U %S' -o "$work/time" "$bin" scan "$repo" >/dev/null || true; e=$(now)
     scan_s=$(echo "$e - $s" | bc -l)
     s=$(now); git -C "$repo" status --porcelain >/dev/null; e=$(now)
     git_s=$(echo "$e - $s" | bc -l)
+    if [ -n "$compare" ]; then
+        s=$(now); "$compare" scan "$repo" >/dev/null || true; e=$(now)
+        other_s=$(echo "$e - $s" | bc -l)
+    fi
     if [ "$r" -gt 0 ]; then # round 0 warms the caches
         t_scan+=("$scan_s"); t_git+=("$git_s")
-        read -r m u sy < "$work/time"
+        [ -z "$compare" ] || t_other+=("$other_s")
+        read -r m u sy < <(tail -1 "$work/time") # after "Command exited with non-zero status 1"
         rss+=("$m"); cpu+=("$(echo "$u + $sy" | bc -l)")
     fi
 done
@@ -123,6 +131,11 @@ printf 'git status --porcelain  median %.3fs  (runs: %s)\n' "$m_git" "${t_git[*]
 printf 'ratio scan/git          %.2fx\n' "$(echo "$m_scan / $m_git" | bc -l)"
 printf 'scan CPU (user+sys)     median %.3fs\n' "$m_cpu"
 printf 'peak RSS of the scan    %d KiB (%.1f MB)\n' "$m_rss" "$(echo "$m_rss / 1024" | bc -l)"
+if [ -n "$compare" ]; then
+    m_other=$(median "${t_other[@]}")
+    printf '%s median %.3fs  (runs: %s)\n' "$compare" "$m_other" "${t_other[*]}"
+    printf 'ratio it/git            %.2fx; this build / it %.2fx\n' "$(echo "$m_other / $m_git" | bc -l)" "$(echo "$m_scan / $m_other" | bc -l)"
+fi
 
 # watch: edit → finding.
 config="$work/bulwark.toml"
@@ -167,7 +180,17 @@ fulls=$((full_after - full_before))
 per_hour=$(echo "$idle_cpu * 3600 / $idle" | bc -l)
 # At the default rescan_every (5m): the idle cost without the full scans in the window,
 # plus 12 full scans an hour at the scan's measured CPU.
-at_default=$(echo "($idle_cpu - $fulls * $m_cpu) * 3600 / $idle + 12 * $m_cpu" | bc -l)
+at_default=$(awk -v c="$idle_cpu" -v n="$fulls" -v s="$m_cpu" -v w="$idle" \
+    'BEGIN { b = c - n * s; if (b < 0) b = 0; print b * 3600 / w + 12 * s }')
 printf 'watch: idle CPU         %.2fs over %ds (%d full scans, rescan_every %ss) = %.1fs/hour; at rescan_every 5m ≈ %.1fs/hour\n' \
     "$idle_cpu" "$idle" "$fulls" "$rescan" "$per_hour" "$at_default"
 printf 'watch: peak RSS         %d KiB\n' "$(awk '/VmHWM/ {print $2}' "/proc/$watcher/status")"
+
+# Put the edited files back (and their index entries fresh), so that a kept checkout stays
+# as set up.
+kill "$watcher"; watcher=""
+for ((i = 1; i <= edits; i++)); do
+    git -C "$repo" checkout -q -- "dir$((i * 13 % dirs))/file$((i * 37 % files)).txt"
+done
+sleep 1.1
+git -C "$repo" update-index -q --really-refresh >/dev/null || true

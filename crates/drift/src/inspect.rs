@@ -274,6 +274,30 @@ fn work_tree_status(
         StatusScope::Whole { threads } => (Vec::new(), (*threads).max(1)),
         StatusScope::Paths(patterns) => (patterns.clone(), 1),
     };
+    // HEAD vs index first, in this thread (gix would diff on a thread of its own beside the
+    // work-tree check, one more than the scan's budget allows).
+    let mut staged = Vec::new();
+    if !nothing_staged {
+        let tree = repo.head_tree_id_or_empty().map_err(|e| flat(&e))?;
+        repo.tree_index_status(
+            &tree,
+            &index,
+            None,
+            gix::status::tree_index::TrackRenames::AsConfigured,
+            |change, _, _| {
+                use gix::diff::index::ChangeRef;
+                let what = match &change {
+                    ChangeRef::Addition { .. } => "added",
+                    ChangeRef::Deletion { .. } => "deleted",
+                    ChangeRef::Modification { .. } => "modified",
+                    ChangeRef::Rewrite { .. } => "renamed",
+                };
+                staged.push((change.location().to_str_lossy().into_owned(), what));
+                Ok(std::ops::ControlFlow::Continue(()))
+            },
+        )
+        .map_err(|e| flat(&e))?;
+    }
     let status = repo
         .status(gix::progress::Discard)
         .map_err(|e| flat(&e))?
@@ -289,46 +313,29 @@ fn work_tree_status(
             check_dirty: false,
         })
         .index_worktree_options_mut(|o| o.thread_limit = Some(threads));
-    let status = status.index(gix::worktree::IndexPersistedOrInMemory::Persisted(index.clone()));
-    let mut iter = if nothing_staged {
-        StatusIter::WorkTree(status.into_index_worktree_iter(patterns.clone()).map_err(|e| flat(&e))?)
-    } else {
-        StatusIter::Full(status.into_iter(patterns.clone()).map_err(|e| flat(&e))?)
-    };
+    let mut iter = status
+        .index(gix::worktree::IndexPersistedOrInMemory::Persisted(index.clone()))
+        .into_index_worktree_iter(patterns.clone())
+        .map_err(|e| flat(&e))?;
     let mut conflicted = BTreeSet::new();
-    let mut staged = Vec::new();
-    while let Some(item) = iter.next_item() {
-        let item = item?;
-        match item {
-            gix::status::Item::IndexWorktree(wt) => {
-                let rela = wt.rela_path().to_str_lossy().into_owned();
-                let kind = match wt.summary() {
-                    None => continue,
-                    Some(Summary::Removed) => Kind::Deleted,
-                    Some(Summary::Conflict) => {
-                        conflicted.insert(rela.clone());
-                        Kind::Conflicted
-                    }
-                    // Intent-to-add is the index's state: answered by a whole scan only.
-                    Some(Summary::IntentToAdd) if matches!(scope, StatusScope::Paths(_)) => continue,
-                    Some(Summary::IntentToAdd) => Kind::Staged,
-                    // Untracked files are not asked of this part (see above).
-                    Some(_) if matches!(wt, Wt::DirectoryContents { .. }) => continue,
-                    Some(_) => Kind::Modified,
-                };
-                out.findings.push(Finding::file(label, kind, &rela));
+    for item in iter.by_ref() {
+        let wt = item.map_err(|e| flat(&e))?;
+        let rela = wt.rela_path().to_str_lossy().into_owned();
+        let kind = match wt.summary() {
+            None => continue,
+            Some(Summary::Removed) => Kind::Deleted,
+            Some(Summary::Conflict) => {
+                conflicted.insert(rela.clone());
+                Kind::Conflicted
             }
-            gix::status::Item::TreeIndex(change) => {
-                use gix::diff::index::ChangeRef;
-                let what = match &change {
-                    ChangeRef::Addition { .. } => "added",
-                    ChangeRef::Deletion { .. } => "deleted",
-                    ChangeRef::Modification { .. } => "modified",
-                    ChangeRef::Rewrite { .. } => "renamed",
-                };
-                staged.push((change.location().to_str_lossy().into_owned(), what));
-            }
-        }
+            // Intent-to-add is the index's state: answered by a whole scan only.
+            Some(Summary::IntentToAdd) if matches!(scope, StatusScope::Paths(_)) => continue,
+            Some(Summary::IntentToAdd) => Kind::Staged,
+            // Untracked files are not asked of this part (see above).
+            Some(_) if matches!(wt, Wt::DirectoryContents { .. }) => continue,
+            Some(_) => Kind::Modified,
+        };
+        out.findings.push(Finding::file(label, kind, &rela));
     }
     for (rela, what) in staged {
         if !conflicted.contains(&rela) {
@@ -403,30 +410,6 @@ fn untracked(
 fn bytes_path(bytes: &[u8]) -> &Path {
     use std::os::unix::ffi::OsStrExt as _;
     Path::new(std::ffi::OsStr::from_bytes(bytes))
-}
-
-/// The status with or without the HEAD-vs-index part.
-enum StatusIter {
-    Full(gix::status::Iter),
-    WorkTree(gix::status::index_worktree::Iter),
-}
-
-impl StatusIter {
-    fn next_item(&mut self) -> Option<Result<gix::status::Item, String>> {
-        match self {
-            StatusIter::Full(it) => it.next().map(|r| r.map_err(|e| flat(&e))),
-            StatusIter::WorkTree(it) => {
-                it.next().map(|r| r.map(gix::status::Item::IndexWorktree).map_err(|e| flat(&e)))
-            }
-        }
-    }
-
-    fn into_outcome(self) -> Option<gix::status::Outcome> {
-        match self {
-            StatusIter::Full(it) => it.into_outcome(),
-            StatusIter::WorkTree(it) => it.into_outcome(),
-        }
-    }
 }
 
 fn in_progress(repo: &gix::Repository) -> Option<&'static str> {

@@ -9,11 +9,11 @@
 //! the checkout's HEAD, refs, stash and hooks ([`inspect::inspect_paths`]), any other event
 //! in a checkout (its git dir, a directory) re-scans that checkout, an event elsewhere under
 //! a root (a new checkout?) or an overflow re-scans everything, and a full scan also runs
-//! at start and every `rescan_every`, to reconcile whatever events missed.
+//! at start and every `rescan_every`, to reconcile whatever events missed. When the
+//! kernel's watch limit is reached the watcher says so, journals it, and carries on with
+//! the periodic full scans alone: it never silently stops.
 //!
-//! `BULWARK_DRIFT_TRACE=1` says on stderr what each round re-scanned (`trace: ...`). When the kernel's
-//! watch limit is reached the watcher says so, journals it, and carries on with the
-//! periodic full scans alone: it never silently stops.
+//! `BULWARK_DRIFT_TRACE=1` says on stderr what each round re-scanned (`trace: ...`).
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::io::Write as _;
@@ -90,6 +90,8 @@ pub(crate) fn cmd_watch(config: &Config, args: &WatchArgs) -> Result<ExitCode, C
                     if matches!(event.kind, EventKind::Access(_)) {
                         continue;
                     }
+                    // An event that names nothing could be about anything.
+                    rescan |= event.paths.is_empty();
                     paths.extend(event.paths.iter().cloned());
                 }
                 let mut msgs = Vec::new();
