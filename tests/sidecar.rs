@@ -1272,3 +1272,57 @@ fn state_files_are_private_and_stale_temp_files_are_removed() {
         assert_eq!(mode, 0o600, "{} is {mode:o}", file.display());
     }
 }
+
+/// A production checkout whose `origin` was re-pointed after the install pinned it (`git
+/// remote set-url`, a `url.<base>.insteadOf` rule in the repository's or the user's config)
+/// at a look-alike repository holding a forged `main`: on a bad deploy the sidecar fetches
+/// nothing from it and pushes nothing anywhere, so neither the look-alike nor the pinned
+/// remote gets a revert (made from the forged refs or otherwise), and the one escalation
+/// says why and what to do. The sidecar used to fetch from, and push its revert to,
+/// whatever `origin` meant by then.
+#[test]
+fn a_rollback_never_uses_a_remote_repointed_since_the_production_pin() {
+    for spelling in ["set-url", "insteadOf", "global insteadOf"] {
+        let fx = Fixture::new();
+        fx.env
+            .bulwark(fx.env.root(), &["install", "--repo", fx.prod.to_str().unwrap(), "--role", "production"])
+            .assert_code(0);
+        fx.push_merge("broken\n");
+        let (_, to, id) = fx.pull_and_enqueue();
+
+        let foreign = fx.env.bare("foreign.git");
+        let foreign_url = file_url(&foreign);
+        fx.env.git(&fx.dev, &["push", "-q", &foreign_url, "main"]);
+        fx.env.commit_file(&fx.dev, "forged.txt", "forged\n", "forged on the look-alike");
+        fx.env.git(&fx.dev, &["push", "-q", &foreign_url, "main"]);
+        let forged = fx.env.rev(&foreign, "refs/heads/main");
+        let pinned = fx.env.git(&fx.prod, &["remote", "get-url", "origin"]);
+        match spelling {
+            "set-url" => _ = fx.env.git(&fx.prod, &["remote", "set-url", "origin", &foreign_url]),
+            "insteadOf" => _ = fx.env.git(&fx.prod, &["config", &format!("url.{foreign_url}.insteadOf"), &pinned]),
+            _ => _ = fx.env.git(&fx.prod, &["config", "--global", &format!("url.{foreign_url}.insteadOf"), &pinned]),
+        }
+
+        fx.once().assert_code(1);
+        assert_eq!(fx.env.rev(&foreign, "refs/heads/main"), forged, "{spelling}: nothing reached the look-alike");
+        assert_eq!(fx.remote_main(), to, "{spelling}: the pinned remote got no revert");
+        assert!(fx.reverts_on_remote().is_empty(), "{spelling}");
+        assert_eq!(fx.env.rev(&fx.prod, "HEAD"), to, "{spelling}: the checkout did not move");
+        assert_eq!(fx.deploys(), std::slice::from_ref(&to), "{spelling}: nothing was redeployed");
+        let job = fx.job(&id);
+        assert_eq!(job["phase"], "escalated", "{spelling}: {job}");
+        let escalation = job["escalation"].as_str().unwrap();
+        for needle in [
+            format!("now leads to {foreign_url}"),
+            format!("not to {pinned} where it was pinned"),
+            "bulwark install --role production".to_owned(),
+        ] {
+            assert!(escalation.contains(&needle), "{spelling}: {needle:?} in {escalation}");
+        }
+        let escalated = fx.env.events_of("rollback.escalated");
+        assert_eq!(escalated.len(), 1, "{spelling}: one escalation");
+        assert!(escalated[0].to_line().contains("where it was pinned"), "{spelling}: {}", escalated[0].to_line());
+        assert_eq!(fx.notifications("rollback.escalated"), 1, "{spelling}: one page");
+        assert_eq!(fx.count("rollback.pushed"), 0, "{spelling}");
+    }
+}

@@ -157,9 +157,18 @@ impl PinnedRemote {
     /// its URL was changed or an `insteadOf` rule (in any config, `git -c` included)
     /// rewrites it. Credentials are not compared: a rotated token is not a moved remote.
     pub fn check(&self, git: &crate::git::Git) -> Result<Result<String, String>, crate::process::ProcessError> {
-        let now = git.stdout(["ls-remote", "--get-url", &self.name])?;
+        self.check_with(|args| git.stdout(args))
+    }
+
+    /// [`Self::check`], with `git_stdout` running `git ARGS` in the checkout and returning
+    /// its output (the sidecar adds `-c safe.directory=…` for a checkout another user owns).
+    pub fn check_with(
+        &self,
+        git_stdout: impl Fn([&str; 3]) -> Result<String, crate::process::ProcessError>,
+    ) -> Result<Result<String, String>, crate::process::ProcessError> {
+        let now = git_stdout(["ls-remote", "--get-url", &self.name])?;
         // Passed explicitly later, the URL is rewritten again by any rule that matches it.
-        let again = git.stdout(["ls-remote", "--get-url", &now])?;
+        let again = git_stdout(["ls-remote", "--get-url", &now])?;
         let shown = |url: &str| crate::redact::redact_urls(url).into_owned();
         Ok(if again == now && shown(&now) == shown(&self.url) { Ok(now) } else { Err(shown(&again)) })
     }

@@ -49,6 +49,10 @@ pub enum ProcessError {
     /// Reading its output or waiting for it failed.
     #[error("waiting for `{command}`: {source}")]
     Wait { command: String, source: std::io::Error },
+    /// It was not started: running it would be unsafe (e.g. the remote it would reach is no
+    /// longer the one pinned at install).
+    #[error("`{command}` was not run: {reason}")]
+    Refused { command: String, reason: String },
 }
 
 fn one_line(stderr: &str) -> String {

@@ -14,6 +14,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use bulwark_core::git::Git;
+use bulwark_core::manifest::{Manifest, PinnedRemote};
 use bulwark_core::process::{self, ProcessError, RunOptions};
 
 /// Trailer naming the commit a bulwark revert undoes (its `to`).
@@ -66,8 +67,18 @@ impl Repos {
     }
 
     /// The remote's URL as the checkout has it, made absolute when it is a relative path.
+    ///
+    /// On a production checkout whose install pinned the remote, it is the URL the remote
+    /// still leads to only when that is the pinned one: a remote re-pointed since
+    /// (`git remote set-url`, a `url.<base>.insteadOf` rule in any config) is a
+    /// [`ProcessError::Refused`], so the sidecar never fetches from it, never pushes a revert
+    /// to it, and never reverts on top of the refs it serves. The checkout's hooks and drift
+    /// refuse and report the same thing ([`PinnedRemote::check`]).
     pub fn remote_url(&self) -> Result<String, ProcessError> {
-        let url = self.checkout_git().stdout(["remote", "get-url", "--end-of-options", &self.remote])?;
+        let url = match self.pinned_remote()? {
+            Some(pinned) => self.pinned_url(&pinned)?,
+            None => self.checkout_git().stdout(["remote", "get-url", "--end-of-options", &self.remote])?,
+        };
         // A URL with `user:token@` is a common way to give the sidecar push rights: the token
         // must not reach any output, whatever git's messages quote.
         bulwark_core::redact::register_credentials(&url);
@@ -77,6 +88,39 @@ impl Repos {
         } else {
             Ok(self.checkout.join(url).to_string_lossy().into_owned())
         }
+    }
+
+    /// The pin of a production install, `None` for a checkout without one (another role,
+    /// or an install from before pinning, which drift reports).
+    fn pinned_remote(&self) -> Result<Option<PinnedRemote>, ProcessError> {
+        let git = self.checkout_git();
+        let common = git.stdout(["rev-parse", "--path-format=absolute", "--git-common-dir"])?;
+        // Fails closed: an install record that cannot be read may be hiding a pin.
+        let manifest = Manifest::load(Path::new(&common)).map_err(|e| self.refused(format!("{e}")))?;
+        Ok(manifest.and_then(|m| m.remote))
+    }
+
+    /// The URL to fetch from and push to, if the remote still leads to `pinned`.
+    fn pinned_url(&self, pinned: &PinnedRemote) -> Result<String, ProcessError> {
+        if pinned.name != self.remote {
+            return Err(self.refused(format!(
+                "this production checkout follows `{}` (pinned at install to {}), not the service's remote `{}`; set the service's `remote = \"{}\"`",
+                pinned.name, pinned.url, self.remote, pinned.name
+            )));
+        }
+        let git = self.checkout_git();
+        match pinned.check_with(|args| git.stdout(args))? {
+            Ok(url) => Ok(url),
+            Err(now) => Err(self.refused(format!(
+                "the remote `{name}` of this production checkout now leads to {now}, not to {was} where it was pinned at install; nothing was fetched from it or pushed to it. Put it back (`git remote set-url {name} '{was}'`, and remove any `url.*.insteadOf` rule that rewrites it), or, if the move is intended and checked, run `bulwark install --role production` again to pin the new URL",
+                name = pinned.name,
+                was = pinned.url,
+            ))),
+        }
+    }
+
+    fn refused(&self, reason: String) -> ProcessError {
+        ProcessError::Refused { command: format!("git fetch/push {}", self.remote), reason }
     }
 
     /// Creates the scratch repository if needed and fetches the remote branch into it;
@@ -266,7 +310,9 @@ impl Repos {
         }
         let tracking = format!("refs/remotes/{}/{}", self.remote, self.branch);
         let refspec = format!("+refs/heads/{}:{tracking}", self.branch);
-        git.run(["fetch", "-q", "--no-tags", "--end-of-options", &self.remote, &refspec]).map_err(|e| e.to_string())?;
+        // Through the pin check, like every fetch and push of a rollback.
+        let url = self.remote_url().map_err(|e| e.to_string())?;
+        git.run(["fetch", "-q", "--no-tags", "--end-of-options", &url, &refspec]).map_err(|e| e.to_string())?;
         // Hooks off for this merge: the production `post-merge` hook would queue the
         // sidecar's own move as a new deploy job (bad commit → revert), redeploying and
         // escalating a second time. Only a fast-forward to what the remote already has

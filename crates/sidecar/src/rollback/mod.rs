@@ -15,7 +15,7 @@ use bulwark_core::config::{Config, ServiceConfig};
 use bulwark_core::jobs::{
     self, CommandRecord, Job, JobError, JournalMark, Phase, RevertRecord, RunningChild, ServiceLock, Step,
 };
-use bulwark_core::process;
+use bulwark_core::process::{self, ProcessError};
 use bulwark_core::{Journal, state};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
@@ -508,6 +508,8 @@ impl Worker {
             }
             let tip = match repos.fetch().and_then(|tip| repos.ensure_objects(&[&job.from, &job.to]).map(|()| tip)) {
                 Ok(tip) => tip,
+                // A re-pointed remote does not come back by retrying: escalate before any push.
+                Err(e @ ProcessError::Refused { .. }) => return self.escalate(job, repos, &e.to_string()),
                 Err(e) => {
                     last_error = e.to_string();
                     job.push_failures.push(format!("fetch: {last_error}"));
@@ -548,6 +550,7 @@ impl Worker {
                     pushed = Some(revert.commit);
                     break;
                 }
+                Err(e @ ProcessError::Refused { .. }) => return self.escalate(job, repos, &e.to_string()),
                 Err(e) => {
                     last_error = e.to_string();
                     job.push_failures.push(last_error.clone());
