@@ -274,8 +274,8 @@ fn work_tree_status(
         StatusScope::Whole { threads } => (Vec::new(), (*threads).max(1)),
         StatusScope::Paths(patterns) => (patterns.clone(), 1),
     };
-    // HEAD vs index first, in this thread (gix would diff on a thread of its own beside the
-    // work-tree check, one more than the scan's budget allows).
+    // HEAD vs index first, in this thread (with `parallel-status`, gix would diff on a
+    // thread of its own beside the work-tree check, one more than the budget allows).
     let mut staged = Vec::new();
     if !nothing_staged {
         let tree = repo.head_tree_id_or_empty().map_err(|e| flat(&e))?;
@@ -302,8 +302,8 @@ fn work_tree_status(
         .status(gix::progress::Discard)
         .map_err(|e| flat(&e))?
         // The untracked files are walked below, after the tracked ones and in this thread,
-        // as git does: gix would walk them on a thread of its own beside the `threads`
-        // that check tracked files, one more than the scan's budget allows.
+        // as git does (with `parallel-status`, gix would walk them on a thread of its own
+        // beside the `threads` that check tracked files, one more than the budget allows).
         .untracked_files(gix::status::UntrackedFiles::None)
         .index_worktree_rewrites(None)
         // A submodule's own work tree is inspected as a checkout of its own; here only
