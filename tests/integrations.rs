@@ -88,7 +88,7 @@ fn completions_and_man_pages_exist_for_all_five_programs() {
         ("bulwark-hook", &["pre-commit", "reference-transaction", "pre-receive"]),
         ("bulwark-verify-push", &["check", "command-timeout"]),
         ("bulwark-drift", &["scan", "watch"]),
-        ("bulwark-sidecar", &["enqueue", "once", "run", "status", "watch-once"]),
+        ("bulwark-sidecar", &["enqueue", "once", "run", "status", "watch-once", "releases", "promote"]),
     ];
     let comp = env.path("completions");
     let man = env.path("man");

@@ -47,6 +47,8 @@ impl Hunt {
             ("notify path", token("HookPath")),
             ("notify query", token("HookQuery")),
             ("notify url_env", token("EnvHook")),
+            ("health password", token("HealthPw")),
+            ("health query", token("HealthQuery")),
         ];
 
         // The remote over smart HTTP, with the sidecar's push rights in its URL.
@@ -96,6 +98,8 @@ impl Hunt {
         let hook_url = webhook.url(&format!("/hook/{}?token={}", tokens[1].1, tokens[2].1));
         let hook_env = ("LEAK_HUNT_HOOK_URL".to_owned(), webhook.url(&format!("/env/{}", tokens[3].1)));
 
+        // Probes record their URL (baseline, windows, incident): with its secrets redacted.
+        let health_url = format!("http://probe:{}@{}/health?token={}", tokens[4].1, health.addr(), tokens[5].1);
         let config = env.write_config(
             "bulwark.toml",
             &format!(
@@ -123,7 +127,7 @@ timeout = "2s"
                 prod = prod.display(),
                 script = script.display(),
                 deployed = deployed.display(),
-                health = health.url("/health"),
+                health = health_url,
                 var = hook_env.0,
             ),
         );

@@ -10,12 +10,16 @@ use bulwark_testutil::{Outcome, TestEnv, file_url, run, set_executable};
 use serde_json::Value;
 
 /// How the loopback health server behaves (healthy: the deployed status starts with `ok`).
-#[derive(Clone, Copy, PartialEq, Eq)]
+#[derive(Clone, Copy)]
 enum Health {
     /// 200 when the deployed status is `ok`, 500 otherwise.
     FromDeploy,
-    /// Always 500, whatever is deployed (the cause is elsewhere).
-    AlwaysBroken,
+    /// 200 until a broken status is deployed, 500 from then on, whatever is deployed next
+    /// (the cause is elsewhere and struck during the change: the revert does not help).
+    BreaksWithTheChange,
+    /// Healthy when the function says so, given the number of deploys so far and whether
+    /// the file `repaired` exists in the sandbox (a person fixed the outside cause).
+    Scripted(fn(usize, bool) -> bool),
     /// 200 when `ok`; otherwise hangs for 30 s.
     HangWhenBroken,
     /// 200 with a body of `ok`, or else a body trickled one byte every 100 ms.
@@ -85,16 +89,28 @@ impl Fixture {
         std::fs::write(&deployed, "ok\n").unwrap();
 
         let deployed_for_health = deployed.clone();
+        let log_for_health = deploy_log.clone();
+        let repaired = env.path("repaired");
         let mode = options.health;
+        let struck = std::sync::atomic::AtomicBool::new(false);
         let health = HttpServer::start(move |_req| {
             let ok = std::fs::read_to_string(&deployed_for_health).is_ok_and(|s| s.starts_with("ok"));
+            if !ok {
+                struck.store(true, std::sync::atomic::Ordering::SeqCst);
+            }
+            let struck = struck.load(std::sync::atomic::Ordering::SeqCst);
+            let deploys = std::fs::read_to_string(&log_for_health).unwrap_or_default().lines().count();
             match (mode, ok) {
-                (Health::AlwaysBroken, _) | (Health::FromDeploy, false) => Response::status(500).body("broken"),
+                (Health::Scripted(healthy), _) if !healthy(deploys, repaired.exists()) => {
+                    Response::status(500).body("broken")
+                }
+                (Health::BreaksWithTheChange, _) if struck => Response::status(500).body("broken"),
+                (Health::FromDeploy | Health::BreaksWithTheChange, false) => Response::status(500).body("broken"),
                 (Health::HangWhenBroken, false) => Response::ok("late").delay(Duration::from_secs(30)),
                 (Health::TrickleWhenBroken, false) => {
                     Response::ok(&"x".repeat(100)).trickle(Duration::from_millis(100))
                 }
-                (_, true) => Response::ok("ok"),
+                (Health::Scripted(_), _) | (_, true) => Response::ok("ok"),
             }
         });
         let webhook = Receiver::start();
@@ -462,7 +478,7 @@ fn a_conflicting_revert_escalates_and_leaves_the_work_tree_clean() {
 
 #[test]
 fn still_unhealthy_after_the_revert_escalates_with_exactly_one_revert() {
-    let fx = Fixture::with(Options { health: Health::AlwaysBroken, ..Options::default() });
+    let fx = Fixture::with(Options { health: Health::BreaksWithTheChange, ..Options::default() });
     fx.push_merge("broken\n");
     let (_, _, id) = fx.pull_and_enqueue();
     fx.once().assert_code(1);
@@ -488,12 +504,17 @@ fn a_hanging_health_endpoint_is_unhealthy_within_its_bounds() {
     fx.once().assert_code(1);
     assert!(started.elapsed() < Duration::from_secs(15), "took {:?}", started.elapsed());
     assert_rolled_back(&fx, &from, &to, &id);
-    let check = &fx.job(&id)["checks"][0];
-    assert_eq!(check["healthy"], false);
-    assert!(check["tries"][0].as_str().unwrap().contains("no answer within 300ms"), "{check}");
-    let took = ts(check["finished"].as_str().unwrap()) - ts(check["started"].as_str().unwrap());
-    // One try of 300 ms decides it (attempts × (timeout + interval) is the outer bound).
-    assert!(took < 1000, "health check took {took} ms");
+    let window = &fx.job(&id)["windows"][0];
+    assert_eq!(window["verdict"], "unhealthy", "{window}");
+    let probes = window["checks"][0]["last"].as_array().unwrap();
+    for probe in probes {
+        assert_eq!(probe["outcome"], "failure", "{probe}");
+        assert!(probe["detail"].as_str().unwrap().contains("no answer within 300ms"), "{probe}");
+        // Each probe is bounded by its timeout, however long the endpoint hangs.
+        assert!(probe["latency_ms"].as_u64().unwrap() < 1000, "{probe}");
+    }
+    let took = ts(window["finished"].as_str().unwrap()) - ts(window["started"].as_str().unwrap());
+    assert!(took < 3000, "the window took {took} ms");
 }
 
 #[test]
@@ -627,7 +648,8 @@ macro_rules! crash_tests {
 crash_tests! {
     kill_at_deploy_converges => "deploy",
     kill_after_deploy_converges => "stabilize",
-    kill_during_stabilize_converges => "stabilize.sleeping",
+    kill_during_the_health_window_converges => "health.probe1",
+    kill_during_the_verify_window_converges => "verify.probe1",
     kill_after_the_health_verdict_converges => "revert",
     kill_after_the_revert_commit_is_made_converges => "revert.made",
     kill_after_the_revert_converges => "push",
@@ -650,10 +672,14 @@ fn a_trickling_health_endpoint_is_unhealthy_within_its_bounds() {
     let (from, to, id) = fx.pull_and_enqueue();
     fx.once().assert_code(1);
     assert_rolled_back(&fx, &from, &to, &id);
-    let check = &fx.job(&id)["checks"][0];
-    let took = ts(check["finished"].as_str().unwrap()) - ts(check["started"].as_str().unwrap());
-    assert!(took < 1000, "health check took {took} ms: {check}");
-    assert_eq!(fx.job(&id)["checks"][1]["tries"][0], "ok: HTTP 200");
+    let job = fx.job(&id);
+    let window = &job["windows"][0];
+    assert_eq!(window["verdict"], "unhealthy", "{window}");
+    for probe in window["checks"][0]["last"].as_array().unwrap() {
+        assert!(probe["latency_ms"].as_u64().unwrap() < 1000, "a trickle is cut at the timeout: {probe}");
+    }
+    assert_eq!(job["windows"][1]["step"], "verify");
+    assert_eq!(job["windows"][1]["checks"][0]["last"][0]["detail"], "HTTP 200");
 }
 
 #[test]
@@ -689,12 +715,23 @@ fn the_post_merge_of_the_revert_itself_is_skipped_not_redeployed() {
 
 #[test]
 fn a_bulwark_revert_is_never_itself_reverted() {
-    let fx = Fixture::with(Options { health: Health::AlwaysBroken, ..Options::default() });
+    // Broken by the change and still after the rollback; repaired by hand; broken again by
+    // the next deploy (of the revert).
+    let fx = Fixture::with(Options {
+        health: Health::Scripted(|deploys, repaired| match deploys {
+            0 => true,
+            2 => repaired,
+            _ => false,
+        }),
+        ..Options::default()
+    });
     fx.push_merge("broken\n");
-    let (_, to, _) = fx.pull_and_enqueue();
+    let (_, to, first) = fx.pull_and_enqueue();
     fx.once().assert_code(1);
+    assert_eq!(fx.job(&first)["phase"], "escalated");
     let revert = fx.remote_main();
     assert_eq!(fx.reverts_on_remote().len(), 1);
+    std::fs::write(fx.env.path("repaired"), "").unwrap();
     // Someone redeploys the revert and it is still unhealthy: no revert of the revert.
     let id = bulwark_core::jobs::enqueue(&fx.env.state_dir(), "web", &to, &revert, "cli").unwrap();
     fx.once().assert_code(1);
@@ -819,7 +856,7 @@ crash_tests! {
 /// notifies once.
 #[test]
 fn kill_right_after_escalated_converges() {
-    let fx = Fixture::with(Options { health: Health::AlwaysBroken, ..Options::default() });
+    let fx = Fixture::with(Options { health: Health::BreaksWithTheChange, ..Options::default() });
     fx.push_merge("broken\n");
     let (_, _, id) = fx.pull_and_enqueue();
     let crashed = fx.once_crashing_at("escalated");
@@ -906,7 +943,7 @@ fn a_job_file_named_other_than_its_id_is_reported_and_skipped_not_redeployed_for
 /// bulwark's own revert") and `status` showed it, saying "no revert pushed".
 #[test]
 fn the_sidecars_own_move_of_the_checkout_queues_no_second_job_and_escalates_once() {
-    let fx = Fixture::with(Options { health: Health::AlwaysBroken, ..Options::default() });
+    let fx = Fixture::with(Options { health: Health::BreaksWithTheChange, ..Options::default() });
     fx.env
         .bulwark(fx.env.root(), &["install", "--repo", fx.prod.to_str().unwrap(), "--role", "production"])
         .assert_code(0);

@@ -227,7 +227,7 @@ fn allow_unchanged_accepts_a_remote_that_already_has_the_tip_only() {
     env.commit_file(&clone, "x.txt", "x\n", "unpushed");
     verify_push(&env, &clone, &["--allow-unchanged", "--", "true"]).assert_code(1);
     let kinds: Vec<_> =
-        env.events().into_iter().map(|e| (e.kind.clone(), e.str("reason").map(str::to_owned))).collect();
+        env.events().into_iter().map(|e| (e.kind.to_string(), e.str("reason").map(str::to_owned))).collect();
     assert_eq!(
         kinds,
         [

@@ -16,6 +16,7 @@
 
 use std::time::Duration;
 
+use bulwark_core::EventKind;
 use bulwark_core::Journal;
 use bulwark_core::config::{NotifyConfig, NotifyKind};
 use serde_json::{Value, json};
@@ -226,21 +227,21 @@ impl Notifier {
         for (label, outcome) in outcomes {
             let (kind, fields) = match &outcome {
                 Ok(attempts) => (
-                    "notify.sent",
+                    EventKind::NotifySent,
                     json!({"target": label, "about": message.kind, "title": message.title, "attempts": attempts}),
                 ),
                 Err((error, attempts)) => (
-                    "notify.failed",
+                    EventKind::NotifyFailed,
                     json!({"target": label, "about": message.kind, "title": message.title, "attempts": attempts, "error": error}),
                 ),
             };
             match &journal {
-                Ok(journal) => match journal.append(kind, fields) {
-                    Ok(event) if self.echo => println!("{}", event.to_line()),
+                Ok(journal) => match journal.append(&kind, fields) {
+                    Ok(event) if self.echo => bulwark_core::data!("{}", event.to_line()),
                     Ok(_) => {}
-                    Err(e) => eprintln!("warning: cannot journal {kind} for {label}: {e}"),
+                    Err(e) => bulwark_core::warning!("cannot journal {kind} for {label}: {e}"),
                 },
-                Err(e) => eprintln!("warning: cannot journal {kind} for {label}: {e}"),
+                Err(e) => bulwark_core::warning!("cannot journal {kind} for {label}: {e}"),
             }
             match outcome {
                 Ok(_) => report.delivered.push(label),

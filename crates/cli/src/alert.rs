@@ -8,7 +8,9 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use bulwark_alert::{Message, Notifier};
+use bulwark_core::EventKind;
 use bulwark_core::config::{Config, Lookup};
+use bulwark_core::data;
 use bulwark_core::{CliError, Event, Journal};
 
 use crate::repo::RepoPaths;
@@ -25,8 +27,8 @@ pub struct AlertArgs {
 
 fn message_for(event: &Event) -> Message {
     let who = event.str("user").or(event.str("identity")).filter(|u| !u.is_empty()).unwrap_or("someone");
-    let title = match event.kind.as_str() {
-        "breakglass.used" => format!(
+    let title = match &event.kind {
+        EventKind::BreakglassUsed => format!(
             "bulwark: glass broken on {} by {who}: {}",
             event.host,
             bulwark_core::output::escape_controls(event.str("reason").unwrap_or("no reason given"))
@@ -38,11 +40,11 @@ fn message_for(event: &Event) -> Message {
         let _ = writeln!(text, "What bulwark refused and let through: {refused}");
     }
     let _ = writeln!(text, "Event: {}", event.to_line());
-    Message::new(event.kind.clone(), title, text)
+    Message::new(event.kind.as_str(), title, text)
         .with_fields(serde_json::to_value(event).unwrap_or(serde_json::Value::Null))
 }
 
-pub fn alert(args: &AlertArgs, explicit: Option<&Path>) -> Result<ExitCode, CliError> {
+pub(crate) fn alert(args: &AlertArgs, explicit: Option<&Path>) -> Result<ExitCode, CliError> {
     let journal = Journal::open_default()?;
     let event = journal.read_all()?.into_iter().find(|e| e.id == args.event).ok_or_else(|| {
         CliError::usage(format!("no event #{} in {}", args.event, journal.path().display()))
@@ -52,7 +54,7 @@ pub fn alert(args: &AlertArgs, explicit: Option<&Path>) -> Result<ExitCode, CliE
     let lookup = Lookup { explicit, git_dir: repo.as_ref().map(|r| r.common_dir.as_path()) };
     let config = Config::load(&lookup)?.config;
     if config.notify.is_empty() {
-        println!("no [[notify]] configured; event #{} not sent", event.id);
+        data!("no [[notify]] configured; event #{} not sent", event.id);
         return Ok(ExitCode::SUCCESS);
     }
     let notifier = Notifier::from_config(&config.notify)
@@ -60,7 +62,7 @@ pub fn alert(args: &AlertArgs, explicit: Option<&Path>) -> Result<ExitCode, CliE
         .with_journal(journal);
     let report = notifier.send(&message_for(&event));
     for target in &report.delivered {
-        println!("sent event #{} to {target}", event.id);
+        data!("sent event #{} to {target}", event.id);
     }
     if report.all_delivered() {
         return Ok(ExitCode::SUCCESS);

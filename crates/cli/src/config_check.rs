@@ -7,6 +7,7 @@ use std::process::ExitCode;
 
 use bulwark_core::CliError;
 use bulwark_core::config::{Config, Lookup, REPO_CONFIG_NAME, SYSTEM_CONFIG, WORKTREE_CONFIG_NAME, WorktreePolicy};
+use bulwark_core::data;
 use bulwark_core::manifest::Manifest;
 use bulwark_core::redact::{REDACTED, clean, clean_value};
 use serde_json::{Map, Value, json};
@@ -26,7 +27,7 @@ pub struct CheckArgs {
 /// What `default` means in the `from` of a setting: nothing set it, the built-in value applies.
 const DEFAULT: &str = "default";
 
-pub fn check(args: &CheckArgs, explicit: Option<&Path>) -> Result<ExitCode, CliError> {
+pub(crate) fn check(args: &CheckArgs, explicit: Option<&Path>) -> Result<ExitCode, CliError> {
     let repo_path = args.repo.clone().unwrap_or_else(|| PathBuf::from("."));
     // Outside a repository the lookup simply skips the per-repository file.
     let repo = RepoPaths::resolve(&repo_path).ok();
@@ -46,7 +47,7 @@ pub fn check(args: &CheckArgs, explicit: Option<&Path>) -> Result<ExitCode, CliE
         .and_then(|table| serde_json::to_value(table).ok())
         .unwrap_or(Value::Null);
     let effective = serde_json::to_value(config)
-        .map_err(|e| CliError::operational(format!("cannot show the configuration: {e}")))?;
+        .map_err(|e| CliError::operational("cannot show the configuration").caused_by(&e))?;
 
     let found_by = match origin {
         None => None,
@@ -128,7 +129,7 @@ pub fn check(args: &CheckArgs, explicit: Option<&Path>) -> Result<ExitCode, CliE
     clean_value(&mut report);
 
     if args.json {
-        println!("{report}");
+        data!("{report}");
     } else {
         print_text(&report, found_by, &looked_at);
     }
@@ -159,6 +160,16 @@ fn settings(effective: &Value, written: &Value, file: &str) -> Value {
                 for (sub, value) in inner {
                     let from = if set.and_then(|s| s.get(sub)).is_some() { file } else { DEFAULT };
                     out.insert(format!("{key}.{sub}"), json!({"value": value, "from": from}));
+                }
+            }
+            // `[[service.health]]`: each check flattened as `health[i].url`.
+            Value::Array(checks) if key == "health" => {
+                for (i, check) in checks.iter().enumerate() {
+                    for (sub, value) in check.as_object().into_iter().flatten() {
+                        let written = set.and_then(|s| s.get(i)).and_then(|s| s.get(sub));
+                        let from = if written.is_some() { file } else { DEFAULT };
+                        out.insert(format!("{key}[{i}].{sub}"), json!({"value": value, "from": from}));
+                    }
                 }
             }
             _ => {
@@ -217,7 +228,7 @@ fn print_text(report: &Value, found_by: Option<&str>, looked_at: &[String]) {
     if report["notify"].as_array().is_none_or(Vec::is_empty) {
         line("notify: none (alerts go to the event journal only)".to_owned());
     }
-    print!("{out}");
+    bulwark_core::output::data_text(&out);
 }
 
 fn settings_lines(settings: &Value, line: &mut impl FnMut(String)) {

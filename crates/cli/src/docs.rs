@@ -6,15 +6,17 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use bulwark_core::CliError;
+use bulwark_core::data;
 use clap::CommandFactory as _;
 
 use crate::Cli;
 
 /// The programs bulwark ships, `bulwark` first.
-pub const PROGRAMS: [&str; 5] = ["bulwark", "bulwark-hook", "bulwark-verify-push", "bulwark-drift", "bulwark-sidecar"];
+pub(crate) const PROGRAMS: [&str; 5] =
+    ["bulwark", "bulwark-hook", "bulwark-verify-push", "bulwark-drift", "bulwark-sidecar"];
 
 /// The programs `bulwark X` runs as `bulwark-X` (listed in `bulwark --help`).
-pub const EXTERNAL: [&str; 4] = ["drift", "sidecar", "verify-push", "hook"];
+pub(crate) const EXTERNAL: [&str; 4] = ["drift", "sidecar", "verify-push", "hook"];
 
 #[derive(Debug, clap::Args)]
 pub struct CompletionsArgs {
@@ -43,7 +45,7 @@ pub struct ManArgs {
 }
 
 /// A program's clap definition, as that program parses its arguments.
-pub fn command(program: &str) -> clap::Command {
+pub(crate) fn command(program: &str) -> clap::Command {
     match program {
         // The hook name is free text to the parser (an unknown one is refused, exit 1: hooks
         // fail closed); completions and the page offer the ones it handles.
@@ -75,7 +77,7 @@ fn completion_command(program: &str) -> clap::Command {
     if program == "bulwark" { bulwark_for_completion() } else { command(program) }
 }
 
-pub fn completions(args: &CompletionsArgs) -> Result<ExitCode, CliError> {
+pub(crate) fn completions(args: &CompletionsArgs) -> Result<ExitCode, CliError> {
     match &args.dir {
         None => {
             let mut cmd = completion_command(&args.program);
@@ -91,38 +93,39 @@ pub fn completions(args: &CompletionsArgs) -> Result<ExitCode, CliError> {
                 };
                 let path = dir.join(file);
                 let mut out = std::fs::File::create(&path)
-                    .map_err(|e| CliError::operational(format!("cannot write {}: {e}", path.display())))?;
+                    .map_err(|e| CliError::operational(format!("cannot write {}", path.display())).caused_by(&e))?;
                 clap_complete::generate(args.shell, &mut completion_command(program), program, &mut out);
             }
-            println!("{} completions for {} programs written to {}", args.shell, PROGRAMS.len(), dir.display());
+            data!("{} completions for {} programs written to {}", args.shell, PROGRAMS.len(), dir.display());
         }
     }
     Ok(ExitCode::SUCCESS)
 }
 
-pub fn man(args: &ManArgs) -> Result<ExitCode, CliError> {
+pub(crate) fn man(args: &ManArgs) -> Result<ExitCode, CliError> {
     match &args.dir {
         None => {
             // As `generate_to` renders it: no `help` subcommand (it has no page).
             clap_mangen::Man::new(command(&args.program).disable_help_subcommand(true))
                 .render(&mut std::io::stdout())
-                .map_err(|e| CliError::operational(format!("cannot write the man page: {e}")))?;
+                .map_err(|e| CliError::operational("cannot write the man page").caused_by(&e))?;
         }
         Some(dir) => {
             create_dir(dir)?;
             for program in PROGRAMS {
                 clap_mangen::generate_to(command(program), dir).map_err(|e| {
-                    CliError::operational(format!("cannot write man pages into {}: {e}", dir.display()))
+                    CliError::operational(format!("cannot write man pages into {}", dir.display())).caused_by(&e)
                 })?;
             }
-            println!("man pages of {} programs written to {}", PROGRAMS.len(), dir.display());
+            data!("man pages of {} programs written to {}", PROGRAMS.len(), dir.display());
         }
     }
     Ok(ExitCode::SUCCESS)
 }
 
 fn create_dir(dir: &Path) -> Result<(), CliError> {
-    std::fs::create_dir_all(dir).map_err(|e| CliError::operational(format!("cannot create {}: {e}", dir.display())))
+    std::fs::create_dir_all(dir)
+        .map_err(|e| CliError::operational(format!("cannot create {}", dir.display())).caused_by(&e))
 }
 
 #[cfg(test)]

@@ -30,7 +30,7 @@ pub struct EventsArgs {
 fn matches(kind_filter: Option<&str>, event: &Event) -> bool {
     match kind_filter {
         None => true,
-        Some(k) => event.kind == k || event.kind.strip_prefix(k).is_some_and(|rest| rest.starts_with('.')),
+        Some(k) => event.kind == k || event.kind.as_str().strip_prefix(k).is_some_and(|rest| rest.starts_with('.')),
     }
 }
 
@@ -53,7 +53,7 @@ fn print(events: &[Event], json: bool) -> Result<bool, CliError> {
     Ok(out.flush().is_ok())
 }
 
-pub fn events(args: &EventsArgs) -> Result<ExitCode, CliError> {
+pub(crate) fn events(args: &EventsArgs) -> Result<ExitCode, CliError> {
     let own = match &args.repo {
         Some(path) => crate::repo::server_journal(&crate::repo::RepoPaths::resolve(path)?.common_dir),
         None => None,
@@ -89,7 +89,13 @@ mod tests {
     use super::*;
 
     fn event(kind: &str) -> Event {
-        Event { id: 1, ts: String::new(), kind: kind.into(), host: String::new(), fields: serde_json::Map::new() }
+        Event {
+            id: 1,
+            ts: bulwark_core::journal::now(),
+            kind: kind.into(),
+            host: String::new(),
+            fields: serde_json::Map::new(),
+        }
     }
 
     #[test]

@@ -16,7 +16,7 @@ fn find(name: &str) -> Option<PathBuf> {
         .and_then(|paths| std::env::split_paths(&paths).map(|dir| dir.join(name)).find(|p| p.is_file()))
 }
 
-pub fn run(argv: &[OsString], config: Option<&Path>) -> Result<ExitCode, CliError> {
+pub(crate) fn run(argv: &[OsString], config: Option<&Path>) -> Result<ExitCode, CliError> {
     let Some((sub, rest)) = argv.split_first() else {
         return Err(CliError::usage("no command given").hint("see `bulwark --help`"));
     };
@@ -35,5 +35,5 @@ pub fn run(argv: &[OsString], config: Option<&Path>) -> Result<ExitCode, CliErro
     cmd.args(rest);
     // exec replaces this process, so exit code, signals and the terminal pass straight through.
     let err = cmd.exec();
-    Err(CliError::operational(format!("cannot run {}: {err}", path.display())))
+    Err(CliError::operational(format!("cannot run {}", path.display())).caused_by(&err))
 }

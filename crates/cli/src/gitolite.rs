@@ -16,11 +16,11 @@ use bulwark_core::CliError;
 
 /// gitolite's own repository: guarded by gitolite's rules, never by bulwark's (its branch
 /// is `master`, and locking the admin out of it locks everyone out of gitolite's config).
-pub const ADMIN_REPO: &str = "gitolite-admin";
+pub(crate) const ADMIN_REPO: &str = "gitolite-admin";
 
 /// One gitolite installation, as its rc file describes it.
 #[derive(Debug)]
-pub struct Gitolite {
+pub(crate) struct Gitolite {
     pub home: PathBuf,
     pub repo_base: PathBuf,
     pub local_code: PathBuf,
@@ -32,7 +32,7 @@ pub struct Gitolite {
 /// The gitolite home that manages the repository at `common_dir`, if any: its `hooks/update`
 /// is gitolite's (a link to `<home>/.gitolite/hooks/common/update`), or it has gitolite's
 /// `gl-conf`.
-pub fn managing_home(common_dir: &Path) -> Option<PathBuf> {
+pub(crate) fn managing_home(common_dir: &Path) -> Option<PathBuf> {
     let update = common_dir.join("hooks/update");
     if let Ok(target) = std::fs::read_link(&update)
         && target.ends_with(".gitolite/hooks/common/update")
@@ -54,7 +54,8 @@ fn program() -> PathBuf {
 /// `gitolite query-rc KEY` for the installation at `home`; `None` when the key is unset.
 fn query_rc(home: &Path, key: &str) -> Result<Option<String>, CliError> {
     let out = Command::new(program()).args(["query-rc", key]).env("HOME", home).output().map_err(|e| {
-        CliError::usage(format!("cannot run gitolite's `gitolite query-rc` for {}: {e}", home.display()))
+        CliError::usage(format!("cannot run gitolite's `gitolite query-rc` for {}", home.display()))
+            .caused_by(&e)
             .hint("put gitolite on PATH, or set GL_BINDIR to the directory of its `gitolite` program")
     })?;
     let value = String::from_utf8_lossy(&out.stdout).trim().to_owned();
@@ -63,16 +64,18 @@ fn query_rc(home: &Path, key: &str) -> Result<Option<String>, CliError> {
 
 impl Gitolite {
     /// Reads the installation at `home` (its `.gitolite.rc` through gitolite itself).
-    pub fn open(home: &Path) -> Result<Gitolite, CliError> {
+    pub(crate) fn open(home: &Path) -> Result<Gitolite, CliError> {
         let home = std::fs::canonicalize(home).map_err(|e| {
-            CliError::usage(format!("{} is not a gitolite home: {e}", home.display()))
+            CliError::usage(format!("{} is not a gitolite home", home.display()))
+                .caused_by(&e)
                 .hint("pass gitolite's home directory (the one with .gitolite.rc) with --gitolite")
         })?;
         if !home.join(".gitolite.rc").is_file() {
             return Err(CliError::usage(format!("{} is not a gitolite home (no .gitolite.rc)", home.display()))
                 .hint("pass gitolite's home directory (the one with .gitolite.rc) with --gitolite"));
         }
-        let meta = std::fs::metadata(&home).map_err(|e| CliError::operational(format!("{}: {e}", home.display())))?;
+        let meta = std::fs::metadata(&home)
+            .map_err(|e| CliError::operational(format!("cannot read {}", home.display())).caused_by(&e))?;
         let repo_base = query_rc(&home, "GL_REPO_BASE")?.map_or_else(|| home.join("repositories"), PathBuf::from);
         let Some(local_code) = query_rc(&home, "LOCAL_CODE")? else {
             return Err(CliError::usage(format!(
@@ -89,17 +92,17 @@ impl Gitolite {
     }
 
     /// `$LOCAL_CODE/hooks/common`: gitolite links every file here into every repository.
-    pub fn common_hooks(&self) -> PathBuf {
+    pub(crate) fn common_hooks(&self) -> PathBuf {
         self.local_code.join("hooks/common")
     }
 
     /// `$LOCAL_CODE/hooks/repo-specific`: what `option hook.<hook>.<name> = <file>` can name.
-    pub fn repo_specific_hooks(&self) -> PathBuf {
+    pub(crate) fn repo_specific_hooks(&self) -> PathBuf {
         self.local_code.join("hooks/repo-specific")
     }
 
     /// Every repository (`*.git` with a `HEAD`) under the repository base, nested ones too.
-    pub fn repositories(&self) -> Vec<PathBuf> {
+    pub(crate) fn repositories(&self) -> Vec<PathBuf> {
         let mut found = Vec::new();
         let mut pending = vec![self.repo_base.clone()];
         while let Some(dir) = pending.pop() {
@@ -121,28 +124,29 @@ impl Gitolite {
     }
 
     /// gitolite-admin's path, exempt from bulwark's rules.
-    pub fn admin_repo(&self) -> PathBuf {
+    pub(crate) fn admin_repo(&self) -> PathBuf {
         self.repo_base.join(format!("{ADMIN_REPO}.git"))
     }
 
     /// Hands `path` (not following a link) to the gitolite user, so gitolite can keep
     /// managing what bulwark wrote as root.
-    pub fn give(&self, path: &Path) -> Result<(), CliError> {
-        std::os::unix::fs::lchown(path, Some(self.uid), Some(self.gid))
-            .map_err(|e| CliError::operational(format!("cannot hand {} to gitolite's user: {e}", path.display())))
+    pub(crate) fn give(&self, path: &Path) -> Result<(), CliError> {
+        std::os::unix::fs::lchown(path, Some(self.uid), Some(self.gid)).map_err(|e| {
+            CliError::operational(format!("cannot hand {} to gitolite's user", path.display())).caused_by(&e)
+        })
     }
 }
 
 /// Whether `file` is gitolite's multi-hook driver (repo-specific hooks): it runs
 /// `$0.*`, so renaming it (to chain it) would make it run nothing.
-pub fn is_multi_hook_driver(file: &Path) -> bool {
+pub(crate) fn is_multi_hook_driver(file: &Path) -> bool {
     std::fs::read_to_string(file).is_ok_and(|t| t.contains("for h in $0.*"))
 }
 
 /// The shim's first lines for gitolite: its own repository passes untouched.
-pub fn admin_exemption(admin_repo: &Path) -> String {
+pub(crate) fn admin_exemption(admin_repo: &Path) -> String {
     format!(
         "# gitolite's own configuration ({ADMIN_REPO}) is guarded by gitolite, never locked by bulwark.\n[ \"$(pwd -P)\" = {} ] && exit 0\n",
-        crate::install::sh_quote(admin_repo)
+        bulwark_core::output::shell_quote(&admin_repo.to_string_lossy())
     )
 }

@@ -77,7 +77,7 @@ fn group_members(gid: u32, all: &[Account]) -> Vec<String> {
 
 /// Who could push to the repository at `common_dir` with a shell, i.e. name themselves
 /// anything; empty when none was found.
-pub fn shell_pushers(common_dir: &Path) -> Vec<String> {
+pub(crate) fn shell_pushers(common_dir: &Path) -> Vec<String> {
     let Ok(meta) = std::fs::metadata(common_dir) else { return Vec::new() };
     let all = accounts();
     let mut found = Vec::new();

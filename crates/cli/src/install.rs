@@ -9,6 +9,7 @@ use bulwark_core::config::Role;
 use bulwark_core::manifest::{self, InstalledHook, Manifest};
 use bulwark_core::state;
 use bulwark_core::{CliError, ExitKind};
+use bulwark_core::{data, warning};
 
 use crate::gitolite;
 use crate::repo::RepoPaths;
@@ -57,6 +58,17 @@ pub enum ServerHook {
     Update,
 }
 
+/// The hooks each role installs. On the server, `pre-receive` judges the whole push at
+/// once; `update` (one ref at a time) is for servers that only run that one.
+fn hooks_for(role: Role, server_hook: ServerHook) -> &'static [&'static str] {
+    match (role, server_hook) {
+        (Role::Dev, _) => &["pre-commit", "pre-merge-commit", "pre-push", "reference-transaction"],
+        (Role::Production, _) => &["pre-commit", "pre-merge-commit", "pre-push", "reference-transaction", "post-merge"],
+        (Role::Server, ServerHook::PreReceive) => &["pre-receive", "post-receive"],
+        (Role::Server, ServerHook::Update) => &["update", "post-receive"],
+    }
+}
+
 #[derive(Debug, clap::Args)]
 pub struct UninstallArgs {
     /// The repository to remove bulwark's hooks from.
@@ -67,12 +79,12 @@ pub struct UninstallArgs {
     pub gitolite: Option<PathBuf>,
 }
 
-pub(crate) fn sh_quote(path: &Path) -> String {
-    format!("'{}'", path.to_string_lossy().replace('\'', r"'\''"))
+fn sh_quote(path: &Path) -> String {
+    bulwark_core::output::shell_quote(&path.to_string_lossy())
 }
 
 /// The shim for `hook`, calling `binary`, chaining to `chained` if given.
-pub fn shim(hook: &str, binary: &Path, chained: Option<&Path>, role: Role) -> String {
+pub(crate) fn shim(hook: &str, binary: &Path, chained: Option<&Path>, role: Role) -> String {
     shim_with(hook, binary, chained, role, "")
 }
 
@@ -131,18 +143,19 @@ fn chained_path(file: &Path) -> PathBuf {
 }
 
 fn io_error(what: &str, path: &Path, e: &std::io::Error) -> CliError {
-    CliError::operational(format!("cannot {what} {}: {e}", path.display()))
+    CliError::operational(format!("cannot {what} {}", path.display())).caused_by(e)
 }
 
 fn locate_hook_binary(explicit: Option<&Path>) -> Result<PathBuf, CliError> {
     let candidate = match explicit {
         Some(path) => path.to_owned(),
         None => std::env::current_exe()
-            .map_err(|e| CliError::operational(format!("cannot find this program's location: {e}")))?
+            .map_err(|e| CliError::operational("cannot find this program's location").caused_by(&e))?
             .with_file_name("bulwark-hook"),
     };
     let absolute = std::fs::canonicalize(&candidate).map_err(|e| {
-        CliError::usage(format!("bulwark-hook not found at {}: {e}", candidate.display()))
+        CliError::usage(format!("bulwark-hook not found at {}", candidate.display()))
+            .caused_by(&e)
             .hint("build it (`cargo build --release`) or pass --hook-binary PATH")
     })?;
     Ok(absolute)
@@ -215,7 +228,7 @@ fn refuse_losing_a_chained_hook(path: &Path, chained: &Path, force: bool) -> Res
 }
 
 /// `bulwark install --repo PATH --role ROLE`.
-pub fn install(args: &InstallArgs, config: Option<&Path>) -> Result<ExitCode, CliError> {
+pub(crate) fn install(args: &InstallArgs, config: Option<&Path>) -> Result<ExitCode, CliError> {
     if let Some(home) = &args.gitolite {
         return install_gitolite(args, home);
     }
@@ -254,7 +267,7 @@ pub fn install(args: &InstallArgs, config: Option<&Path>) -> Result<ExitCode, Cl
         Some(dir) => std::path::absolute(dir).map_err(|e| io_error("resolve", dir, &e))?,
         None => repo.hooks_dir.clone(),
     };
-    let wanted = crate::hooks_for(args.role, args.server_hook);
+    let wanted = hooks_for(args.role, args.server_hook);
 
     // Check everything before changing anything, so a refusal leaves no partial install.
     for hook in wanted {
@@ -279,7 +292,7 @@ pub fn install(args: &InstallArgs, config: Option<&Path>) -> Result<ExitCode, Cl
         }
         if path.exists() && !is_shim(&path) {
             std::fs::rename(&path, &chained).map_err(|e| io_error("move aside", &path, &e))?;
-            println!("chained: existing {hook} hook kept as {} (runs after bulwark's check)", chained.display());
+            data!("chained: existing {hook} hook kept as {} (runs after bulwark's check)", chained.display());
         }
         let chain = chained.exists().then_some(chained.as_path());
         let text = shim(hook, &binary, chain, args.role);
@@ -315,7 +328,7 @@ pub fn install(args: &InstallArgs, config: Option<&Path>) -> Result<ExitCode, Cl
         seal: None,
     };
     record.save(&repo.common_dir).map_err(|e| CliError::operational(e.to_string()))?;
-    println!(
+    data!(
         "installed: {} role, {} hooks in {} (bulwark-hook: {})",
         args.role,
         record.hooks.len(),
@@ -323,7 +336,7 @@ pub fn install(args: &InstallArgs, config: Option<&Path>) -> Result<ExitCode, Cl
         binary.display()
     );
     if let Some(remote) = &record.remote {
-        println!(
+        data!(
             "pinned: this checkout follows `{}` at {}; a changed URL or rewrite rule is refused until you install again",
             remote.name,
             bulwark_core::redact::redact_urls(&remote.url).into_owned()
@@ -393,7 +406,7 @@ fn install_gitolite(args: &InstallArgs, home: &Path) -> Result<ExitCode, CliErro
         let chained = chained_path(&path);
         if path.exists() && !is_shim(&path) {
             std::fs::rename(&path, &chained).map_err(|e| io_error("move aside", &path, &e))?;
-            println!("chained: gitolite's common {hook} kept as {} (runs after bulwark's check)", chained.display());
+            data!("chained: gitolite's common {hook} kept as {} (runs after bulwark's check)", chained.display());
         }
         let chain = chained.exists().then_some(chained.as_path());
         let text = shim_with(hook, &binary, chain, Role::Server, &prelude);
@@ -454,22 +467,22 @@ fn install_gitolite(args: &InstallArgs, home: &Path) -> Result<ExitCode, CliErro
         gl.give(&Manifest::path(repo))?;
         gl.give(&repo.join(manifest::DIR))?;
     }
-    println!(
+    data!(
         "installed: server role for gitolite at {}: pre-receive and post-receive in {} (every repository, {} exempt; bulwark-hook: {})",
         gl.home.display(),
         common.display(),
         gitolite::ADMIN_REPO,
         binary.display()
     );
-    println!(
+    data!(
         "linked into {} repositories as `gitolite setup` does; for repositories with gitolite's repo-specific hooks, list `bulwark` and `bulwark-post-receive` from {}",
         repositories.len(),
         specific.display()
     );
     for line in &off {
-        eprintln!("error: {line}");
+        bulwark_core::output::error(&CliError::violation(line.as_str()));
     }
-    Ok(if off.is_empty() { ExitCode::SUCCESS } else { ExitCode::from(ExitKind::Violation.code()) })
+    Ok(if off.is_empty() { ExitCode::SUCCESS } else { ExitKind::Violation.into() })
 }
 
 /// `bulwark uninstall --gitolite HOME`: bulwark's common and repo-specific hooks removed
@@ -508,7 +521,7 @@ fn uninstall_gitolite(home: &Path) -> Result<ExitCode, CliError> {
             }
         }
     }
-    println!(
+    data!(
         "uninstalled: bulwark's hooks removed from gitolite at {} ({} repositories)",
         gl.home.display(),
         repositories.len()
@@ -533,24 +546,24 @@ fn remove_hook(hooks_dir: &Path, hook: &InstalledHook) {
     if path.exists() {
         if is_shim(&path) {
             if let Err(e) = std::fs::remove_file(&path) {
-                eprintln!("warning: cannot remove {}: {e}", path.display());
+                warning!("cannot remove {}: {e}", path.display());
                 return;
             }
         } else {
-            eprintln!("warning: {} is no longer bulwark's shim; left as it is", path.display());
+            warning!("{} is no longer bulwark's shim; left as it is", path.display());
             return;
         }
     }
     if chained.exists() {
         match std::fs::rename(&chained, &path) {
-            Ok(()) => println!("restored: {}", path.display()),
-            Err(e) => eprintln!("warning: cannot restore {}: {e}", chained.display()),
+            Ok(()) => data!("restored: {}", path.display()),
+            Err(e) => warning!("cannot restore {}: {e}", chained.display()),
         }
     }
 }
 
 /// `bulwark uninstall --repo PATH`.
-pub fn uninstall(args: &UninstallArgs) -> Result<ExitCode, CliError> {
+pub(crate) fn uninstall(args: &UninstallArgs) -> Result<ExitCode, CliError> {
     if let Some(home) = &args.gitolite {
         return uninstall_gitolite(home);
     }
@@ -565,7 +578,7 @@ pub fn uninstall(args: &UninstallArgs) -> Result<ExitCode, CliError> {
         .hint(format!("remove bulwark from gitolite: `bulwark uninstall --gitolite {}`", home.display())));
     }
     let Some(record) = Manifest::load(&repo.common_dir).map_err(|e| CliError::operational(e.to_string()))? else {
-        println!("bulwark is not installed in {}; nothing to do", args.repo.display());
+        data!("bulwark is not installed in {}; nothing to do", args.repo.display());
         return Ok(ExitCode::SUCCESS);
     };
     for hook in &record.hooks {
@@ -577,7 +590,7 @@ pub fn uninstall(args: &UninstallArgs) -> Result<ExitCode, CliError> {
         // Only removed when empty: other bulwark files may live there.
         let _ = std::fs::remove_dir(dir);
     }
-    println!("uninstalled: {} hooks removed from {}", record.hooks.len(), record.hooks_dir.display());
+    data!("uninstalled: {} hooks removed from {}", record.hooks.len(), record.hooks_dir.display());
     Ok(ExitCode::SUCCESS)
 }
 

@@ -20,7 +20,6 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use bulwark_core::CliError;
-use bulwark_core::config::Role;
 use clap::{Parser, Subcommand};
 
 /// The external commands `bulwark X ...` runs (`bulwark-X ...`), shown by `bulwark --help`.
@@ -120,16 +119,5 @@ pub fn run(cli: &Cli) -> Result<ExitCode, CliError> {
         Command::Completions(args) => docs::completions(args),
         Command::Man(args) => docs::man(args),
         Command::External(argv) => external::run(argv, config),
-    }
-}
-
-/// The hooks each role installs. On the server, `pre-receive` judges the whole push at
-/// once; `update` (one ref at a time) is for servers that only run that one.
-pub fn hooks_for(role: Role, server_hook: install::ServerHook) -> &'static [&'static str] {
-    match (role, server_hook) {
-        (Role::Dev, _) => &["pre-commit", "pre-merge-commit", "pre-push", "reference-transaction"],
-        (Role::Production, _) => &["pre-commit", "pre-merge-commit", "pre-push", "reference-transaction", "post-merge"],
-        (Role::Server, install::ServerHook::PreReceive) => &["pre-receive", "post-receive"],
-        (Role::Server, install::ServerHook::Update) => &["update", "post-receive"],
     }
 }

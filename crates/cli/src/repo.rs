@@ -7,7 +7,7 @@ use bulwark_core::git::Git;
 
 /// Where a repository keeps things, as git itself reports them.
 #[derive(Debug, Clone)]
-pub struct RepoPaths {
+pub(crate) struct RepoPaths {
     pub common_dir: PathBuf,
     pub bare: bool,
     /// The effective hooks directory (honours `core.hooksPath`, relative paths included).
@@ -20,7 +20,7 @@ pub struct RepoPaths {
 impl RepoPaths {
     /// Asks git (not the file system) so linked worktrees, `core.hooksPath` and reftable
     /// repositories are all handled as git handles them.
-    pub fn resolve(repo: &Path) -> Result<RepoPaths, CliError> {
+    pub(crate) fn resolve(repo: &Path) -> Result<RepoPaths, CliError> {
         if !repo.exists() {
             return Err(CliError::usage(format!("{} does not exist", repo.display()))
                 .hint("pass the path of a git repository with --repo"));
@@ -71,7 +71,7 @@ impl RepoPaths {
 /// The journal a server repository's own hooks write when they have no other state
 /// directory: its `[server] state_dir`, else `<git-dir>/bulwark/state`, if that journal
 /// exists (a web server's CGI environment has no `HOME`, so events land there).
-pub fn server_journal(common_dir: &Path) -> Option<bulwark_core::Journal> {
+pub(crate) fn server_journal(common_dir: &Path) -> Option<bulwark_core::Journal> {
     let lookup = bulwark_core::config::Lookup { explicit: None, git_dir: Some(common_dir) };
     let configured = bulwark_core::Config::load(&lookup).ok().and_then(|l| l.config.server.state_dir);
     let dir = configured.map_or_else(|| bulwark_core::state::repo_state_dir(common_dir), |d| common_dir.join(d));

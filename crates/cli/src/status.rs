@@ -4,6 +4,8 @@
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
+use bulwark_core::data;
+use bulwark_core::journal::Component;
 use bulwark_core::manifest::{self, HookState, Manifest};
 use bulwark_core::{CliError, Event, ExitKind, Journal};
 use serde_json::json;
@@ -18,21 +20,6 @@ pub struct StatusArgs {
     /// Print one JSON object.
     #[arg(long)]
     pub json: bool,
-}
-
-/// The components and the event-kind prefixes that belong to each.
-const COMPONENTS: &[(&str, &[&str])] = &[
-    ("hook", &["hook.", "breakglass."]),
-    ("policy", &["policy."]),
-    ("server", &["push."]),
-    ("verify-push", &["verify_push."]),
-    ("drift", &["drift."]),
-    ("sidecar", &["deploy.", "health.", "rollback.", "watch."]),
-    ("notify", &["notify."]),
-];
-
-fn is_failure(kind: &str) -> bool {
-    ["blocked", "rejected", "failed", "escalated", "found", "used", "weakened"].iter().any(|w| kind.ends_with(w))
 }
 
 fn hook_integrity(record: &Manifest) -> Vec<(String, String)> {
@@ -53,7 +40,7 @@ fn protection_off(record: &Manifest) -> Vec<String> {
         .collect()
 }
 
-pub fn status(args: &StatusArgs, _config: Option<&Path>) -> Result<ExitCode, CliError> {
+pub(crate) fn status(args: &StatusArgs, _config: Option<&Path>) -> Result<ExitCode, CliError> {
     let repo_path = args.repo.clone().unwrap_or_else(|| PathBuf::from("."));
     let repo = match RepoPaths::resolve(&repo_path) {
         Ok(r) => Some(r),
@@ -74,19 +61,19 @@ pub fn status(args: &StatusArgs, _config: Option<&Path>) -> Result<ExitCode, Cli
         .filter(|own| std::fs::canonicalize(own.path()).ok() != std::fs::canonicalize(journal.path()).ok());
     if let Some(own) = &own {
         events.extend(own.read_all()?);
-        events.sort_by(|a, b| a.ts.cmp(&b.ts));
+        events.sort_by_key(|e| e.ts);
     }
     let mut components = Vec::new();
-    for (name, prefixes) in COMPONENTS {
-        let mine: Vec<&Event> = events.iter().filter(|e| prefixes.iter().any(|p| e.kind.starts_with(p))).collect();
+    for component in Component::ALL {
+        let mine: Vec<&Event> = events.iter().filter(|e| e.kind.component() == Some(component)).collect();
         let last = mine.last().copied();
-        let last_failure = mine.iter().rev().find(|e| is_failure(&e.kind)).copied();
-        components.push((*name, last.cloned(), last_failure.cloned()));
+        let last_failure = mine.iter().rev().find(|e| e.kind.is_failure()).copied();
+        components.push((component.as_str(), last.cloned(), last_failure.cloned()));
     }
     let integrity = record.as_ref().map(hook_integrity).unwrap_or_default();
     let off = record.as_ref().map(protection_off).unwrap_or_default();
     for line in &off {
-        eprintln!("error: {line}");
+        bulwark_core::output::error(&CliError::violation(line.as_str()));
     }
     // A server repository: can pushers name themselves anything here? (best effort)
     let shell_pushers = match (&repo, &record) {
@@ -94,15 +81,15 @@ pub fn status(args: &StatusArgs, _config: Option<&Path>) -> Result<ExitCode, Cli
         _ => Vec::new(),
     };
     if !shell_pushers.is_empty() {
-        eprintln!(
-            "warning: identity: these accounts can push to this repository with a shell, and a shell sets USER, GL_USER, REMOTE_USER or any other identity variable to anyone's name: {}",
-            shell_pushers.join(", ")
-        );
-        eprintln!(
-            "hint: give pushers git-shell, a forced command (gitolite) or a per-key `environment=` in authorized_keys; see the README's \"Who is pushing\""
+        bulwark_core::output::warning_from(
+            &CliError::violation(format!(
+                "identity: these accounts can push to this repository with a shell, and a shell sets USER, GL_USER, REMOTE_USER or any other identity variable to anyone's name: {}",
+                shell_pushers.join(", ")
+            ))
+            .hint("give pushers git-shell, a forced command (gitolite) or a per-key `environment=` in authorized_keys; see the README's \"Who is pushing\""),
         );
     }
-    let done = if off.is_empty() { ExitCode::SUCCESS } else { ExitCode::from(ExitKind::Violation.code()) };
+    let done = if off.is_empty() { ExitCode::SUCCESS } else { ExitKind::Violation.into() };
 
     if args.json {
         let value = json!({
@@ -125,13 +112,13 @@ pub fn status(args: &StatusArgs, _config: Option<&Path>) -> Result<ExitCode, Cli
                 "name": name, "last": last, "last_failure": failure,
             })).collect::<Vec<_>>(),
         });
-        println!("{value}");
+        data!("{value}");
         return Ok(done);
     }
 
-    println!("state: {} ({} events)", journal.path().display(), events.len());
+    data!("state: {} ({} events)", journal.path().display(), events.len());
     if let Some(own) = &own {
-        println!(
+        data!(
             "state: {} (this repository's own journal, used by its hooks when they had no other state directory)",
             own.path().display()
         );
@@ -151,7 +138,7 @@ pub fn status(args: &StatusArgs, _config: Option<&Path>) -> Result<ExitCode, Cli
                 );
             }
             let health = if bad.is_empty() { "all intact".to_owned() } else { bad.join(", ") };
-            println!(
+            data!(
                 "repository: {}: {} role, {} hooks in {} ({health})",
                 r.work_tree.as_ref().unwrap_or(&r.common_dir).display(),
                 m.role,
@@ -159,25 +146,25 @@ pub fn status(args: &StatusArgs, _config: Option<&Path>) -> Result<ExitCode, Cli
                 m.hooks_dir.display()
             );
             if let Some(remote) = &m.remote {
-                println!(
+                data!(
                     "pinned remote: `{}` at {}",
                     remote.name,
                     bulwark_core::redact::redact_urls(&remote.url).into_owned()
                 );
             }
         }
-        (Some(r), None) => println!(
+        (Some(r), None) => data!(
             "repository: {}: bulwark is not installed (run `bulwark install --repo . --role dev`)",
             r.work_tree.as_ref().unwrap_or(&r.common_dir).display()
         ),
-        (None, _) => println!("repository: none here"),
+        (None, _) => data!("repository: none here"),
     }
     for (name, last, failure) in &components {
         // Event lines escape control characters (a break-glass reason is free text).
         let last = last.as_ref().map_or_else(|| "no events".to_owned(), Event::to_line);
-        println!("{name}: {last}");
+        data!("{name}: {last}");
         if let Some(f) = failure {
-            println!("{name}: last failure: {}", f.to_line());
+            data!("{name}: last failure: {}", f.to_line());
         }
     }
     Ok(done)

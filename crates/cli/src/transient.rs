@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 /// itself is in the temporary directory (a throw-away repository, as in tests and the demo,
 /// may use a throw-away binary). A warning, not a refusal: installing from a build directory
 /// is legitimate while trying bulwark out, and the hooks work until the binary moves.
-pub fn warn_if_transient(binary: &Path, git_dir: &Path) {
+pub(crate) fn warn_if_transient(binary: &Path, git_dir: &Path) {
     let temp = std::fs::canonicalize(std::env::temp_dir()).unwrap_or_else(|_| std::env::temp_dir());
     let git_dir = std::fs::canonicalize(git_dir).unwrap_or_else(|_| git_dir.to_owned());
     if git_dir.starts_with(&temp) {
@@ -22,12 +22,12 @@ pub fn warn_if_transient(binary: &Path, git_dir: &Path) {
     } else {
         return;
     };
-    eprintln!(
-        "warning: the hooks will run {}, which is in {place}: when it is cleaned or rebuilt, every hook fails closed and refuses",
-        binary.display()
-    );
-    eprintln!(
-        "hint: install the binaries somewhere stable first (install/install.sh, the Debian package, or `cargo install --path . --profile dist`), then run `bulwark install` again with the installed `bulwark` (or pass --hook-binary PATH)"
+    bulwark_core::output::warning_from(
+        &bulwark_core::CliError::usage(format!(
+            "the hooks will run {}, which is in {place}: when it is cleaned or rebuilt, every hook fails closed and refuses",
+            binary.display()
+        ))
+        .hint("install the binaries somewhere stable first (install/install.sh, the Debian package, or `cargo install --path . --profile dist`), then run `bulwark install` again with the installed `bulwark` (or pass --hook-binary PATH)"),
     );
 }
 

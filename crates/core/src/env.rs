@@ -4,6 +4,8 @@
 pub const CONFIG: &str = "BULWARK_CONFIG";
 /// Directory for the event journal, jobs and scan state.
 pub const STATE_DIR: &str = "BULWARK_STATE_DIR";
+/// Set for a release build (`[service.release] build`): the commit being built.
+pub const COMMIT: &str = "BULWARK_COMMIT";
 /// A non-empty reason lets one refused action through; always journaled as `breakglass.used`.
 pub const BREAK_GLASS: &str = "BULWARK_BREAK_GLASS";
 /// Set by `bulwark-hook` when it runs a chained (pre-existing) hook, to avoid loops.

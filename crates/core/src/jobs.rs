@@ -38,19 +38,29 @@ pub type JobId = String;
 pub enum Phase {
     /// Enqueued, not started.
     Pending,
+    /// Release mode: exporting the commit's tree into `<dir>/<commit>.tmp` and running the
+    /// build there; renamed to `<dir>/<commit>` when it succeeded.
+    Build,
+    /// Release mode: writing the release's own record (commit, build time, output digest).
+    Publish,
+    /// Release mode: switching `current` to the new release (compare-and-set, by rename).
+    Promote,
     /// Running the service's `deploy` command.
     Deploy,
-    /// Waiting `stabilize` after the deploy.
+    /// Probing the deployed version through its `stabilize` window (see `windows`).
     Stabilize,
-    /// Checking health after the deploy.
+    /// Acting on the window's verdict: healthy, revert, or escalate.
     Health,
+    /// Release mode, after a failed verdict: switching `current` back to the last known-good
+    /// release and running the deploy command, before the revert is recorded in git.
+    Repromote,
     /// Making the revert commit (in the sidecar's scratch repository).
     Revert,
     /// Pushing the revert to the remote; then moving the checkout to it.
     Push,
     /// Deploying the reverted checkout.
     Redeploy,
-    /// Checking health after the redeploy.
+    /// Probing the redeployed known-good version until it passes (or the window ends).
     Verify,
     /// Final: the deploy is healthy.
     Healthy,
@@ -72,6 +82,10 @@ impl Phase {
     pub fn as_str(self) -> &'static str {
         match self {
             Phase::Pending => "pending",
+            Phase::Build => "build",
+            Phase::Publish => "publish",
+            Phase::Promote => "promote",
+            Phase::Repromote => "repromote",
             Phase::Deploy => "deploy",
             Phase::Stabilize => "stabilize",
             Phase::Health => "health",
@@ -93,10 +107,10 @@ impl std::fmt::Display for Phase {
     }
 }
 
-/// One run of a deploy command.
+/// One run of a deploy (or release build) command.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct CommandRecord {
-    /// `deploy` or `redeploy`.
+    /// `deploy`, `redeploy`, `repromote` (release mode) or `build` (release mode).
     pub step: String,
     pub started: String,
     pub finished: Option<String>,
@@ -120,6 +134,144 @@ pub struct HealthRecord {
     pub healthy: bool,
     /// Tries made, in order: `ok: 200` or the failure.
     pub tries: Vec<String>,
+}
+
+/// What one probe of a health check found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ProbeOutcome {
+    /// The service answered as it should.
+    Success,
+    /// The service answered badly, refused, or did not answer in time: its fault.
+    Failure,
+    /// The checker itself could not measure (bad config, no local resources): nobody can
+    /// tell whether the service is healthy, so it is never blamed on a change.
+    Error,
+}
+
+impl ProbeOutcome {
+    /// The name used in records and messages.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ProbeOutcome::Success => "success",
+            ProbeOutcome::Failure => "failure",
+            ProbeOutcome::Error => "error",
+        }
+    }
+}
+
+/// One probe of one check.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ProbeRecord {
+    /// When it started.
+    pub ts: String,
+    /// Milliseconds since the window began.
+    pub at_ms: u64,
+    pub outcome: ProbeOutcome,
+    pub latency_ms: u64,
+    /// What it saw (`HTTP 200`, `connection refused`, ...).
+    pub detail: String,
+    /// Made during the check's `grace`: a failure here does not count.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub in_grace: bool,
+}
+
+/// How a window ended, for one check or for the whole service.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum WindowVerdict {
+    Healthy,
+    Unhealthy,
+    /// The checker could not measure: escalate, never revert.
+    Error,
+}
+
+impl WindowVerdict {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            WindowVerdict::Healthy => "healthy",
+            WindowVerdict::Unhealthy => "unhealthy",
+            WindowVerdict::Error => "error",
+        }
+    }
+}
+
+/// One check's part of a probing window: its counts, its schedule, and its latest probes
+/// (bounded: a long window keeps the counts and the last [`KEPT_PROBES`]).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct CheckWindow {
+    /// The check's label (`http GET http://…`).
+    pub check: String,
+    pub probes: u32,
+    pub successes: u32,
+    /// Failures that count (made after `grace`).
+    pub failures: u32,
+    /// Failures during `grace` (not counted).
+    pub excused: u32,
+    pub errors: u32,
+    pub consecutive_failures: u32,
+    pub consecutive_successes: u32,
+    /// Probes made after the window was over (at most `attempts`).
+    pub late_probes: u32,
+    /// Probes made after `grace` (the ones that count).
+    #[serde(default)]
+    pub counted: u32,
+    /// When the next probe is due, in milliseconds since the window began.
+    pub next_ms: u64,
+    /// This check's verdict, once reached (it is not probed after it).
+    pub verdict: Option<WindowVerdict>,
+    /// Why, in words.
+    pub reason: Option<String>,
+    /// The latest probes, oldest first.
+    pub last: Vec<ProbeRecord>,
+}
+
+/// Probes kept per check in a window record (the counts cover all of them).
+pub const KEPT_PROBES: usize = 20;
+
+/// A probing window: the deploy's verdict (`health`) or a rollback's verification
+/// (`verify`), saved after every probe so a restarted worker continues it.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct WindowRecord {
+    /// `health` or `verify`.
+    pub step: String,
+    /// When the window began (time in it is counted from here, across restarts).
+    pub started: String,
+    pub checks: Vec<CheckWindow>,
+    /// The service's verdict, once reached.
+    pub verdict: Option<WindowVerdict>,
+    pub reason: Option<String>,
+    pub finished: Option<String>,
+}
+
+/// The single probe per check made before the deploy (what the version still running did).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Baseline {
+    /// One entry per check, in config order.
+    pub probes: Vec<BaselineProbe>,
+}
+
+/// What one check's probe before the deploy found.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct BaselineProbe {
+    /// The check's label.
+    pub check: String,
+    #[serde(flatten)]
+    pub probe: ProbeRecord,
+}
+
+impl Baseline {
+    /// Whether the `index`th check (labelled `check`, so a config changed in between does
+    /// not match another check) failed before the deploy. An error is "unknown", which
+    /// counts as healthy.
+    pub fn failed(&self, index: usize, check: &str) -> bool {
+        self.probes.get(index).is_some_and(|b| b.check == check && b.probe.outcome == ProbeOutcome::Failure)
+    }
+
+    /// Whether any check failed before the deploy.
+    pub fn any_failed(&self) -> bool {
+        self.probes.iter().any(|b| b.probe.outcome == ProbeOutcome::Failure)
+    }
 }
 
 /// The revert commit the sidecar made (maybe not pushed yet).
@@ -177,8 +329,18 @@ pub struct Job {
     pub timeline: Vec<Step>,
     #[serde(default)]
     pub deploys: Vec<CommandRecord>,
-    #[serde(default)]
+    /// Health verdicts of records written before probing windows (kept readable).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub checks: Vec<HealthRecord>,
+    /// The probe before the deploy (see [`Baseline`]).
+    #[serde(default)]
+    pub baseline: Option<Baseline>,
+    /// Probing windows, in order: the deploy's (`health`) and a rollback's (`verify`).
+    #[serde(default)]
+    pub windows: Vec<WindowRecord>,
+    /// The phase the job escalated from (what `bulwark-sidecar retry` resumes).
+    #[serde(default)]
+    pub escalated_from: Option<Phase>,
     /// Why the deploy was judged bad.
     #[serde(default)]
     pub failure: Option<String>,
@@ -212,9 +374,65 @@ pub struct Job {
     /// worker that dies meanwhile finds it on restart and ends it before deploying again.
     #[serde(default)]
     pub running: Option<RunningChild>,
+    /// Release mode: what this job built and promoted (absent in plain checkout mode).
+    #[serde(default)]
+    pub release: Option<ReleaseJob>,
     /// What this job journaled (stored as its `journaled` and `journaling` fields).
     #[serde(flatten)]
     pub journal: JournalMark,
+}
+
+/// A release-mode job's own record of its release, written before each action.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct ReleaseJob {
+    /// The release (directory name under `dir`) that serves the job's commit.
+    pub name: String,
+    /// Where `current` pointed when the job started: the compare-and-set's expected value
+    /// for the promotion (`None`: `current` did not exist).
+    pub expected: Option<String>,
+    /// The release to re-promote when the verdict fails (the last known-good).
+    pub previous: Option<String>,
+    /// When each release phase was entered and finished (`build`, `publish`, `promote`,
+    /// `repromote`).
+    #[serde(default)]
+    pub stamps: Vec<PhaseStamp>,
+    /// The build command's run.
+    #[serde(default)]
+    pub build: Option<CommandRecord>,
+    /// The published release's output digest (`sha256:<hex>`).
+    #[serde(default)]
+    pub digest: Option<String>,
+    /// When `current` was switched to this release.
+    #[serde(default)]
+    pub promoted_at: Option<String>,
+    /// When `current` was switched back to `previous`.
+    #[serde(default)]
+    pub repromoted_at: Option<String>,
+}
+
+/// When a release phase was started and when it was done.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PhaseStamp {
+    pub phase: String,
+    pub started: String,
+    #[serde(default)]
+    pub done: Option<String>,
+}
+
+impl ReleaseJob {
+    /// Records that `phase` started now (a restart that redoes it keeps the first start).
+    pub fn start(&mut self, phase: &str) {
+        if !self.stamps.iter().any(|s| s.phase == phase) {
+            self.stamps.push(PhaseStamp { phase: phase.to_owned(), started: now_millis(), done: None });
+        }
+    }
+
+    /// Records that `phase` is done now.
+    pub fn done(&mut self, phase: &str) {
+        if let Some(stamp) = self.stamps.iter_mut().find(|s| s.phase == phase) {
+            stamp.done.get_or_insert_with(now_millis);
+        }
+    }
 }
 
 /// What a durable record (a job, an incident) journaled: a restart does not journal an
@@ -248,7 +466,7 @@ pub struct PendingEvent {
 /// A child process the worker started and waits on, identified beyond its pid.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RunningChild {
-    /// `deploy` or `redeploy`.
+    /// `deploy`, `redeploy`, `repromote` or `build`.
     pub step: String,
     pub pid: u32,
     /// Its process group (the child leads its own).
@@ -353,6 +571,9 @@ pub fn enqueue(state_dir: &Path, service: &str, from: &str, to: &str, source: &s
             }],
             deploys: Vec::new(),
             checks: Vec::new(),
+            baseline: None,
+            windows: Vec::new(),
+            escalated_from: None,
             failure: None,
             revert: None,
             push_failures: Vec::new(),
@@ -364,6 +585,7 @@ pub fn enqueue(state_dir: &Path, service: &str, from: &str, to: &str, source: &s
             finished: None,
             outcome: None,
             running: None,
+            release: None,
             journal: JournalMark::new(),
         };
         job.save(state_dir)?;

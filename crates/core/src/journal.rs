@@ -13,6 +13,8 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
+pub use crate::event::{Component, EventKind};
+
 /// The journal's file name inside the state directory.
 pub const EVENTS_FILE: &str = "events.jsonl";
 /// The last id handed out, beside the journal, so a rotated or truncated journal does not
@@ -23,8 +25,9 @@ pub const HIGH_WATER_FILE: &str = "events.last-id";
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct Event {
     pub id: u64,
-    pub ts: String,
-    pub kind: String,
+    /// When it was journaled, to the second: `2026-04-26T03:57:27Z` in the file.
+    pub ts: jiff::Timestamp,
+    pub kind: EventKind,
     pub host: String,
     #[serde(flatten)]
     pub fields: Map<String, Value>,
@@ -102,14 +105,16 @@ impl Journal {
 
     /// Appends an event of `kind` with `fields` (an object; other values are stored under
     /// `detail`) and returns it with its id.
-    pub fn append(&self, kind: &str, fields: Value) -> Result<Event, JournalError> {
+    /// `kind` is an [`EventKind`] (a `&str` names one too: a known name reads as its kind).
+    pub fn append(&self, kind: impl Into<EventKind>, fields: Value) -> Result<Event, JournalError> {
         let mut events = self.append_all(kind, vec![fields])?;
         Ok(events.remove(0))
     }
 
     /// Appends several events of one kind under one lock and one fsync (a push of a
     /// thousand tags is one write, not a thousand).
-    pub fn append_all(&self, kind: &str, fields: Vec<Value>) -> Result<Vec<Event>, JournalError> {
+    pub fn append_all(&self, kind: impl Into<EventKind>, fields: Vec<Value>) -> Result<Vec<Event>, JournalError> {
+        let kind = kind.into();
         let io = |source| JournalError::Io { path: self.path.clone(), source };
         if let Some(dir) = self.path.parent() {
             crate::state::ensure_private_dir(dir)?;
@@ -125,7 +130,7 @@ impl Journal {
             // A writer died mid-line: close that line so ours stays parseable.
             buf.push(b'\n');
         }
-        let (ts, host) = (now_rfc3339(), hostname());
+        let (ts, host) = (now(), hostname());
         let mut events = Vec::with_capacity(fields.len());
         for fields in fields {
             // Secrets never reach the journal (an error quoting git's argv, an echoing webhook).
@@ -141,7 +146,7 @@ impl Journal {
             last_id = last_id
                 .checked_add(1)
                 .ok_or_else(|| JournalError::IdsExhausted { path: self.path.clone(), last: last_id })?;
-            let event = Event { id: last_id, ts: ts.clone(), kind: kind.to_owned(), host: host.clone(), fields };
+            let event = Event { id: last_id, ts, kind: kind.clone(), host: host.clone(), fields };
             serde_json::to_writer(&mut buf, &event).map_err(|e| io(std::io::Error::other(e)))?;
             buf.push(b'\n');
             events.push(event);
@@ -372,10 +377,15 @@ struct IdOnly {
     id: u64,
 }
 
+/// Now, to the second: what every event's `ts` holds.
+pub fn now() -> jiff::Timestamp {
+    let now = jiff::Timestamp::now();
+    jiff::Timestamp::from_second(now.as_second()).unwrap_or(now)
+}
+
 /// Now, as `2026-04-26T03:57:27Z` (seconds precision, UTC).
 pub fn now_rfc3339() -> String {
-    let now = jiff::Timestamp::now();
-    jiff::Timestamp::from_second(now.as_second()).unwrap_or(now).to_string()
+    now().to_string()
 }
 
 /// This machine's host name, for events from many hosts in one place.
@@ -391,12 +401,29 @@ mod tests {
     fn ids_grow_and_lines_parse() {
         let dir = tempfile::tempdir().unwrap();
         let journal = Journal::in_dir(dir.path());
-        let a = journal.append("hook.blocked", serde_json::json!({"branch": "main"})).unwrap();
+        let a = journal.append(EventKind::HookBlocked, serde_json::json!({"branch": "main"})).unwrap();
         let b = journal.append("breakglass.used", serde_json::json!({"reason": "hotfix"})).unwrap();
         assert_eq!((a.id, b.id), (1, 2));
+        assert_eq!(b.kind, EventKind::BreakglassUsed, "a known name reads as its kind");
         let all = journal.read_all().unwrap();
         assert_eq!(all, vec![a, b]);
-        assert!(all[0].ts.ends_with('Z'));
+    }
+
+    #[test]
+    fn events_are_written_as_before_typed_kinds_and_timestamps() {
+        let dir = tempfile::tempdir().unwrap();
+        let journal = Journal::in_dir(dir.path());
+        journal.append(EventKind::DriftFound, serde_json::json!({"path": "/srv/web"})).unwrap();
+        let line = std::fs::read_to_string(journal.path()).unwrap();
+        let ts = regex::Regex::new(r#"^\{"id":1,"ts":"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ","kind":"drift\.found","host":"[^"]*","path":"/srv/web"\}\n$"#).unwrap();
+        assert!(ts.is_match(&line), "{line}");
+        // An old journal's line, and one of a kind this build does not know, read unchanged.
+        let old = r#"{"id":7,"ts":"2026-04-26T03:57:27Z","kind":"fleet.someday","host":"h","n":1}"#;
+        let event: Event = serde_json::from_str(old).unwrap();
+        assert_eq!(event.kind, EventKind::Other("fleet.someday".into()));
+        assert_eq!(event.ts.to_string(), "2026-04-26T03:57:27Z");
+        assert_eq!(serde_json::to_string(&event).unwrap(), old);
+        assert_eq!(event.to_line(), "2026-04-26T03:57:27Z #7 fleet.someday n=1");
     }
 
     #[test]
@@ -490,7 +517,8 @@ mod tests {
         let mut fields = Map::new();
         fields.insert("branch".into(), Value::String("main".into()));
         fields.insert("reason".into(), Value::String("two words".into()));
-        let e = Event { id: 7, ts: "T".into(), kind: "k".into(), host: "h".into(), fields };
-        assert_eq!(e.to_line(), "T #7 k branch=main reason=\"two words\"");
+        let ts = "2026-04-26T03:57:27Z".parse().unwrap();
+        let e = Event { id: 7, ts, kind: "k".into(), host: "h".into(), fields };
+        assert_eq!(e.to_line(), "2026-04-26T03:57:27Z #7 k branch=main reason=\"two words\"");
     }
 }

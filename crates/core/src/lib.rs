@@ -6,6 +6,7 @@
 
 pub mod config;
 pub mod env;
+pub mod event;
 pub mod git;
 pub mod jobs;
 pub mod journal;
@@ -19,5 +20,6 @@ pub mod retry;
 pub mod state;
 
 pub use config::{Config, ConfigError, LoadedConfig, Role};
+pub use event::EventKind;
 pub use journal::{Event, Journal, JournalError};
 pub use report::{CliError, ExitKind};

@@ -5,6 +5,8 @@
 use std::fmt::Write as _;
 use std::process::ExitCode;
 
+use crate::output::{Level, shell_word};
+
 /// What kind of failure, which decides the exit code.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ExitKind {
@@ -14,6 +16,9 @@ pub enum ExitKind {
     Usage,
     /// Operational error: git, network, disk.
     Operational,
+    /// The exit code of a command bulwark ran for the user (a wrapped push, a chained hook),
+    /// or 128+N after signal N, passed on as it is.
+    Passed(u8),
 }
 
 impl ExitKind {
@@ -22,7 +27,14 @@ impl ExitKind {
             ExitKind::Violation => 1,
             ExitKind::Usage => 2,
             ExitKind::Operational => 3,
+            ExitKind::Passed(code) => code,
         }
+    }
+}
+
+impl From<ExitKind> for ExitCode {
+    fn from(kind: ExitKind) -> Self {
+        ExitCode::from(kind.code())
     }
 }
 
@@ -72,17 +84,23 @@ impl CliError {
         self
     }
     pub fn exit_code(&self) -> ExitCode {
-        ExitCode::from(self.kind.code())
+        self.kind.into()
     }
     /// The rendered message, every line ending in `\n`, without known secrets or URL
     /// credentials.
     pub fn render(&self) -> String {
-        crate::redact::clean(&self.render_raw()).into_owned()
+        self.render_as(Level::Error)
     }
 
-    fn render_raw(&self) -> String {
+    /// [`Self::render`] starting with another level's word (`warning: ...`), for an error
+    /// the program survives.
+    pub fn render_as(&self, level: Level) -> String {
+        crate::redact::clean(&self.render_raw(level)).into_owned()
+    }
+
+    fn render_raw(&self, level: Level) -> String {
         let mut out = String::new();
-        let _ = writeln!(out, "error: {}", self.message);
+        let _ = writeln!(out, "{}: {}", level.as_str(), self.message);
         for cause in &self.causes {
             let _ = writeln!(out, "caused by: {cause}");
         }
@@ -93,7 +111,7 @@ impl CliError {
     }
     /// Prints to stderr and returns the exit code: the last line of every `main`.
     pub fn report(&self) -> ExitCode {
-        eprint!("{}", self.render());
+        crate::output::error(self);
         self.exit_code()
     }
 }
@@ -143,14 +161,10 @@ fn check_command(path: &str) -> String {
     format!("bulwark config check --config {}", shell_word(path))
 }
 
-fn shell_word(path: &str) -> String {
-    let plain = !path.is_empty() && path.bytes().all(|b| b.is_ascii_alphanumeric() || b"/._-+,:@".contains(&b));
-    if plain { path.to_owned() } else { format!("'{}'", path.replace('\'', r"'\''")) }
-}
-
 impl From<crate::journal::JournalError> for CliError {
     fn from(err: crate::journal::JournalError) -> Self {
-        CliError::operational(format!("cannot write the event journal: {err}"))
+        CliError::operational("cannot write the event journal")
+            .caused_by(&err)
             .hint("check that the state directory is writable (set BULWARK_STATE_DIR to move it)")
     }
 }
@@ -181,6 +195,17 @@ mod tests {
             "error: direct commits to `main` are blocked\ncaused by: `main` is a protected branch\nhint: create a branch: `git switch -c my-change`\n"
         );
         assert_eq!(err.kind.code(), 1);
+    }
+
+    #[test]
+    fn a_survived_error_renders_as_a_warning_and_a_passed_code_is_kept() {
+        let err = CliError::operational("the watch limit is reached").cause("ENOSPC").hint("raise it");
+        assert_eq!(
+            err.render_as(crate::output::Level::Warning),
+            "warning: the watch limit is reached\ncaused by: ENOSPC\nhint: raise it\n"
+        );
+        assert_eq!(ExitKind::Passed(7).code(), 7);
+        assert_eq!(CliError::new(ExitKind::Passed(130), "interrupted").kind.code(), 130);
     }
 
     #[test]

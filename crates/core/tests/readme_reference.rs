@@ -5,7 +5,7 @@ use std::path::Path;
 
 use bulwark_core::Config;
 use bulwark_core::config::{
-    DriftConfig, HealthConfig, NotifyConfig, ProtectConfig, ServerConfig, ServiceConfig, WatchConfig,
+    DriftConfig, HealthConfig, NotifyConfig, ProtectConfig, ReleaseConfig, ServerConfig, ServiceConfig, WatchConfig,
 };
 use serde::de::{self, Deserialize, Deserializer, Visitor};
 
@@ -86,6 +86,7 @@ fn every_config_field_is_in_the_reference() {
         (&["service"], fields::<ServiceConfig>()),
         (&["service", "health"], fields::<HealthConfig>()),
         (&["service", "watch"], fields::<WatchConfig>()),
+        (&["service", "release"], fields::<ReleaseConfig>()),
         (&["notify"], fields::<NotifyConfig>()),
     ];
     let mut missing = Vec::new();

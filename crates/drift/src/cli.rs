@@ -30,13 +30,13 @@ fn cmd_scan(config: &Config, args: &ScanArgs) -> Result<ExitCode, CliError> {
     let result = scan::scan_roots(&roots, &opts, scan::jobs(args.jobs.unwrap_or(drift.jobs)));
 
     let mut stdout = std::io::stdout().lock();
-    let write_err = |e: std::io::Error| CliError::operational(format!("cannot write the report: {e}"));
+    let write_err = |e: std::io::Error| CliError::operational("cannot write the report").caused_by(&e);
     for f in &result.findings {
         let line = if args.json { f.to_json().to_string() } else { f.line() };
         writeln!(stdout, "{line}").map_err(write_err)?;
     }
     for note in &result.notes {
-        eprintln!("note: {note}");
+        bulwark_core::note!("{note}");
     }
 
     let scopes: Vec<String> = roots.iter().map(|r| r.display().to_string()).collect();
@@ -54,14 +54,15 @@ fn cmd_scan(config: &Config, args: &ScanArgs) -> Result<ExitCode, CliError> {
         report_delivery(update);
     }
     if let Some(e) = state_error {
-        let err = CliError::operational(format!("cannot record the scan: {e}"))
+        let err = CliError::operational("cannot record the scan")
+            .caused_by(&e)
             .hint("set BULWARK_STATE_DIR to a writable directory; events and alerts depend on it");
         if args.alert {
             return Err(err);
         }
-        eprintln!("warning: {}", err.message);
+        bulwark_core::warning!("{}", err.message);
     }
-    Ok(if result.findings.is_empty() { ExitCode::SUCCESS } else { ExitCode::from(ExitKind::Violation.code()) })
+    Ok(if result.findings.is_empty() { ExitCode::SUCCESS } else { ExitKind::Violation.into() })
 }
 
 fn summary(roots: &[PathBuf], result: &scan::ScanResult, update: Option<&Update>) -> serde_json::Value {

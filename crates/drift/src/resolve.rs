@@ -57,7 +57,7 @@ pub(crate) fn notifier(config: &Config) -> Result<Notifier, CliError> {
 pub(crate) fn report_delivery(update: &Update) {
     if let Some(delivery) = &update.delivery {
         for (target, why) in &delivery.failed {
-            eprintln!("warning: alert not delivered to {target}: {why} (it will be retried by the next scan)");
+            bulwark_core::warning!("alert not delivered to {target}: {why} (it will be retried by the next scan)");
         }
     }
 }

@@ -13,6 +13,7 @@ use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
 use bulwark_alert::{DeliveryReport, Message, Notifier};
+use bulwark_core::EventKind;
 use bulwark_core::Journal;
 use bulwark_core::state::{self, StateError};
 use serde::{Deserialize, Serialize};
@@ -142,10 +143,10 @@ impl Store {
             st.findings.insert(fp.clone(), f.clone());
         }
         for f in &update.found {
-            self.journal.append("drift.found", event_fields(f))?;
+            self.journal.append(EventKind::DriftFound, event_fields(f))?;
         }
         for f in &update.resolved {
-            self.journal.append("drift.resolved", event_fields(f))?;
+            self.journal.append(EventKind::DriftResolved, event_fields(f))?;
         }
         for f in &update.found {
             let fp = f.fingerprint();
@@ -205,7 +206,7 @@ fn event_fields(f: &Finding) -> serde_json::Value {
 /// The alert for what changed.
 pub fn message(found: &[&Finding], resolved: &[&Finding]) -> Message {
     let host = bulwark_core::journal::hostname();
-    let kind = if found.is_empty() { "drift.resolved" } else { "drift.found" };
+    let kind = if found.is_empty() { EventKind::DriftResolved } else { EventKind::DriftFound };
     let title = match (found.len(), resolved.len()) {
         (f, 0) => format!("drift on {host}: {f} new finding{}", if f == 1 { "" } else { "s" }),
         (0, r) => format!("drift on {host}: {r} finding{} resolved", if r == 1 { "" } else { "s" }),

@@ -67,7 +67,8 @@ pub(crate) fn cmd_watch(config: &Config, args: &WatchArgs) -> Result<ExitCode, C
     let roots = resolve::roots(&args.roots, drift)?;
     let notifier = if args.alert { Some(resolve::notifier(config)?) } else { None };
     let store = Store::open_default().map_err(|e| {
-        CliError::operational(format!("cannot open the drift state: {e}"))
+        CliError::operational("cannot open the drift state")
+            .caused_by(&e)
             .hint("set BULWARK_STATE_DIR to a writable directory")
     })?;
     let opts = resolve::inspect_options(drift, false);
@@ -122,7 +123,7 @@ pub(crate) fn cmd_watch(config: &Config, args: &WatchArgs) -> Result<ExitCode, C
         NoCache,
         notify::Config::default(),
     )
-    .map_err(|e| CliError::operational(format!("cannot start watching: {e}")))?;
+    .map_err(|e| CliError::operational("cannot start watching").caused_by(&e))?;
     let mut watcher = Watcher {
         debouncer,
         watched: HashSet::new(),
@@ -138,7 +139,7 @@ pub(crate) fn cmd_watch(config: &Config, args: &WatchArgs) -> Result<ExitCode, C
     }
     let first = scan::scan_roots(&roots, &opts, jobs);
     for note in &first.notes {
-        eprintln!("note: {note}");
+        bulwark_core::note!("{note}");
     }
     // At start, say everything that is wrong now, not only what changed since the timer ran.
     for f in &first.findings {
@@ -146,7 +147,7 @@ pub(crate) fn cmd_watch(config: &Config, args: &WatchArgs) -> Result<ExitCode, C
     }
     ctx.record(&scopes, &first.findings, false);
     let mut checkouts = first.checkouts;
-    eprintln!(
+    bulwark_core::info!(
         "watching {} checkout{} under {} root{} ({} watches); full scan every {}",
         checkouts.len(),
         if checkouts.len() == 1 { "" } else { "s" },
@@ -174,7 +175,7 @@ pub(crate) fn cmd_watch(config: &Config, args: &WatchArgs) -> Result<ExitCode, C
                     match msg {
                         Msg::Rescan => full = true,
                         Msg::LimitReached => watcher.limit_reached(&ctx),
-                        Msg::Error(e) => eprintln!("warning: watcher: {e}"),
+                        Msg::Error(e) => bulwark_core::warning!("watcher: {e}"),
                         Msg::Changed(paths) => {
                             for path in paths {
                                 match watcher.owner(&path, &checkouts) {
@@ -298,7 +299,7 @@ impl Ctx {
 
     fn trace(&self, what: std::fmt::Arguments<'_>) {
         if self.trace {
-            eprintln!("trace: {what}");
+            bulwark_core::info!("trace: {what}");
         }
     }
 
@@ -325,7 +326,7 @@ impl Ctx {
                 }
                 resolve::report_delivery(&update);
             }
-            Err(e) => eprintln!("warning: cannot record the scan: {e}"),
+            Err(e) => bulwark_core::warning!("cannot record the scan: {e}"),
         }
     }
 }
@@ -354,12 +355,16 @@ impl Watcher {
         } else {
             "the kernel's inotify watch limit (fs.inotify.max_user_watches)".to_owned()
         };
-        eprintln!(
-            "warning: {cap} is reached: some directories are not watched, so changes there are found by the full scan every {every}"
+        bulwark_core::output::warning_from(
+            &CliError::operational(format!(
+                "{cap} is reached: some directories are not watched, so changes there are found by the full scan every {every}"
+            ))
+            .hint("raise it (e.g. `sysctl fs.inotify.max_user_watches=524288`) and restart the watcher"),
         );
-        eprintln!("hint: raise it (e.g. `sysctl fs.inotify.max_user_watches=524288`) and restart the watcher");
-        let _ =
-            ctx.store.journal().append("drift.watch_limited", serde_json::json!({"rescan_every": every.to_string()}));
+        let _ = ctx
+            .store
+            .journal()
+            .append(bulwark_core::EventKind::DriftWatchLimited, serde_json::json!({"rescan_every": every.to_string()}));
     }
 
     fn watch(&mut self, dir: &Path, mode: RecursiveMode, ctx: &Ctx) {
@@ -379,7 +384,7 @@ impl Watcher {
                 }
                 // Gone since it was listed: the next scan will say what matters.
                 notify::ErrorKind::PathNotFound => {}
-                _ => eprintln!("warning: cannot watch {}: {e}", dir.display()),
+                _ => bulwark_core::warning!("cannot watch {}: {e}", dir.display()),
             }
         }
     }

@@ -20,7 +20,7 @@ fn why(branch: &str, protection: &Protection) -> String {
 
 /// `pre-commit` (and `pre-merge-commit` when `merge`): no commit on a protected branch
 /// (unborn included, detached HEAD allowed); in the production role no commit at all.
-pub fn pre_commit(config: Option<&Path>, merge: bool) -> Result<Verdict, CliError> {
+pub(crate) fn pre_commit(config: Option<&Path>, merge: bool) -> Result<Verdict, CliError> {
     let ctx = Context::load(config, true)?;
     let what = if merge { "merge commits" } else { "commits" };
     match ctx.role {
@@ -80,7 +80,7 @@ fn parse_push_lines(stdin: &[u8]) -> Result<Vec<PushLine<'_>>, CliError> {
 
 /// `pre-push`: judged from the refs on stdin, not from HEAD: no update, force-move or
 /// deletion of a protected branch on the remote.
-pub fn pre_push(config: Option<&Path>, args: &[String], stdin: &[u8]) -> Result<Verdict, CliError> {
+pub(crate) fn pre_push(config: Option<&Path>, args: &[String], stdin: &[u8]) -> Result<Verdict, CliError> {
     let lines = parse_push_lines(stdin)?;
     let targets: Vec<&PushLine<'_>> = lines.iter().filter(|l| l.remote_ref.starts_with("refs/heads/")).collect();
     if targets.is_empty() {
@@ -166,7 +166,7 @@ fn parse_transaction(text: &str) -> Vec<RefLine<'_>> {
 /// An update through a symbolic ref reaches git's transaction as an update of its target
 /// too, so the target is judged. It runs on every ref update, so a transaction that touches
 /// no branch or remote-tracking ref returns before any config or repository is read.
-pub fn reference_transaction(config: Option<&Path>, args: &[String], stdin: &[u8]) -> Result<Verdict, CliError> {
+pub(crate) fn reference_transaction(config: Option<&Path>, args: &[String], stdin: &[u8]) -> Result<Verdict, CliError> {
     if args.first().map(String::as_str) != Some("prepared") {
         return Ok(Verdict::Allow);
     }

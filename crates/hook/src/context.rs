@@ -3,10 +3,12 @@
 
 use std::path::{Path, PathBuf};
 
+use bulwark_core::EventKind;
 use bulwark_core::config::{Config, Lookup, ProtectConfig, Role, WorktreePolicy};
 use bulwark_core::git::Git;
 use bulwark_core::manifest::{self, Manifest, PinnedRemote};
 use bulwark_core::policy::BranchPolicy;
+use bulwark_core::warning;
 use bulwark_core::{CliError, Journal};
 use serde_json::json;
 
@@ -112,12 +114,12 @@ impl Context {
         match committed {
             Ok(out) if out.status.success() => match WorktreePolicy::parse(&out.stdout_str(), &path) {
                 Ok(extra) => self.policy.extend(&extra),
-                Err(e) => eprintln!("warning: bulwark: the committed {} is not valid either: {e}", path.display()),
+                Err(e) => warning!("bulwark: the committed {} is not valid either: {e}", path.display()),
             },
             _ => {}
         }
-        eprintln!(
-            "warning: bulwark: {problem}; this update is judged by the committed version, and commits are refused until it is fixed"
+        warning!(
+            "bulwark: {problem}; this update is judged by the committed version, and commits are refused until it is fixed"
         );
     }
 
@@ -149,7 +151,7 @@ impl Context {
     pub fn head_branch(&self) -> Result<Option<String>, CliError> {
         match &self.refs {
             Refs::Gix(repo) => {
-                let name = repo.head_name().map_err(|e| CliError::operational(format!("cannot read HEAD: {e}")))?;
+                let name = repo.head_name().map_err(|e| CliError::operational("cannot read HEAD").caused_by(&e))?;
                 Ok(name.map(|n| n.shorten().to_string()))
             }
             Refs::GitProgram => {
@@ -226,7 +228,7 @@ fn record_weakening(
         "protects": policy.describe(),
         "installed_role": installed,
     });
-    journal.and_then(|j| j.append("policy.weakened", event)).map_err(|e| {
+    journal.and_then(|j| j.append(EventKind::PolicyWeakened, event)).map_err(|e| {
         CliError::violation(format!(
             "the config {} weakens protection ({}), and that could not be recorded",
             origin.as_deref().unwrap_or("in effect"),
@@ -235,11 +237,7 @@ fn record_weakening(
         .caused_by(&e)
         .hint("make the state directory writable (or set BULWARK_STATE_DIR), or remove the weakening from the config")
     })?;
-    eprintln!(
-        "warning: bulwark: the config {} weakens protection: {}",
-        origin.as_deref().unwrap_or("in effect"),
-        why.join("; ")
-    );
+    warning!("bulwark: the config {} weakens protection: {}", origin.as_deref().unwrap_or("in effect"), why.join("; "));
     // Best effort: without the marker the weakening is journaled again next time.
     if let Some(marker) = marker
         && let Some(dir) = marker.parent()
@@ -277,7 +275,7 @@ fn open_repository() -> Result<(Refs, PathBuf, Option<PathBuf>), CliError> {
     // hooks it runs itself), with the same isolated options.
     let trust = gix::sec::trust::Mapping { full: isolated.clone(), reduced: isolated };
     let cwd = std::env::current_dir()
-        .map_err(|e| CliError::operational(format!("cannot read the current directory: {e}")))?;
+        .map_err(|e| CliError::operational("cannot read the current directory").caused_by(&e))?;
     match gix::ThreadSafeRepository::discover_with_environment_overrides_opts(
         &cwd,
         gix::discover::upwards::Options::default(),

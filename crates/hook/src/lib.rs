@@ -15,7 +15,9 @@ use std::io::Read as _;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+use bulwark_core::EventKind;
 use bulwark_core::{CliError, ExitKind};
+use bulwark_core::{note, warning};
 use clap::Parser;
 use serde_json::json;
 
@@ -70,7 +72,7 @@ pub struct Refusal {
     /// One journal record per refused thing (a push may refuse several refs).
     pub events: Vec<serde_json::Value>,
     /// The journal kind (`hook.blocked`, or `push.rejected` on the server).
-    pub kind: &'static str,
+    pub kind: EventKind,
     /// Whether `BULWARK_BREAK_GLASS` may let it through. On the git server the environment
     /// belongs to the server, not the pusher: admins break glass with a push option there.
     pub env_break_glass: bool,
@@ -78,7 +80,7 @@ pub struct Refusal {
 
 impl Refusal {
     pub fn new(error: CliError, event: serde_json::Value) -> Self {
-        Self { error, events: vec![event], kind: "hook.blocked", env_break_glass: true }
+        Self { error, events: vec![event], kind: EventKind::HookBlocked, env_break_glass: true }
     }
 }
 
@@ -98,7 +100,7 @@ pub fn run(args: &HookArgs) -> Result<ExitCode, CliError> {
         let mut buf = Vec::new();
         std::io::stdin()
             .read_to_end(&mut buf)
-            .map_err(|e| CliError::operational(format!("cannot read the hook's input from git: {e}")))?;
+            .map_err(|e| CliError::operational("cannot read the hook's input from git").caused_by(&e))?;
         buf
     } else {
         Vec::new()
@@ -124,7 +126,7 @@ pub fn run(args: &HookArgs) -> Result<ExitCode, CliError> {
         Some(chained) if is_executable(chained) => run_chained(chained, &args.args, &stdin),
         Some(chained) if chained.exists() => {
             // git never ran it before bulwark was installed; neither do we.
-            eprintln!("note: bulwark: the chained hook {} is not executable; skipped, as git would", chained.display());
+            note!("bulwark: the chained hook {} is not executable; skipped, as git would", chained.display());
             Ok(ExitCode::SUCCESS)
         }
         _ => Ok(ExitCode::SUCCESS),
@@ -164,7 +166,7 @@ fn fail_closed(hook: &str, err: CliError) -> Refusal {
     };
     let mut refusal = Refusal::new(error, json!({ "hook": hook, "reason": "cannot-check", "detail": err.message }));
     if server {
-        refusal.kind = "push.rejected";
+        refusal.kind = EventKind::PushRejected;
         refusal.env_break_glass = false;
     }
     refusal
@@ -199,11 +201,11 @@ fn refuse_or_break_glass(hook: &str, refusal: Refusal) -> Result<Option<ExitCode
             map.insert("user".into(), json!(whoami()));
         }
         // Breaking glass is only allowed when it can be recorded.
-        let recorded = journal.and_then(|j| j.append("breakglass.used", event));
+        let recorded = journal.and_then(|j| j.append(EventKind::BreakglassUsed, event));
         return match recorded {
             Ok(event) => {
-                eprintln!(
-                    "warning: bulwark: glass broken ({}): {}",
+                warning!(
+                    "bulwark: glass broken ({}): {}",
                     bulwark_core::output::printable(reason),
                     bulwark_core::output::printable(&refusal.error.message)
                 );
@@ -233,8 +235,8 @@ fn refuse_or_break_glass(hook: &str, refusal: Refusal) -> Result<Option<ExitCode
     if let Err(e) = journal.and_then(|j| j.append_all(refusal.kind, events)) {
         error = error.cause(format!("(this refusal could not be journaled: {e})"));
     }
-    eprint!("{}", error.render());
-    Ok(Some(ExitCode::from(ExitKind::Violation.code())))
+    bulwark_core::output::error(&error);
+    Ok(Some(ExitKind::Violation.into()))
 }
 
 /// Delivers event `id` to the configured notifiers in the background (`bulwark alert`), so
@@ -253,7 +255,7 @@ pub(crate) fn spawn_alert(id: u64) {
         .process_group(0)
         .spawn();
     if let Err(e) = spawned {
-        eprintln!("warning: bulwark: cannot start `{} alert` to send event #{id}: {e}", bulwark.display());
+        warning!("bulwark: cannot start `{} alert` to send event #{id}: {e}", bulwark.display());
     }
 }
 
@@ -290,7 +292,8 @@ fn run_chained(path: &std::path::Path, args: &[OsString], stdin: &[u8]) -> Resul
     let mut child =
         Command::new(path).args(args).env(bulwark_core::env::IN_CHAIN, "1").stdin(Stdio::piped()).spawn().map_err(
             |e| {
-                CliError::violation(format!("cannot run the chained hook {}: {e}", path.display()))
+                CliError::violation(format!("cannot run the chained hook {}", path.display()))
+                    .caused_by(&e)
                     .hint("make it executable (`chmod +x`), or remove it and run `bulwark install` again")
             },
         )?;
@@ -300,10 +303,11 @@ fn run_chained(path: &std::path::Path, args: &[OsString], stdin: &[u8]) -> Resul
     }
     let status = child
         .wait()
-        .map_err(|e| CliError::operational(format!("waiting for the chained hook {}: {e}", path.display())))?;
+        .map_err(|e| CliError::operational(format!("waiting for the chained hook {}", path.display())).caused_by(&e))?;
     Ok(match status.code() {
         Some(0) => ExitCode::SUCCESS,
-        Some(code) => ExitCode::from(u8::try_from(code).unwrap_or(1)),
-        None => ExitCode::from(1),
+        Some(code) => ExitKind::Passed(u8::try_from(code).unwrap_or(1)).into(),
+        // Killed by a signal: git reads any non-zero code as a refusal.
+        None => ExitKind::Violation.into(),
     })
 }

@@ -6,20 +6,23 @@
 
 use std::path::Path;
 
+use bulwark_core::EventKind;
 use bulwark_core::config::Role;
 use bulwark_core::git::ZERO_OID;
 use bulwark_core::{CliError, Journal};
+use bulwark_core::{info, note};
 use serde_json::json;
 
 use crate::{Context, Verdict};
 
 /// Enqueues a deploy job for the service whose `checkout` is this work tree.
 #[allow(clippy::unnecessary_wraps)] // same signature as every hook
-pub fn run(config: Option<&Path>, _args: &[String]) -> Result<Verdict, CliError> {
+pub(crate) fn run(config: Option<&Path>, _args: &[String]) -> Result<Verdict, CliError> {
     if let Err(err) = enqueue(config) {
-        eprint!("{}", err.render());
+        bulwark_core::output::error(&err);
         if let Ok(journal) = Journal::open_default() {
-            let _ = journal.append("deploy.enqueue_failed", json!({ "error": err.message, "hook": "post-merge" }));
+            let _ =
+                journal.append(EventKind::DeployEnqueueFailed, json!({ "error": err.message, "hook": "post-merge" }));
         }
     }
     Ok(Verdict::Allow)
@@ -32,14 +35,11 @@ fn enqueue(config: Option<&Path>) -> Result<(), CliError> {
     }
     let Some(work_tree) = &ctx.work_tree else { return Ok(()) };
     let Some(service) = ctx.config.service_for_checkout(work_tree) else {
-        eprintln!(
-            "note: bulwark: no [[service]] has checkout = {:?}; nothing to deploy",
-            work_tree.display().to_string()
-        );
+        note!("bulwark: no [[service]] has checkout = {:?}; nothing to deploy", work_tree.display().to_string());
         // Recorded, so a config the sidecar reads but this hook does not is visible.
         if let Ok(journal) = Journal::open_default() {
             let _ = journal.append(
-                "deploy.skipped",
+                EventKind::DeploySkipped,
                 json!({ "checkout": work_tree, "reason": "no [[service]] for this checkout", "hook": "post-merge" }),
             );
         }
@@ -50,12 +50,13 @@ fn enqueue(config: Option<&Path>) -> Result<(), CliError> {
     let from = git.resolve("ORIG_HEAD")?.unwrap_or_else(|| ZERO_OID.to_owned());
     let by_hand = format!("bulwark-sidecar enqueue --service {} --from {from} --to {to}", service.name);
     let state_dir = bulwark_core::state::state_dir().map_err(|e| {
-        CliError::operational(format!("cannot hand the merge to the sidecar: {e}")).hint(by_hand.clone())
+        CliError::operational("cannot hand the merge to the sidecar").caused_by(&e).hint(by_hand.clone())
     })?;
     let id = bulwark_core::jobs::enqueue(&state_dir, &service.name, &from, &to, "post-merge").map_err(|e| {
-        CliError::operational(format!("cannot hand the merge to the sidecar: {e}"))
+        CliError::operational("cannot hand the merge to the sidecar")
+            .caused_by(&e)
             .hint(format!("enqueue it by hand: `{by_hand}`"))
     })?;
-    eprintln!("bulwark: deploy of {} queued for the sidecar (job {id})", service.name);
+    info!("bulwark: deploy of {} queued for the sidecar (job {id})", service.name);
     Ok(())
 }

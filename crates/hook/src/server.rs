@@ -9,17 +9,19 @@
 
 use std::path::Path;
 
+use bulwark_core::EventKind;
 use bulwark_core::git::{is_full_oid, is_zero_oid, short_oid};
+use bulwark_core::warning;
 use bulwark_core::{CliError, Journal};
 use serde_json::{Value, json};
 
 use crate::{Context, Refusal, Verdict};
 
 /// The push option admins use to break glass: `git push -o bulwark-break-glass=REASON`.
-pub const BREAK_GLASS_OPTION: &str = "bulwark-break-glass";
+pub(crate) const BREAK_GLASS_OPTION: &str = "bulwark-break-glass";
 
 /// Whether `hook` runs on the git server (its refusals are pushes rejected).
-pub fn is_server_hook(hook: &str) -> bool {
+pub(crate) fn is_server_hook(hook: &str) -> bool {
     matches!(hook, "pre-receive" | "update" | "post-receive")
 }
 
@@ -324,11 +326,11 @@ fn judge(config: Option<&Path>, updates: &[RefUpdate]) -> Result<Verdict, CliErr
             .collect();
         // Breaking glass is only allowed when it can be recorded.
         Journal::open_default()
-            .and_then(|j| j.append_all("breakglass.used", events))
+            .and_then(|j| j.append_all(EventKind::BreakglassUsed, events))
             .map_err(|e| CliError::violation("break glass refused: it could not be recorded").caused_by(&e))?;
         for v in &violations {
-            eprintln!(
-                "warning: bulwark: glass broken by `{}` ({}): {}",
+            warning!(
+                "bulwark: glass broken by `{}` ({}): {}",
                 bulwark_core::output::printable(identity.as_deref().unwrap_or("?")),
                 bulwark_core::output::printable(&reason),
                 bulwark_core::output::printable(&v.message)
@@ -354,17 +356,17 @@ fn judge(config: Option<&Path>, updates: &[RefUpdate]) -> Result<Verdict, CliErr
         }
         error
     };
-    Ok(Verdict::Block(Box::new(Refusal { error, events, kind: "push.rejected", env_break_glass: false })))
+    Ok(Verdict::Block(Box::new(Refusal { error, events, kind: EventKind::PushRejected, env_break_glass: false })))
 }
 
 /// `pre-receive`: reads the whole push, then accepts or rejects all of it.
-pub fn pre_receive(config: Option<&Path>, stdin: &[u8]) -> Result<Verdict, CliError> {
+pub(crate) fn pre_receive(config: Option<&Path>, stdin: &[u8]) -> Result<Verdict, CliError> {
     let updates = parse_lines(stdin)?;
     judge(config, &updates)
 }
 
 /// `update <ref> <old> <new>`: judges one ref (servers that run only this hook).
-pub fn update(config: Option<&Path>, args: &[String]) -> Result<Verdict, CliError> {
+pub(crate) fn update(config: Option<&Path>, args: &[String]) -> Result<Verdict, CliError> {
     let [name, old, new] = args else {
         return Err(CliError::violation(format!(
             "the update hook expects <ref> <old> <new>, got {} arguments",
@@ -379,7 +381,7 @@ pub fn update(config: Option<&Path>, args: &[String]) -> Result<Verdict, CliErro
 /// `post-receive`: records what was accepted. It can no longer refuse anything, so every
 /// problem is a warning, never a failure.
 #[allow(clippy::unnecessary_wraps)] // same signature as every hook
-pub fn post_receive(config: Option<&Path>, stdin: &[u8]) -> Result<Verdict, CliError> {
+pub(crate) fn post_receive(config: Option<&Path>, stdin: &[u8]) -> Result<Verdict, CliError> {
     let text = String::from_utf8_lossy(stdin);
     let updates: Vec<RefUpdate> = text
         .lines()
@@ -397,7 +399,7 @@ pub fn post_receive(config: Option<&Path>, stdin: &[u8]) -> Result<Verdict, CliE
     let identity = match Context::load(config, false) {
         Ok(ctx) => identity(&ctx),
         Err(e) => {
-            eprintln!("warning: bulwark: {}", e.message);
+            warning!("bulwark: {}", e.message);
             None
         }
     };
@@ -414,8 +416,8 @@ pub fn post_receive(config: Option<&Path>, stdin: &[u8]) -> Result<Verdict, CliE
             json!({ "ref": u.name, "old": u.old, "new": u.new, "change": change, "identity": identity })
         })
         .collect();
-    if let Err(e) = Journal::open_default().and_then(|j| j.append_all("push.accepted", events)) {
-        eprintln!("warning: bulwark: could not record the accepted push: {e}");
+    if let Err(e) = Journal::open_default().and_then(|j| j.append_all(EventKind::PushAccepted, events)) {
+        warning!("bulwark: could not record the accepted push: {e}");
     }
     Ok(Verdict::Allow)
 }

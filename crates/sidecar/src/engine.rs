@@ -11,6 +11,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use bulwark_alert::{Message, Notifier};
+use bulwark_core::EventKind;
 use bulwark_core::config::{NotifyConfig, ServiceConfig};
 use bulwark_core::jobs::{self, CommandRecord, Delivery, HealthRecord, JobError, JournalMark, PendingEvent, Step};
 use bulwark_core::process::{self, ProcessError, RunOptions};
@@ -59,14 +60,14 @@ pub trait Journaled {
 
 impl Outlet<'_> {
     /// Journals `kind` with `base` and `extra` fields merged; echoes it when asked.
-    pub fn emit(&self, kind: &str, base: Value, extra: Value) -> Result<(), WorkError> {
+    pub fn emit(&self, kind: impl Into<EventKind>, base: Value, extra: Value) -> Result<(), WorkError> {
         let mut fields = base;
         if let (Value::Object(map), Value::Object(extra)) = (&mut fields, extra) {
             map.extend(extra);
         }
         let event = self.journal.append(kind, fields)?;
         if self.echo {
-            println!("{}", event.to_line());
+            bulwark_core::data!("{}", event.to_line());
         }
         Ok(())
     }
@@ -79,12 +80,13 @@ impl Outlet<'_> {
     /// between looks only at the events written since.
     pub fn emit_once<J: Journaled>(
         &self,
-        kind: &str,
+        kind: impl Into<EventKind>,
         job: &mut J,
         base: Value,
         extra: Value,
         save: &mut dyn FnMut(&J) -> Result<(), WorkError>,
     ) -> Result<(), WorkError> {
+        let kind = kind.into();
         if job.mark().journaled.is_none() {
             // A record written before records kept their events: the journal decides.
             let events = match job.journal_after() {
@@ -94,34 +96,35 @@ impl Outlet<'_> {
             let seen = events.iter().any(|e| e.kind == kind && job.is_mine(e));
             return if seen { Ok(()) } else { self.emit(kind, base, extra) };
         }
-        if job.mark().journaled.iter().flatten().any(|k| k == kind) {
+        if job.mark().journaled.iter().flatten().any(|k| kind == k.as_str()) {
             return Ok(());
         }
-        let pending = job.mark().journaling.as_ref().filter(|p| p.kind == kind).map(|p| p.after);
+        let pending = job.mark().journaling.as_ref().filter(|p| kind == p.kind.as_str()).map(|p| p.after);
         let seen = match pending {
             Some(after) => self.journal.read_since(after)?.iter().any(|e| e.kind == kind && job.is_mine(e)),
             None => false,
         };
         if !seen {
-            job.mark().journaling = Some(PendingEvent { kind: kind.to_owned(), after: self.journal.last_id()? });
+            job.mark().journaling = Some(PendingEvent { kind: kind.to_string(), after: self.journal.last_id()? });
             save(job)?;
-            self.emit(kind, base, extra)?;
+            self.emit(&kind, base, extra)?;
         }
         let mark = job.mark();
-        mark.journaled.get_or_insert_with(Vec::new).push(kind.to_owned());
+        mark.journaled.get_or_insert_with(Vec::new).push(kind.into());
         mark.journaling = None;
         save(job)?;
         Ok(())
     }
 
     /// Adds an owed delivery of `kind` per target to `owed`, once per kind.
-    pub fn owe(&self, owed: &mut Vec<Delivery>, kind: &str) {
-        if owed.iter().any(|d| d.kind == kind) {
+    pub fn owe(&self, owed: &mut Vec<Delivery>, kind: impl Into<EventKind>) {
+        let kind = kind.into();
+        if owed.iter().any(|d| kind == d.kind.as_str()) {
             return;
         }
         for (target, config) in self.notify.iter().enumerate() {
             let label = bulwark_alert::config_label(config);
-            owed.push(Delivery { kind: kind.to_owned(), target, label, ..Delivery::default() });
+            owed.push(Delivery { kind: kind.to_string(), target, label, ..Delivery::default() });
         }
     }
 
@@ -151,7 +154,7 @@ impl Outlet<'_> {
             let unusable = |why: String| -> Result<Result<(), String>, WorkError> {
                 let fields =
                     json!({"target": delivery.label, "about": delivery.kind, "attempts": attempts, "error": why});
-                self.emit("notify.failed", base.clone(), fields)?;
+                self.emit(EventKind::NotifyFailed, base.clone(), fields)?;
                 Ok(Err(why))
             };
             let result = match self.notify.get(delivery.target) {
@@ -262,6 +265,16 @@ pub fn run_step_observed(
 ) -> CommandRecord {
     let mut cmd = argv.command();
     cmd.current_dir(dir);
+    run_command_observed(cmd, timeout, step, on_spawn)
+}
+
+/// As [`run_step_observed`], for a command already set up (directory, environment).
+pub fn run_command_observed(
+    mut cmd: std::process::Command,
+    timeout: Duration,
+    step: &str,
+    on_spawn: &mut dyn FnMut(u32),
+) -> CommandRecord {
     let opts = RunOptions { timeout: Some(timeout), capture_limit: 16 * 1024, ..RunOptions::default() };
     let started = jobs::now_millis();
     let begun = Instant::now();
@@ -301,4 +314,66 @@ pub fn run_step_observed(
         Err(e) => record.error = Some(e.to_string()),
     }
     record
+}
+
+/// The markdown summary of an incident (`incidents/<id>.md`), in the one shape every job
+/// writes: a title, a few facts, the timeline, then what caused it as far as known, what was
+/// done, how it ended and what a person should do next.
+pub struct IncidentSummary<'a> {
+    pub title: String,
+    pub facts: Vec<String>,
+    pub timeline: &'a [Step],
+    pub cause: String,
+    /// What the health checks measured (a rollback's probes), shown after the cause.
+    pub probes: Option<String>,
+    pub action: String,
+    pub result: String,
+    pub next_step: String,
+}
+
+impl IncidentSummary<'_> {
+    pub fn render(&self) -> String {
+        use std::fmt::Write as _;
+        let mut md = format!("# {}\n\n", self.title);
+        for fact in &self.facts {
+            let _ = writeln!(md, "- {fact}");
+        }
+        md.push_str("\n## Timeline\n\n");
+        for step in self.timeline {
+            let _ = writeln!(md, "- {} {}: {}", step.ts, step.phase, step.note);
+        }
+        let probes = self.probes.as_ref().map(|p| ("Probes", p));
+        for (heading, text) in std::iter::once(("Cause (as far as known)", &self.cause)).chain(probes).chain([
+            ("Action", &self.action),
+            ("Result", &self.result),
+            ("Next step", &self.next_step),
+        ]) {
+            let _ = writeln!(md, "\n## {heading}\n\n{text}");
+        }
+        md
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_incident_summary_has_one_shape_whatever_the_job() {
+        let timeline = [Step { ts: "T1".into(), phase: "detected".into(), note: "HTTP 500".into() }];
+        let summary = IncidentSummary {
+            title: "web: rolled back".into(),
+            facts: vec!["job: `j`".into()],
+            timeline: &timeline,
+            cause: "After deploying `abc`: HTTP 500".into(),
+            probes: None,
+            action: "Reverted.".into(),
+            result: "Healthy again.".into(),
+            next_step: "Fix it.".into(),
+        };
+        assert_eq!(
+            summary.render(),
+            "# web: rolled back\n\n- job: `j`\n\n## Timeline\n\n- T1 detected: HTTP 500\n\n## Cause (as far as known)\n\nAfter deploying `abc`: HTTP 500\n\n## Action\n\nReverted.\n\n## Result\n\nHealthy again.\n\n## Next step\n\nFix it.\n"
+        );
+    }
 }

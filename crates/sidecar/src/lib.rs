@@ -3,14 +3,18 @@
 //! `enqueue` writes a job file; `once` processes every pending or unfinished job and exits;
 //! `run` is the daemon (jobs, and the watchdog of every service with `[service.watch]`);
 //! `watch-once` runs one watchdog round and exits; `status` shows each service's last job,
-//! its last known-good commit and its watchdog. The job model and queue live in `bulwark_core::jobs` (the post-merge hook
+//! its last known-good commit and its watchdog; `retry` resumes an escalated job, and
+//! `adopt` records a known-good commit by hand. The job model and queue live in `bulwark_core::jobs` (the post-merge hook
 //! enqueues without linking any of this).
 #![forbid(unsafe_code)]
 
 pub mod crash;
 pub mod engine;
 pub mod health;
+pub mod history;
+pub mod release;
 pub mod rollback;
+pub mod verdict;
 pub mod watchdog;
 
 use std::fmt::Write as _;
@@ -22,7 +26,7 @@ use bulwark_core::config::{Config, Lookup, ServiceConfig};
 use bulwark_core::git::{Git, is_full_oid, is_zero_oid};
 use bulwark_core::jobs::{self, Job, Phase};
 use bulwark_core::output::printable;
-use bulwark_core::{CliError, Journal};
+use bulwark_core::{CliError, ExitKind, Journal};
 use serde_json::json;
 
 use crate::engine::{ServiceFile as _, WorkError};
@@ -54,6 +58,40 @@ pub enum SidecarCommand {
     Status(StatusArgs),
     /// Run one watchdog round for every service with `[service.watch]`, then exit.
     WatchOnce(WatchOnceArgs),
+    /// Resume an escalated job from the step that failed, once its cause is fixed (journaled
+    /// as `rollback.retried`; runs the job to its end, then exits like `once`).
+    Retry(RetryArgs),
+    /// Record a commit as the service's known-good one: for a first deploy, or after a
+    /// manual repair (journaled as `service.adopted`).
+    Adopt(AdoptArgs),
+    /// List a release-mode service's releases (newest first), `current` and the last known-good.
+    Releases(release::commands::ReleasesArgs),
+    /// Switch a release-mode service's `current` to a kept release by hand, then run its
+    /// deploy command (needs --confirm-destructive; without it, says what it would do).
+    Promote(release::commands::PromoteArgs),
+}
+
+#[derive(Debug, clap::Args)]
+pub struct RetryArgs {
+    /// The job's id (see `bulwark-sidecar status`).
+    #[arg(value_name = "JOB")]
+    pub job: String,
+    /// Print the job's outcome as JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct AdoptArgs {
+    /// The `[[service]]` name.
+    #[arg(long)]
+    pub service: String,
+    /// The commit to record (a revision in the service's checkout; default: its HEAD).
+    #[arg(long, value_name = "C")]
+    pub commit: Option<String>,
+    /// Print the result as JSON.
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Debug, clap::Args)]
@@ -126,7 +164,7 @@ pub fn run(args: &SidecarArgs) -> Result<ExitCode, CliError> {
         .hint("write the config there (see docs/sidecar.md), or pass --config PATH"));
     }
     let config = loaded.config;
-    if matches!(args.command, SidecarCommand::Once(_) | SidecarCommand::Run(_)) {
+    if matches!(args.command, SidecarCommand::Once(_) | SidecarCommand::Run(_) | SidecarCommand::Retry(_)) {
         check_someone_is_told(&config, loaded.origin.as_deref())?;
     }
     match &args.command {
@@ -135,6 +173,10 @@ pub fn run(args: &SidecarArgs) -> Result<ExitCode, CliError> {
         SidecarCommand::Run(a) => cmd_run(config, a),
         SidecarCommand::Status(a) => cmd_status(&config, a),
         SidecarCommand::WatchOnce(a) => cmd_watch_once(config, a),
+        SidecarCommand::Retry(a) => cmd_retry(config, a),
+        SidecarCommand::Adopt(a) => cmd_adopt(config, a),
+        SidecarCommand::Releases(a) => release::commands::cmd_releases(&config, a),
+        SidecarCommand::Promote(a) => release::commands::cmd_promote(&config, a),
     }
 }
 
@@ -171,17 +213,18 @@ fn check_someone_is_told(config: &Config, origin: Option<&std::path::Path>) -> R
         return Err(err.hint("set the variable named by `url_env` in the sidecar's environment, or give a `url`"));
     }
     for problem in &problems {
-        eprintln!("warning: {problem}; the other [[notify]] targets will be used");
+        bulwark_core::warning!("{problem}; the other [[notify]] targets will be used");
     }
     Ok(())
 }
 
-fn work_error(err: &WorkError) -> CliError {
-    CliError::operational(format!("the sidecar cannot keep its state: {err}"))
+pub(crate) fn work_error(err: &WorkError) -> CliError {
+    CliError::operational("the sidecar cannot keep its state")
+        .caused_by(err)
         .hint("check that the state directory is writable (set BULWARK_STATE_DIR to move it)")
 }
 
-fn service<'a>(config: &'a Config, name: &str) -> Result<&'a ServiceConfig, CliError> {
+pub(crate) fn service<'a>(config: &'a Config, name: &str) -> Result<&'a ServiceConfig, CliError> {
     config.service(name).ok_or_else(|| {
         let known: Vec<&str> = config.services.iter().map(|s| s.name.as_str()).collect();
         CliError::usage(format!("no `[[service]]` named `{name}` in the config")).hint(if known.is_empty() {
@@ -212,11 +255,80 @@ fn cmd_enqueue(config: &Config, args: &EnqueueArgs) -> Result<ExitCode, CliError
     let to = resolve_commit(service, &args.to, "--to")?;
     let state_dir = bulwark_core::state::state_dir()?;
     let id = jobs::enqueue(&state_dir, &service.name, &from, &to, "cli")
-        .map_err(|e| CliError::operational(format!("cannot enqueue the job: {e}")))?;
+        .map_err(|e| CliError::operational("cannot enqueue the job").caused_by(&e))?;
     if args.json {
-        println!("{}", json!({"job": id, "service": service.name, "from": from, "to": to}));
+        bulwark_core::data!("{}", json!({"job": id, "service": service.name, "from": from, "to": to}));
     } else {
-        println!("{id}");
+        bulwark_core::data!("{id}");
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn cmd_retry(config: Config, args: &RetryArgs) -> Result<ExitCode, CliError> {
+    let worker = worker(config, !args.json)?;
+    let job = jobs::list(&worker.state_dir)
+        .map_err(|e| CliError::operational(e.to_string()))?
+        .into_iter()
+        .filter_map(Result::ok)
+        .find(|j| j.id == args.job)
+        .ok_or_else(|| {
+            CliError::usage(format!("no job `{}`", printable(&args.job)))
+                .hint("`bulwark-sidecar status` shows each service's last job and its id")
+        })?;
+    let service = service(&worker.config, &job.service)?;
+    let job = match worker.retry(service, &job.id) {
+        Ok(job) => job,
+        Err(rollback::RetryError::Work(e)) => return Err(work_error(&e)),
+        Err(e @ rollback::RetryError::NotEscalated { .. }) => {
+            return Err(CliError::usage(e.to_string())
+                .hint("only an escalated job is retried; `bulwark-sidecar status` shows where each job is"));
+        }
+        Err(e) => return Err(CliError::usage(e.to_string())),
+    };
+    if args.json {
+        bulwark_core::data!(
+            "{}",
+            json!({"job": job.id, "service": job.service, "phase": job.phase, "escalation": job.escalation})
+        );
+    } else {
+        bulwark_core::data!("{}", printable(&format!("{}: job {} is {}", job.service, job.id, job.phase)));
+    }
+    Ok(if matches!(job.phase, Phase::RolledBack | Phase::Escalated) { ExitCode::from(1) } else { ExitCode::SUCCESS })
+}
+
+fn cmd_adopt(config: Config, args: &AdoptArgs) -> Result<ExitCode, CliError> {
+    let worker = worker(config, !args.json)?;
+    let service = service(&worker.config, &args.service)?;
+    let rev = args.commit.as_deref().unwrap_or("HEAD");
+    let commit = match Git::at(&service.checkout).resolve(rev) {
+        Ok(Some(oid)) => oid,
+        Ok(None) => {
+            return Err(CliError::usage(format!(
+                "`{}` names no commit in {}",
+                printable(rev),
+                service.checkout.display()
+            ))
+            .hint("pass --commit with a commit the checkout has (default: its HEAD)"));
+        }
+        Err(e) => {
+            return Err(CliError::operational(format!("cannot read {}", service.checkout.display())).caused_by(&e));
+        }
+    };
+    let previous = match worker.adopt(service, &commit).map_err(|e| work_error(&e))? {
+        Ok(previous) => previous,
+        Err(busy) => {
+            return Err(CliError::usage(format!(
+                "job {} of `{}` is still in progress ({}): it decides what is known good",
+                busy.id, service.name, busy.phase
+            ))
+            .hint("wait for it to finish (`bulwark-sidecar status`), then adopt"));
+        }
+    };
+    if args.json {
+        bulwark_core::data!("{}", json!({"service": service.name, "known_good": commit, "previous": previous}));
+    } else {
+        let was = previous.as_deref().map_or_else(|| "none".to_owned(), |p| short(p).to_owned());
+        bulwark_core::data!("{}: known good is now {} (was {was})", service.name, short(&commit));
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -260,7 +372,7 @@ fn cmd_once(config: Config, args: &OnceArgs) -> Result<ExitCode, CliError> {
     }
     let orphans = orphans(&worker)?;
     if args.json {
-        println!(
+        bulwark_core::data!(
             "{}",
             json!({"jobs": outcomes, "acted": acted, "orphans": orphans.iter().map(|j| &j.id).collect::<Vec<_>>()})
         );
@@ -277,7 +389,7 @@ fn cmd_once(config: Config, args: &OnceArgs) -> Result<ExitCode, CliError> {
         ))
         .hint("add the [[service]] back, or delete the job file if the service is gone"));
     }
-    Ok(if acted { ExitCode::from(1) } else { ExitCode::SUCCESS })
+    Ok(if acted { ExitKind::Violation.into() } else { ExitCode::SUCCESS })
 }
 
 fn cmd_run(config: Config, args: &RunArgs) -> Result<ExitCode, CliError> {
@@ -286,7 +398,7 @@ fn cmd_run(config: Config, args: &RunArgs) -> Result<ExitCode, CliError> {
         return Err(CliError::usage("no `[[service]]` in the config: nothing to run")
             .hint("add a [[service]] section (see docs/sidecar.md)"));
     }
-    println!(
+    bulwark_core::data!(
         "bulwark-sidecar: running for {} service(s): {}",
         worker.config.services.len(),
         worker.config.services.iter().map(|s| s.name.as_str()).collect::<Vec<_>>().join(", ")
@@ -335,7 +447,7 @@ fn serve(worker: &Worker, service: &ServiceConfig, poll: Duration, retry: Durati
                 Ok(Some(_)) if retry_now => last_retry = Some(Instant::now()),
                 Ok(_) => {}
                 Err(e) => {
-                    eprint!("{}", work_error(&e).render());
+                    bulwark_core::output::error(&work_error(&e));
                     std::thread::sleep(Duration::from_secs(5));
                 }
             },
@@ -346,7 +458,7 @@ fn serve(worker: &Worker, service: &ServiceConfig, poll: Duration, retry: Durati
                 }
             }
             Err(e) => {
-                eprint!("{}", work_error(&e).render());
+                bulwark_core::output::error(&work_error(&e));
                 std::thread::sleep(Duration::from_secs(5));
             }
         }
@@ -362,7 +474,7 @@ fn watchdog(worker: &Worker, service: &ServiceConfig, watch: &bulwark_core::conf
         match watchdog::round(worker, service, watch) {
             // Events are printed as they are journaled; a quiet or skipped round prints nothing.
             Ok(_) => {}
-            Err(e) => eprint!("{}", work_error(&e).render()),
+            Err(e) => bulwark_core::output::error(&work_error(&e)),
         }
         std::thread::sleep(watch.every.get().saturating_sub(started.elapsed()));
     }
@@ -384,7 +496,7 @@ fn cmd_watch_once(config: Config, args: &WatchOnceArgs) -> Result<ExitCode, CliE
             Ok(outcome) => {
                 acted |= outcome.acted();
                 if !args.json {
-                    println!("{}", outcome.line(&service.name));
+                    bulwark_core::data!("{}", outcome.line(&service.name));
                 }
                 results.push(outcome.to_json(&service.name));
             }
@@ -395,12 +507,12 @@ fn cmd_watch_once(config: Config, args: &WatchOnceArgs) -> Result<ExitCode, CliE
         }
     }
     if args.json {
-        println!("{}", json!({"services": results, "acted": acted}));
+        bulwark_core::data!("{}", json!({"services": results, "acted": acted}));
     }
     if let Some(err) = failure {
         return Err(err);
     }
-    Ok(if acted { ExitCode::from(1) } else { ExitCode::SUCCESS })
+    Ok(if acted { ExitKind::Violation.into() } else { ExitCode::SUCCESS })
 }
 
 /// What `status` knows about one service.
@@ -409,6 +521,10 @@ struct ServiceStatus {
     /// The last job that was not skipped (or, with only skipped jobs, the last one).
     last: Option<Job>,
     unfinished: usize,
+    /// Release mode: each unfinished job's id, phase, age of the phase in seconds and staleness.
+    open: Vec<(String, Phase, u64, bool)>,
+    /// Release mode: where `current` points.
+    current: Option<String>,
     known: ServiceState,
     /// In the config (jobs may name a service that is no longer there).
     configured: bool,
@@ -448,7 +564,16 @@ fn cmd_status(config: &Config, args: &StatusArgs) -> Result<ExitCode, CliError> 
             None => None,
         };
         let configured = config.service(&name).is_some();
-        services.push(ServiceStatus { last: last.cloned(), unfinished, known, configured, watch, name });
+        let open = mine
+            .iter()
+            .filter(|j| !j.phase.is_final())
+            .filter_map(|j| {
+                let (age, stale) = release::commands::job_age(config.service(&name), j)?;
+                Some((j.id.clone(), j.phase, age, stale))
+            })
+            .collect();
+        let current = release::commands::current_of(config.service(&name));
+        services.push(ServiceStatus { last: last.cloned(), unfinished, open, current, known, configured, watch, name });
     }
     if args.json {
         let value = json!({
@@ -460,6 +585,12 @@ fn cmd_status(config: &Config, args: &StatusArgs) -> Result<ExitCode, CliError> 
                 "known_good": s.known.known_good,
                 "known_good_at": s.known.known_good_at,
                 "known_good_job": s.known.known_good_job,
+                "known_good_adopted": s.known.adopted,
+                "known_good_release": s.known.known_good_release,
+                "current_release": s.current,
+                "release_jobs": s.open.iter().map(|(id, phase, age, stale)| json!({
+                    "id": id, "phase": phase, "phase_age_s": age, "stale": stale,
+                })).collect::<Vec<_>>(),
                 "watch": s.watch.as_ref().map(|w| &w.json),
                 "last_job": s.last.as_ref().map(|j| json!({
                     "id": j.id,
@@ -474,18 +605,20 @@ fn cmd_status(config: &Config, args: &StatusArgs) -> Result<ExitCode, CliError> 
                     "escalation": j.escalation,
                     "incident": j.incident,
                     "notifications": j.notifications,
+                    "window": j.windows.last(),
+                    "release": j.release,
                 })),
             })).collect::<Vec<_>>(),
         });
         let mut value = value;
         bulwark_core::redact::clean_value(&mut value);
-        println!("{value}");
+        bulwark_core::data!("{value}");
         return Ok(ExitCode::SUCCESS);
     }
     if services.is_empty() {
-        println!("no services configured and no jobs");
+        bulwark_core::data!("no services configured and no jobs");
     }
-    for ServiceStatus { name, last, unfinished, known, configured, watch } in &services {
+    for ServiceStatus { name, last, unfinished, open, current, known, configured, watch } in &services {
         let mut line = format!("{name}:");
         match last {
             Some(j) => _ = write!(line, " last job {} {} {}..{}", j.id, j.phase, short(&j.from), short(&j.to)),
@@ -495,24 +628,40 @@ fn cmd_status(config: &Config, args: &StatusArgs) -> Result<ExitCode, CliError> 
             _ = write!(line, ", {unfinished} unfinished");
         }
         match &known.known_good {
+            Some(c) if known.adopted => _ = write!(line, ", known good {} (adopted)", short(c)),
             Some(c) => _ = write!(line, ", known good {}", short(c)),
             None => line.push_str(", no known-good commit yet"),
         }
         if !configured {
             line.push_str(" (not in the config)");
         }
-        println!("{}", printable(&line));
+        bulwark_core::data!("{}", printable(&line));
+        if let Some(current) = current {
+            bulwark_core::data!("{}", printable(&format!("{name}: current release {}", short(current))));
+        }
+        for (id, phase, age, stale) in open {
+            let age = bulwark_core::config::Duration(Duration::from_secs(*age));
+            let stale = if *stale { ", stale (its phase has not advanced for longer than stale_after)" } else { "" };
+            bulwark_core::data!("{}", printable(&format!("{name}: job {id} in phase {phase} for {age}{stale}")));
+        }
         if let Some(j) = last {
             if let Some(e) = &j.escalation {
-                println!("{}", printable(&format!("{name}: escalated: {e}")));
+                bulwark_core::data!("{}", printable(&format!("{name}: escalated: {e}")));
+            }
+            if let Some(w) = j.windows.last().filter(|w| w.verdict.is_none() && !j.phase.is_final()) {
+                let counts = verdict::summary_lines(w).join("; ");
+                bulwark_core::data!(
+                    "{}",
+                    printable(&format!("{name}: probing ({} window began {}): {counts}", w.step, w.started))
+                );
             }
             let owed = j.notifications.iter().filter(|d| d.delivered.is_none()).count();
             if owed > 0 {
-                println!("{name}: {owed} notification(s) not delivered yet");
+                bulwark_core::data!("{name}: {owed} notification(s) not delivered yet");
             }
         }
         if let Some(watch) = watch {
-            println!("{}", printable(&watch.line));
+            bulwark_core::data!("{}", printable(&watch.line));
         }
     }
     Ok(ExitCode::SUCCESS)

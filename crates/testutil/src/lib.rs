@@ -116,6 +116,7 @@ pub fn is_root() -> bool {
 /// must provide what every test needs, see `.ci/run`) it fails instead: a test that did
 /// not run never passes there.
 #[track_caller]
+#[allow(clippy::print_stderr, reason = "the test harness shows a test's stderr: where a skip must be seen")]
 pub fn skipped(reason: &str) {
     assert!(std::env::var_os("CI").is_none_or(|v| v.is_empty()), "this test cannot run here: {reason}");
     eprintln!("SKIPPED: {reason}");
@@ -138,7 +139,12 @@ pub fn wait_for<T>(timeout: Duration, mut check: impl FnMut() -> Option<T>) -> O
 /// A hermetic sandbox: its own home, git config and state directory, in a temp dir.
 pub struct TestEnv {
     root: tempfile::TempDir,
+    /// Every commit is made at [`FIXED_DATE`], so commit ids are the same on every run.
+    fixed_dates: bool,
 }
+
+/// The author and committer date of every commit in a [`TestEnv::with_fixed_dates`].
+pub const FIXED_DATE: &str = "2026-01-01T00:00:00Z";
 
 impl Default for TestEnv {
     fn default() -> Self {
@@ -148,8 +154,18 @@ impl Default for TestEnv {
 
 impl TestEnv {
     pub fn new() -> Self {
+        Self::create(false)
+    }
+
+    /// A sandbox whose commits all carry [`FIXED_DATE`]: the same commands make the same
+    /// commit ids on every run (what snapshots of messages need).
+    pub fn with_fixed_dates() -> Self {
+        Self::create(true)
+    }
+
+    fn create(fixed_dates: bool) -> Self {
         let root = tempfile::Builder::new().prefix("bulwark-test-").tempdir().expect("tempdir");
-        let env = Self { root };
+        let env = Self { root, fixed_dates };
         std::fs::create_dir_all(env.home()).unwrap();
         std::fs::create_dir_all(env.state_dir()).unwrap();
         std::fs::write(
@@ -209,6 +225,9 @@ impl TestEnv {
             .env("BULWARK_STATE_DIR", self.state_dir())
             .env("NO_COLOR", "1")
             .env("LC_ALL", "C");
+        if self.fixed_dates {
+            cmd.env("GIT_AUTHOR_DATE", FIXED_DATE).env("GIT_COMMITTER_DATE", FIXED_DATE);
+        }
     }
 
     /// A hermetic command for any program.

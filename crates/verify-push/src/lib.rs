@@ -18,9 +18,10 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Duration;
 
+use bulwark_core::EventKind;
 use bulwark_core::config::{Duration as ConfigDuration, Lookup};
 use bulwark_core::git::{Git, ZERO_OID, is_full_oid, is_zero_oid};
-use bulwark_core::{CliError, Config, Journal};
+use bulwark_core::{CliError, Config, ExitKind, Journal};
 use clap::{Args, Parser, Subcommand};
 use serde_json::{Map, Value, json};
 
@@ -31,9 +32,9 @@ use crate::signals::Signals;
 use crate::verdict::{Baseline, Subject, Verdict};
 
 /// Event kind written when the push is verified.
-pub const EVENT_OK: &str = "verify_push.ok";
+pub const EVENT_OK: EventKind = EventKind::VerifyPushOk;
 /// Event kind written for every other outcome.
-pub const EVENT_FAILED: &str = "verify_push.failed";
+pub const EVENT_FAILED: EventKind = EventKind::VerifyPushFailed;
 
 /// How long one remote read (or containment fetch) may take unless `--timeout` says.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
@@ -170,7 +171,7 @@ impl Context {
             )));
         }
         let dir = std::env::current_dir()
-            .map_err(|e| CliError::operational(format!("cannot read the current directory: {e}")))?;
+            .map_err(|e| CliError::operational("cannot read the current directory").caused_by(&e))?;
         let local = Local::discover(&dir)
             .map_err(|e| CliError::usage(e.to_string()).hint("run it in the checkout the command pushes from"))?;
         // Guards fail closed: a broken config is an error here too, not silently ignored.
@@ -239,11 +240,11 @@ impl Record {
                 map.insert((*key).to_owned(), value.clone());
             }
         }
-        let printed = match Journal::open_default().and_then(|journal| journal.append(kind, fields.clone())) {
+        let printed = match Journal::open_default().and_then(|journal| journal.append(&kind, fields.clone())) {
             Ok(event) => serde_json::to_value(&event).unwrap_or(Value::Null),
             Err(err) => {
-                eprintln!(
-                    "warning: cannot write the event journal: {err} (set BULWARK_STATE_DIR to a writable directory)"
+                bulwark_core::warning!(
+                    "cannot write the event journal: {err} (set BULWARK_STATE_DIR to a writable directory)"
                 );
                 let mut record = Map::new();
                 record.insert("kind".into(), json!(kind));
@@ -254,7 +255,7 @@ impl Record {
             }
         };
         if ctx_json {
-            println!("{printed}");
+            bulwark_core::data!("{printed}");
         }
     }
 }
@@ -271,7 +272,7 @@ fn cmd_wrap(args: &WrapArgs) -> Result<ExitCode, CliError> {
     }
     // From here on a SIGTERM, SIGINT or SIGHUP is journaled and passed on, never silent.
     let signals =
-        Signals::install().map_err(|e| CliError::operational(format!("cannot install the signal handlers: {e}")))?;
+        Signals::install().map_err(|e| CliError::operational("cannot install the signal handlers").caused_by(&e))?;
     let ctx = Context::open(&args.common)?;
     let branch = match &args.branch {
         Some(branch) => branch.clone(),
@@ -325,11 +326,13 @@ fn cmd_wrap(args: &WrapArgs) -> Result<ExitCode, CliError> {
     if !status.success() {
         let code = exit_code_of(status);
         record.emit(ctx.json, false, "command_failed", &[("exit_code", json!(code))]);
-        eprintln!(
-            "error: `{}` failed ({status}); the push was not checked, exiting with its code {code}",
-            record.command.as_deref().unwrap_or_default()
-        );
-        return Ok(ExitCode::from(code));
+        return Err(CliError::new(
+            ExitKind::Passed(code),
+            format!(
+                "`{}` failed ({status}); the push was not checked, exiting with its code {code}",
+                record.command.as_deref().unwrap_or_default()
+            ),
+        ));
     }
 
     // Start the remote read, then, while it runs, read the local tip and what the remote
@@ -429,8 +432,11 @@ fn interrupted(ctx: &Context, record: &Record, phase: &str, signal: i32) -> Exit
         "command" => "while the command ran; it was passed on to the command",
         _ => "after the command, while checking the remote",
     };
-    eprint!("{}", CliError::violation(format!("interrupted by {name} ({when}): the push was not verified")).render());
-    ExitCode::from(signals::exit_code(signal))
+    CliError::new(
+        ExitKind::Passed(signals::exit_code(signal)),
+        format!("interrupted by {name} ({when}): the push was not verified"),
+    )
+    .report()
 }
 
 fn cmd_check(args: &CheckArgs) -> Result<ExitCode, CliError> {
@@ -496,7 +502,7 @@ fn conclude(
     let line = verdict::message(verdict, &subject, baseline, record.after.as_deref());
     record.emit(ctx.json, verdict.is_verified(), verdict.reason(), &[]);
     if verdict.is_verified() {
-        eprintln!("{line}");
+        bulwark_core::info!("{line}");
         return Ok(ExitCode::SUCCESS);
     }
     let mut err = CliError::violation(line);
@@ -564,7 +570,7 @@ fn resolve_expect(git: &Git, text: &str) -> Result<String, CliError> {
         Ok(None) => Err(CliError::usage(format!(
             "--expect `{text}` is neither a full commit id nor a commit of this repository"
         ))),
-        Err(err) => Err(CliError::operational(format!("cannot resolve --expect `{text}`: {err}"))),
+        Err(err) => Err(CliError::operational("cannot resolve --expect `{text}`").caused_by(&err)),
     }
 }
 

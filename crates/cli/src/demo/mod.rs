@@ -11,9 +11,9 @@ use std::sync::{Arc, Mutex};
 
 use bulwark_core::process::RunOptions;
 use bulwark_core::{CliError, Journal};
+use bulwark_core::{data, warning};
 use serde_json::Value;
 
-mod http;
 mod scenes;
 
 /// The longest any one command of the demo may take (the whole demo takes a few seconds).
@@ -108,7 +108,7 @@ impl Sandbox {
     fn run(mut cmd: Command) -> Result<Ran, CliError> {
         let opts = RunOptions { timeout: Some(CHILD_TIMEOUT), ..RunOptions::default() };
         let out =
-            bulwark_core::process::run(&mut cmd, &opts).map_err(|e| CliError::operational(format!("demo: {e}")))?;
+            bulwark_core::process::run(&mut cmd, &opts).map_err(|e| CliError::operational("demo").caused_by(&e))?;
         Ok(Ran {
             code: out.status.code().unwrap_or(-1),
             stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
@@ -133,17 +133,17 @@ impl Sandbox {
 
     /// Shows `$ cmd` and what it printed, indented, as the person would see it.
     fn show(display: &str, ran: &Ran) {
-        println!("  $ {display}");
+        data!("  $ {display}");
         for line in ran.stdout.lines().chain(ran.stderr.lines()) {
-            println!("  | {}", line.trim_end());
+            data!("  | {}", line.trim_end());
         }
-        println!("  (exit {})", ran.code);
+        data!("  (exit {})", ran.code);
     }
 }
 
-pub fn demo(args: &DemoArgs) -> Result<ExitCode, CliError> {
+pub(crate) fn demo(args: &DemoArgs) -> Result<ExitCode, CliError> {
     let bin_dir = std::env::current_exe()
-        .map_err(|e| CliError::operational(format!("cannot find this program's location: {e}")))?
+        .map_err(|e| CliError::operational("cannot find this program's location").caused_by(&e))?
         .parent()
         .map(Path::to_owned)
         .ok_or_else(|| CliError::operational("cannot find this program's directory"))?;
@@ -166,13 +166,13 @@ pub fn demo(args: &DemoArgs) -> Result<ExitCode, CliError> {
                 .hint("pass an empty or new directory to --dir, or leave it out"));
         }
         std::fs::create_dir_all(dir)
-            .map_err(|e| CliError::operational(format!("cannot create {}: {e}", dir.display())))?;
+            .map_err(|e| CliError::operational(format!("cannot create {}", dir.display())).caused_by(&e))?;
         (dir.clone(), None, !existed)
     } else {
         let temp = tempfile::Builder::new()
             .prefix("bulwark-demo-")
             .tempdir()
-            .map_err(|e| CliError::operational(format!("cannot create a temporary directory: {e}")))?;
+            .map_err(|e| CliError::operational("cannot create a temporary directory").caused_by(&e))?;
         (temp.path().to_owned(), Some(temp), false)
     };
     let root = std::fs::canonicalize(&root).unwrap_or(root);
@@ -186,7 +186,7 @@ pub fn demo(args: &DemoArgs) -> Result<ExitCode, CliError> {
     let sandbox = Sandbox { root, bin_dir, received: Arc::new(Mutex::new(Vec::new())) };
     let result = scenes::play(&sandbox);
     if args.keep {
-        println!("sandbox kept: {}", sandbox.root.display());
+        data!("sandbox kept: {}", sandbox.root.display());
         if let Some(temp) = temp {
             let _ = temp.keep();
         }
@@ -216,6 +216,6 @@ fn remove_sandbox(root: &Path, created: bool) {
         })
     };
     if let Err(e) = outcome {
-        eprintln!("warning: could not remove the sandbox {}: {e}", root.display());
+        warning!("could not remove the sandbox {}: {e}", root.display());
     }
 }

@@ -6,12 +6,12 @@ use std::path::Path;
 use std::process::ExitCode;
 use std::time::Instant;
 
-use bulwark_core::CliError;
 use bulwark_core::journal::Event;
+use bulwark_core::{CliError, ExitKind};
 use serde_json::Value;
 
-use super::http::Server;
 use super::{Sandbox, Verdict};
+use bulwark_loopback::{HttpServer, Response};
 
 /// One scene: sets up, acts, narrates, judges.
 type Scene = fn(&Sandbox) -> Result<Verdict, CliError>;
@@ -24,7 +24,7 @@ const AGENT: &str = "agent-7";
 
 fn write(path: &Path, text: &str) -> Result<(), CliError> {
     std::fs::write(path, text)
-        .map_err(|e| CliError::operational(format!("demo set-up: cannot write {}: {e}", path.display())))
+        .map_err(|e| CliError::operational(format!("demo set-up: cannot write {}", path.display())).caused_by(&e))
 }
 
 /// A path as a TOML basic string: JSON's string escapes are all valid TOML escapes, and
@@ -33,16 +33,18 @@ fn toml_string(path: &Path) -> String {
     serde_json::Value::String(path.display().to_string()).to_string()
 }
 
+use bulwark_core::EventKind;
+use bulwark_core::data;
 use bulwark_core::git::short_oid as short;
 
 /// One line of narration.
 fn say(text: &str) {
-    println!("  {text}");
+    data!("  {text}");
 }
 
 /// Events journaled after the first `skip` ones, of one kind.
-fn new_events<'a>(events: &'a [Event], skip: usize, kind: &str) -> Vec<&'a Event> {
-    events.iter().skip(skip).filter(|e| e.kind == kind).collect()
+fn new_events<'a>(events: &'a [Event], skip: usize, kind: &EventKind) -> Vec<&'a Event> {
+    events.iter().skip(skip).filter(|e| e.kind == *kind).collect()
 }
 
 pub(super) fn play(sb: &Sandbox) -> Result<ExitCode, CliError> {
@@ -51,45 +53,45 @@ pub(super) fn play(sb: &Sandbox) -> Result<ExitCode, CliError> {
         &sb.path("gitconfig"),
         "[init]\n\tdefaultBranch = main\n[advice]\n\tdetachedHead = false\n[gc]\n\tauto = 0\n",
     )?;
-    println!("bulwark demo: sandbox in {}", sb.root.display());
-    println!();
+    data!("bulwark demo: sandbox in {}", sb.root.display());
+    data!();
     let (_health, _webhook) = set_up(sb)?;
-    println!();
+    data!();
 
     let scenes: [Scene; 5] =
         [scene_commit_on_main, scene_push_rejected, scene_agent_did_not_push, scene_hand_edit, scene_bad_merge];
     let mut verdicts = Vec::new();
     for (i, scene) in scenes.iter().enumerate() {
-        print!("scene {}: ", i + 1);
+        bulwark_core::output::data_text(&format!("scene {}: ", i + 1));
         let verdict = scene(sb)?;
-        println!();
+        data!();
         verdicts.push(verdict);
     }
 
-    println!("event journal of this run ({}):", sb.state_dir().join("events.jsonl").display());
+    data!("event journal of this run ({}):", sb.state_dir().join("events.jsonl").display());
     for event in sb.events()? {
-        println!("  {}", event.to_line());
+        data!("  {}", event.to_line());
     }
-    println!();
-    println!("verdicts:");
+    data!();
+    data!("verdicts:");
     let mut all = true;
     for (i, v) in verdicts.iter().enumerate() {
         all &= v.passed;
-        println!("  scene {}: {}: {} ({})", i + 1, v.title, if v.passed { "PASS" } else { "FAIL" }, v.detail);
+        data!("  scene {}: {}: {} ({})", i + 1, v.title, if v.passed { "PASS" } else { "FAIL" }, v.detail);
     }
-    println!(
+    data!(
         "{} in {:.1}s",
         if all { "every scene behaved as narrated" } else { "some scene did NOT behave as narrated" },
         started.elapsed().as_secs_f64()
     );
-    Ok(if all { ExitCode::SUCCESS } else { ExitCode::from(1) })
+    Ok(if all { ExitCode::SUCCESS } else { ExitKind::Violation.into() })
 }
 
 /// The "server" (bare, server role, only `merger-bot` and `bulwark-sidecar` may move
 /// `main`), a developer clone, an agent's and a merge bot's clones (no hooks), the
 /// production checkout (production role), its health endpoint and a webhook receiver.
-fn set_up(sb: &Sandbox) -> Result<(Server, Server), CliError> {
-    println!("setting up:");
+fn set_up(sb: &Sandbox) -> Result<(HttpServer, HttpServer), CliError> {
+    data!("setting up:");
     let seed = sb.path("seed");
     sb.git(&sb.root, &["init", "-q", "-b", "main", "seed"])?;
     write(&seed.join("app.txt"), "version 1\n")?;
@@ -97,45 +99,46 @@ fn set_up(sb: &Sandbox) -> Result<(Server, Server), CliError> {
     sb.git(&seed, &["add", "app.txt", "status"])?;
     sb.git(&seed, &["commit", "-q", "-m", "initial version"])?;
     sb.git(&sb.root, &["clone", "-q", "--bare", "seed", "server.git"])?;
-    std::fs::remove_dir_all(&seed).map_err(|e| CliError::operational(format!("demo set-up: {e}")))?;
+    std::fs::remove_dir_all(&seed)
+        .map_err(|e| CliError::operational(format!("demo set-up: cannot remove {}", seed.display())).caused_by(&e))?;
     write(&sb.path("server.git/bulwark.toml"), &format!("[server]\nallow = [\"{MERGER}\", \"{SIDECAR}\"]\n"))?;
     install(sb, "server", "server.git")?;
-    println!("  server.git   the git server: role server, only {MERGER} and {SIDECAR} may update main");
+    data!("  server.git   the git server: role server, only {MERGER} and {SIDECAR} may update main");
     for clone in ["dev", "agent", "merger", "prod"] {
         sb.git(&sb.root, &["clone", "-q", "server.git", clone])?;
     }
     // The developer's own policy, so a host's /etc/bulwark/bulwark.toml plays no part.
     write(&sb.path("dev/.git/bulwark.toml"), "[protect]\nbranches = [\"main\"]\n")?;
-    println!("  dev          a developer's clone (hooks installed in scene 1)");
-    println!("  agent        a coding agent's clone, no hooks (pushes as {AGENT})");
-    println!("  merger       the merge bot's clone, no hooks (pushes as {MERGER})");
+    data!("  dev          a developer's clone (hooks installed in scene 1)");
+    data!("  agent        a coding agent's clone, no hooks (pushes as {AGENT})");
+    data!("  merger       the merge bot's clone, no hooks (pushes as {MERGER})");
     install(sb, "production", "prod")?;
-    println!("  prod         the production checkout: role production, service `web` deployed from it");
+    data!("  prod         the production checkout: role production, service `web` deployed from it");
 
     let deployed = sb.path("deployed-status");
     write(&deployed, "ok\n")?;
-    let health = Server::start(move |req| {
-        if req.path != "/health" {
-            (404, "not found\n".to_owned())
+    let health = HttpServer::try_start(move |req| {
+        let answer = if req.path != "/health" {
+            Response::status(404).body("not found\n")
         } else if std::fs::read_to_string(&deployed).is_ok_and(|s| s.starts_with("ok")) {
-            (200, "ok\n".to_owned())
+            Response::ok("ok\n")
         } else {
-            (500, "broken\n".to_owned())
-        }
+            Response::status(500).body("broken\n")
+        };
+        answer.header("Content-Type", "text/plain")
     })
-    .map_err(|e| CliError::operational(format!("demo set-up: cannot listen on 127.0.0.1: {e}")))?;
+    .map_err(|e| CliError::operational("demo set-up: cannot listen on 127.0.0.1").caused_by(&e))?;
     let received = std::sync::Arc::clone(&sb.received);
-    let webhook = Server::start(move |req| {
+    let webhook = HttpServer::try_start(move |req| {
         if req.method != "POST" {
-            return (405, String::new());
+            return Response::status(405);
         }
-        let body = serde_json::from_slice(&req.body).unwrap_or(Value::Null);
         if let Ok(mut kept) = received.lock() {
-            kept.push(body);
+            kept.push(req.json());
         }
-        (200, String::new())
+        Response::status(200)
     })
-    .map_err(|e| CliError::operational(format!("demo set-up: cannot listen on 127.0.0.1: {e}")))?;
+    .map_err(|e| CliError::operational("demo set-up: cannot listen on 127.0.0.1").caused_by(&e))?;
     let prod = sb.path("prod");
     let deployed = sb.path("deployed-status");
     write(
@@ -167,8 +170,8 @@ attempts = 1
             hook = webhook.url("/hook"),
         ),
     )?;
-    println!("  web          deploy = cp status {}; health {}", deployed.display(), health.url("/health"));
-    println!("  webhook      notifications go to {} (inside this demo)", webhook.url("/hook"));
+    data!("  web          deploy = cp status {}; health {}", deployed.display(), health.url("/health"));
+    data!("  webhook      notifications go to {} (inside this demo)", webhook.url("/hook"));
     Ok((health, webhook))
 }
 
@@ -188,7 +191,7 @@ fn install(sb: &Sandbox, role: &str, repo: &str) -> Result<(), CliError> {
 /// Scene 1: a commit straight on `main` is refused by the client hook.
 fn scene_commit_on_main(sb: &Sandbox) -> Result<Verdict, CliError> {
     const TITLE: &str = "a commit straight on main is refused by the client hook";
-    println!("{TITLE}");
+    data!("{TITLE}");
     say("A developer in a hurry commits a fix straight on main, in a clone with bulwark's hooks.");
     let dev = sb.path("dev");
     let mut install = sb.command(sb.tool("bulwark"), &sb.root);
@@ -215,7 +218,7 @@ fn scene_commit_on_main(sb: &Sandbox) -> Result<Verdict, CliError> {
 /// server's `pre-receive` rejects the push because the pusher is not allowed.
 fn scene_push_rejected(sb: &Sandbox) -> Result<Verdict, CliError> {
     const TITLE: &str = "a push to main by an identity the server does not allow is rejected by pre-receive";
-    println!("{TITLE}");
+    data!("{TITLE}");
     say(&format!("Client hooks are advice. A coding agent's clone has none, and it pushes to main as {AGENT}:"));
     say("only the server can stop it.");
     let agent = sb.path("agent");
@@ -231,7 +234,7 @@ fn scene_push_rejected(sb: &Sandbox) -> Result<Verdict, CliError> {
     Sandbox::show(&format!("GL_USERNAME={AGENT} git push origin main"), &ran);
     let after = sb.git(&server, &["rev-parse", "refs/heads/main"])?;
     let events = sb.events()?;
-    let rejected = new_events(&events, skip, "push.rejected").iter().any(|e| e.str("identity") == Some(AGENT));
+    let rejected = new_events(&events, skip, &EventKind::PushRejected).iter().any(|e| e.str("identity") == Some(AGENT));
     let shown = ran.stderr.lines().any(|l| l.starts_with("remote: error:"));
     let passed = ran.code != 0 && shown && before == after && rejected;
     Ok(Verdict {
@@ -250,7 +253,7 @@ fn scene_push_rejected(sb: &Sandbox) -> Result<Verdict, CliError> {
 fn scene_agent_did_not_push(sb: &Sandbox) -> Result<Verdict, CliError> {
     const TITLE: &str = "an agent that exits 0 without pushing is caught by bulwark-verify-push";
     const CLAIM: &str = "Done: version 2 is committed and pushed to main.";
-    println!("{TITLE}");
+    data!("{TITLE}");
     say("Rejected, the agent reports success anyway. Here the \"agent\" is `echo`: it exits 0 and");
     say("pushes nothing. bulwark-verify-push wraps it and asks the remote, not the agent.");
     let agent = sb.path("agent");
@@ -263,7 +266,7 @@ fn scene_agent_did_not_push(sb: &Sandbox) -> Result<Verdict, CliError> {
     Sandbox::show(&format!("bulwark-verify-push -- echo '{CLAIM}'"), &ran);
     let after = sb.git(&server, &["rev-parse", "refs/heads/main"])?;
     let events = sb.events()?;
-    let failed = !new_events(&events, skip, "verify_push.failed").is_empty();
+    let failed = !new_events(&events, skip, &EventKind::VerifyPushFailed).is_empty();
     let passed = ran.code == 1 && ran.stdout.contains(CLAIM) && before == after && failed;
     Ok(Verdict {
         title: TITLE,
@@ -275,7 +278,7 @@ fn scene_agent_did_not_push(sb: &Sandbox) -> Result<Verdict, CliError> {
 /// Scene 4: someone hot-patches a file on the production box; the drift scan finds it.
 fn scene_hand_edit(sb: &Sandbox) -> Result<Verdict, CliError> {
     const TITLE: &str = "a hand edit in the production checkout is found by bulwark-drift scan";
-    println!("{TITLE}");
+    data!("{TITLE}");
     let prod = sb.path("prod");
     write(&prod.join("app.txt"), "version 1, hot-patched by hand on the box\n")?;
     say("Someone logs in to the production box and hot-patches app.txt by hand. The hourly scan runs:");
@@ -285,7 +288,7 @@ fn scene_hand_edit(sb: &Sandbox) -> Result<Verdict, CliError> {
     let ran = Sandbox::run(scan)?;
     Sandbox::show("bulwark-drift scan prod", &ran);
     let events = sb.events()?;
-    let found = new_events(&events, skip, "drift.found").iter().any(|e| e.to_line().contains("app.txt"));
+    let found = new_events(&events, skip, &EventKind::DriftFound).iter().any(|e| e.to_line().contains("app.txt"));
     let reported = ran.stdout.lines().any(|l| l.contains("modified: app.txt"));
     // Put the box back as the pipeline left it, so scene 5 can deploy.
     sb.git(&prod, &["checkout", "--", "app.txt"])?;
@@ -302,7 +305,7 @@ fn scene_hand_edit(sb: &Sandbox) -> Result<Verdict, CliError> {
 /// fail, reverts, pushes, redeploys, verifies and notifies.
 fn scene_bad_merge(sb: &Sandbox) -> Result<Verdict, CliError> {
     const TITLE: &str = "a bad merge deployed is reverted, pushed, redeployed and verified by the sidecar";
-    println!("{TITLE}");
+    data!("{TITLE}");
     say(&format!("The merge bot ({MERGER}, allowed on main) lands a merge that breaks the service's status."));
     say("Production pulls it; post-merge hands the change to the sidecar, which deploys and checks health.");
     let merger = sb.path("merger");
@@ -337,7 +340,7 @@ fn scene_bad_merge(sb: &Sandbox) -> Result<Verdict, CliError> {
     let prod_head = sb.git(&prod, &["rev-parse", "HEAD"])?;
     let deployed_ok = std::fs::read_to_string(sb.path("deployed-status")).is_ok_and(|s| s.starts_with("ok"));
     let events = sb.events()?;
-    let complete = !new_events(&events, skip, "rollback.complete").is_empty();
+    let complete = !new_events(&events, skip, &EventKind::RollbackComplete).is_empty();
     let received: Vec<Value> = sb.received.lock().map(|r| r.clone()).unwrap_or_default();
     say(&format!(
         "The server's main is now {} (its parent is the bad merge {}), prod is at {}, and the service is {}.",
@@ -352,10 +355,10 @@ fn scene_bad_merge(sb: &Sandbox) -> Result<Verdict, CliError> {
         say("What the on-call channel receives (caught by the demo's own webhook receiver):");
     }
     for note in &received {
-        println!("  webhook received: {}", note["title"].as_str().unwrap_or("(no title)"));
+        data!("  webhook received: {}", note["title"].as_str().unwrap_or("(no title)"));
         for line in note["text"].as_str().unwrap_or_default().lines() {
             let quoted = format!("  > {line}");
-            println!("{}", quoted.trim_end());
+            data!("{}", quoted.trim_end());
         }
     }
     let reverted = remote_tree == good_tree && remote_parent == bad;

@@ -19,7 +19,7 @@ pub use drift::DriftConfig;
 pub use notify::{NotifyConfig, NotifyKind};
 pub use protect::{ProtectConfig, Role, WorktreePolicy};
 pub use server::ServerConfig;
-pub use service::{HealthConfig, HealthKind, ServiceConfig, WatchConfig};
+pub use service::{DEFAULT_GRACE, HealthChecks, HealthConfig, HealthKind, ReleaseConfig, ServiceConfig, WatchConfig};
 pub use values::{Argv, BranchPattern, Duration};
 
 /// The system-wide config file, read when nothing more specific exists.

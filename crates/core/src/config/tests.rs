@@ -53,7 +53,7 @@ url_env = "BULWARK_DISCORD_URL"
     assert_eq!(config.protect.role, Some(Role::Production));
     let service = &config.services[0];
     assert_eq!(service.stabilize.get(), std::time::Duration::from_secs(60));
-    assert_eq!(service.health.timeout.get(), std::time::Duration::from_millis(300));
+    assert_eq!(service.health[0].timeout.get(), std::time::Duration::from_millis(300));
     assert_eq!(service.watch.as_ref().unwrap().every.get(), std::time::Duration::from_secs(300));
     assert_eq!(service.deploy.program(), "systemctl");
 }

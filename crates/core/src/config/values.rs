@@ -120,8 +120,13 @@ pub struct BranchPattern {
 
 impl BranchPattern {
     pub fn new(source: &str) -> Result<Self, String> {
-        let regex = regex::Regex::new(&format!("^(?:{source})$"))
-            .map_err(|e| format!("`{source}` is not a valid regex: {}", e.to_string().replace('\n', " ")))?;
+        // regex's message draws the pattern (anchored as we wrap it) with a caret under the
+        // fault over several lines; on one config line, its last line says what is wrong.
+        let regex = regex::Regex::new(&format!("^(?:{source})$")).map_err(|e| {
+            let text = e.to_string();
+            let why = text.lines().last().unwrap_or_default().trim_start_matches("error: ");
+            format!("`{source}` is not a valid regex: {why}")
+        })?;
         Ok(Self { source: source.to_owned(), regex })
     }
     pub fn as_str(&self) -> &str {

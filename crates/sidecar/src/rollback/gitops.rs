@@ -329,6 +329,25 @@ impl Repos {
         out.status.success().then(|| out.stdout_str().trim().to_owned())
     }
 
+    /// Writes the tree of `commit` (from the checkout's objects) into the existing directory
+    /// `dest`: `git archive` to a tar file beside it, then `tar -x` (no work tree, index or
+    /// ref of the checkout is touched).
+    pub fn export_tree(&self, commit: &str, dest: &Path) -> Result<(), ProcessError> {
+        let mut tar = dest.as_os_str().to_owned();
+        tar.push(".tar");
+        let tar = PathBuf::from(tar);
+        let tar_arg = tar.to_string_lossy().into_owned();
+        let git = CheckoutGit { git: Git::at(&self.checkout).with_timeout(LOCAL_TIMEOUT * 10), ..self.checkout_git() };
+        git.run(["archive", "--format=tar", "-o", &tar_arg, "--end-of-options", commit])?;
+        let dest_arg = dest.to_string_lossy().into_owned();
+        let mut extract = std::process::Command::new("tar");
+        extract.args(["-x", "-f", &tar_arg, "-C", &dest_arg]);
+        let opts = RunOptions { timeout: Some(LOCAL_TIMEOUT * 10), ..RunOptions::default() };
+        let extracted = process::run_checked(&mut extract, &opts).map(|_| ());
+        let _ = std::fs::remove_file(&tar);
+        extracted
+    }
+
     /// The remote branch's tip as last fetched into the scratch repository.
     pub fn last_known_remote_tip(&self) -> Option<String> {
         Git::at(&self.scratch).resolve(&self.tracking_ref()).ok().flatten()

@@ -11,9 +11,11 @@ use std::fmt::Write as _;
 use std::path::PathBuf;
 use std::time::Duration;
 
+use bulwark_core::EventKind;
 use bulwark_core::config::{Config, ServiceConfig};
 use bulwark_core::jobs::{
-    self, CommandRecord, Job, JobError, JournalMark, Phase, RevertRecord, RunningChild, ServiceLock, Step,
+    self, Baseline, BaselineProbe, CommandRecord, Job, JobError, JournalMark, Phase, ProbeRecord, RevertRecord,
+    RunningChild, ServiceLock, Step, WindowRecord, WindowVerdict,
 };
 use bulwark_core::process::{self, ProcessError};
 use bulwark_core::{Journal, state};
@@ -24,8 +26,9 @@ pub mod gitops;
 pub mod report;
 
 use self::gitops::{Repos, RevertPlan, short};
-use crate::engine::{self, Journaled, Outlet, ServiceFile, WorkError, owes, run_step_observed, time_left};
-use crate::{crash, health};
+use crate::engine::{Journaled, Outlet, ServiceFile, WorkError, owes, run_command_observed};
+use crate::verdict::{self, Mode, Rules};
+use crate::{crash, health, release};
 
 /// Times a phase may be started (restarts included) before the job escalates: a deploy
 /// that kills the sidecar must not loop forever.
@@ -38,10 +41,50 @@ const ORPHAN_GRACE: Duration = Duration::from_secs(10);
 /// What is known about a service between jobs.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct ServiceState {
-    /// The last commit deployed and found healthy.
+    /// The last commit deployed and found healthy (or adopted as such by a person).
     pub known_good: Option<String>,
     pub known_good_at: Option<String>,
+    /// The job that found it healthy; `None` when it was adopted.
     pub known_good_job: Option<String>,
+    /// Recorded by `bulwark-sidecar adopt` (a first deploy, or after a manual repair).
+    #[serde(default)]
+    pub adopted: bool,
+    /// Release mode: the release that served `known_good` (what a failed verdict re-promotes).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub known_good_release: Option<String>,
+}
+
+impl ServiceState {
+    /// Who vouched for the known-good commit, in words.
+    pub fn vouched_by(&self) -> String {
+        match &self.known_good_job {
+            Some(job) => format!("job {job}"),
+            None if self.adopted => "`bulwark-sidecar adopt`".to_owned(),
+            None => "an unknown job".to_owned(),
+        }
+    }
+}
+
+/// Why an escalated job cannot be retried.
+#[derive(Debug, thiserror::Error)]
+pub enum RetryError {
+    /// No job file with this id.
+    #[error("no job `{0}`")]
+    NoSuchJob(String),
+    /// The job is not escalated (still running, or it ended otherwise).
+    #[error("job {job} is {phase}, not escalated: there is nothing to retry")]
+    NotEscalated { job: String, phase: Phase },
+    #[error(transparent)]
+    Work(#[from] WorkError),
+}
+
+/// The phase a retry resumes from, for a job that escalated in `phase`: the step that
+/// failed, except that a verdict is never reused (a retried window starts afresh).
+pub fn resume_phase(phase: Phase) -> Phase {
+    match phase {
+        Phase::Health => Phase::Stabilize,
+        other => other,
+    }
 }
 
 impl ServiceFile for ServiceState {
@@ -128,13 +171,16 @@ impl Worker {
         if !first {
             return Ok(());
         }
-        eprintln!("warning: skipping {error}");
-        let seen =
-            self.journal.read_all()?.iter().any(|e| e.kind == "sidecar.bad_job" && e.str("error") == Some(&error));
+        bulwark_core::warning!("skipping {error}");
+        let seen = self
+            .journal
+            .read_all()?
+            .iter()
+            .any(|e| e.kind == EventKind::SidecarBadJob && e.str("error") == Some(&error));
         if !seen {
-            let event = self.journal.append("sidecar.bad_job", json!({"error": error}))?;
+            let event = self.journal.append(EventKind::SidecarBadJob, json!({"error": error}))?;
             if self.echo {
-                println!("{}", event.to_line());
+                bulwark_core::data!("{}", event.to_line());
             }
         }
         Ok(())
@@ -201,6 +247,8 @@ impl Worker {
                 }
             }
         }
+        // Housekeeping hook: finished jobs and incident summaries older than `keep_history`.
+        self.prune_history(service)?;
         Ok(Some(pass))
     }
 
@@ -235,8 +283,13 @@ impl Worker {
             job.save(&self.state_dir)?;
             match phase {
                 Phase::Pending => self.pending(service, &repos, job)?,
+                // Release mode (`[service.release]`, see `crate::release`).
+                Phase::Build => self.release_build(service, &repos, job)?,
+                Phase::Publish => self.release_publish(service, &repos, job)?,
+                Phase::Promote => self.release_promote(service, &repos, job)?,
+                Phase::Repromote => self.release_repromote(service, &repos, job)?,
                 Phase::Deploy => self.deploy(service, &repos, job)?,
-                Phase::Stabilize => self.stabilize(service, job, Phase::Health)?,
+                Phase::Stabilize => self.stabilize(service, job)?,
                 Phase::Health => self.health(service, &repos, job)?,
                 Phase::Revert => self.revert(&repos, job)?,
                 Phase::Push => self.push(&repos, job)?,
@@ -252,12 +305,13 @@ impl Worker {
         let known = ServiceState::load(&self.state_dir, &service.name)?;
         if known.known_good.as_deref() == Some(job.to.as_str())
             && repos.checkout_head().as_deref() == Some(job.to.as_str())
+            && release::current_serves(service, &job.to)
         {
-            let by = known.known_good_job.unwrap_or_default();
+            let by = known.vouched_by();
             return self.enter(
                 job,
                 Phase::Skipped,
-                format!("{} is already deployed and verified (job {by})", short(&job.to)),
+                format!("{} is already deployed and verified ({by})", short(&job.to)),
             );
         }
         // The sidecar's own revert, already redeployed by the job that pushed it: a
@@ -268,7 +322,7 @@ impl Worker {
             && let Some(by) = self.jobs_of(&service.name)?.into_iter().find(|j| {
                 j.id != job.id
                     && j.pushed.as_deref() == Some(job.to.as_str())
-                    && j.deploys.iter().any(|d| d.step == "redeploy")
+                    && j.deploys.iter().any(|d| d.step == "redeploy" || d.step == "repromote")
             })
         {
             return self.enter(
@@ -277,7 +331,75 @@ impl Worker {
                 format!("{} is bulwark's own revert, pushed and redeployed by job {}", short(&job.to), by.id),
             );
         }
-        self.enter(job, Phase::Deploy, format!("deploying {}", short(&job.to)))
+        // Release hook: build, publish and promote come before the deploy command.
+        self.enter(job, release::first_phase(service), format!("deploying {}", short(&job.to)))
+    }
+
+    /// `bulwark-sidecar retry`: re-arms the escalated job `id` at the step it escalated in
+    /// (journaled as `rollback.retried`) and runs it to a final phase, holding the
+    /// service's lock. The old escalation stays in the timeline and the journal; its
+    /// incident summary is kept beside the new one.
+    pub fn retry(&self, service: &ServiceConfig, id: &str) -> Result<Job, RetryError> {
+        let _lock = ServiceLock::acquire(&self.state_dir, &service.name).map_err(WorkError::from)?;
+        let mut job = self
+            .jobs_of(&service.name)?
+            .into_iter()
+            .find(|j| j.id == id)
+            .ok_or_else(|| RetryError::NoSuchJob(id.to_owned()))?;
+        if job.phase != Phase::Escalated {
+            return Err(RetryError::NotEscalated { job: job.id, phase: job.phase });
+        }
+        // Older records do not say where they escalated: the step before it in the timeline.
+        let failed_in = job.escalated_from.unwrap_or_else(|| {
+            let before = job.timeline.iter().rev().map(|s| s.phase.clone()).find(|p| p != "escalated");
+            before.and_then(|p| serde_json::from_value(Value::String(p)).ok()).unwrap_or(Phase::Pending)
+        });
+        let resume = resume_phase(failed_in);
+        let previous = job.escalation.take().unwrap_or_default();
+        let retries = job.timeline.iter().filter(|s| s.note.starts_with("retried")).count() + 1;
+        if let Some(incident) = job.incident.take() {
+            // Keep the summary of the escalation being retried beside the next one.
+            let kept = incident.with_file_name(format!("{}.escalation-{retries}.md", job.id));
+            let _ = std::fs::rename(&incident, kept);
+        }
+        job.outcome = None;
+        job.finished = None;
+        job.escalated_from = None;
+        job.starts.clear();
+        job.notifications.retain(|d| d.kind != "rollback.escalated");
+        if let Some(kinds) = job.journal.journaled.as_mut() {
+            kinds.retain(|k| k != "rollback.escalated");
+        }
+        let fields =
+            json!({"from_phase": failed_in.as_str(), "resume": resume.as_str(), "previous_escalation": previous});
+        self.emit(EventKind::RollbackRetried, &job, fields)?;
+        let note = format!("retried from `{failed_in}` by `bulwark-sidecar retry`; it had escalated: {previous}");
+        self.enter(&mut job, resume, note)?;
+        self.drive(service, &mut job)?;
+        Ok(job)
+    }
+
+    /// `bulwark-sidecar adopt`: records `commit` as the service's known-good commit (a
+    /// first deploy, or after a person repaired things), journaled as `service.adopted`.
+    /// Refused while a job of the service is unfinished (it would decide otherwise).
+    /// Returns the previous known-good commit.
+    pub fn adopt(&self, service: &ServiceConfig, commit: &str) -> Result<Result<Option<String>, Job>, WorkError> {
+        let _lock = ServiceLock::acquire(&self.state_dir, &service.name)?;
+        if let Some(busy) = self.jobs_of(&service.name)?.into_iter().find(|j| !j.phase.is_final()) {
+            return Ok(Err(busy));
+        }
+        let previous = ServiceState::load(&self.state_dir, &service.name)?.known_good;
+        let state = ServiceState {
+            known_good: Some(commit.to_owned()),
+            known_good_at: Some(jobs::now_millis()),
+            known_good_job: None,
+            adopted: true,
+            known_good_release: release::release_of(service, commit),
+        };
+        state.save(&self.state_dir, &service.name)?;
+        let fields = json!({"service": service.name, "commit": commit, "previous": previous});
+        self.outlet().emit(EventKind::ServiceAdopted, json!({}), fields)?;
+        Ok(Ok(previous))
     }
 
     fn deploy(&self, service: &ServiceConfig, repos: &Repos, job: &mut Job) -> Result<(), WorkError> {
@@ -293,7 +415,8 @@ impl Worker {
             );
             return self.escalate(job, repos, &reason);
         }
-        self.emit("deploy.started", job, json!({"commit": job.to, "step": "deploy"}))?;
+        self.baseline(service, job)?;
+        self.emit(EventKind::DeployStarted, job, json!({"commit": job.to, "step": "deploy"}))?;
         let record = self.run_deploy(service, job, "deploy")?;
         job.deploys.push(record.clone());
         if record.error.is_none() {
@@ -304,53 +427,158 @@ impl Worker {
             let reason = format!("the deploy of {} hung: {error}", short(&job.to));
             return self.escalate(job, repos, &reason);
         }
-        self.emit("deploy.failed", job, json!({"commit": job.to, "error": error}))?;
+        self.emit(EventKind::DeployFailed, job, json!({"commit": job.to, "error": error}))?;
         job.failure = Some(format!("the deploy command failed: {error}"));
         self.unhealthy(repos, job)
     }
 
-    /// Waits what is left of `stabilize` since the phase was entered (a restart does not
-    /// wait the whole time again), then moves to `next`.
-    fn stabilize(&self, service: &ServiceConfig, job: &mut Job, next: Phase) -> Result<(), WorkError> {
-        let total = service.stabilize.get();
-        let remaining = time_left(&job.timeline, job.phase.as_str(), total);
-        if !remaining.is_zero() {
-            std::thread::sleep(remaining / 2);
-            crash::point("stabilize.sleeping");
-            std::thread::sleep(remaining.saturating_sub(remaining / 2));
+    /// Probes each check once before the deploy command runs (the checkout has moved, the
+    /// version still running has not), and records it before deploying: a restarted deploy
+    /// phase keeps the first baseline rather than measure a half-deployed service.
+    pub(crate) fn baseline(&self, service: &ServiceConfig, job: &mut Job) -> Result<(), WorkError> {
+        if job.baseline.is_some() {
+            return Ok(());
         }
-        let note = format!("waited {}", bulwark_core::output::fmt_duration(total));
-        self.enter(job, next, note)
+        let probes = service
+            .health
+            .iter()
+            .map(|check| BaselineProbe { check: check.label(), probe: probe_record(check, service, None) })
+            .collect();
+        job.baseline = Some(Baseline { probes });
+        job.save(&self.state_dir)?;
+        Ok(())
     }
 
-    fn check(service: &ServiceConfig, job: &mut Job, step: &str) -> health::Verdict {
-        let (verdict, record) = engine::check(service, step);
-        job.checks.push(record);
-        verdict
+    /// The deploy's probing window (see [`verdict`]): probes until it has a verdict, saving
+    /// the record after every probe, then moves to `health`, which acts on the verdict.
+    fn stabilize(&self, service: &ServiceConfig, job: &mut Job) -> Result<(), WorkError> {
+        let record = self.probe_window(service, job, "health", Mode::Deploy)?;
+        let note = format!(
+            "{} after {} probe(s): {}",
+            record.verdict.map_or("undecided", WindowVerdict::as_str),
+            record.checks.iter().map(|c| c.probes).sum::<u32>(),
+            record.reason.as_deref().unwrap_or_default()
+        );
+        self.enter(job, Phase::Health, note)
+    }
+
+    /// Runs (or continues, after a restart) the job's window for `step` until it has a
+    /// verdict, and returns it. The window of this visit to the phase is the last one of
+    /// `step` begun after the phase was entered; time in it counts from when it began.
+    fn probe_window(
+        &self,
+        service: &ServiceConfig,
+        job: &mut Job,
+        step: &str,
+        mode: Mode,
+    ) -> Result<WindowRecord, WorkError> {
+        let entered = job.timeline.iter().rev().find(|s| s.phase == job.phase.as_str()).map(|s| s.ts.clone());
+        // A window begun under other health checks (the config changed across a restart)
+        // cannot be continued: a new one begins.
+        let same_checks = |w: &WindowRecord| {
+            w.checks.len() == service.health.len()
+                && w.checks.iter().zip(service.health.iter()).all(|(c, h)| c.check == h.label())
+        };
+        let current = job.windows.iter().rposition(|w| {
+            w.step == step && entered.as_deref().is_none_or(|e| millis(&w.started) >= millis(e)) && same_checks(w)
+        });
+        let index = if let Some(i) = current {
+            i
+        } else {
+            job.windows.push(verdict::begin(step, jobs::now_millis(), &service.health));
+            job.save(&self.state_dir)?;
+            job.windows.len() - 1
+        };
+        // Heartbeats count only from the end of the deploy this window judges.
+        let beats_since = job
+            .deploys
+            .last()
+            .and_then(|d| d.finished.as_deref())
+            .and_then(|ts| ts.parse::<jiff::Timestamp>().ok())
+            .map(std::time::SystemTime::from);
+        let rules = Rules { settings: verdict::settings_of(service), stabilize: service.stabilize.get(), mode };
+        while let Some((check, due_ms)) = rules.next_due(&job.windows[index]) {
+            let began = millis(&job.windows[index].started);
+            let elapsed = || u64::try_from(millis(&jobs::now_millis()) - began).unwrap_or(0);
+            if let Some(wait) = due_ms.checked_sub(elapsed()) {
+                std::thread::sleep(Duration::from_millis(wait));
+            }
+            let at_ms = elapsed();
+            let mut probe = probe_record(&service.health[check], service, beats_since);
+            probe.at_ms = at_ms;
+            if rules.record(&mut job.windows[index], check, probe).is_some() {
+                job.windows[index].finished = Some(jobs::now_millis());
+            }
+            job.save(&self.state_dir)?;
+            // Tests stop the worker dead in the middle of a window (`health.probe3`).
+            let made: u32 = job.windows[index].checks.iter().map(|c| c.probes).sum();
+            crash::point(&format!("{step}.probe{made}"));
+        }
+        Ok(job.windows[index].clone())
     }
 
     fn health(&self, service: &ServiceConfig, repos: &Repos, job: &mut Job) -> Result<(), WorkError> {
-        let verdict = Self::check(service, job, "health");
-        if verdict.healthy {
-            let fields = json!({"commit": job.to});
-            self.emit_once("deploy.healthy", job, fields)?;
-            self.mark_known_good(&service.name, &job.to, &job.id)?;
-            let recovered = self.previous_outcome(&service.name, &job.id)? == Some(Phase::Escalated);
-            let note = format!("healthy: {}", verdict.tries.join(", "));
-            if recovered {
-                self.owe(job, "service.recovered");
+        // A job saved by an older sidecar may reach this phase without a window.
+        let record = match job.windows.iter().rev().find(|w| w.step == "health" && w.verdict.is_some()) {
+            Some(record) => record.clone(),
+            None => self.probe_window(service, job, "health", Mode::Deploy)?,
+        };
+        let reason = record.reason.clone().unwrap_or_default();
+        let probes = window_fields(&record);
+        let deciding = verdict::deciding_check(&record);
+        let was_failing = |i: usize| job.baseline.as_ref().is_some_and(|b| b.failed(i, &record.checks[i].check));
+        match record.verdict {
+            Some(WindowVerdict::Healthy) => {
+                let before = job.baseline.as_ref().is_some_and(Baseline::any_failed);
+                let mut fields = json!({"commit": job.to, "probes": probes});
+                if before {
+                    fields["unhealthy_before"] = json!(true);
+                }
+                self.emit_once(EventKind::DeployHealthy, job, fields)?;
+                self.mark_known_good(&service.name, &job.to, &job.id)?;
+                let recovered = self.previous_outcome(&service.name, &job.id)? == Some(Phase::Escalated);
+                let mut note = format!("healthy: {reason}");
+                if before {
+                    note.push_str("; it was unhealthy before this change, and the deploy made it healthy");
+                }
+                if recovered {
+                    self.owe(job, EventKind::ServiceRecovered);
+                }
+                self.enter(job, Phase::Healthy, note)
             }
-            return self.enter(job, Phase::Healthy, note);
+            Some(WindowVerdict::Error) => {
+                let fields = json!({"commit": job.to, "reason": reason, "outcome": "error", "probes": probes});
+                self.emit(EventKind::HealthFailed, job, fields)?;
+                let reason = format!(
+                    "the health check could not measure the service after the deploy ({reason}), so the change is not blamed and nothing was reverted"
+                );
+                self.escalate(job, repos, &reason)
+            }
+            _ => {
+                let fields = json!({"commit": job.to, "reason": reason, "outcome": "unhealthy", "probes": probes});
+                self.emit(EventKind::HealthFailed, job, fields)?;
+                if let Some(i) = deciding.filter(|&i| was_failing(i)) {
+                    let before = job.baseline.as_ref().and_then(|b| b.probes.get(i)).map(|b| b.probe.detail.clone());
+                    job.failure = Some(format!("health check failed: {reason}"));
+                    let reason = format!(
+                        "already unhealthy before this change: `{}` failed before the deploy ({}) and still fails after it ({reason}); the cause is not this change, so nothing was reverted",
+                        record.checks[i].check,
+                        before.unwrap_or_default()
+                    );
+                    return self.escalate(job, repos, &reason);
+                }
+                job.failure = Some(format!("health check failed: {reason}"));
+                self.unhealthy(repos, job)
+            }
         }
-        let reason = verdict.reason();
-        self.emit("health.failed", job, json!({"commit": job.to, "reason": reason, "tries": verdict.tries}))?;
-        job.failure = Some(format!("health check failed: {reason}"));
-        self.unhealthy(repos, job)
     }
 
     /// The deploy of `to` is bad: start the rollback, unless reverting is not possible or
     /// not allowed.
     fn unhealthy(&self, repos: &Repos, job: &mut Job) -> Result<(), WorkError> {
+        if bulwark_core::git::is_zero_oid(&job.from) {
+            self.start_from_known_good(repos, job)?;
+        }
         if bulwark_core::git::is_zero_oid(&job.from) {
             return self.escalate(
                 job,
@@ -400,10 +628,40 @@ impl Worker {
             }
             Ok(_) => {}
         }
+        // Release hook: re-promote the last known-good release before the revert in git.
+        let next = match release::rollback_phase(job) {
+            Ok(next) => next,
+            Err(reason) => return self.escalate(job, repos, &reason),
+        };
         let reason = job.failure.clone().unwrap_or_default();
         let fields = json!({"bad_commit": job.to, "from": job.from, "reason": reason});
-        self.emit_once("rollback.started", job, fields)?;
-        self.enter(job, Phase::Revert, reason)
+        self.emit_once(EventKind::RollbackStarted, job, fields)?;
+        self.enter(job, next, reason)
+    }
+
+    /// A job that does not know what ran before it (`from` all zeros) reverts to the
+    /// service's known-good commit (verified, or adopted), when the change descends from it.
+    fn start_from_known_good(&self, repos: &Repos, job: &mut Job) -> Result<(), WorkError> {
+        let known = ServiceState::load(&self.state_dir, &job.service)?;
+        let Some(good) = known.known_good.clone().filter(|g| *g != job.to) else { return Ok(()) };
+        let descends = repos
+            .fetch()
+            .and_then(|_| repos.ensure_objects(&[&good, &job.to]))
+            .and_then(|()| repos.is_ancestor(&good, &job.to));
+        if descends.is_ok_and(|d| d) {
+            job.timeline.push(Step {
+                ts: jobs::now_millis(),
+                phase: job.phase.as_str().to_owned(),
+                note: format!(
+                    "no previous commit was known: reverting to the known-good {} ({})",
+                    short(&good),
+                    known.vouched_by()
+                ),
+            });
+            job.from = good;
+            job.save(&self.state_dir)?;
+        }
+        Ok(())
     }
 
     fn revert(&self, repos: &Repos, job: &mut Job) -> Result<(), WorkError> {
@@ -446,7 +704,7 @@ impl Worker {
             }
             Some(commit) => {
                 let fields = json!({"bad_commit": job.to, "revert": commit, "parent": tip});
-                self.emit_once("rollback.reverted", job, fields)?;
+                self.emit_once(EventKind::RollbackReverted, job, fields)?;
                 self.enter(job, Phase::Push, format!("made revert {} on {}", short(&commit), short(&tip)))
             }
             None => Ok(()),
@@ -576,7 +834,7 @@ impl Worker {
         if !made_here {
             fields["already_on_remote"] = json!(true);
         }
-        self.emit_once("rollback.pushed", job, fields)?;
+        self.emit_once(EventKind::RollbackPushed, job, fields)?;
         match repos.fast_forward_checkout() {
             Ok(head) => self.enter(
                 job,
@@ -596,8 +854,12 @@ impl Worker {
     }
 
     fn redeploy(&self, service: &ServiceConfig, repos: &Repos, job: &mut Job) -> Result<(), WorkError> {
+        // Release hook: the re-promoted release already runs the revert's tree.
+        if job.release.as_ref().is_some_and(|r| r.repromoted_at.is_some()) {
+            return self.release_serve_revert(service, repos, job);
+        }
         let head = repos.checkout_head().unwrap_or_default();
-        self.emit("deploy.started", job, json!({"commit": head, "step": "redeploy"}))?;
+        self.emit(EventKind::DeployStarted, job, json!({"commit": head, "step": "redeploy"}))?;
         let record = self.run_deploy(service, job, "redeploy")?;
         job.deploys.push(record.clone());
         match record.error {
@@ -610,26 +872,28 @@ impl Worker {
     }
 
     fn verify(&self, service: &ServiceConfig, repos: &Repos, job: &mut Job) -> Result<(), WorkError> {
-        // The stabilize wait before verifying belongs to this phase (restarts wait the rest).
-        std::thread::sleep(time_left(&job.timeline, "verify", service.stabilize.get()));
-        let verdict = Self::check(service, job, "verify");
-        if !verdict.healthy {
+        // No probation: the known-good version passes as soon as `attempts` probes do.
+        let record = self.probe_window(service, job, "verify", Mode::Verify)?;
+        if record.verdict != Some(WindowVerdict::Healthy) {
             let head = repos.checkout_head().unwrap_or_default();
-            let reason = verdict.reason();
-            self.emit(
-                "health.failed",
-                job,
-                json!({"commit": head, "step": "verify", "reason": reason, "tries": verdict.tries}),
-            )?;
-            let reason = format!(
-                "still unhealthy after the rollback ({}); the cause is not this change, so nothing more was reverted",
-                verdict.reason()
-            );
+            let reason = record.reason.clone().unwrap_or_default();
+            let outcome = if record.verdict == Some(WindowVerdict::Error) { "error" } else { "unhealthy" };
+            let fields = json!({"commit": head, "step": "verify", "reason": reason, "outcome": outcome, "probes": window_fields(&record)});
+            self.emit(EventKind::HealthFailed, job, fields)?;
+            let reason = if outcome == "error" {
+                format!(
+                    "the health check could not measure the service after the rollback ({reason}); nothing more was reverted"
+                )
+            } else {
+                format!(
+                    "still unhealthy after the rollback ({reason}); the cause is not this change, so nothing more was reverted"
+                )
+            };
             return self.escalate(job, repos, &reason);
         }
         let head = repos.checkout_head().unwrap_or_default();
         self.mark_known_good(&service.name, &head, &job.id)?;
-        self.owe(job, "rollback.complete");
+        self.owe(job, EventKind::RollbackComplete);
         job.outcome = Some(json!({"bad_commit": job.to, "revert": job.pushed, "commit": head}));
         // The event is journaled by `finish`, after this phase is saved: a stop in between
         // finds a final job not yet settled and journals it then.
@@ -637,7 +901,7 @@ impl Worker {
     }
 
     /// Ends the job as escalated, with a message that says what state things are in.
-    fn escalate(&self, job: &mut Job, repos: &Repos, reason: &str) -> Result<(), WorkError> {
+    pub(crate) fn escalate(&self, job: &mut Job, repos: &Repos, reason: &str) -> Result<(), WorkError> {
         let remote_tip = repos.fetch().ok().or_else(|| repos.last_known_remote_tip());
         let head = repos.checkout_head();
         let mut state = format!(
@@ -656,6 +920,10 @@ impl Worker {
             repos.checkout.display(),
             head.as_deref().map_or("an unknown commit", short)
         );
+        // Release hook: where `current` points is part of the state.
+        if let Some(note) = release::state_note(self.config.service(&job.service), job) {
+            state.push_str(&note);
+        }
         let deployed = job.deploys.last().map(|d| (d.step.clone(), d.error.is_none()));
         match deployed {
             Some((step, true)) => _ = write!(state, ", last deployed by the {step} step"),
@@ -669,13 +937,14 @@ impl Worker {
         };
         let message = format!("{reason}. State: {state}. To do: {todo}.");
         job.escalation = Some(message.clone());
-        self.owe(job, "rollback.escalated");
+        job.escalated_from = Some(job.phase);
+        self.owe(job, EventKind::RollbackEscalated);
         job.outcome = Some(json!({"bad_commit": job.to, "reason": reason, "state": state, "revert": job.pushed}));
         self.enter(job, Phase::Escalated, reason)
     }
 
     /// Adds an owed delivery per target for `kind` (saved with the next phase change).
-    fn owe(&self, job: &mut Job, kind: &str) {
+    fn owe(&self, job: &mut Job, kind: impl Into<EventKind>) {
         self.outlet().owe(&mut job.notifications, kind);
     }
 
@@ -685,7 +954,8 @@ impl Worker {
     /// saved is settled by running this again.
     fn finish(&self, service: &ServiceConfig, repos: &Repos, job: &mut Job) -> Result<(), WorkError> {
         if unsettled(job) {
-            let kind = if job.phase == Phase::RolledBack { "rollback.complete" } else { "rollback.escalated" };
+            let kind =
+                if job.phase == Phase::RolledBack { EventKind::RollbackComplete } else { EventKind::RollbackEscalated };
             let mut fields = job.outcome.clone().unwrap_or_else(|| json!({"bad_commit": job.to, "revert": job.pushed}));
             if job.phase == Phase::RolledBack {
                 for (name, secs) in report::timings(job) {
@@ -727,20 +997,38 @@ impl Worker {
 
     /// Runs the service's deploy command in its checkout, with its time limit. The child is
     /// recorded in the job (saved) before the worker waits on it, and cleared after.
-    fn run_deploy(&self, service: &ServiceConfig, job: &mut Job, step: &str) -> Result<CommandRecord, WorkError> {
+    pub(crate) fn run_deploy(
+        &self,
+        service: &ServiceConfig,
+        job: &mut Job,
+        step: &str,
+    ) -> Result<CommandRecord, WorkError> {
+        let mut cmd = service.deploy.command();
+        cmd.current_dir(&service.checkout);
+        self.run_child(cmd, service.deploy_timeout.get(), job, step)
+    }
+
+    /// Runs `cmd` (a deploy or a build) with its time limit. The child is recorded in the
+    /// job (saved) before the worker waits on it, and cleared after.
+    pub(crate) fn run_child(
+        &self,
+        cmd: std::process::Command,
+        timeout: Duration,
+        job: &mut Job,
+        step: &str,
+    ) -> Result<CommandRecord, WorkError> {
         let mut saved: Result<(), JobError> = Ok(());
-        let record =
-            run_step_observed(&service.deploy, &service.checkout, service.deploy_timeout.get(), step, &mut |pid| {
-                job.running = Some(RunningChild {
-                    step: step.to_owned(),
-                    pid,
-                    pgid: pid,
-                    start_ticks: process::proc_stat(pid).map_or(0, |s| s.start_ticks),
-                    started: jobs::now_millis(),
-                });
-                saved = job.save(&self.state_dir);
-                crash::point("deploy.running");
+        let record = run_command_observed(cmd, timeout, step, &mut |pid| {
+            job.running = Some(RunningChild {
+                step: step.to_owned(),
+                pid,
+                pgid: pid,
+                start_ticks: process::proc_stat(pid).map_or(0, |s| s.start_ticks),
+                started: jobs::now_millis(),
             });
+            saved = job.save(&self.state_dir);
+            crash::point(if step == "build" { "build.running" } else { "deploy.running" });
+        });
         job.running = None;
         saved?;
         Ok(record)
@@ -755,7 +1043,7 @@ impl Worker {
         if ended.found > 0 {
             let how = if ended.killed { "SIGKILL after SIGTERM" } else { "SIGTERM" };
             self.emit(
-                "deploy.orphan_ended",
+                EventKind::DeployOrphanEnded,
                 job,
                 json!({
                     "step": child.step,
@@ -781,7 +1069,7 @@ impl Worker {
         Ok(())
     }
 
-    fn enter(&self, job: &mut Job, phase: Phase, note: impl Into<String>) -> Result<(), WorkError> {
+    pub(crate) fn enter(&self, job: &mut Job, phase: Phase, note: impl Into<String>) -> Result<(), WorkError> {
         let now = jobs::now_millis();
         job.phase = phase;
         job.updated.clone_from(&now);
@@ -795,10 +1083,15 @@ impl Worker {
     }
 
     fn mark_known_good(&self, service: &str, commit: &str, job: &str) -> Result<(), WorkError> {
+        // Release hook: the job's record (saved before this phase) names the release serving
+        // `commit`; read back here so the verdict's call sites stay as they are.
+        let record = Job::load(&jobs::jobs_dir(&self.state_dir).join(format!("{job}.json")));
         let state = ServiceState {
             known_good: Some(commit.to_owned()),
             known_good_at: Some(jobs::now_millis()),
             known_good_job: Some(job.to_owned()),
+            adopted: false,
+            known_good_release: record.ok().as_ref().and_then(release::serving),
         };
         state.save(&self.state_dir, service)?;
         Ok(())
@@ -814,12 +1107,12 @@ impl Worker {
             .next_back())
     }
 
-    fn emit(&self, kind: &str, job: &Job, extra: Value) -> Result<(), WorkError> {
+    pub(crate) fn emit(&self, kind: impl Into<EventKind>, job: &Job, extra: Value) -> Result<(), WorkError> {
         self.outlet().emit(kind, json!({"job": job.id, "service": job.service}), extra)
     }
 
     /// Journals `kind` for this job unless it already was (see [`Outlet::emit_once`]).
-    fn emit_once(&self, kind: &str, job: &mut Job, extra: Value) -> Result<(), WorkError> {
+    pub(crate) fn emit_once(&self, kind: impl Into<EventKind>, job: &mut Job, extra: Value) -> Result<(), WorkError> {
         let base = json!({"job": job.id, "service": job.service});
         self.outlet().emit_once(kind, job, base, extra, &mut |job| Ok(job.save(&self.state_dir)?))
     }
@@ -847,6 +1140,49 @@ fn not_on_remote(job: &Job, repos: &Repos, tip: &str) -> String {
         repos.remote,
         repos.branch,
         short(tip)
+    )
+}
+
+/// Milliseconds since the epoch of one of the job's timestamps (0 when unreadable).
+fn millis(ts: &str) -> i64 {
+    ts.parse::<jiff::Timestamp>().map_or(0, jiff::Timestamp::as_millisecond)
+}
+
+/// One probe of `check`, as recorded (`at_ms` is the caller's to set).
+fn probe_record(
+    check: &bulwark_core::config::HealthConfig,
+    service: &ServiceConfig,
+    beats_since: Option<std::time::SystemTime>,
+) -> ProbeRecord {
+    let ts = jobs::now_millis();
+    let found = health::probe(check, &service.checkout, beats_since);
+    ProbeRecord {
+        ts,
+        at_ms: 0,
+        outcome: found.outcome,
+        latency_ms: u64::try_from(found.latency.as_millis()).unwrap_or(u64::MAX),
+        detail: found.detail,
+        in_grace: false,
+    }
+}
+
+/// A window's counts per check, for events.
+fn window_fields(record: &WindowRecord) -> Value {
+    Value::Array(
+        record
+            .checks
+            .iter()
+            .map(|c| {
+                json!({
+                    "check": c.check,
+                    "verdict": c.verdict.map(WindowVerdict::as_str),
+                    "probes": c.probes,
+                    "successes": c.successes,
+                    "failures": c.failures,
+                    "errors": c.errors,
+                })
+            })
+            .collect(),
     )
 }
 

@@ -5,17 +5,19 @@ use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
 use bulwark_alert::Message;
+use bulwark_core::EventKind;
 use bulwark_core::jobs::{Job, Phase};
 use serde_json::json;
 
 use super::gitops::short;
+use crate::engine::IncidentSummary;
 
 /// The notification kind for a job's outcome, if it is one people are told about.
-pub fn outcome_kind(job: &Job, recovered: bool) -> Option<&'static str> {
+pub fn outcome_kind(job: &Job, recovered: bool) -> Option<EventKind> {
     match job.phase {
-        Phase::RolledBack => Some("rollback.complete"),
-        Phase::Escalated => Some("rollback.escalated"),
-        Phase::Healthy if recovered => Some("service.recovered"),
+        Phase::RolledBack => Some(EventKind::RollbackComplete),
+        Phase::Escalated => Some(EventKind::RollbackEscalated),
+        Phase::Healthy if recovered => Some(EventKind::ServiceRecovered),
         _ => None,
     }
 }
@@ -53,6 +55,12 @@ pub fn timings(job: &Job) -> Vec<(String, f64)> {
     {
         out.push(("rollback_s".into(), s));
     }
+    if let (Some(verdict), Some(switched)) =
+        (entered(job, "repromote"), job.release.as_ref().and_then(|r| r.repromoted_at.clone()))
+        && let Some(s) = seconds_between(&verdict, &switched)
+    {
+        out.push(("verdict_to_repromoted_s".into(), s));
+    }
     if let Some(s) = seconds_between(&started, &finished) {
         out.push(("job_s".into(), s));
     }
@@ -61,88 +69,123 @@ pub fn timings(job: &Job) -> Vec<(String, f64)> {
 
 /// The markdown incident summary: timeline, cause as far as known, action, result, next step.
 pub fn incident_summary(job: &Job, remote: &str, branch: &str) -> String {
-    let mut md = String::new();
     let outcome = match job.phase {
         Phase::RolledBack => "rolled back",
         Phase::Escalated => "escalated: a person must act",
         other => other.as_str(),
     };
-    let _ = writeln!(md, "# {}: {outcome}\n", job.service);
-    let _ = writeln!(md, "- job: `{}`", job.id);
-    let _ = writeln!(md, "- change: `{}..{}` on `{remote}/{branch}`", short(&job.from), short(&job.to));
+    let mut facts = vec![
+        format!("job: `{}`", job.id),
+        format!("change: `{}..{}` on `{remote}/{branch}`", short(&job.from), short(&job.to)),
+    ];
     if let Some(revert) = &job.pushed {
-        let _ = writeln!(md, "- revert: `{revert}`");
+        facts.push(format!("revert: `{revert}`"));
     }
     for (name, secs) in timings(job) {
-        let _ = writeln!(md, "- {}: {secs:.1}s", name.trim_end_matches("_s").replace('_', " "));
+        facts.push(format!("{}: {secs:.1}s", name.trim_end_matches("_s").replace('_', " ")));
     }
-    let _ = writeln!(md, "\n## Timeline\n");
-    for step in &job.timeline {
-        let _ = writeln!(md, "- {} {}: {}", step.ts, step.phase, step.note);
-    }
-    let _ = writeln!(md, "\n## Cause (as far as known)\n");
-    match &job.failure {
-        Some(failure) => {
-            let _ = writeln!(md, "After deploying `{}`: {failure}", short(&job.to));
-        }
-        None => {
-            let _ = writeln!(md, "Unknown.");
+    let mut cause = match &job.failure {
+        Some(failure) => format!("After deploying `{}`: {failure}", short(&job.to)),
+        None => "Unknown.".to_owned(),
+    };
+    // What was already failing before the deploy: the first thing to look at.
+    for b in job.baseline.iter().flat_map(|b| &b.probes) {
+        if b.probe.outcome == bulwark_core::jobs::ProbeOutcome::Failure {
+            let _ = write!(cause, "\n\nBefore the deploy, `{}` was already failing: {}", b.check, b.probe.detail);
         }
     }
-    let _ = writeln!(md, "\n## Action\n");
-    match (&job.pushed, &job.revert) {
-        (Some(pushed), _) => {
-            let _ = writeln!(
-                md,
-                "Reverted `{}..{}` in one commit `{}`, pushed it to `{remote}/{branch}` (no force), moved the checkout to it and redeployed.",
-                short(&job.from),
-                short(&job.to),
-                short(pushed)
-            );
-        }
-        (None, Some(revert)) => {
-            let _ = writeln!(md, "Made revert `{}` but it is not on the remote.", short(&revert.commit));
-        }
-        (None, None) => {
-            let _ = writeln!(md, "No revert was pushed.");
-        }
-    }
-    let _ = writeln!(md, "\n## Result\n");
-    match job.phase {
-        Phase::RolledBack => {
-            let _ = writeln!(md, "Healthy again on `{}`.", job.pushed.as_deref().map_or("?", short));
-        }
-        _ => {
-            let _ = writeln!(md, "{}", job.escalation.as_deref().unwrap_or("Not resolved."));
-        }
-    }
-    let _ = writeln!(md, "\n## Next step\n");
-    match job.phase {
-        Phase::RolledBack => {
-            let revert = job.pushed.as_deref().unwrap_or("<revert>");
-            let _ = writeln!(
-                md,
+    // Release mode: the service went back to its last known-good release first.
+    let repromoted = job.release.as_ref().filter(|r| r.repromoted_at.is_some()).map(|release| {
+        format!(
+            "Switched `current` back from release `{}` to the last known-good release `{}` (no rebuild) and ran the deploy command.\n",
+            short(&release.name),
+            release.previous.as_deref().map_or("?", short)
+        )
+    });
+    let action = match (&job.pushed, &job.revert) {
+        (Some(pushed), _) => format!(
+            "Reverted `{}..{}` in one commit `{}`, pushed it to `{remote}/{branch}` (no force), moved the checkout to it and redeployed.",
+            short(&job.from),
+            short(&job.to),
+            short(pushed)
+        ),
+        (None, Some(revert)) => format!("Made revert `{}` but it is not on the remote.", short(&revert.commit)),
+        (None, None) => "No revert was pushed.".to_owned(),
+    };
+    let action = format!("{}{action}", repromoted.unwrap_or_default());
+    let (result, next_step) = match job.phase {
+        Phase::RolledBack => (
+            format!("Healthy again on `{}`.", job.pushed.as_deref().map_or("?", short)),
+            format!(
                 "Fix the change on its branch. Merging the same branch again needs a revert of the revert first (`git revert {}`), or git will consider those commits already merged.",
-                short(revert)
-            );
-        }
-        _ => {
-            let _ = writeln!(md, "Look at the service now: the sidecar will not revert further on its own.");
+                short(job.pushed.as_deref().unwrap_or("<revert>"))
+            ),
+        ),
+        _ => (
+            job.escalation.as_deref().unwrap_or("Not resolved.").to_owned(),
+            "Look at the service now: the sidecar will not revert further on its own.".to_owned(),
+        ),
+    };
+    IncidentSummary {
+        title: format!("{}: {outcome}", job.service),
+        facts,
+        timeline: &job.timeline,
+        cause,
+        probes: probes_section(job),
+        action,
+        result,
+        next_step,
+    }
+    .render()
+}
+
+/// Probes shown per check in the summary (the job keeps more, and all the counts).
+const SHOWN_PROBES: usize = 5;
+
+/// The `## Probes` section: the baseline before the deploy, then each window with its counts
+/// per check and its last few probes (`None`: the job probed nothing).
+fn probes_section(job: &Job) -> Option<String> {
+    if job.baseline.is_none() && job.windows.is_empty() {
+        return None;
+    }
+    let mut md = String::new();
+    if let Some(baseline) = &job.baseline {
+        for b in &baseline.probes {
+            let _ = writeln!(md, "- before the deploy: {}: {} ({})", b.check, b.probe.outcome.as_str(), b.probe.detail);
         }
     }
-    md
+    for window in &job.windows {
+        let verdict = window.verdict.map_or("undecided", bulwark_core::jobs::WindowVerdict::as_str);
+        let _ = writeln!(md, "- {}: {verdict} (window began {})", window.step, window.started);
+        for (line, check) in crate::verdict::summary_lines(window).iter().zip(&window.checks) {
+            let _ = writeln!(md, "  - {line}");
+            let skip = check.last.len().saturating_sub(SHOWN_PROBES);
+            for p in &check.last[skip..] {
+                let grace = if p.in_grace { ", during grace" } else { "" };
+                let _ = writeln!(
+                    md,
+                    "    - +{}ms {} in {}ms{grace}: {}",
+                    p.at_ms,
+                    p.outcome.as_str(),
+                    p.latency_ms,
+                    p.detail
+                );
+            }
+        }
+    }
+    Some(md.trim_end().to_owned())
 }
 
 /// The notification for `kind` about `job`.
 pub fn message(kind: &str, job: &Job, summary: &str) -> Message {
-    let title = match kind {
-        "rollback.complete" => format!(
+    let title = match EventKind::from(kind) {
+        EventKind::RollbackComplete => format!(
             "Auto-revert: {} was rolled back ({} reverted by {})",
             job.service,
             short(&job.to),
             job.pushed.as_deref().map_or("?", short)
         ),
-        "rollback.escalated" => format!("Rollback escalated: {} needs a person", job.service),
+        EventKind::RollbackEscalated => format!("Rollback escalated: {} needs a person", job.service),
         _ => format!("{} recovered: healthy on {}", job.service, short(&job.to)),
     };
     let timing: serde_json::Map<String, serde_json::Value> =
@@ -209,7 +252,7 @@ mod tests {
         let message = message("rollback.complete", &job, "summary");
         assert_eq!(message.title, "Auto-revert: web was rolled back (222222222222 reverted by 333333333333)");
         assert_eq!(message.fields["timings"]["verdict_to_pushed_s"], 0.5);
-        assert_eq!(outcome_kind(&job, false), Some("rollback.complete"));
+        assert_eq!(outcome_kind(&job, false), Some(EventKind::RollbackComplete));
         assert_eq!(outcome_kind(&self::job(Phase::Healthy), false), None);
     }
 }

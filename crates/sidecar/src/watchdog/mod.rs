@@ -19,6 +19,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use bulwark_alert::Message;
+use bulwark_core::EventKind;
 use bulwark_core::config::{ServiceConfig, WatchConfig};
 use bulwark_core::jobs::{self, CommandRecord, Delivery, HealthRecord, JournalMark, ServiceLock, Step};
 use bulwark_core::state;
@@ -26,8 +27,8 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
 use crate::crash;
+use crate::engine::{IncidentSummary, WorkError, run_step};
 use crate::engine::{Journaled, ServiceFile, check, owes, since, time_left};
-use crate::engine::{WorkError, run_step};
 use crate::rollback::Worker;
 use bulwark_core::output::fmt_duration;
 
@@ -285,7 +286,7 @@ pub fn round(worker: &Worker, service: &ServiceConfig, watch: &WatchConfig) -> R
         }
         st.save(&worker.state_dir, &service.name)?;
         if recovered {
-            watchdog.emit("watch.ok", json!({"checks": verdict.tries}))?;
+            watchdog.emit(EventKind::WatchOk, json!({"checks": verdict.tries}))?;
             return Ok(Outcome::Recovered);
         }
         return Ok(Outcome::Healthy);
@@ -379,7 +380,7 @@ impl Watchdog<'_> {
         if incident.restart_runs > 0 {
             self.emit_once(
                 st,
-                "watch.restarted",
+                EventKind::WatchRestarted,
                 incident,
                 json!({
                     "incident": incident.id,
@@ -404,7 +405,7 @@ impl Watchdog<'_> {
         incident.restart = Some(record.clone());
         let in_window = st.restarts.len();
         self.emit(
-            "watch.restarted",
+            EventKind::WatchRestarted,
             json!({
                 "incident": incident.id,
                 "reason": incident.cause,
@@ -446,7 +447,12 @@ impl Watchdog<'_> {
     /// Journals the outcome (once), writes the summary, owes and sends the notification,
     /// and closes the incident.
     fn finish(&self, st: &mut WatchState, mut incident: Incident) -> Result<Outcome, WorkError> {
-        let kind = format!("watch.{}", incident.phase.as_str());
+        // Finished incidents only: resolved, or escalated.
+        let kind = if incident.phase == IncidentPhase::Resolved {
+            EventKind::WatchResolved
+        } else {
+            EventKind::WatchEscalated
+        };
         let detail = incident.escalation.clone().unwrap_or_default();
         let reason = if detail.starts_with(CAP_REACHED) { CAP_REACHED } else { detail.as_str() };
         let fields = if incident.phase == IncidentPhase::Resolved {
@@ -517,7 +523,7 @@ impl Watchdog<'_> {
     fn emit_once(
         &self,
         st: &mut WatchState,
-        kind: &str,
+        kind: impl Into<EventKind>,
         incident: &mut Incident,
         extra: Value,
     ) -> Result<(), WorkError> {
@@ -525,89 +531,71 @@ impl Watchdog<'_> {
         self.worker.outlet().emit_once(kind, incident, base, extra, &mut |incident| self.save(st, incident))
     }
 
-    fn emit(&self, kind: &str, extra: Value) -> Result<(), WorkError> {
+    fn emit(&self, kind: impl Into<EventKind>, extra: Value) -> Result<(), WorkError> {
         self.worker.outlet().emit(kind, json!({"service": self.service.name}), extra)
     }
 }
 
 /// The markdown incident summary: timeline, cause as far as known, action, result, next step.
 pub fn summary(incident: &Incident, service: &ServiceConfig, watch: &WatchConfig) -> String {
-    let mut md = String::new();
     let outcome = match incident.phase {
         IncidentPhase::Resolved => "resolved by a restart",
         IncidentPhase::Escalated => "escalated: a person must act",
         IncidentPhase::Restart | IncidentPhase::Wait => "in progress",
     };
-    let _ = writeln!(md, "# {}: watchdog incident {outcome}\n", incident.service);
-    let _ = writeln!(md, "- incident: `{}`", incident.id);
-    let _ = writeln!(md, "- detected: {}", incident.started);
-    let _ = writeln!(
-        md,
-        "- restarts within {} before this one: {} (max_restarts = {})",
-        watch.window, incident.restarts_in_window, incident.max_restarts
-    );
-    let _ = writeln!(md, "\n## Timeline\n");
-    for step in &incident.timeline {
-        let _ = writeln!(md, "- {} {}: {}", step.ts, step.phase, step.note);
-    }
-    let _ = writeln!(md, "\n## Cause (as far as known)\n");
-    let _ = writeln!(
-        md,
+    let facts = vec![
+        format!("incident: `{}`", incident.id),
+        format!("detected: {}", incident.started),
+        format!(
+            "restarts within {} before this one: {} (max_restarts = {})",
+            watch.window, incident.restarts_in_window, incident.max_restarts
+        ),
+    ];
+    let cause = format!(
         "{}. The watchdog sees only the symptom; the underlying cause is not known and needs investigation.",
         incident.cause
     );
-    let _ = writeln!(md, "\n## Action\n");
-    match &incident.restart {
+    let action = match &incident.restart {
         Some(run) => {
             let how = run.error.clone().unwrap_or_else(|| "it exited 0".into());
-            let _ = writeln!(
-                md,
-                "Ran `{}` ({how}), then waited {} and checked health again.",
-                watch.restart.0.join(" "),
-                watch.wait
-            );
+            format!("Ran `{}` ({how}), then waited {} and checked health again.", watch.restart.0.join(" "), watch.wait)
         }
         None if incident.restart_runs > 0 => {
-            let _ = writeln!(md, "Ran `{}`; the sidecar stopped during it.", watch.restart.0.join(" "));
+            format!("Ran `{}`; the sidecar stopped during it.", watch.restart.0.join(" "))
         }
-        None => {
-            let _ = writeln!(md, "No restart: {}.", incident.escalation.as_deref().unwrap_or("none was needed"));
-        }
-    }
-    let _ = writeln!(md, "\n## Result\n");
-    match (incident.phase, incident.checks.last()) {
+        None => format!("No restart: {}.", incident.escalation.as_deref().unwrap_or("none was needed")),
+    };
+    let result = match (incident.phase, incident.checks.last()) {
         (IncidentPhase::Resolved, Some(check)) => {
-            let _ = writeln!(md, "Healthy again ({}). The incident is closed.", check.tries.join(", "));
+            format!("Healthy again ({}). The incident is closed.", check.tries.join(", "))
         }
-        _ => {
-            let _ = writeln!(md, "Not resolved: {}.", incident.escalation.as_deref().unwrap_or("unknown"));
-        }
+        _ => format!("Not resolved: {}.", incident.escalation.as_deref().unwrap_or("unknown")),
+    };
+    let next_step = match incident.phase {
+        IncidentPhase::Resolved => format!(
+            "Nothing urgent. A restart clears the symptom, not the cause: if this repeats, look at the service's logs around {}.",
+            incident.started
+        ),
+        _ if incident.escalation.as_deref().is_some_and(|e| e.starts_with(CAP_REACHED)) => format!(
+            "Look at `{}` now: it keeps failing. The watchdog will not restart it again until fewer than {} restarts fall within the last {}, and will not page again for this until then.",
+            service.name, watch.max_restarts, watch.window
+        ),
+        _ => format!(
+            "Look at `{}` now: a restart did not bring it back. The watchdog will not restart it or page again until it has been healthy once.",
+            service.name
+        ),
+    };
+    IncidentSummary {
+        title: format!("{}: watchdog incident {outcome}", incident.service),
+        facts,
+        timeline: &incident.timeline,
+        cause,
+        probes: None,
+        action,
+        result,
+        next_step,
     }
-    let _ = writeln!(md, "\n## Next step\n");
-    match incident.phase {
-        IncidentPhase::Resolved => {
-            let _ = writeln!(
-                md,
-                "Nothing urgent. A restart clears the symptom, not the cause: if this repeats, look at the service's logs around {}.",
-                incident.started
-            );
-        }
-        _ if incident.escalation.as_deref().is_some_and(|e| e.starts_with(CAP_REACHED)) => {
-            let _ = writeln!(
-                md,
-                "Look at `{}` now: it keeps failing. The watchdog will not restart it again until fewer than {} restarts fall within the last {}, and will not page again for this until then.",
-                service.name, watch.max_restarts, watch.window
-            );
-        }
-        _ => {
-            let _ = writeln!(
-                md,
-                "Look at `{}` now: a restart did not bring it back. The watchdog will not restart it or page again until it has been healthy once.",
-                service.name
-            );
-        }
-    }
-    md
+    .render()
 }
 
 /// The notification for `kind` about `incident`.
