@@ -11,19 +11,23 @@
 # CPU-frequency effects hit both alike; RUNS rounds after one warm-up round; medians.
 # Peak RSS from GNU time's %M (maximum resident set size, KiB) of the scan process.
 #
-# Usage: benches/drift.sh [--checkouts N] [--files F] [--runs R] [--bin PATH]
+# --compare PATH also times another build (say, the previous commit's) in the same rounds.
+#
+# Usage: benches/drift.sh [--checkouts N] [--files F] [--runs R] [--bin PATH] [--compare PATH]
 set -euo pipefail
 
 checkouts=100
 files=2000
 runs=7
 bin=""
+compare=""
 while [ $# -gt 0 ]; do
     case "$1" in
         --checkouts) checkouts="$2"; shift 2 ;;
         --files) files="$2"; shift 2 ;;
         --runs) runs="$2"; shift 2 ;;
         --bin) bin="$2"; shift 2 ;;
+        --compare) compare="$2"; shift 2 ;;
         -h|--help) awk 'NR > 1 && /^#/ { sub(/^# ?/, ""); print; next } NR > 1 { exit }' "$0"; exit 0 ;;
         *) echo "error: unknown argument $1" >&2; exit 2 ;;
     esac
@@ -87,14 +91,19 @@ dirty_scan=$("$bin" scan "$root" | cut -d: -f1 | sort -u | wc -l || true)
 echo "dirty checkouts: git status loop sees $dirty_loop, bulwark-drift sees $dirty_scan" >&2
 
 now() { date +%s.%N; }
-declare -a t_scan t_loop rss
+declare -a t_scan t_loop t_other rss
 for ((r = 0; r <= runs; r++)); do
     s=$(now); /usr/bin/time -f %M -o "$work/rss" "$bin" scan "$root" >/dev/null || true; e=$(now)
     scan_s=$(echo "$e - $s" | bc -l)
     s=$(now); bash -c loop >/dev/null; e=$(now)
     loop_s=$(echo "$e - $s" | bc -l)
+    if [ -n "$compare" ]; then
+        s=$(now); "$compare" scan "$root" >/dev/null || true; e=$(now)
+        other_s=$(echo "$e - $s" | bc -l)
+    fi
     if [ "$r" -gt 0 ]; then # round 0 warms the caches
-        t_scan+=("$scan_s"); t_loop+=("$loop_s"); rss+=("$(cat "$work/rss")")
+        t_scan+=("$scan_s"); t_loop+=("$loop_s"); rss+=("$(tail -1 "$work/rss")")
+        [ -z "$compare" ] || t_other+=("$other_s")
     fi
 done
 
@@ -108,3 +117,8 @@ printf 'bulwark-drift scan          median %.3fs  (runs: %s)\n' "$m_scan" "${t_s
 printf 'git status --porcelain loop median %.3fs  (runs: %s)\n' "$m_loop" "${t_loop[*]}"
 printf 'ratio scan/loop             %.2fx\n' "$ratio"
 printf 'peak RSS of the scan        %d KiB (%.1f MB)\n' "$m_rss" "$(echo "$m_rss / 1024" | bc -l)"
+if [ -n "$compare" ]; then
+    m_other=$(median "${t_other[@]}")
+    printf '%-27s median %.3fs  (runs: %s)\n' "$compare" "$m_other" "${t_other[*]}"
+    printf 'ratio scan/loop of it       %.2fx; this build / it %.2fx\n' "$(echo "$m_other / $m_loop" | bc -l)" "$(echo "$m_scan / $m_other" | bc -l)"
+fi

@@ -517,7 +517,19 @@ impl Watch {
     }
 
     fn start_with(p: &Prod, global: &[&str]) -> Self {
+        Self::spawn(p, global, false)
+    }
+
+    /// With `BULWARK_DRIFT_TRACE=1`: stderr says what each round re-scanned.
+    fn start_traced(p: &Prod) -> Self {
+        Self::spawn(p, &[], true)
+    }
+
+    fn spawn(p: &Prod, global: &[&str], trace: bool) -> Self {
         let mut cmd = p.env.bin_command("bulwark-drift");
+        if trace {
+            cmd.env("BULWARK_DRIFT_TRACE", "1");
+        }
         cmd.args(global).arg("watch").arg(&p.srv).stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped());
         let mut child = cmd.spawn().expect("start bulwark-drift watch");
         let collect = |stream: Box<dyn std::io::Read + Send>| {
@@ -589,6 +601,78 @@ fn watch_reports_a_new_untracked_file_and_its_resolution_within_seconds() {
     std::fs::remove_file(app.join("dropped.txt")).unwrap();
     assert!(watch.wait_stdout(&format!("resolved: {}", line(&app, "untracked", "dropped.txt"))), "{}", watch.dump());
     assert!(!p.env.events_of("drift.found").is_empty());
+}
+
+#[test]
+fn watch_rechecks_only_the_edited_files_of_a_big_checkout() {
+    let p = Prod::new();
+    // A big-ish checkout: 40 directories of 100 files.
+    let seed = p.env.init("bigseed");
+    for d in 0..40 {
+        std::fs::create_dir_all(seed.join(format!("dir{d}"))).unwrap();
+        for f in 0..100 {
+            std::fs::write(seed.join(format!("dir{d}/file{f}.txt")), format!("{d} {f}\n")).unwrap();
+        }
+    }
+    p.git(&seed, &["add", "-A"]);
+    p.git(&seed, &["commit", "-qm", "big"]);
+    let remote = p.env.bare("big.git");
+    p.git(&seed, &["push", "-q", &file_url(&remote), "main"]);
+    let big = p.env.clone_repo(&remote, "srv/big");
+    // Findings elsewhere in the checkout that re-checking some files must leave alone.
+    std::fs::write(big.join("stray.txt"), "x\n").unwrap();
+    std::fs::write(big.join("dir1/file1.txt"), "staged\n").unwrap();
+    p.git(&big, &["add", "dir1/file1.txt"]);
+    let watch = Watch::start_traced(&p);
+    assert!(watch.wait_stdout(&line(&big, "untracked", "stray.txt")), "{}", watch.dump());
+    assert!(watch.wait_stderr("watching 1 checkout"), "{}", watch.dump());
+    let partial = format!("trace: re-scanned 1 path of {}", big.display());
+    let partial_rounds = || watch.stderr.lock().unwrap().iter().filter(|l| **l == partial).count();
+
+    std::fs::write(big.join("dir7/file7.txt"), "hand edit\n").unwrap();
+    assert!(watch.wait_stdout(&line(&big, "modified", "dir7/file7.txt")), "{}", watch.dump());
+    assert!(wait_for(Duration::from_secs(10), || (partial_rounds() >= 1).then_some(())).is_some(), "{}", watch.dump());
+    std::fs::remove_file(big.join("dir8/file8.txt")).unwrap();
+    assert!(watch.wait_stdout(&line(&big, "deleted", "dir8/file8.txt")), "{}", watch.dump());
+    std::fs::write(big.join("dir9/new.txt"), "new\n").unwrap();
+    assert!(watch.wait_stdout(&line(&big, "untracked", "dir9/new.txt")), "{}", watch.dump());
+    std::fs::write(big.join("dir7/file7.txt"), "7 7\n").unwrap();
+    assert!(watch.wait_stdout(&format!("resolved: {}", line(&big, "modified", "dir7/file7.txt"))), "{}", watch.dump());
+    assert!(wait_for(Duration::from_secs(10), || (partial_rounds() >= 4).then_some(())).is_some(), "{}", watch.dump());
+    let whole = format!("trace: re-scanned {} whole", big.display());
+    {
+        let stderr = watch.stderr.lock().unwrap();
+        let other_rounds = stderr.iter().filter(|l| **l == whole || l.starts_with("trace: full scan")).count();
+        assert_eq!(other_rounds, 0, "only the edited files were re-checked:\n{}", stderr.join("\n"));
+        let stdout = watch.stdout.lock().unwrap();
+        let resolved = stdout.iter().filter(|l| l.starts_with("resolved: ")).count();
+        assert_eq!(resolved, 1, "nothing else was resolved:\n{}", stdout.join("\n"));
+    }
+
+    // A partial re-scan leaves the state a whole scan would: a scan now changes nothing.
+    let events = p.env.events_of("drift.found").len() + p.env.events_of("drift.resolved").len();
+    let out = p.scan(&[]);
+    out.assert_code(1);
+    assert_lines(
+        &out,
+        &[
+            line(&big, "deleted", "dir8/file8.txt"),
+            line(&big, "staged", "dir1/file1.txt (modified)"),
+            line(&big, "untracked", "dir9/new.txt"),
+            line(&big, "untracked", "stray.txt"),
+        ],
+    );
+    assert_eq!(p.env.events_of("drift.found").len() + p.env.events_of("drift.resolved").len(), events);
+
+    // An event in the git dir (a commit moves the branch and rewrites the index) is about
+    // the whole checkout.
+    p.git(&big, &["commit", "-qm", "hotfix on the box"]);
+    assert!(watch.wait_stderr(&whole), "{}", watch.dump());
+    assert!(
+        watch.wait_stdout(&format!("resolved: {}", line(&big, "staged", "dir1/file1.txt (modified)"))),
+        "{}",
+        watch.dump()
+    );
 }
 
 #[test]

@@ -39,7 +39,8 @@ pub struct ScanArgs {
     /// Notify the `[[notify]]` targets of what is new or resolved since the last scan.
     #[arg(long)]
     pub alert: bool,
-    /// Checkouts scanned at once (default: `[drift] jobs`, else one per CPU up to 8).
+    /// Threads for the scan: checkouts scanned at once, or shared inside fewer big ones
+    /// (default: `[drift] jobs`, else one per CPU up to 8).
     #[arg(long, value_name = "N")]
     pub jobs: Option<usize>,
 }
@@ -56,7 +57,7 @@ pub struct WatchArgs {
     /// Notify the `[[notify]]` targets of what is new or resolved.
     #[arg(long)]
     pub alert: bool,
-    /// Checkouts scanned at once during full scans.
+    /// Threads for full scans and re-scans (as `scan --jobs`).
     #[arg(long, value_name = "N")]
     pub jobs: Option<usize>,
 }

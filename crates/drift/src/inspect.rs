@@ -51,8 +51,86 @@ pub struct Inspection {
     pub notes: Vec<String>,
 }
 
-/// Inspects the checkout whose work tree is `path`; `label` is how findings name it.
-pub fn inspect(path: &Path, opts: &InspectOptions) -> Inspection {
+/// Inspects the checkout whose work tree is `path`, with up to `threads` threads for its
+/// status (the scan's `jobs` shared among the checkouts inspected at once).
+pub fn inspect(path: &Path, opts: &InspectOptions, threads: usize) -> Inspection {
+    inspect_scoped(path, opts, &StatusScope::Whole { threads })
+}
+
+/// How many changed paths a partial re-scan takes before checking the whole work tree is
+/// the cheaper (and simpler) answer.
+pub const MAX_PARTIAL_PATHS: usize = 256;
+
+/// The kinds a partial re-scan answers for the paths it checks (the others are answered
+/// whole: refs, HEAD, in-progress state, stash, hooks, the pinned remote). `staged`
+/// (HEAD vs index) is not among either: a work-tree event cannot change it, and a change
+/// of the index is an event in the git dir, which re-scans the whole checkout.
+pub const PARTIAL_FILE_KINDS: [Kind; 4] = [Kind::Modified, Kind::Deleted, Kind::Untracked, Kind::Conflicted];
+
+/// Re-inspects the checkout at `path` for the work-tree paths `changed` (relative to it):
+/// their status, plus everything that is not about a file (HEAD, refs, stash, hooks).
+/// `None` when the paths do not allow it and the whole checkout must be inspected: too
+/// many, not UTF-8, a directory (created, removed, or one a file became), or a file in a
+/// directory with nothing tracked (its finding is the collapsed `dir/`).
+///
+/// The findings replace, for this checkout, those of [`PARTIAL_FILE_KINDS`] whose subject is
+/// one of `changed`, and all of its findings of other kinds except `staged`.
+pub fn inspect_paths(path: &Path, opts: &InspectOptions, changed: &BTreeSet<String>) -> Option<Inspection> {
+    if changed.is_empty() || changed.len() > MAX_PARTIAL_PATHS {
+        return None;
+    }
+    let repo = gix::open_opts(path, gix::open::Options::default()).ok()?;
+    let index = repo.index_or_empty().ok()?;
+    for rela in changed {
+        if !partial_allows(path, &index, rela) {
+            return None;
+        }
+    }
+    let patterns = changed.iter().map(|rela| format!(":(literal){rela}").into()).collect();
+    Some(inspect_scoped(path, opts, &StatusScope::Paths(patterns)))
+}
+
+/// Whether the status of `rela` alone gives the same answer a whole status gives for it.
+fn partial_allows(path: &Path, index: &gix::index::File, rela: &str) -> bool {
+    if rela.is_empty() || rela.split('/').any(|c| c.is_empty() || c == "." || c == ".." || c == ".git") {
+        return false;
+    }
+    if std::fs::symlink_metadata(path.join(rela)).is_ok_and(|m| m.is_dir()) {
+        return false;
+    }
+    let under = format!("{rela}/");
+    let mut tracked = false;
+    for entry in index.prefixed_entries(rela.as_bytes().as_bstr()).unwrap_or_default() {
+        let entry_path = entry.path(index);
+        if entry_path == rela.as_bytes() {
+            tracked = true;
+        } else if entry_path.starts_with(under.as_bytes()) {
+            // A tracked directory, now gone or a file.
+            return false;
+        }
+    }
+    if tracked {
+        return true;
+    }
+    // Untracked: reported as itself only where its directory holds tracked files.
+    match rela.rsplit_once('/') {
+        None => true,
+        Some((dir, _)) => {
+            let dir = format!("{dir}/");
+            index.prefixed_entries(dir.as_bytes().as_bstr()).is_some_and(|e| !e.is_empty())
+        }
+    }
+}
+
+/// What the status part of an inspection covers.
+enum StatusScope {
+    /// The whole work tree, with up to `threads` threads.
+    Whole { threads: usize },
+    /// Only these pathspecs (`:(literal)` ones), in this thread.
+    Paths(Vec<gix::bstr::BString>),
+}
+
+fn inspect_scoped(path: &Path, opts: &InspectOptions, scope: &StatusScope) -> Inspection {
     let label = path.display().to_string();
     let mut out = Inspection::default();
     if let Some(note) = ownership_note(path) {
@@ -97,7 +175,7 @@ pub fn inspect(path: &Path, opts: &InspectOptions) -> Inspection {
             out.findings.push(Finding::new(&label, Kind::FetchFailed, remote.clone(), error));
         }
     }
-    if let Err(e) = work_tree_status(&repo, &label, path, &mut out) {
+    if let Err(e) = work_tree_status(&repo, &label, path, scope, &mut out) {
         out.findings.push(Finding::new(&label, Kind::Unreadable, "status", format!("cannot compute the status: {e}")));
     }
     if let Some(op) = in_progress(&repo) {
@@ -174,74 +252,39 @@ fn fetch_args(path: &Path, timeout: Duration, what: &[&str]) -> Result<(), Strin
         .map_err(|e| e.to_string())
 }
 
-fn work_tree_status(repo: &gix::Repository, label: &str, path: &Path, out: &mut Inspection) -> Result<(), String> {
+fn work_tree_status(
+    repo: &gix::Repository,
+    label: &str,
+    path: &Path,
+    scope: &StatusScope,
+    out: &mut Inspection,
+) -> Result<(), String> {
     use gix::status::index_worktree::Item as Wt;
     use gix::status::plumbing::index_as_worktree_with_renames::Summary;
 
     // Git's cache-tree (the index's TREE extension) records the tree the index was last
     // written as. When its root is valid and equals HEAD's tree, nothing is staged, and the
     // HEAD-vs-index diff (decompressing every tree of HEAD) can be skipped, as git does.
+    // A partial re-scan never looks at what is staged (see `PARTIAL_FILE_KINDS`).
     let index = repo.index_or_empty().map_err(|e| flat(&e))?;
     let head_tree = repo.head_tree_id().ok().map(gix::Id::detach);
-    let nothing_staged =
-        matches!((index.tree(), head_tree), (Some(t), Some(h)) if t.num_entries.is_some() && t.id == h);
-    let status = repo
-        .status(gix::progress::Discard)
-        .map_err(|e| flat(&e))?
-        .untracked_files(gix::status::UntrackedFiles::Collapsed)
-        .index_worktree_rewrites(None)
-        // A submodule's own work tree is inspected as a checkout of its own; here only
-        // whether it sits at the commit the index records.
-        .index_worktree_submodules(gix::status::Submodule::Given {
-            ignore: gix::submodule::config::Ignore::Dirty,
-            check_dirty: false,
-        })
-        // One thread per repository: parallelism comes from scanning many at once.
-        .index_worktree_options_mut(|o| o.thread_limit = Some(1));
-    let status = status.index(gix::worktree::IndexPersistedOrInMemory::Persisted(index));
-    let mut iter = if nothing_staged {
-        StatusIter::WorkTree(status.into_index_worktree_iter(None::<gix::bstr::BString>).map_err(|e| flat(&e))?)
-    } else {
-        StatusIter::Full(status.into_iter(None::<gix::bstr::BString>).map_err(|e| flat(&e))?)
+    let nothing_staged = matches!(scope, StatusScope::Paths(_))
+        || matches!((index.tree(), head_tree), (Some(t), Some(h)) if t.num_entries.is_some() && t.id == h);
+    let (patterns, threads) = match scope {
+        StatusScope::Whole { threads } => (Vec::new(), (*threads).max(1)),
+        StatusScope::Paths(patterns) => (patterns.clone(), 1),
     };
-    let mut conflicted = BTreeSet::new();
+    // HEAD vs index first, in this thread (with `parallel-status`, gix would diff on a
+    // thread of its own beside the work-tree check, one more than the budget allows).
     let mut staged = Vec::new();
-    while let Some(item) = iter.next_item() {
-        let item = item?;
-        match item {
-            gix::status::Item::IndexWorktree(wt) => {
-                let rela = wt.rela_path().to_str_lossy().into_owned();
-                if let Wt::DirectoryContents { entry, .. } = &wt
-                    && entry.disk_kind == Some(gix::dir::entry::Kind::Repository)
-                {
-                    out.nested.push(path.join(bytes_path(entry.rela_path.as_bytes())));
-                }
-                let kind = match wt.summary() {
-                    None => continue,
-                    Some(Summary::Removed) => Kind::Deleted,
-                    Some(Summary::Added) => Kind::Untracked,
-                    Some(Summary::Conflict) => {
-                        conflicted.insert(rela.clone());
-                        Kind::Conflicted
-                    }
-                    Some(Summary::IntentToAdd) => Kind::Staged,
-                    Some(_) => Kind::Modified,
-                };
-                let rela = if kind == Kind::Untracked
-                    && let Wt::DirectoryContents { entry, .. } = &wt
-                    && matches!(
-                        entry.disk_kind,
-                        Some(gix::dir::entry::Kind::Directory | gix::dir::entry::Kind::Repository)
-                    )
-                    && !rela.ends_with('/')
-                {
-                    format!("{rela}/")
-                } else {
-                    rela
-                };
-                out.findings.push(Finding::file(label, kind, &rela));
-            }
-            gix::status::Item::TreeIndex(change) => {
+    if !nothing_staged {
+        let tree = repo.head_tree_id_or_empty().map_err(|e| flat(&e))?;
+        repo.tree_index_status(
+            &tree,
+            &index,
+            None,
+            gix::status::tree_index::TrackRenames::AsConfigured,
+            |change, _, _| {
                 use gix::diff::index::ChangeRef;
                 let what = match &change {
                     ChangeRef::Addition { .. } => "added",
@@ -250,28 +293,116 @@ fn work_tree_status(repo: &gix::Repository, label: &str, path: &Path, out: &mut 
                     ChangeRef::Rewrite { .. } => "renamed",
                 };
                 staged.push((change.location().to_str_lossy().into_owned(), what));
+                Ok(std::ops::ControlFlow::Continue(()))
+            },
+        )
+        .map_err(|e| flat(&e))?;
+    }
+    let status = repo
+        .status(gix::progress::Discard)
+        .map_err(|e| flat(&e))?
+        // The untracked files are walked below, after the tracked ones and in this thread,
+        // as git does (with `parallel-status`, gix would walk them on a thread of its own
+        // beside the `threads` that check tracked files, one more than the budget allows).
+        .untracked_files(gix::status::UntrackedFiles::None)
+        .index_worktree_rewrites(None)
+        // A submodule's own work tree is inspected as a checkout of its own; here only
+        // whether it sits at the commit the index records.
+        .index_worktree_submodules(gix::status::Submodule::Given {
+            ignore: gix::submodule::config::Ignore::Dirty,
+            check_dirty: false,
+        })
+        .index_worktree_options_mut(|o| o.thread_limit = Some(threads));
+    let mut iter = status
+        .index(gix::worktree::IndexPersistedOrInMemory::Persisted(index.clone()))
+        .into_index_worktree_iter(patterns.clone())
+        .map_err(|e| flat(&e))?;
+    let mut conflicted = BTreeSet::new();
+    for item in iter.by_ref() {
+        let wt = item.map_err(|e| flat(&e))?;
+        let rela = wt.rela_path().to_str_lossy().into_owned();
+        let kind = match wt.summary() {
+            None => continue,
+            Some(Summary::Removed) => Kind::Deleted,
+            Some(Summary::Conflict) => {
+                conflicted.insert(rela.clone());
+                Kind::Conflicted
             }
-        }
+            // Intent-to-add is the index's state: answered by a whole scan only.
+            Some(Summary::IntentToAdd) if matches!(scope, StatusScope::Paths(_)) => continue,
+            Some(Summary::IntentToAdd) => Kind::Staged,
+            // Untracked files are not asked of this part (see above).
+            Some(_) if matches!(wt, Wt::DirectoryContents { .. }) => continue,
+            Some(_) => Kind::Modified,
+        };
+        out.findings.push(Finding::file(label, kind, &rela));
     }
     for (rela, what) in staged {
         if !conflicted.contains(&rela) {
             out.findings.push(Finding::new(label, Kind::Staged, rela.clone(), format!("{rela} ({what})")));
         }
     }
-    if let Some(outcome) = iter.into_outcome() {
-        let index = &outcome.worktree_index;
+    // `outcome` may carry stat-cache refreshes; it is dropped unwritten on purpose.
+    drop(iter.into_outcome());
+    untracked(repo, &index, label, path, patterns, out)?;
+    if matches!(scope, StatusScope::Whole { .. }) {
         for entry in index.entries() {
             if entry.mode == gix::index::entry::Mode::COMMIT {
-                let sub = path.join(bytes_path(entry.path(index).as_bytes()));
+                let sub = path.join(bytes_path(entry.path(&index).as_bytes()));
                 if sub.join(".git").exists() {
                     out.nested.push(sub);
                 }
             }
         }
-        // `outcome` may carry stat-cache refreshes; it is dropped unwritten on purpose.
     }
     out.nested.sort();
     out.nested.dedup();
+    Ok(())
+}
+
+/// Untracked files (a directory with nothing tracked in it is one finding, `dir/`), and the
+/// untracked clones among them (inspected as checkouts of their own): the directory walk
+/// `git status` does, with `.gitignore`, `info/exclude` and `core.excludesFile`.
+fn untracked(
+    repo: &gix::Repository,
+    index: &gix::index::File,
+    label: &str,
+    path: &Path,
+    patterns: Vec<gix::bstr::BString>,
+    out: &mut Inspection,
+) -> Result<(), String> {
+    use gix::dir::entry::{Kind as Disk, Status};
+
+    /// What the walk emits, as gix's status takes it.
+    struct Collect(Vec<gix::dir::Entry>);
+    impl gix::dir::walk::Delegate for Collect {
+        fn emit(&mut self, entry: gix::dir::EntryRef<'_>, _collapsed: Option<Status>) -> gix::dir::walk::Action {
+            // Status never shows entries of an untrackable type (sockets, FIFOs).
+            if entry.disk_kind != Some(Disk::Untrackable) {
+                self.0.push(entry.to_owned());
+            }
+            std::ops::ControlFlow::Continue(())
+        }
+    }
+
+    let options =
+        repo.dirwalk_options().map_err(|e| flat(&e))?.emit_untracked(gix::dir::walk::EmissionMode::CollapseDirectory);
+    let mut collect = Collect(Vec::new());
+    repo.dirwalk(index, patterns, &std::sync::atomic::AtomicBool::new(false), options, &mut collect)
+        .map_err(|e| flat(&e))?;
+    for entry in collect.0 {
+        if entry.disk_kind == Some(Disk::Repository) {
+            out.nested.push(path.join(bytes_path(entry.rela_path.as_bytes())));
+        }
+        if entry.status != Status::Untracked {
+            continue;
+        }
+        let mut rela = entry.rela_path.to_str_lossy().into_owned();
+        if matches!(entry.disk_kind, Some(Disk::Directory | Disk::Repository)) && !rela.ends_with('/') {
+            rela.push('/');
+        }
+        out.findings.push(Finding::file(label, Kind::Untracked, &rela));
+    }
     Ok(())
 }
 
@@ -279,30 +410,6 @@ fn work_tree_status(repo: &gix::Repository, label: &str, path: &Path, out: &mut 
 fn bytes_path(bytes: &[u8]) -> &Path {
     use std::os::unix::ffi::OsStrExt as _;
     Path::new(std::ffi::OsStr::from_bytes(bytes))
-}
-
-/// The status with or without the HEAD-vs-index part.
-enum StatusIter {
-    Full(gix::status::Iter),
-    WorkTree(gix::status::index_worktree::Iter),
-}
-
-impl StatusIter {
-    fn next_item(&mut self) -> Option<Result<gix::status::Item, String>> {
-        match self {
-            StatusIter::Full(it) => it.next().map(|r| r.map_err(|e| flat(&e))),
-            StatusIter::WorkTree(it) => {
-                it.next().map(|r| r.map(gix::status::Item::IndexWorktree).map_err(|e| flat(&e)))
-            }
-        }
-    }
-
-    fn into_outcome(self) -> Option<gix::status::Outcome> {
-        match self {
-            StatusIter::Full(it) => it.into_outcome(),
-            StatusIter::WorkTree(it) => it.into_outcome(),
-        }
-    }
 }
 
 fn in_progress(repo: &gix::Repository) -> Option<&'static str> {
@@ -520,5 +627,48 @@ fn hooks(repo: &gix::Repository, label: &str, require_install: bool, findings: &
             }
         };
         findings.push(Finding::new(label, Kind::HooksTampered, hook.name.clone(), detail));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn git(dir: &Path, args: &[&str]) {
+        let status = std::process::Command::new("git")
+            .arg("-C")
+            .arg(dir)
+            .args(["-c", "user.name=t", "-c", "user.email=t@example.com"])
+            .args(args)
+            .env("GIT_CONFIG_NOSYSTEM", "1")
+            .env("GIT_CONFIG_GLOBAL", "/dev/null")
+            .status()
+            .unwrap();
+        assert!(status.success(), "git {args:?}");
+    }
+
+    #[test]
+    fn only_files_in_directories_with_tracked_files_are_rechecked_alone() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path();
+        git(dir, &["init", "-q"]);
+        std::fs::create_dir_all(dir.join("src/deep")).unwrap();
+        std::fs::write(dir.join("top.txt"), "x\n").unwrap();
+        std::fs::write(dir.join("src/a.rs"), "x\n").unwrap();
+        git(dir, &["add", "-A"]);
+        std::fs::create_dir_all(dir.join("fresh")).unwrap();
+        let repo = gix::open(dir).unwrap();
+        let index = repo.index_or_empty().unwrap();
+        let allows = |rela: &str| partial_allows(dir, &index, rela);
+        assert!(allows("top.txt"), "a tracked file");
+        assert!(allows("src/a.rs"), "a tracked file in a directory");
+        assert!(allows("src/b.rs"), "a new file beside tracked ones");
+        assert!(allows("gone.txt"), "a new file at the top, or one removed again");
+        assert!(!allows("src"), "a directory");
+        assert!(!allows("src/deep/c.rs"), "a directory with nothing tracked: its finding is `src/deep/`");
+        assert!(!allows("fresh/new.txt"), "a new directory");
+        assert!(!allows(".git/index") && !allows("src/../top.txt") && !allows(""), "not a work-tree file");
+        std::fs::remove_dir_all(dir.join("src")).unwrap();
+        assert!(!allows("src"), "a tracked directory removed");
     }
 }

@@ -91,7 +91,7 @@ pub fn scan_roots(roots: &[PathBuf], opts: &InspectOptions, jobs: usize) -> Scan
     result
 }
 
-/// Inspects `checkouts` (and the nested checkouts they reveal) with `jobs` workers.
+/// Inspects `checkouts` (and the nested checkouts they reveal) with `jobs` threads in all.
 pub fn scan_checkouts(checkouts: Vec<PathBuf>, opts: &InspectOptions, jobs: usize) -> ScanResult {
     let mut result = ScanResult::default();
     let mut wave = checkouts;
@@ -99,14 +99,14 @@ pub fn scan_checkouts(checkouts: Vec<PathBuf>, opts: &InspectOptions, jobs: usiz
     while !wave.is_empty() {
         let next = AtomicUsize::new(0);
         let collected = Mutex::new(Vec::with_capacity(wave.len()));
-        let workers = jobs.clamp(1, wave.len());
+        let (workers, threads) = split_budget(jobs, wave.len());
         std::thread::scope(|scope| {
             for _ in 0..workers {
                 scope.spawn(|| {
                     loop {
                         let i = next.fetch_add(1, Ordering::Relaxed);
                         let Some(path) = wave.get(i) else { break };
-                        let inspection = inspect::inspect(path, opts);
+                        let inspection = inspect::inspect(path, opts, threads);
                         if let Ok(mut c) = collected.lock() {
                             c.push(inspection);
                         }
@@ -131,7 +131,38 @@ pub fn scan_checkouts(checkouts: Vec<PathBuf>, opts: &InspectOptions, jobs: usiz
     result
 }
 
+/// One budget of `jobs` threads for `checkouts`: `(checkouts inspected at once, threads
+/// each)`. As many checkouts at once as there are threads, each single-threaded inside, or
+/// fewer checkouts sharing them (one big checkout gets them all); the product never
+/// exceeds `jobs`, so the machine is never oversubscribed. (Built without the
+/// `parallel-status` feature, a checkout's status is single-threaded whatever its share.)
+pub fn split_budget(jobs: usize, checkouts: usize) -> (usize, usize) {
+    let jobs = jobs.max(1);
+    let workers = jobs.min(checkouts.max(1));
+    (workers, jobs / workers)
+}
+
 /// The checkout `path` belongs to, among `checkouts` (the longest that contains it).
 pub fn owning_checkout<'a>(path: &Path, checkouts: &'a [PathBuf]) -> Option<&'a PathBuf> {
     checkouts.iter().filter(|c| path.starts_with(c)).max_by_key(|c| c.as_os_str().len())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::split_budget;
+
+    #[test]
+    fn the_thread_budget_is_shared_never_exceeded() {
+        assert_eq!(split_budget(2, 100), (2, 1), "many checkouts: one thread each");
+        assert_eq!(split_budget(2, 1), (1, 2), "one big checkout: all of them");
+        assert_eq!(split_budget(8, 3), (3, 2));
+        assert_eq!(split_budget(1, 1), (1, 1));
+        assert_eq!(split_budget(0, 0), (1, 1));
+        for jobs in 1..=16 {
+            for checkouts in 1..=20 {
+                let (workers, threads) = split_budget(jobs, checkouts);
+                assert!(workers * threads <= jobs && workers >= 1 && threads >= 1, "{jobs} {checkouts}");
+            }
+        }
+    }
 }

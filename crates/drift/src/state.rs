@@ -92,6 +92,17 @@ impl Store {
         current: &[Finding],
         notifier: Option<&Notifier>,
     ) -> Result<Update, StoreError> {
+        self.update_where(&|f: &Finding| scopes.iter().any(|s| within(&f.path, s)), current, notifier)
+    }
+
+    /// Like [`Store::update`], with the findings `in_scope` (a partial re-scan's: some
+    /// files of one checkout and its refs) being the ones `current` replaces.
+    pub fn update_where(
+        &self,
+        in_scope: &dyn Fn(&Finding) -> bool,
+        current: &[Finding],
+        notifier: Option<&Notifier>,
+    ) -> Result<Update, StoreError> {
         state::ensure_private_dir(&self.dir)?;
         let lock_path = self.dir.join("lock");
         let io = |path: &Path| {
@@ -111,7 +122,6 @@ impl Store {
         st.version = 1;
         let current: BTreeMap<String, Finding> = current.iter().map(|f| (f.fingerprint(), f.clone())).collect();
         let mut update = Update::default();
-        let in_scope = |f: &Finding| scopes.iter().any(|s| within(&f.path, s));
         for (fp, f) in &current {
             // A detail that changed (4 commits behind instead of 3) is the same finding.
             if !st.findings.contains_key(fp) {

@@ -5,13 +5,17 @@
 //! the git dir itself (HEAD, index, MERGE_HEAD, packed-refs, rebase and sequencer state
 //! appear there), `refs/` (branches, remote-tracking branches, `refs/stash`), `logs/refs`
 //! (the stash log) and the hooks directory. `objects/` is never watched. Events are
-//! debounced; an event re-scans only the checkout it belongs to, an event elsewhere under a
-//! root (a new checkout?) or an overflow re-scans everything, and a full scan also runs at
-//! start and every `rescan_every`, to reconcile whatever events missed. When the kernel's
-//! watch limit is reached the watcher says so, journals it, and carries on with the
-//! periodic full scans alone: it never silently stops.
+//! debounced; events naming files in a work tree re-check just those files' status plus
+//! the checkout's HEAD, refs, stash and hooks ([`inspect::inspect_paths`]), any other event
+//! in a checkout (its git dir, a directory) re-scans that checkout, an event elsewhere under
+//! a root (a new checkout?) or an overflow re-scans everything, and a full scan also runs
+//! at start and every `rescan_every`, to reconcile whatever events missed. When the
+//! kernel's watch limit is reached the watcher says so, journals it, and carries on with
+//! the periodic full scans alone: it never silently stops.
+//!
+//! `BULWARK_DRIFT_TRACE=1` says on stderr what each round re-scanned (`trace: ...`).
 
-use std::collections::{BTreeSet, HashMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -27,6 +31,7 @@ use notify_debouncer_full::{DebounceEventResult, NoCache};
 
 use crate::args::WatchArgs;
 use crate::finding::Finding;
+use crate::inspect;
 use crate::resolve;
 use crate::scan;
 use crate::state::Store;
@@ -71,8 +76,9 @@ pub(crate) fn cmd_watch(config: &Config, args: &WatchArgs) -> Result<ExitCode, C
     let rescan_every = drift.rescan_every.get().max(Duration::from_secs(1));
     let debounce = drift.debounce.get().max(Duration::from_millis(10));
     let scopes: Vec<String> = roots.iter().map(|r| r.display().to_string()).collect();
+    let trace = std::env::var_os("BULWARK_DRIFT_TRACE").is_some_and(|v| !v.is_empty() && v != "0");
     let mut monitor = crate::monitor::Monitor::new(config)?;
-    let ctx = Ctx { store, notifier, json: args.json };
+    let ctx = Ctx { store, notifier, json: args.json, trace };
 
     let (tx, rx) = mpsc::channel::<Msg>();
     let handler = move |result: DebounceEventResult| {
@@ -86,6 +92,8 @@ pub(crate) fn cmd_watch(config: &Config, args: &WatchArgs) -> Result<ExitCode, C
                     if matches!(event.kind, EventKind::Access(_)) {
                         continue;
                     }
+                    // An event that names nothing could be about anything.
+                    rescan |= event.paths.is_empty();
                     paths.extend(event.paths.iter().cloned());
                 }
                 let mut msgs = Vec::new();
@@ -160,7 +168,8 @@ pub(crate) fn cmd_watch(config: &Config, args: &WatchArgs) -> Result<ExitCode, C
     loop {
         let wait = next_full.saturating_duration_since(Instant::now());
         let mut full = false;
-        let mut dirty: BTreeSet<PathBuf> = BTreeSet::new();
+        // Checkout → the work-tree files that changed (`None`: something else did).
+        let mut dirty: BTreeMap<PathBuf, Option<BTreeSet<String>>> = BTreeMap::new();
         match rx.recv_timeout(wait) {
             Err(mpsc::RecvTimeoutError::Timeout) => full = true,
             Err(mpsc::RecvTimeoutError::Disconnected) => {
@@ -179,7 +188,14 @@ pub(crate) fn cmd_watch(config: &Config, args: &WatchArgs) -> Result<ExitCode, C
                             for path in paths {
                                 match watcher.owner(&path, &checkouts) {
                                     Some(c) => {
-                                        dirty.insert(c);
+                                        let file = work_tree_file(&c, &path);
+                                        let entry = dirty.entry(c).or_insert_with(|| Some(BTreeSet::new()));
+                                        match (entry.as_mut(), file) {
+                                            (Some(files), Some(file)) => {
+                                                files.insert(file);
+                                            }
+                                            _ => *entry = None,
+                                        }
                                     }
                                     None => full = true,
                                 }
@@ -199,10 +215,11 @@ pub(crate) fn cmd_watch(config: &Config, args: &WatchArgs) -> Result<ExitCode, C
             }
         }
         // A checkout that is gone (or was replaced) is a question for a full scan.
-        if dirty.iter().any(|c| !c.join(".git").exists()) {
+        if dirty.keys().any(|c| !c.join(".git").exists()) {
             full = true;
         }
         if full {
+            ctx.trace(format_args!("full scan of {}", scopes.join(", ")));
             if let Some(monitor) = &mut monitor {
                 monitor.starting();
             }
@@ -218,16 +235,57 @@ pub(crate) fn cmd_watch(config: &Config, args: &WatchArgs) -> Result<ExitCode, C
             checkouts = result.checkouts;
             next_full = Instant::now() + rescan_every;
         } else {
-            for checkout in dirty {
+            for (checkout, files) in dirty {
                 let started = Instant::now();
-                let result = scan::scan_checkouts(vec![checkout.clone()], &opts, 1);
-                let recorded = ctx.record(&[checkout.display().to_string()], &result.findings, true);
+                let (findings, recorded) = rescan_checkout(&ctx, &checkout, files.as_ref(), &opts, jobs);
                 if let Some(monitor) = &mut monitor {
-                    monitor.scanned(&result.findings, 1, false, started, recorded);
+                    monitor.scanned(&findings, 1, false, started, recorded);
                 }
             }
         }
     }
+}
+
+/// Re-scans `checkout` after events: only `files` (work-tree paths) when they allow it,
+/// else the whole checkout (with the scan's whole thread budget: it is the only one).
+fn rescan_checkout(
+    ctx: &Ctx,
+    checkout: &Path,
+    files: Option<&BTreeSet<String>>,
+    opts: &inspect::InspectOptions,
+    jobs: usize,
+) -> (Vec<Finding>, bool) {
+    let label = checkout.display().to_string();
+    if let Some(files) = files
+        && let Some(inspection) = inspect::inspect_paths(checkout, opts, files)
+    {
+        ctx.trace(format_args!(
+            "re-scanned {} path{} of {label}",
+            files.len(),
+            if files.len() == 1 { "" } else { "s" }
+        ));
+        let in_scope = |f: &Finding| {
+            f.path == label
+                && f.kind != crate::finding::Kind::Staged
+                && (!inspect::PARTIAL_FILE_KINDS.contains(&f.kind) || files.contains(&f.subject))
+        };
+        let recorded = ctx.record_where(&in_scope, &inspection.findings);
+        return (inspection.findings, recorded);
+    }
+    ctx.trace(format_args!("re-scanned {label} whole"));
+    let result = scan::scan_checkouts(vec![checkout.to_owned()], opts, jobs);
+    let recorded = ctx.record(&[label], &result.findings, true);
+    (result.findings, recorded)
+}
+
+/// `path` relative to the work tree of `checkout`, when it is a path in the work tree
+/// (not the checkout itself, not in a git dir) and UTF-8 (as findings name files).
+fn work_tree_file(checkout: &Path, path: &Path) -> Option<String> {
+    let rela = path.strip_prefix(checkout).ok()?;
+    if rela.as_os_str().is_empty() || is_in_git_dir(rela) {
+        return None;
+    }
+    rela.to_str().map(str::to_owned)
 }
 
 fn is_in_git_dir(path: &Path) -> bool {
@@ -238,6 +296,8 @@ struct Ctx {
     store: Store,
     notifier: Option<Notifier>,
     json: bool,
+    /// `BULWARK_DRIFT_TRACE`: say what each round re-scanned.
+    trace: bool,
 }
 
 impl Ctx {
@@ -257,10 +317,26 @@ impl Ctx {
         let _ = out.flush();
     }
 
+    fn trace(&self, what: std::fmt::Arguments<'_>) {
+        if self.trace {
+            bulwark_core::info!("trace: {what}");
+        }
+    }
+
     /// Records findings within `scopes`; prints what changed when `print` is set. False
     /// when they could not be recorded.
     fn record(&self, scopes: &[String], findings: &[Finding], print: bool) -> bool {
-        match self.store.update(scopes, findings, self.notifier.as_ref()) {
+        self.report(self.store.update(scopes, findings, self.notifier.as_ref()), print)
+    }
+
+    /// Records the findings of a partial re-scan: those `in_scope` are replaced. False when
+    /// they could not be recorded.
+    fn record_where(&self, in_scope: &dyn Fn(&Finding) -> bool, findings: &[Finding]) -> bool {
+        self.report(self.store.update_where(in_scope, findings, self.notifier.as_ref()), true)
+    }
+
+    fn report(&self, update: Result<crate::state::Update, crate::state::StoreError>, print: bool) -> bool {
+        match update {
             Ok(update) => {
                 if print {
                     for f in &update.found {
