@@ -70,7 +70,7 @@ echo "installed man pages in $prefix/share/man/man1"
 if [ "$systemd" = 1 ]; then
     # The docs the units' Documentation= lines point to.
     mkdir -p "$prefix/share/doc/bulwark" || exit 3
-    for doc in "$repo"/docs/*.md; do
+    for doc in "$repo"/docs/*.md "$repo"/install/bulwark.rules.yml; do
         cp "$doc" "$prefix/share/doc/bulwark/" || exit 3
     done
     echo "installed $prefix/share/doc/bulwark"

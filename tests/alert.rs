@@ -12,7 +12,7 @@ use bulwark_testutil::TestEnv;
 use bulwark_testutil::http::{HttpServer, Response, refused_url};
 
 fn target(kind: NotifyKind, url: &str, attempts: u32) -> NotifyConfig {
-    NotifyConfig { kind, url: Some(url.into()), url_env: None, timeout: CfgDuration::from_secs(5), attempts }
+    NotifyConfig { timeout: CfgDuration::from_secs(5), attempts, ..NotifyConfig::new(kind, url) }
 }
 
 fn fast() -> RetryPolicy {

@@ -1,5 +1,11 @@
-//! Notifiers over HTTP: discord, slack and a generic JSON webhook, configured under
+//! Notifiers over HTTP: discord, slack, a generic JSON webhook, ntfy, and the incident
+//! engines Prometheus Alertmanager (v2 API) and PagerDuty (Events API v2), configured under
 //! `[[notify]]`.
+//!
+//! Chat-like targets get every message. Alertmanager and PagerDuty get incidents only
+//! (see [`alert_of`]): an escalation fires (triggers), and the recovery of that service
+//! resolves it, matched by labels that stay the same (`alertname`, `service`, `host`) and by
+//! one `dedup_key` per host, service and kind of incident.
 //!
 //! A delivery has a per-request timeout and a bounded number of attempts with exponential
 //! backoff; HTTP 429 and 5xx are retried, and a `Retry-After` header (seconds or an HTTP
@@ -105,6 +111,8 @@ impl Default for RetryPolicy {
 struct Target {
     kind: NotifyKind,
     url: String,
+    /// PagerDuty's routing key (a secret, registered with the scrubber).
+    routing_key: Option<String>,
     label: String,
     timeout: Duration,
     attempts: u32,
@@ -140,20 +148,25 @@ impl Notifier {
         for (index, cfg) in targets.iter().enumerate() {
             let err = |message: String| AlertConfigError { index, message };
             let url = match (&cfg.url, &cfg.url_env) {
-                (Some(url), None) => url.trim().to_owned(),
-                (None, Some(var)) => match std::env::var(var) {
-                    Ok(v) if !v.trim().is_empty() => v.trim().to_owned(),
-                    Ok(_) => {
-                        return Err(err(format!("environment variable `{var}` (url_env) is empty")));
-                    }
-                    Err(std::env::VarError::NotPresent) => {
-                        return Err(err(format!("environment variable `{var}` (url_env) is not set")));
-                    }
-                    Err(std::env::VarError::NotUnicode(_)) => {
-                        return Err(err(format!("environment variable `{var}` (url_env) is not valid UTF-8")));
-                    }
-                },
-                _ => return Err(err("set exactly one of `url` or `url_env`".into())),
+                (None, None) if cfg.kind == NotifyKind::Pagerduty => {
+                    bulwark_core::config::PAGERDUTY_EVENTS_URL.to_owned()
+                }
+                (url, var) => {
+                    bulwark_core::config::resolve_secret(url.as_deref(), var.as_deref(), "url").map_err(err)?
+                }
+            };
+            let routing_key = match cfg.kind {
+                NotifyKind::Pagerduty => {
+                    let key = bulwark_core::config::resolve_secret(
+                        cfg.routing_key.as_deref(),
+                        cfg.routing_key_env.as_deref(),
+                        "routing_key",
+                    )
+                    .map_err(err)?;
+                    bulwark_core::redact::register_secret(&key);
+                    Some(key)
+                }
+                _ => None,
             };
             let lower = url.to_ascii_lowercase();
             if !(lower.starts_with("https://") || lower.starts_with("http://")) {
@@ -166,7 +179,11 @@ impl Notifier {
             resolved.push(Target {
                 kind: cfg.kind,
                 label: target_label(cfg.kind, &url),
-                url,
+                url: match cfg.kind {
+                    NotifyKind::Alertmanager => format!("{}/api/v2/alerts", url.trim_end_matches('/')),
+                    _ => url,
+                },
+                routing_key,
                 timeout: cfg.timeout.get().max(Duration::from_millis(1)),
                 attempts: cfg.attempts,
             });
@@ -212,6 +229,7 @@ impl Notifier {
             let handles: Vec<_> = self
                 .targets
                 .iter()
+                .filter(|target| takes(target.kind, &message.kind))
                 .map(|target| (target.label.clone(), scope.spawn(|| deliver(target, message, &self.policy))))
                 .collect();
             handles
@@ -274,21 +292,142 @@ pub fn target_label(kind: NotifyKind, url_or_variable: &str) -> String {
 pub fn config_label(cfg: &NotifyConfig) -> String {
     match (&cfg.url, &cfg.url_env) {
         (Some(url), _) => target_label(cfg.kind, url),
-        (None, var) => target_label(cfg.kind, &format!("${}", var.as_deref().unwrap_or_default())),
+        (None, Some(var)) => target_label(cfg.kind, &format!("${var}")),
+        (None, None) => target_label(cfg.kind, bulwark_core::config::PAGERDUTY_EVENTS_URL),
     }
 }
 
 fn kind_name(kind: NotifyKind) -> &'static str {
+    kind.name()
+}
+
+/// An incident as Alertmanager and PagerDuty see it: which alert, and whether this message
+/// fires it or resolves it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AlertState {
+    /// The `alertname` label (PascalCase, as Prometheus alerting rules name theirs).
+    pub name: &'static str,
+    /// Fires (true) or resolves (false).
+    pub firing: bool,
+}
+
+/// The alert a message of event kind `kind` fires or resolves, if it is part of an
+/// incident; this one table decides what reaches Alertmanager and PagerDuty.
+///
+/// A rollback that escalated is resolved when the service is next found healthy by a job
+/// (`service.recovered`, after a healthy deploy) or rolled back healthy
+/// (`rollback.complete`); a watchdog escalation is resolved by the next healthy watchdog
+/// check (`watch.recovered`). Everything else (drift, break glass, a restart that worked)
+/// is news, not an open incident: it goes to the chat-like targets only.
+pub fn alert_of(kind: &str) -> Option<AlertState> {
+    const ROLLBACK: &str = "BulwarkRollbackEscalated";
+    const WATCHDOG: &str = "BulwarkWatchdogEscalated";
     match kind {
-        NotifyKind::Discord => "discord",
-        NotifyKind::Slack => "slack",
-        NotifyKind::Webhook => "webhook",
+        "rollback.escalated" => Some(AlertState { name: ROLLBACK, firing: true }),
+        "rollback.complete" | "service.recovered" => Some(AlertState { name: ROLLBACK, firing: false }),
+        "watch.escalated" => Some(AlertState { name: WATCHDOG, firing: true }),
+        "watch.recovered" => Some(AlertState { name: WATCHDOG, firing: false }),
+        _ => None,
     }
 }
 
-/// The JSON body a target of `kind` expects for `message`.
-pub fn payload(kind: NotifyKind, message: &Message) -> Value {
+/// Whether a target of `kind` takes messages of event kind `event` (incident engines take
+/// incidents only, see [`alert_of`]).
+pub fn takes(kind: NotifyKind, event: &str) -> bool {
     match kind {
+        NotifyKind::Alertmanager | NotifyKind::Pagerduty => alert_of(event).is_some(),
+        NotifyKind::Discord | NotifyKind::Slack | NotifyKind::Webhook | NotifyKind::Ntfy => true,
+    }
+}
+
+/// How long an Alertmanager alert bulwark fired stays firing if its recovery never comes:
+/// Alertmanager resolves an alert at its `endsAt` (without one, after its `resolve_timeout`,
+/// 5 minutes by default, which would silently end an escalation nobody has looked at).
+pub const ALERTMANAGER_FIRING_FOR: std::time::Duration = std::time::Duration::from_secs(7 * 24 * 3600);
+/// PagerDuty refuses a `summary` longer than this.
+pub const PAGERDUTY_MAX_SUMMARY: usize = 1024;
+/// ntfy turns a message body larger than this (its default `message-size-limit`) into an
+/// attachment.
+pub const NTFY_MAX_BYTES: usize = 4096;
+
+/// The labels that identify `message`'s incident: the same on the firing alert and on the
+/// one that resolves it, so Alertmanager (which matches alerts by their label set) and
+/// PagerDuty (by the `dedup_key` made of them) resolve the alert that fired.
+fn incident_labels(alert: AlertState, message: &Message) -> serde_json::Map<String, Value> {
+    let service = message.fields.get("service").and_then(Value::as_str).unwrap_or("bulwark");
+    let mut labels = serde_json::Map::new();
+    labels.insert("alertname".into(), json!(alert.name));
+    labels.insert("service".into(), json!(service));
+    labels.insert("host".into(), json!(bulwark_core::journal::hostname()));
+    labels.insert("source".into(), json!("bulwark"));
+    // An escalation means a person must act now: what Alertmanager routes pages by.
+    labels.insert("severity".into(), json!("critical"));
+    labels
+}
+
+/// PagerDuty's `dedup_key` for `message`'s incident: one per host, service and kind of
+/// incident, so a trigger while it is open adds to it instead of paging again, the resolve
+/// always matches, and the next escalation after a resolve opens a new incident.
+pub fn dedup_key(alert: AlertState, message: &Message) -> String {
+    let labels = incident_labels(alert, message);
+    let get = |k: &str| labels.get(k).and_then(Value::as_str).unwrap_or_default().to_owned();
+    let key = format!("bulwark/{}/{}/{}", get("host"), get("service"), alert.name);
+    truncate_chars(&key, 255)
+}
+
+/// The JSON body a target of `kind` expects for `message` (for `ntfy`, the text it posts
+/// as a JSON string; PagerDuty's `routing_key` is added at delivery).
+pub fn payload(kind: NotifyKind, message: &Message) -> Value {
+    payload_at(kind, message, jiff::Timestamp::now())
+}
+
+fn payload_at(kind: NotifyKind, message: &Message, now: jiff::Timestamp) -> Value {
+    match kind {
+        NotifyKind::Alertmanager => {
+            let Some(alert) = alert_of(&message.kind) else { return Value::Null };
+            let ends = if alert.firing {
+                now.checked_add(jiff::SignedDuration::try_from(ALERTMANAGER_FIRING_FOR).unwrap_or_default())
+                    .unwrap_or(now)
+            } else {
+                now
+            };
+            let mut entry = json!({
+                "labels": incident_labels(alert, message),
+                "annotations": {
+                    "summary": message.title,
+                    "description": truncate_chars(&message.text, SLACK_MAX_CHARS),
+                    "event": message.kind,
+                },
+                "endsAt": ends.to_string(),
+            });
+            if alert.firing {
+                entry["startsAt"] = json!(now.to_string());
+            }
+            json!([entry])
+        }
+        NotifyKind::Pagerduty => {
+            let Some(alert) = alert_of(&message.kind) else { return Value::Null };
+            let mut body = json!({
+                "event_action": if alert.firing { "trigger" } else { "resolve" },
+                "dedup_key": dedup_key(alert, message),
+            });
+            if alert.firing {
+                let labels = incident_labels(alert, message);
+                body["payload"] = json!({
+                    "summary": truncate_chars(&message.title, PAGERDUTY_MAX_SUMMARY),
+                    "source": labels["host"],
+                    "severity": "critical",
+                    "timestamp": now.to_string(),
+                    "component": labels["service"],
+                    "group": "bulwark",
+                    "class": message.kind,
+                    "custom_details": {"summary": message.text, "fields": message.fields},
+                });
+                body["client"] = json!("bulwark");
+            }
+            body
+        }
+        NotifyKind::Ntfy => json!(ntfy_body(message)),
         NotifyKind::Discord => {
             json!({"content": truncate_chars(&format!("**{}**\n{}", message.title, message.text), DISCORD_MAX_CHARS)})
         }
@@ -304,6 +443,33 @@ pub fn payload(kind: NotifyKind, message: &Message) -> Value {
             "ts": bulwark_core::journal::now_rfc3339(),
         }),
     }
+}
+
+/// ntfy's message body: the summary, cut to ntfy's size limit (on a character boundary).
+fn ntfy_body(message: &Message) -> String {
+    let mut text = message.text.clone();
+    if text.len() > NTFY_MAX_BYTES {
+        let mut cut = NTFY_MAX_BYTES - '…'.len_utf8();
+        while !text.is_char_boundary(cut) {
+            cut -= 1;
+        }
+        text.truncate(cut);
+        text.push('…');
+    }
+    text
+}
+
+/// ntfy's headers for `message`: a title (HTTP header values are ASCII here: anything else
+/// is replaced), a priority (escalations are urgent) and tags.
+fn ntfy_headers(message: &Message) -> Vec<(&'static str, String)> {
+    let title: String =
+        message.title.chars().map(|c| if c.is_ascii_graphic() || c == ' ' { c } else { '?' }).take(250).collect();
+    let (priority, tag) = match alert_of(&message.kind) {
+        Some(AlertState { firing: true, .. }) => ("urgent", "rotating_light"),
+        Some(AlertState { firing: false, .. }) => ("default", "white_check_mark"),
+        None => ("high", "warning"),
+    };
+    vec![("Title", title), ("Priority", priority.to_owned()), ("Tags", format!("bulwark,{tag}"))]
 }
 
 /// At most `max` characters of `text`, ending in `…` when cut.
@@ -334,11 +500,25 @@ enum Attempt {
 /// Delivers to one target: `Ok(attempts)` or `Err((reason, attempts))`.
 fn deliver(target: &Target, message: &Message, policy: &RetryPolicy) -> Outcome {
     // The message quotes events and errors: nothing secret may travel in it.
-    let mut payload = payload(target.kind, message);
+    let now = jiff::Timestamp::now();
+    let mut payload = payload_at(target.kind, message, now);
     bulwark_core::redact::clean_value(&mut payload);
-    let body = match serde_json::to_vec(&payload) {
-        Ok(b) => b,
-        Err(e) => return Err((format!("cannot encode the message: {e}"), 0)),
+    if let (Some(key), Value::Object(map)) = (&target.routing_key, &mut payload) {
+        // The routing key is the one secret that must travel (after the scrubbing).
+        map.insert("routing_key".into(), json!(key));
+    }
+    let (body, content_type, headers) = if target.kind == NotifyKind::Ntfy {
+        let text = bulwark_core::redact::clean(payload.as_str().unwrap_or_default()).into_owned();
+        let mut headers = ntfy_headers(message);
+        for (_, value) in &mut headers {
+            *value = bulwark_core::redact::clean(value).into_owned();
+        }
+        (text.into_bytes(), "text/plain; charset=utf-8", headers)
+    } else {
+        match serde_json::to_vec(&payload) {
+            Ok(b) => (b, "application/json", Vec::new()),
+            Err(e) => return Err((format!("cannot encode the message: {e}"), 0)),
+        }
     };
     let agent: ureq::Agent = ureq::Agent::config_builder()
         .timeout_global(Some(target.timeout))
@@ -350,7 +530,7 @@ fn deliver(target: &Target, message: &Message, policy: &RetryPolicy) -> Outcome 
         .into();
     let mut last_error = String::new();
     for attempt in 1..=target.attempts {
-        let retry_after = match attempt_once(&agent, target, &body) {
+        let retry_after = match attempt_once(&agent, target, &body, content_type, &headers) {
             Attempt::Delivered => return Ok(attempt),
             Attempt::GiveUp(error) => return Err((error, attempt)),
             Attempt::Retry { error, retry_after } => {
@@ -380,8 +560,18 @@ fn deliver(target: &Target, message: &Message, policy: &RetryPolicy) -> Outcome 
     Err((format!("{last_error} (after {} attempts)", target.attempts), target.attempts))
 }
 
-fn attempt_once(agent: &ureq::Agent, target: &Target, body: &[u8]) -> Attempt {
-    let response = agent.post(&target.url).content_type("application/json").send(body);
+fn attempt_once(
+    agent: &ureq::Agent,
+    target: &Target,
+    body: &[u8],
+    content_type: &str,
+    headers: &[(&str, String)],
+) -> Attempt {
+    let mut request = agent.post(&target.url).content_type(content_type);
+    for (name, value) in headers {
+        request = request.header(*name, value);
+    }
+    let response = request.send(body);
     match response {
         Err(e) => Attempt::Retry { error: scrub(&e.to_string(), &target.url), retry_after: None },
         Ok(mut response) => {
@@ -501,11 +691,9 @@ mod tests {
     #[test]
     fn a_label_keeps_the_variable_case_and_redacts_a_url() {
         let cfg = |url: Option<&str>, url_env: Option<&str>| NotifyConfig {
-            kind: NotifyKind::Discord,
             url: url.map(str::to_owned),
             url_env: url_env.map(str::to_owned),
-            timeout: bulwark_core::config::Duration::from_secs(1),
-            attempts: 1,
+            ..NotifyConfig::new(NotifyKind::Discord, "")
         };
         assert_eq!(config_label(&cfg(None, Some("DISCORD_URL"))), "discord $DISCORD_URL");
         assert_eq!(
@@ -517,11 +705,9 @@ mod tests {
     #[test]
     fn unset_url_env_is_a_config_error() {
         let cfg = NotifyConfig {
-            kind: NotifyKind::Slack,
             url: None,
             url_env: Some("BULWARK_TEST_SURELY_UNSET_VARIABLE".into()),
-            timeout: bulwark_core::config::Duration::from_secs(1),
-            attempts: 1,
+            ..NotifyConfig::new(NotifyKind::Slack, "")
         };
         let err = Notifier::from_config(&[cfg]).unwrap_err();
         assert_eq!(
@@ -532,15 +718,73 @@ mod tests {
 
     #[test]
     fn debug_output_never_shows_the_url() {
-        let cfg = NotifyConfig {
-            kind: NotifyKind::Discord,
-            url: Some("https://discord.com/api/webhooks/1/TOKEN".into()),
-            url_env: None,
-            timeout: bulwark_core::config::Duration::from_secs(1),
-            attempts: 1,
-        };
+        let cfg = NotifyConfig::new(NotifyKind::Discord, "https://discord.com/api/webhooks/1/TOKEN");
         let notifier = Notifier::from_config(&[cfg]).unwrap();
         assert!(!format!("{notifier:?}").contains("TOKEN"));
         assert_eq!(notifier.targets(), ["discord https://discord.com/…"]);
+    }
+
+    fn escalation(kind: &str) -> Message {
+        Message::new(kind, "Rollback escalated: web needs a person", "the summary")
+            .with_fields(json!({"service": "web", "job": "20260426T035327000-web-4d62098a"}))
+    }
+
+    #[test]
+    fn alertmanager_fires_on_escalation_and_resolves_with_the_same_labels() {
+        let now: jiff::Timestamp = "2026-04-26T03:57:27Z".parse().unwrap();
+        let fired = payload_at(NotifyKind::Alertmanager, &escalation("rollback.escalated"), now);
+        let resolved = payload_at(NotifyKind::Alertmanager, &escalation("service.recovered"), now);
+        assert_eq!(fired[0]["labels"], resolved[0]["labels"], "the resolve must match the firing alert");
+        assert_eq!(fired[0]["labels"]["alertname"], "BulwarkRollbackEscalated");
+        assert_eq!(fired[0]["labels"]["service"], "web");
+        assert!(fired[0]["labels"]["job"].is_null(), "no job id (unbounded) in the labels");
+        assert_eq!(fired[0]["startsAt"], "2026-04-26T03:57:27Z");
+        assert_eq!(fired[0]["endsAt"], "2026-05-03T03:57:27Z", "firing for a week unless resolved");
+        assert_eq!(resolved[0]["endsAt"], "2026-04-26T03:57:27Z", "resolved now");
+        assert!(payload_at(NotifyKind::Alertmanager, &escalation("drift.found"), now).is_null());
+    }
+
+    #[test]
+    fn pagerduty_triggers_and_resolves_one_dedup_key() {
+        let now: jiff::Timestamp = "2026-04-26T03:57:27Z".parse().unwrap();
+        let trigger = payload_at(NotifyKind::Pagerduty, &escalation("watch.escalated"), now);
+        let resolve = payload_at(NotifyKind::Pagerduty, &escalation("watch.recovered"), now);
+        assert_eq!(trigger["event_action"], "trigger");
+        assert_eq!(resolve["event_action"], "resolve");
+        assert_eq!(trigger["dedup_key"], resolve["dedup_key"]);
+        for field in ["summary", "source", "severity"] {
+            assert!(trigger["payload"][field].is_string(), "{field} is required: {trigger}");
+        }
+        assert_eq!(trigger["payload"]["severity"], "critical");
+        assert!(resolve.get("payload").is_none(), "a resolve carries no payload");
+    }
+
+    #[test]
+    fn incident_engines_take_incidents_only() {
+        assert!(takes(NotifyKind::Pagerduty, "rollback.escalated"));
+        assert!(!takes(NotifyKind::Alertmanager, "breakglass.used"));
+        assert!(takes(NotifyKind::Ntfy, "breakglass.used"));
+    }
+
+    #[test]
+    fn ntfy_bodies_fit_its_limit_and_titles_are_ascii() {
+        let message = Message::new("drift.found", "drift on hôst", "é".repeat(5000));
+        assert!(ntfy_body(&message).len() <= NTFY_MAX_BYTES);
+        let headers = ntfy_headers(&message);
+        assert_eq!(headers[0], ("Title", "drift on h?st".to_owned()));
+    }
+
+    #[test]
+    fn a_pagerduty_routing_key_from_an_unset_variable_is_a_config_error() {
+        let cfg = NotifyConfig {
+            url: None,
+            routing_key_env: Some("BULWARK_TEST_SURELY_UNSET_KEY".into()),
+            ..NotifyConfig::new(NotifyKind::Pagerduty, "")
+        };
+        let err = Notifier::from_config(&[cfg]).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "notify[0]: environment variable `BULWARK_TEST_SURELY_UNSET_KEY` (routing_key_env) is not set"
+        );
     }
 }

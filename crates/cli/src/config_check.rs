@@ -105,25 +105,16 @@ pub(crate) fn check(args: &CheckArgs, explicit: Option<&Path>) -> Result<ExitCod
         .map(|(service, i)| settings(service, &written["service"][i], &file_name))
         .collect();
     report.insert("services".into(), Value::Array(services));
-    let notify: Vec<Value> = array(&effective["notify"])
-        .iter()
-        .zip(0..)
-        .map(|(target, i)| {
-            let mut target = target.clone();
-            if let Some(url) = target["url"].as_str() {
-                target["url"] = json!(redact_whole_url(url));
-            }
-            if let Some(var) = target["url_env"].as_str() {
-                let set = std::env::var_os(var).is_some_and(|v| !v.is_empty());
-                target["url_env_set"] = json!(set);
-            }
-            let mut shown = settings(&target, &written["notify"][i], &file_name);
-            if let Some(set) = shown.get_mut("url_env_set") {
-                set["from"] = json!("the environment");
-            }
-            shown
-        })
-        .collect();
+    let targets = |section: &str| -> Vec<Value> {
+        array(&effective[section])
+            .iter()
+            .zip(0..)
+            .map(|(target, i)| secret_target(target, &written[section][i], &file_name))
+            .collect()
+    };
+    let notify = targets("notify");
+    report.insert("ping".into(), Value::Array(targets("ping")));
+    report.insert("metrics".into(), settings(&effective["metrics"], &written["metrics"], &file_name));
     report.insert("notify".into(), Value::Array(notify));
     let freeze: Vec<Value> = array(&effective["freeze"])
         .iter()
@@ -144,9 +135,34 @@ pub(crate) fn check(args: &CheckArgs, explicit: Option<&Path>) -> Result<ExitCod
         return Err(CliError::usage(
             "[[service]] without any [[notify]]: an escalation would reach nobody, so bulwark-sidecar refuses to run",
         )
-        .hint("add a [[notify]] section (kind = \"slack\", \"discord\" or \"webhook\", with `url` or `url_env`)"));
+        .hint("add a [[notify]] section (kind = \"slack\", \"discord\", \"webhook\", \"ntfy\", \"alertmanager\" or \"pagerduty\"; see the README's configuration reference)"));
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// A `[[notify]]` or `[[ping]]` target's settings with its secrets hidden: a URL shows its
+/// scheme and host, a routing key nothing, and a `*_env` whether the variable is set.
+fn secret_target(target: &Value, written: &Value, file: &str) -> Value {
+    let mut target = target.clone();
+    if let Some(url) = target["url"].as_str() {
+        target["url"] = json!(redact_whole_url(url));
+    }
+    if target["routing_key"].is_string() {
+        target["routing_key"] = json!(REDACTED);
+    }
+    for var_key in ["url_env", "routing_key_env"] {
+        if let Some(var) = target[var_key].as_str() {
+            let set = std::env::var_os(var).is_some_and(|v| !v.is_empty());
+            target[format!("{var_key}_set")] = json!(set);
+        }
+    }
+    let mut shown = settings(&target, written, file);
+    for var_key in ["url_env_set", "routing_key_env_set"] {
+        if let Some(set) = shown.get_mut(var_key) {
+            set["from"] = json!("the environment");
+        }
+    }
+    shown
 }
 
 fn array(value: &Value) -> &[Value] {
@@ -232,6 +248,12 @@ fn print_text(report: &Value, found_by: Option<&str>, looked_at: &[String]) {
         line("[[freeze]]".to_owned());
         settings_lines(window, &mut line);
     }
+    for target in array(&report["ping"]) {
+        line("[[ping]]".to_owned());
+        settings_lines(target, &mut line);
+    }
+    line("[metrics]".to_owned());
+    settings_lines(&report["metrics"], &mut line);
     if report["services"].as_array().is_none_or(Vec::is_empty) {
         line("services: none".to_owned());
     }

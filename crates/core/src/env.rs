@@ -12,6 +12,8 @@ pub const BREAK_GLASS: &str = "BULWARK_BREAK_GLASS";
 pub const IN_CHAIN: &str = "BULWARK_IN_CHAIN";
 /// Test-only: stop dead at a named phase boundary (read only by binaries built for tests).
 pub const TEST_CRASH_AT: &str = "BULWARK_TEST_CRASH_AT";
+/// Test-only: hang (sleep forever) at a named point, e.g. the sidecar's service loop.
+pub const TEST_HANG_AT: &str = "BULWARK_TEST_HANG_AT";
 /// Test-only: must be `1` as well for `TEST_CRASH_AT` to be honoured (debug builds only).
 pub const TEST_HOOKS: &str = "BULWARK_TEST_HOOKS";
 /// Test-only: the time `[[freeze]]` windows are judged at (RFC 3339), so tests can move the

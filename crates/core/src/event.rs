@@ -16,11 +16,13 @@ pub enum Component {
     Drift,
     Sidecar,
     Notify,
+    /// bulwark's own watchers: the `[[ping]]` dead-man's switch and the metrics textfile.
+    Monitoring,
 }
 
 impl Component {
     /// Every component, in the order `bulwark status` shows them.
-    pub const ALL: [Component; 7] = [
+    pub const ALL: [Component; 8] = [
         Component::Hook,
         Component::Policy,
         Component::Server,
@@ -28,6 +30,7 @@ impl Component {
         Component::Drift,
         Component::Sidecar,
         Component::Notify,
+        Component::Monitoring,
     ];
 
     /// The name `bulwark status` shows.
@@ -40,6 +43,7 @@ impl Component {
             Component::Drift => "drift",
             Component::Sidecar => "sidecar",
             Component::Notify => "notify",
+            Component::Monitoring => "monitoring",
         }
     }
 }
@@ -134,8 +138,12 @@ event_kinds! {
     WatchRestarted = "watch.restarted", Sidecar, ok, "The watchdog ran a service's restart command.";
     WatchResolved = "watch.resolved", Sidecar, ok, "A watchdog incident ended with the service healthy.";
     WatchEscalated = "watch.escalated", Sidecar, failure, "A watchdog incident needs a person.";
+    WatchRecovered = "watch.recovered", Sidecar, ok, "A service whose watchdog incident escalated is healthy again (its alert is resolved).";
     NotifySent = "notify.sent", Notify, ok, "A notification was delivered.";
     NotifyFailed = "notify.failed", Notify, failure, "A notification could not be delivered (retried later).";
+    PingFailed = "ping.failed", Monitoring, failure, "A `[[ping]]` target stopped accepting pings (then journaled at most hourly).";
+    PingOk = "ping.ok", Monitoring, ok, "A `[[ping]]` target accepts pings again.";
+    MetricsFailed = "metrics.failed", Monitoring, failure, "The `[metrics]` textfile could not be written (once per distinct error).";
 }
 
 impl EventKind {

@@ -321,6 +321,25 @@ pub fn register_notify(targets: &[crate::config::NotifyConfig]) {
         {
             register_url(&url);
         }
+        if let Some(key) = &target.routing_key {
+            register_secret(key.trim());
+        }
+        if let Some(var) = &target.routing_key_env
+            && let Ok(key) = std::env::var(var)
+            && !key.trim().is_empty()
+        {
+            register_secret(key.trim());
+        }
+    }
+}
+
+/// Registers every `[[ping]]` URL (healthchecks.io URLs embed the check's key).
+pub fn register_pings(targets: &[crate::config::PingConfig]) {
+    for target in targets {
+        let url = target.url.clone().or_else(|| target.url_env.as_ref().and_then(|var| std::env::var(var).ok()));
+        if let Some(url) = url.filter(|u| !u.trim().is_empty()) {
+            register_url(url.trim());
+        }
     }
 }
 

@@ -5,8 +5,8 @@ use std::path::Path;
 
 use bulwark_core::Config;
 use bulwark_core::config::{
-    DriftConfig, FollowConfig, FreezeConfig, HealthConfig, NotifyConfig, ProtectConfig, ReleaseConfig, ServerConfig,
-    ServiceConfig, WatchConfig,
+    DriftConfig, FollowConfig, FreezeConfig, HealthConfig, MetricsConfig, NotifyConfig, PingConfig, ProtectConfig,
+    ReleaseConfig, ServerConfig, ServiceConfig, WatchConfig,
 };
 use serde::de::{self, Deserialize, Deserializer, Visitor};
 
@@ -91,6 +91,8 @@ fn every_config_field_is_in_the_reference() {
         (&["service", "follow"], fields::<FollowConfig>()),
         (&["notify"], fields::<NotifyConfig>()),
         (&["freeze"], fields::<FreezeConfig>()),
+        (&["ping"], fields::<PingConfig>()),
+        (&["metrics"], fields::<MetricsConfig>()),
     ];
     let mut missing = Vec::new();
     for (path, names) in sections {
@@ -98,7 +100,12 @@ fn every_config_field_is_in_the_reference() {
         let table = at(path);
         for name in names {
             // A key documented as an alternative in a comment (`url = "https://…"`) counts.
-            if table.get(*name).is_none() && !block.contains(&format!("`{name} = ")) {
+            // In an array of tables (`[[notify]]`), any entry may show the key.
+            let in_any = match value.get(path.first().copied().unwrap_or_default()) {
+                Some(toml::Value::Array(items)) if path.len() == 1 => items.iter().any(|t| t.get(*name).is_some()),
+                _ => false,
+            };
+            if table.get(*name).is_none() && !in_any && !block.contains(&format!("`{name} = ")) {
                 let mut key = path.join(".");
                 if !key.is_empty() {
                     key.push('.');

@@ -8,6 +8,7 @@ use bulwark_core::config::{Config, Lookup};
 use bulwark_core::{CliError, ExitKind};
 
 use crate::args::{Args, Command, ScanArgs};
+use crate::monitor::Monitor;
 use crate::resolve::{inspect_options, notifier, report_delivery, roots};
 use crate::scan;
 use crate::state::{Store, Update};
@@ -27,6 +28,11 @@ fn cmd_scan(config: &Config, args: &ScanArgs) -> Result<ExitCode, CliError> {
     let roots = roots(&args.roots, drift)?;
     let notifier = if args.alert { Some(notifier(config)?) } else { None };
     let opts = inspect_options(drift, args.fetch);
+    let mut monitor = Monitor::new(config)?;
+    if let Some(monitor) = &mut monitor {
+        monitor.starting();
+    }
+    let started = std::time::Instant::now();
     let result = scan::scan_roots(&roots, &opts, scan::jobs(args.jobs.unwrap_or(drift.jobs)));
 
     let mut stdout = std::io::stdout().lock();
@@ -52,6 +58,9 @@ fn cmd_scan(config: &Config, args: &ScanArgs) -> Result<ExitCode, CliError> {
     stdout.flush().map_err(write_err)?;
     if let Some(update) = &update {
         report_delivery(update);
+    }
+    if let Some(monitor) = &mut monitor {
+        monitor.scanned(&result.findings, result.checkouts.len(), true, started, state_error.is_none());
     }
     if let Some(e) = state_error {
         let err = CliError::operational("cannot record the scan")

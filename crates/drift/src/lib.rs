@@ -8,6 +8,7 @@ pub mod cli;
 pub mod discover;
 pub mod finding;
 pub mod inspect;
+mod monitor;
 mod resolve;
 pub mod scan;
 pub mod state;

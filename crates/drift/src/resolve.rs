@@ -44,8 +44,14 @@ pub(crate) fn inspect_options(drift: &DriftConfig, fetch: bool) -> InspectOption
 pub(crate) fn notifier(config: &Config) -> Result<Notifier, CliError> {
     if config.notify.is_empty() {
         return Err(CliError::usage("--alert needs somewhere to send alerts, and no [[notify]] is configured").hint(
-            "add a [[notify]] section (kind = \"discord\" | \"slack\" | \"webhook\", url_env = \"...\") to the config",
+            "add a [[notify]] section (kind = \"discord\" | \"slack\" | \"webhook\" | \"ntfy\", url_env = \"...\") to the config",
         ));
+    }
+    if !config.notify.iter().any(|t| bulwark_alert::takes(t.kind, "drift.found")) {
+        return Err(CliError::usage(
+            "--alert needs somewhere to send drift alerts, and every [[notify]] target is an incident engine (alertmanager, pagerduty), which takes escalations only",
+        )
+        .hint("add a [[notify]] of kind discord, slack, webhook or ntfy for drift alerts"));
     }
     Notifier::from_config(&config.notify).map_err(|e| {
         CliError::usage(format!("invalid configuration: {e}"))

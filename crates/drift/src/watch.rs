@@ -77,6 +77,7 @@ pub(crate) fn cmd_watch(config: &Config, args: &WatchArgs) -> Result<ExitCode, C
     let debounce = drift.debounce.get().max(Duration::from_millis(10));
     let scopes: Vec<String> = roots.iter().map(|r| r.display().to_string()).collect();
     let trace = std::env::var_os("BULWARK_DRIFT_TRACE").is_some_and(|v| !v.is_empty() && v != "0");
+    let mut monitor = crate::monitor::Monitor::new(config)?;
     let ctx = Ctx { store, notifier, json: args.json, trace };
 
     let (tx, rx) = mpsc::channel::<Msg>();
@@ -137,6 +138,10 @@ pub(crate) fn cmd_watch(config: &Config, args: &WatchArgs) -> Result<ExitCode, C
     for root in &roots {
         watcher.add_tree(root, &ctx);
     }
+    if let Some(monitor) = &mut monitor {
+        monitor.starting();
+    }
+    let started = Instant::now();
     let first = scan::scan_roots(&roots, &opts, jobs);
     for note in &first.notes {
         bulwark_core::note!("{note}");
@@ -145,7 +150,10 @@ pub(crate) fn cmd_watch(config: &Config, args: &WatchArgs) -> Result<ExitCode, C
     for f in &first.findings {
         ctx.print("found", f);
     }
-    ctx.record(&scopes, &first.findings, false);
+    let recorded = ctx.record(&scopes, &first.findings, false);
+    if let Some(monitor) = &mut monitor {
+        monitor.scanned(&first.findings, first.checkouts.len(), true, started, recorded);
+    }
     let mut checkouts = first.checkouts;
     bulwark_core::info!(
         "watching {} checkout{} under {} root{} ({} watches); full scan every {}",
@@ -212,16 +220,27 @@ pub(crate) fn cmd_watch(config: &Config, args: &WatchArgs) -> Result<ExitCode, C
         }
         if full {
             ctx.trace(format_args!("full scan of {}", scopes.join(", ")));
+            if let Some(monitor) = &mut monitor {
+                monitor.starting();
+            }
+            let started = Instant::now();
             let result = scan::scan_roots(&roots, &opts, jobs);
             for root in &roots {
                 watcher.add_tree(root, &ctx);
             }
-            ctx.record(&scopes, &result.findings, true);
+            let recorded = ctx.record(&scopes, &result.findings, true);
+            if let Some(monitor) = &mut monitor {
+                monitor.scanned(&result.findings, result.checkouts.len(), true, started, recorded);
+            }
             checkouts = result.checkouts;
             next_full = Instant::now() + rescan_every;
         } else {
             for (checkout, files) in dirty {
-                rescan_checkout(&ctx, &checkout, files.as_ref(), &opts, jobs);
+                let started = Instant::now();
+                let (findings, recorded) = rescan_checkout(&ctx, &checkout, files.as_ref(), &opts, jobs);
+                if let Some(monitor) = &mut monitor {
+                    monitor.scanned(&findings, 1, false, started, recorded);
+                }
             }
         }
     }
@@ -235,7 +254,7 @@ fn rescan_checkout(
     files: Option<&BTreeSet<String>>,
     opts: &inspect::InspectOptions,
     jobs: usize,
-) {
+) -> (Vec<Finding>, bool) {
     let label = checkout.display().to_string();
     if let Some(files) = files
         && let Some(inspection) = inspect::inspect_paths(checkout, opts, files)
@@ -250,12 +269,13 @@ fn rescan_checkout(
                 && f.kind != crate::finding::Kind::Staged
                 && (!inspect::PARTIAL_FILE_KINDS.contains(&f.kind) || files.contains(&f.subject))
         };
-        ctx.record_where(&in_scope, &inspection.findings);
-        return;
+        let recorded = ctx.record_where(&in_scope, &inspection.findings);
+        return (inspection.findings, recorded);
     }
     ctx.trace(format_args!("re-scanned {label} whole"));
     let result = scan::scan_checkouts(vec![checkout.to_owned()], opts, jobs);
-    ctx.record(&[label], &result.findings, true);
+    let recorded = ctx.record(&[label], &result.findings, true);
+    (result.findings, recorded)
 }
 
 /// `path` relative to the work tree of `checkout`, when it is a path in the work tree
@@ -303,17 +323,19 @@ impl Ctx {
         }
     }
 
-    /// Records findings within `scopes`; prints what changed when `print` is set.
-    fn record(&self, scopes: &[String], findings: &[Finding], print: bool) {
-        self.report(self.store.update(scopes, findings, self.notifier.as_ref()), print);
+    /// Records findings within `scopes`; prints what changed when `print` is set. False
+    /// when they could not be recorded.
+    fn record(&self, scopes: &[String], findings: &[Finding], print: bool) -> bool {
+        self.report(self.store.update(scopes, findings, self.notifier.as_ref()), print)
     }
 
-    /// Records the findings of a partial re-scan: those `in_scope` are replaced.
-    fn record_where(&self, in_scope: &dyn Fn(&Finding) -> bool, findings: &[Finding]) {
-        self.report(self.store.update_where(in_scope, findings, self.notifier.as_ref()), true);
+    /// Records the findings of a partial re-scan: those `in_scope` are replaced. False when
+    /// they could not be recorded.
+    fn record_where(&self, in_scope: &dyn Fn(&Finding) -> bool, findings: &[Finding]) -> bool {
+        self.report(self.store.update_where(in_scope, findings, self.notifier.as_ref()), true)
     }
 
-    fn report(&self, update: Result<crate::state::Update, crate::state::StoreError>, print: bool) {
+    fn report(&self, update: Result<crate::state::Update, crate::state::StoreError>, print: bool) -> bool {
         match update {
             Ok(update) => {
                 if print {
@@ -325,8 +347,12 @@ impl Ctx {
                     }
                 }
                 resolve::report_delivery(&update);
+                true
             }
-            Err(e) => bulwark_core::warning!("cannot record the scan: {e}"),
+            Err(e) => {
+                bulwark_core::warning!("cannot record the scan: {e}");
+                false
+            }
         }
     }
 }

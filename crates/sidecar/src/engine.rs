@@ -116,13 +116,17 @@ impl Outlet<'_> {
         Ok(())
     }
 
-    /// Adds an owed delivery of `kind` per target to `owed`, once per kind.
+    /// Adds an owed delivery of `kind` per target that takes it (incident engines take
+    /// escalations and recoveries only) to `owed`, once per kind.
     pub fn owe(&self, owed: &mut Vec<Delivery>, kind: impl Into<EventKind>) {
         let kind = kind.into();
         if owed.iter().any(|d| kind == d.kind.as_str()) {
             return;
         }
         for (target, config) in self.notify.iter().enumerate() {
+            if !bulwark_alert::takes(config.kind, &kind) {
+                continue;
+            }
             let label = bulwark_alert::config_label(config);
             owed.push(Delivery { kind: kind.to_string(), target, label, ..Delivery::default() });
         }

@@ -16,8 +16,10 @@ pub mod freeze;
 pub mod gate;
 pub mod health;
 pub mod history;
+pub mod metrics;
 pub mod release;
 pub mod rollback;
+pub mod supervise;
 pub mod verdict;
 pub mod watchdog;
 
@@ -36,6 +38,7 @@ use serde_json::json;
 use crate::engine::{ServiceFile as _, WorkError};
 use crate::rollback::gitops::short;
 use crate::rollback::{ServiceState, Worker};
+use crate::supervise::Monitor;
 
 /// The deploy and rollback worker: deploy, wait, check health, and revert, push, redeploy,
 /// verify and notify when a change breaks the service.
@@ -210,7 +213,7 @@ fn check_someone_is_told(config: &Config, origin: Option<&std::path::Path>) -> R
         return Err(CliError::usage(format!(
             "no [[notify]] target in {file}: an escalation (a rollback that cannot finish) would reach nobody"
         ))
-        .hint("add a [[notify]] section (kind = \"slack\", \"discord\" or \"webhook\", with `url` or `url_env`; see docs/sidecar.md)"));
+        .hint("add a [[notify]] section (kind = \"slack\", \"discord\", \"webhook\", \"ntfy\", \"alertmanager\" or \"pagerduty\"; see docs/alerts.md)"));
     }
     let problems: Vec<String> = config
         .notify
@@ -335,6 +338,7 @@ fn cmd_adopt(config: Config, args: &AdoptArgs) -> Result<ExitCode, CliError> {
             return Err(CliError::operational(format!("cannot read {}", service.checkout.display())).caused_by(&e));
         }
     };
+    let escalated = supervise::escalation_open(&worker, service);
     let previous = match worker.adopt(service, &commit).map_err(|e| work_error(&e))? {
         Ok(previous) => previous,
         Err(busy) => {
@@ -345,6 +349,9 @@ fn cmd_adopt(config: Config, args: &AdoptArgs) -> Result<ExitCode, CliError> {
             .hint("wait for it to finish (`bulwark-sidecar status`), then adopt"));
         }
     };
+    if escalated {
+        supervise::resolve_on_adopt(&worker, service, &commit);
+    }
     if args.json {
         bulwark_core::data!("{}", json!({"service": service.name, "known_good": commit, "previous": previous}));
     } else {
@@ -376,13 +383,17 @@ fn orphans(worker: &Worker) -> Result<Vec<Job>, CliError> {
 
 fn cmd_once(config: Config, args: &OnceArgs) -> Result<ExitCode, CliError> {
     let worker = worker(config, !args.json)?;
+    let monitor = Monitor::new(&worker)?;
+    monitor.starting();
     let mut acted = false;
     let mut outcomes = Vec::new();
     let mut failure: Option<CliError> = None;
+    let mut finished: Vec<(String, Vec<String>)> = Vec::new();
     for service in &worker.config.services {
         match worker.process_service(service, true, true) {
             Ok(Some(pass)) => {
                 acted |= pass.acted();
+                finished.push((service.name.clone(), pass.outcomes.iter().map(|o| o.job.clone()).collect()));
                 outcomes.extend(
                     pass.outcomes.into_iter().map(|o| json!({"job": o.job, "service": service.name, "phase": o.phase})),
                 );
@@ -391,6 +402,9 @@ fn cmd_once(config: Config, args: &OnceArgs) -> Result<ExitCode, CliError> {
             Err(e) => failure = Some(work_error(&e)),
         }
     }
+    monitor.observe(&finished);
+    let summary = format!("bulwark-sidecar once: {} job(s) finished", outcomes.len());
+    monitor.finished(failure.as_ref().map(|e| e.message.as_str()), &summary);
     let orphans = orphans(&worker)?;
     if args.json {
         bulwark_core::data!(
@@ -419,6 +433,7 @@ fn cmd_run(config: Config, args: &RunArgs) -> Result<ExitCode, CliError> {
         return Err(CliError::usage("no `[[service]]` in the config: nothing to run")
             .hint("add a [[service]] section (see docs/sidecar.md)"));
     }
+    let monitor = std::sync::Arc::new(Monitor::new(&worker)?);
     bulwark_core::data!(
         "bulwark-sidecar: running for {} service(s): {}",
         worker.config.services.len(),
@@ -426,41 +441,47 @@ fn cmd_run(config: Config, args: &RunArgs) -> Result<ExitCode, CliError> {
     );
     let poll = args.poll.get().max(Duration::from_millis(50));
     let retry = args.retry_notify.get();
-    let mut handles: Vec<_> = worker
-        .config
-        .services
-        .clone()
-        .into_iter()
-        .map(|service| {
-            let worker = worker.clone();
-            std::thread::spawn(move || serve(&worker, &service, poll, retry))
-        })
-        .collect();
+    let progress = std::sync::Arc::new(supervise::Progress::default());
+    let mut handles: Vec<_> = Vec::new();
+    for service in worker.config.services.clone() {
+        progress.expect(&service.name, supervise::job_allowance(&service));
+        let (worker, monitor, progress) = (worker.clone(), monitor.clone(), progress.clone());
+        handles.push(std::thread::spawn(move || serve(&worker, &service, poll, retry, &monitor, &progress)));
+    }
     for service in worker.config.services.clone() {
         if let Some(watch) = service.watch.clone() {
-            let worker = worker.clone();
+            let name = format!("{}/watchdog", service.name);
+            progress.expect(&name, supervise::round_allowance(&watch));
+            let (worker, monitor, progress) = (worker.clone(), monitor.clone(), progress.clone());
             let service = service.clone();
-            handles.push(std::thread::spawn(move || watchdog(&worker, &service, &watch)));
+            handles.push(std::thread::spawn(move || watchdog(&worker, &service, &watch, &monitor, &progress, &name)));
         }
         if let Some(follow) = service.follow.clone() {
             let worker = worker.clone();
             handles.push(std::thread::spawn(move || follower(&worker, &service, &follow)));
         }
     }
-    for handle in handles {
-        let _ = handle.join();
-    }
-    Err(CliError::operational("every service worker stopped"))
+    match supervise::supervise(&monitor, &progress, &handles)? {}
 }
 
-/// One service's loop in the daemon: never returns; errors are printed and retried.
-fn serve(worker: &Worker, service: &ServiceConfig, poll: Duration, retry: Duration) {
+/// One service's loop in the daemon: never returns; errors are printed and retried. Each
+/// turn tells `progress` by when it will be back (see [`supervise`]).
+fn serve(
+    worker: &Worker,
+    service: &ServiceConfig,
+    poll: Duration,
+    retry: Duration,
+    monitor: &Monitor,
+    progress: &supervise::Progress,
+) {
     let mut last_retry: Option<Instant> = None;
     // Every job write renames a file into the jobs directory, which changes its mtime: while
     // it stays the same and nothing was left to do, there is nothing new to read.
     let dir = jobs::jobs_dir(&worker.state_dir);
     let mut idle_at: Option<std::time::SystemTime> = None;
+    let idle = supervise::IDLE_ALLOWANCE + poll * 2;
     loop {
+        progress.beat(&service.name, idle);
         let retry_now = last_retry.is_none_or(|t| t.elapsed() >= retry);
         let mtime = std::fs::metadata(&dir).and_then(|m| m.modified()).ok();
         if !retry_now && mtime.is_some() && mtime == idle_at {
@@ -469,15 +490,29 @@ fn serve(worker: &Worker, service: &ServiceConfig, poll: Duration, retry: Durati
         }
         idle_at = None;
         match worker.has_work(&service.name, retry_now) {
-            Ok(true) => match worker.process_service(service, retry_now, false) {
-                Ok(Some(_)) if retry_now => last_retry = Some(Instant::now()),
-                Ok(_) => {}
-                Err(e) => {
-                    bulwark_core::output::error(&work_error(&e));
-                    std::thread::sleep(Duration::from_secs(5));
+            Ok(true) => {
+                // A pass works through every unfinished job of the service in turn.
+                let queued =
+                    worker.jobs_of(&service.name).map_or(1, |jobs| jobs.iter().filter(|j| !j.phase.is_final()).count());
+                let queued = u32::try_from(queued.max(1)).unwrap_or(u32::MAX);
+                progress.beat(&service.name, supervise::job_allowance(service).saturating_mul(queued));
+                progress.resumed(&service.name);
+                match worker.process_service(service, retry_now, false) {
+                    Ok(Some(pass)) => {
+                        monitor.after_pass(&service.name, &pass.outcomes);
+                        if retry_now {
+                            last_retry = Some(Instant::now());
+                        }
+                    }
+                    Ok(None) => {}
+                    Err(e) => {
+                        bulwark_core::output::error(&work_error(&e));
+                        std::thread::sleep(Duration::from_secs(5));
+                    }
                 }
-            },
+            }
             Ok(false) => {
+                progress.resumed(&service.name);
                 idle_at = mtime;
                 if retry_now {
                     last_retry = Some(Instant::now());
@@ -488,21 +523,34 @@ fn serve(worker: &Worker, service: &ServiceConfig, poll: Duration, retry: Durati
                 std::thread::sleep(Duration::from_secs(5));
             }
         }
+        crash::hang_point("serve.loop");
         std::thread::sleep(poll);
     }
 }
 
 /// One service's watchdog in the daemon: a round every `every` (measured from the start of
 /// the previous round), forever; errors are printed and the next round tries again.
-fn watchdog(worker: &Worker, service: &ServiceConfig, watch: &bulwark_core::config::WatchConfig) {
+fn watchdog(
+    worker: &Worker,
+    service: &ServiceConfig,
+    watch: &bulwark_core::config::WatchConfig,
+    monitor: &Monitor,
+    progress: &supervise::Progress,
+    name: &str,
+) {
     loop {
         let started = Instant::now();
+        progress.beat(name, supervise::round_allowance(watch));
         match watchdog::round(worker, service, watch) {
             // Events are printed as they are journaled; a quiet or skipped round prints nothing.
             Ok(_) => {}
             Err(e) => bulwark_core::output::error(&work_error(&e)),
         }
-        std::thread::sleep(watch.every.get().saturating_sub(started.elapsed()));
+        progress.resumed(name);
+        monitor.after_round();
+        let rest = watch.every.get().saturating_sub(started.elapsed());
+        progress.beat(name, rest + supervise::IDLE_ALLOWANCE);
+        std::thread::sleep(rest);
     }
 }
 
@@ -567,6 +615,7 @@ fn cmd_watch_once(config: Config, args: &WatchOnceArgs) -> Result<ExitCode, CliE
         return Err(CliError::usage("no `[[service]]` has a `[service.watch]` section: nothing to watch")
             .hint("add [service.watch] with `restart = [...]` to a service (see docs/sidecar.md)"));
     }
+    let monitor = Monitor::new(&worker)?;
     let mut acted = false;
     let mut results = Vec::new();
     let mut failure: Option<CliError> = None;
@@ -586,6 +635,7 @@ fn cmd_watch_once(config: Config, args: &WatchOnceArgs) -> Result<ExitCode, CliE
             }
         }
     }
+    monitor.after_round();
     if args.json {
         bulwark_core::data!("{}", json!({"services": results, "acted": acted}));
     }

@@ -206,6 +206,7 @@ impl TestEnv {
             bulwark_core::env::CONFIG,
             bulwark_core::env::BREAK_GLASS,
             bulwark_core::env::TEST_CRASH_AT,
+            bulwark_core::env::TEST_HANG_AT,
             "XDG_STATE_HOME",
             "XDG_CONFIG_HOME",
             "GIT_SSH_COMMAND",

@@ -11,6 +11,7 @@ mod protect;
 mod server;
 mod service;
 mod values;
+mod watchers;
 
 use std::path::{Path, PathBuf};
 
@@ -18,14 +19,15 @@ use serde::Deserialize;
 
 pub use drift::DriftConfig;
 pub use freeze::{ActiveFreeze, ClockEnd, FreezeConfig, FreezeSpan, active_freeze};
-pub use notify::{NotifyConfig, NotifyKind};
+pub use notify::{NotifyConfig, NotifyKind, PAGERDUTY_EVENTS_URL};
 pub use protect::{ProtectConfig, Role, WorktreePolicy};
 pub use server::ServerConfig;
 pub use service::{
     DEFAULT_GRACE, FollowConfig, HealthChecks, HealthConfig, HealthKind, ReleaseConfig, ServiceConfig, VERIFIED_REFS,
     WatchConfig, verified_ref,
 };
-pub use values::{Argv, BranchPattern, Duration};
+pub use values::{Argv, BranchPattern, Duration, resolve_secret};
+pub use watchers::{Component, MetricsConfig, PingConfig};
 
 /// The system-wide config file, read when nothing more specific exists.
 pub const SYSTEM_CONFIG: &str = "/etc/bulwark/bulwark.toml";
@@ -46,6 +48,9 @@ pub struct Config {
     pub notify: Vec<NotifyConfig>,
     /// Windows in which no automatic deploy starts (rollbacks always run).
     pub freeze: Vec<FreezeConfig>,
+    /// Dead-man's switch targets.
+    pub ping: Vec<PingConfig>,
+    pub metrics: MetricsConfig,
 }
 
 /// A config and where it came from (`None`: built-in defaults).
@@ -127,6 +132,7 @@ impl Config {
         config.validate(path)?;
         // Every program that can see a notify URL knows to keep it out of its output.
         crate::redact::register_notify(&config.notify);
+        crate::redact::register_pings(&config.ping);
         Ok(config)
     }
 
@@ -148,6 +154,10 @@ impl Config {
         for (i, notify) in self.notify.iter().enumerate() {
             notify.validate().map_err(|(key, message)| invalid(format!("notify[{i}].{key}"), message))?;
         }
+        for (i, ping) in self.ping.iter().enumerate() {
+            ping.validate().map_err(|(key, message)| invalid(format!("ping[{i}].{key}"), message))?;
+        }
+        self.metrics.validate().map_err(|(key, message)| invalid(format!("metrics.{key}"), message))?;
         Ok(())
     }
 

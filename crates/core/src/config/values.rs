@@ -163,6 +163,48 @@ pub(super) fn check_method(method: &str) -> Result<(), String> {
 /// Checks a URL bulwark sends HTTP requests to: `http://` or `https://`, a host, a numeric
 /// port if any, and no whitespace or control characters. The message never quotes more
 /// than scheme and host (the rest may hold a token).
+/// Checks a `url` / `url_env` pair: exactly one, and a usable URL or variable name
+/// (`Err((key, message))`). `optional`: neither is fine too (a default applies).
+pub(super) fn check_url_or_env(
+    url: Option<&str>,
+    url_env: Option<&str>,
+    optional: bool,
+) -> Result<(), (String, String)> {
+    match (url, url_env) {
+        (Some(_), Some(_)) => Err(("url".into(), "set either `url` or `url_env`, not both".into())),
+        (None, None) if optional => Ok(()),
+        (None, None) => Err(("url".into(), "set `url` or `url_env` (the variable that holds the URL)".into())),
+        (Some(url), None) => check_http_url(url.trim()).map_err(|e| ("url".to_owned(), e)),
+        (None, Some(var)) if !is_variable_name(var) => {
+            Err(("url_env".into(), format!("{var:?} is not an environment variable name")))
+        }
+        (None, Some(_)) => Ok(()),
+    }
+}
+
+/// Whether `var` can name an environment variable.
+pub(super) fn is_variable_name(var: &str) -> bool {
+    !var.is_empty() && !var.contains(['=', '\0'])
+}
+
+/// A secret given in the config or through an environment variable, trimmed (`what`:
+/// `url` or `routing_key`, whose variable key is `<what>_env`). An unset, empty or
+/// non-UTF-8 variable is an error that names it: a lost alert must be found at start.
+pub fn resolve_secret(value: Option<&str>, var: Option<&str>, what: &str) -> Result<String, String> {
+    match (value, var) {
+        (Some(value), None) => Ok(value.trim().to_owned()),
+        (None, Some(var)) => match std::env::var(var) {
+            Ok(v) if !v.trim().is_empty() => Ok(v.trim().to_owned()),
+            Ok(_) => Err(format!("environment variable `{var}` ({what}_env) is empty")),
+            Err(std::env::VarError::NotPresent) => Err(format!("environment variable `{var}` ({what}_env) is not set")),
+            Err(std::env::VarError::NotUnicode(_)) => {
+                Err(format!("environment variable `{var}` ({what}_env) is not valid UTF-8"))
+            }
+        },
+        _ => Err(format!("set exactly one of `{what}` or `{what}_env`")),
+    }
+}
+
 pub(super) fn check_http_url(url: &str) -> Result<(), String> {
     let shown = crate::redact::redact_urls(url);
     let (scheme, rest) =

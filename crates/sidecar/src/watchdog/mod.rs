@@ -280,11 +280,22 @@ pub fn round(worker: &Worker, service: &ServiceConfig, watch: &WatchConfig) -> R
     if verdict.healthy {
         let recovered = st.failing;
         st.failing = false;
-        st.escalated = None;
+        // An escalated incident is over when the service is healthy again: its alert is
+        // resolved wherever it fired. The recovery is owed in the same save that ends the
+        // escalation, so it is notified exactly once; its event follows (a stop between the
+        // two loses the event, never the notification).
+        let ended = st.escalated.take().and_then(|id| watchdog.recovery(&id, &verdict.tries));
+        if let Some(recovery) = &ended {
+            st.owed.push(recovery.clone());
+        }
         if room || watch.max_restarts == 0 {
             st.capped_at = None;
         }
         st.save(&worker.state_dir, &service.name)?;
+        if let Some(recovery) = ended {
+            watchdog.emit("watch.recovered", json!({"incident": recovery.id, "checks": verdict.tries}))?;
+            watchdog.deliver_owed(&mut st)?;
+        }
         if recovered {
             watchdog.emit(EventKind::WatchOk, json!({"checks": verdict.tries}))?;
             return Ok(Outcome::Recovered);
@@ -502,6 +513,20 @@ impl Watchdog<'_> {
                 &mut |st| st.save(state_dir, name),
                 |st, delivery| {
                     let incident = &st.owed[i];
+                    if delivery.kind == "watch.recovered" {
+                        let text = format!(
+                            "`{}` is healthy again; the escalated watchdog incident `{}` is over.\n\n{}",
+                            incident.service,
+                            incident.id,
+                            incident
+                                .timeline
+                                .iter()
+                                .map(|s| format!("- {} {}: {}", s.ts, s.phase, s.note))
+                                .collect::<Vec<_>>()
+                                .join("\n")
+                        );
+                        return message(&delivery.kind, incident, &text);
+                    }
                     let text = incident
                         .summary
                         .as_ref()
@@ -517,6 +542,32 @@ impl Watchdog<'_> {
             st.save(state_dir, name)?;
         }
         Ok(())
+    }
+
+    /// The record of escalated incident `id` ending because the service is healthy again:
+    /// owes `watch.recovered` to every target that takes it (`None`: none does).
+    fn recovery(&self, id: &str, tries: &[String]) -> Option<Incident> {
+        let now = jobs::now_millis();
+        let mut incident = Incident {
+            id: id.to_owned(),
+            service: self.service.name.clone(),
+            phase: IncidentPhase::Resolved,
+            started: now.clone(),
+            cause: "escalated earlier; healthy again".to_owned(),
+            escalation: None,
+            timeline: vec![Step { ts: now, phase: "recovered".into(), note: format!("healthy: {}", tries.join(", ")) }],
+            checks: Vec::new(),
+            restart: None,
+            restart_runs: 0,
+            restarts_in_window: 0,
+            max_restarts: self.watch.max_restarts,
+            summary: None,
+            notifications: Vec::new(),
+            journal_after: None,
+            journal: JournalMark::new(),
+        };
+        self.worker.outlet().owe(&mut incident.notifications, "watch.recovered");
+        (!incident.notifications.is_empty()).then_some(incident)
     }
 
     /// Journals `kind` for `incident` unless it already was (a resumed incident replays).
@@ -601,6 +652,9 @@ pub fn summary(incident: &Incident, service: &ServiceConfig, watch: &WatchConfig
 /// The notification for `kind` about `incident`.
 pub fn message(kind: &str, incident: &Incident, summary: &str) -> Message {
     let title = match incident.phase {
+        _ if kind == "watch.recovered" => {
+            format!("Watchdog: {} is healthy again (incident {} is over)", incident.service, incident.id)
+        }
         IncidentPhase::Resolved => format!("Watchdog: {} was restarted and is healthy again", incident.service),
         _ => format!(
             "Watchdog escalated: {} needs a person ({})",
