@@ -108,6 +108,49 @@ fn modified_staged_deleted_and_untracked_files_are_each_reported() {
 }
 
 #[test]
+fn edits_that_only_the_inode_the_mode_or_a_linked_directory_reveal_are_reported() {
+    // The scan vouches for unchanged files by their stat data; each of these keeps most of
+    // it (size and mtime; everything but the mode; the inodes themselves) and must be found.
+    let p = Prod::new();
+    let app = p.checkout("app");
+    std::fs::create_dir_all(app.join("lib")).unwrap();
+    std::fs::write(app.join("lib/util.py"), "x = 1\n").unwrap();
+    std::fs::write(app.join("run.sh"), "#!/bin/sh\n").unwrap();
+    p.git(&app, &["add", "lib", "run.sh"]);
+    p.git(&app, &["commit", "-q", "-m", "lib"]);
+    p.git(&app, &["push", "-q", "origin", "main"]);
+    // Long after the index was written, so no file is racily clean.
+    let past = std::time::SystemTime::now() - Duration::from_secs(30);
+    for f in ["app.py", "README", "lib/util.py", "run.sh", ".gitignore"] {
+        std::fs::File::options().write(true).open(app.join(f)).unwrap().set_modified(past).unwrap();
+    }
+    p.git(&app, &["update-index", "--refresh"]);
+    assert_lines(&p.scan(&[]), &[]);
+
+    // Same size and mtime, written as a new file renamed over the old one (a new inode).
+    let before = std::fs::metadata(app.join("app.py")).unwrap().modified().unwrap();
+    std::fs::write(app.join("app.py.new"), "print('v2')\n").unwrap();
+    std::fs::File::options().write(true).open(app.join("app.py.new")).unwrap().set_modified(before).unwrap();
+    std::fs::rename(app.join("app.py.new"), app.join("app.py")).unwrap();
+    // The mode alone; a directory replaced by a link to the very same files.
+    std::fs::set_permissions(app.join("run.sh"), std::fs::Permissions::from_mode(0o755)).unwrap();
+    std::fs::rename(app.join("lib"), app.join("lib.real")).unwrap();
+    std::os::unix::fs::symlink("lib.real", app.join("lib")).unwrap();
+    let out = p.scan(&[]);
+    out.assert_code(1);
+    assert_lines(
+        &out,
+        &[
+            line(&app, "deleted", "lib/util.py"),
+            line(&app, "modified", "app.py"),
+            line(&app, "modified", "run.sh"),
+            line(&app, "untracked", "lib"),
+            line(&app, "untracked", "lib.real/"),
+        ],
+    );
+}
+
+#[test]
 fn a_scan_never_writes_the_index() {
     let p = Prod::new();
     let app = p.checkout("app");

@@ -17,6 +17,7 @@ use bulwark_core::manifest::{self, Manifest, PinnedRemote};
 use gix::bstr::ByteSlice as _;
 
 use crate::finding::{Finding, Kind};
+use crate::stat_pass;
 
 /// What every inspection needs to know.
 #[derive(Debug, Clone)]
@@ -259,9 +260,6 @@ fn work_tree_status(
     scope: &StatusScope,
     out: &mut Inspection,
 ) -> Result<(), String> {
-    use gix::status::index_worktree::Item as Wt;
-    use gix::status::plumbing::index_as_worktree_with_renames::Summary;
-
     // Git's cache-tree (the index's TREE extension) records the tree the index was last
     // written as. When its root is valid and equals HEAD's tree, nothing is staged, and the
     // HEAD-vs-index diff (decompressing every tree of HEAD) can be skipped, as git does.
@@ -274,8 +272,7 @@ fn work_tree_status(
         StatusScope::Whole { threads } => (Vec::new(), (*threads).max(1)),
         StatusScope::Paths(patterns) => (patterns.clone(), 1),
     };
-    // HEAD vs index first, in this thread (with `parallel-status`, gix would diff on a
-    // thread of its own beside the work-tree check, one more than the budget allows).
+    // HEAD vs index first, in this thread.
     let mut staged = Vec::new();
     if !nothing_staged {
         let tree = repo.head_tree_id_or_empty().map_err(|e| flat(&e))?;
@@ -298,12 +295,61 @@ fn work_tree_status(
         )
         .map_err(|e| flat(&e))?;
     }
+    // A whole status first narrows the tracked files to those whose stat data no longer
+    // vouch for them (`stat_pass`, on `threads - 1` threads while this thread walks the
+    // untracked ones, then on this one too); gix then checks only the narrowed set. A
+    // partial one asks gix directly.
+    let checked = match scope {
+        StatusScope::Whole { .. } => {
+            let work_tree = repo.workdir().unwrap_or(path);
+            let state: &gix::index::State = &index;
+            let (suspects, walked) = stat_pass::suspects_beside(work_tree, state, threads - 1, || {
+                untracked(repo, &index, label, path, Vec::new(), out)
+            });
+            walked?;
+            let mut narrowed: gix::index::File = (**index).clone();
+            narrowed.remove_entries(|i, _, _| !suspects.get(i).copied().unwrap_or(true));
+            gix::worktree::IndexPersistedOrInMemory::InMemory(narrowed)
+        }
+        StatusScope::Paths(_) => gix::worktree::IndexPersistedOrInMemory::Persisted(index.clone()),
+    };
+    tracked_status(repo, label, scope, checked, patterns.clone(), staged, out)?;
+    if let StatusScope::Paths(_) = scope {
+        untracked(repo, &index, label, path, patterns, out)?;
+    }
+    if matches!(scope, StatusScope::Whole { .. }) {
+        for entry in index.entries() {
+            if entry.mode == gix::index::entry::Mode::COMMIT {
+                let sub = path.join(bytes_path(entry.path(&index).as_bytes()));
+                if sub.join(".git").exists() {
+                    out.nested.push(sub);
+                }
+            }
+        }
+    }
+    out.nested.sort();
+    out.nested.dedup();
+    Ok(())
+}
+
+/// The tracked files' status as gix judges it (modified, deleted, conflicted, intent to
+/// add) for the entries of `index`, and the staged changes found before.
+fn tracked_status(
+    repo: &gix::Repository,
+    label: &str,
+    scope: &StatusScope,
+    index: gix::worktree::IndexPersistedOrInMemory,
+    patterns: Vec<gix::bstr::BString>,
+    staged: Vec<(String, &str)>,
+    out: &mut Inspection,
+) -> Result<(), String> {
+    use gix::status::index_worktree::Item as Wt;
+    use gix::status::plumbing::index_as_worktree_with_renames::Summary;
+
     let status = repo
         .status(gix::progress::Discard)
         .map_err(|e| flat(&e))?
-        // The untracked files are walked below, after the tracked ones and in this thread,
-        // as git does (with `parallel-status`, gix would walk them on a thread of its own
-        // beside the `threads` that check tracked files, one more than the budget allows).
+        // Untracked files are walked by `untracked`, within the thread budget.
         .untracked_files(gix::status::UntrackedFiles::None)
         .index_worktree_rewrites(None)
         // A submodule's own work tree is inspected as a checkout of its own; here only
@@ -311,12 +357,8 @@ fn work_tree_status(
         .index_worktree_submodules(gix::status::Submodule::Given {
             ignore: gix::submodule::config::Ignore::Dirty,
             check_dirty: false,
-        })
-        .index_worktree_options_mut(|o| o.thread_limit = Some(threads));
-    let mut iter = status
-        .index(gix::worktree::IndexPersistedOrInMemory::Persisted(index.clone()))
-        .into_index_worktree_iter(patterns.clone())
-        .map_err(|e| flat(&e))?;
+        });
+    let mut iter = status.index(index).into_index_worktree_iter(patterns).map_err(|e| flat(&e))?;
     let mut conflicted = BTreeSet::new();
     for item in iter.by_ref() {
         let wt = item.map_err(|e| flat(&e))?;
@@ -344,19 +386,6 @@ fn work_tree_status(
     }
     // `outcome` may carry stat-cache refreshes; it is dropped unwritten on purpose.
     drop(iter.into_outcome());
-    untracked(repo, &index, label, path, patterns, out)?;
-    if matches!(scope, StatusScope::Whole { .. }) {
-        for entry in index.entries() {
-            if entry.mode == gix::index::entry::Mode::COMMIT {
-                let sub = path.join(bytes_path(entry.path(&index).as_bytes()));
-                if sub.join(".git").exists() {
-                    out.nested.push(sub);
-                }
-            }
-        }
-    }
-    out.nested.sort();
-    out.nested.dedup();
     Ok(())
 }
 

@@ -11,6 +11,7 @@ pub mod inspect;
 mod monitor;
 mod resolve;
 pub mod scan;
+mod stat_pass;
 pub mod state;
 mod watch;
 

@@ -134,8 +134,8 @@ pub fn scan_checkouts(checkouts: Vec<PathBuf>, opts: &InspectOptions, jobs: usiz
 /// One budget of `jobs` threads for `checkouts`: `(checkouts inspected at once, threads
 /// each)`. As many checkouts at once as there are threads, each single-threaded inside, or
 /// fewer checkouts sharing them (one big checkout gets them all); the product never
-/// exceeds `jobs`, so the machine is never oversubscribed. (Built without the
-/// `parallel-status` feature, a checkout's status is single-threaded whatever its share.)
+/// exceeds `jobs`, so the machine is never oversubscribed. A checkout's share goes to its
+/// stat pass and untracked walk (`inspect`).
 pub fn split_budget(jobs: usize, checkouts: usize) -> (usize, usize) {
     let jobs = jobs.max(1);
     let workers = jobs.min(checkouts.max(1));
