@@ -8,4 +8,4 @@ if [ ! -x "$BULWARK_HOOK" ]; then
     exit 1
 fi
 # `--`: what git passes (a remote name, a ref) is never read as a flag of bulwark-hook.
-exec "$BULWARK_HOOK" @CHAIN@@HOOK_NAME@ -- "$@"@STDIN@
+exec "$BULWARK_HOOK" @CHAIN@@READ_AHEAD@@HOOK_NAME@ -- "$@"

@@ -190,6 +190,38 @@ fn fetch_into_main_from_its_remote_is_allowed_in_one_transaction() {
     assert_eq!(env.rev(&clone, "main"), new);
 }
 
+/// The `reference-transaction` shim reads only the first lines of a transaction itself and
+/// hands them on: a branch move behind many updates that do not matter (other refs, a
+/// name that is not UTF-8, branch deletions) is judged all the same.
+#[test]
+fn a_branch_move_behind_many_other_updates_in_one_transaction_is_judged() {
+    let env = TestEnv::new();
+    let (_, clone) = dev_clone(&env);
+    let before = env.rev(&clone, "main");
+    let unpushed = unpushed_branch(&env, &clone);
+    for i in 0..12 {
+        env.git(&clone, &["branch", &format!("d{i}")]);
+    }
+    // `refs/archive/…` sorts before `refs/heads/…`, so git lists them first whatever order
+    // it keeps; `refs/heads/d…` (deletions) sorts before `refs/heads/main` too.
+    let creations: Vec<u8> = (0..20).flat_map(|i| format!("create refs/archive/{i} {before}\n").into_bytes()).collect();
+    let mut not_utf8 = b"create refs/archive/caf\xe9 ".to_vec();
+    not_utf8.extend_from_slice(format!("{before}\n").as_bytes());
+    let deletions: Vec<u8> = (0..12).flat_map(|i| format!("delete refs/heads/d{i}\n").into_bytes()).collect();
+    let move_main = format!("update refs/heads/main {unpushed}\n").into_bytes();
+    for (what, prefix) in [("creations", creations), ("a name that is not UTF-8", not_utf8), ("deletions", deletions)] {
+        let input = [prefix.as_slice(), move_main.as_slice()].concat();
+        let out = run_with_input(env.command("git").current_dir(&clone).args(["update-ref", "--stdin"]), &input);
+        assert_ne!(out.code, 0, "moving main behind {what} was let through");
+        out.assert_stderr_contains("a commit that no remote-tracking branch has, is blocked");
+        assert_eq!(env.rev(&clone, "main"), before, "{what}");
+    }
+    // Without the move, the same transactions pass, deletions of branches included.
+    let input: Vec<u8> = (0..12).flat_map(|i| format!("delete refs/heads/d{i}\n").into_bytes()).collect();
+    run_with_input(env.command("git").current_dir(&clone).args(["update-ref", "--stdin"]), &input).assert_code(0);
+    assert!(env.events_of("hook.blocked").len() == 3, "{:?}", env.events_of("hook.blocked"));
+}
+
 // --- 3. production: the pinned remote is the truth ---------------------------------------
 
 struct Production {
@@ -273,6 +305,20 @@ fn production_refuses_forged_tracking_refs() {
         .assert_code(128)
         .assert_stderr_contains("`main` may only follow the remote");
     p.assert_main_untouched();
+    assert_ne!(env.rev(&p.prod, "origin/main"), p.evil_commit);
+}
+
+#[test]
+fn production_judges_a_forged_tracking_ref_behind_many_other_updates() {
+    let p = production();
+    let env = &p.env;
+    env.git(&p.prod, &["fetch", "-q", &file_url(&p.evil), "main:refs/evil/x"]);
+    let head = env.rev(&p.prod, "main");
+    let mut input: Vec<u8> = (0..20).flat_map(|i| format!("create refs/archive/{i} {head}\n").into_bytes()).collect();
+    input.extend_from_slice(format!("update refs/remotes/origin/main {}\n", p.evil_commit).as_bytes());
+    run_with_input(env.command("git").current_dir(&p.prod).args(["update-ref", "--stdin"]), &input)
+        .assert_code(128)
+        .assert_stderr_contains("the remote-tracking ref `refs/remotes/origin/main` may only follow the remote");
     assert_ne!(env.rev(&p.prod, "origin/main"), p.evil_commit);
 }
 

@@ -127,5 +127,13 @@ fn switching_and_tagging_start_no_hook_process() {
     env.git(&clone, &["tag", "v1"]);
     env.git(&clone, &["tag", "-d", "v1"]);
     env.git(&clone, &["switch", "-q", "main"]);
-    assert_eq!(runs(), "", "no bulwark-hook process for HEAD and tags");
+    env.git(&clone, &["branch", "-D", "topic"]);
+    assert_eq!(runs(), "", "no bulwark-hook process for HEAD, tags and deleting a branch");
+    // A transaction of thousands of refs is read by bulwark-hook, not by `sh` one byte at a
+    // time: one process, whatever its size.
+    let head = env.rev(&clone, "HEAD");
+    let input: Vec<u8> = (0..3000).flat_map(|i| format!("create refs/tags/t{i} {head}\n").into_bytes()).collect();
+    bulwark_testutil::run_with_input(env.command("git").current_dir(&clone).args(["update-ref", "--stdin"]), &input)
+        .assert_code(0);
+    assert_eq!(runs().matches("reference-transaction -- prepared").count(), 1, "{}", runs());
 }

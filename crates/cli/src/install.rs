@@ -94,35 +94,59 @@ fn shim_with(hook: &str, binary: &Path, chained: Option<&Path>, role: Role, prel
     // Not when a chained hook is there: it may want every state and every transaction.
     let fast_path =
         if hook == "reference-transaction" && chained.is_none() { transaction_fast_path(role) } else { String::new() };
-    let stdin = if fast_path.is_empty() { "" } else { " <<BULWARK_INPUT\n$input\nBULWARK_INPUT" };
+    let read_ahead = if fast_path.is_empty() { "" } else { "\"--read-ahead=$read_ahead\" " };
     SHIM_TEMPLATE
         .replace("@FAST_PATH@", &format!("{prelude}{fast_path}"))
         .replace("@HOOK_BINARY@", &sh_quote(binary))
         .replace("@CHAIN@", &chain)
+        .replace("@READ_AHEAD@", read_ahead)
         .replace("@HOOK_NAME@", hook)
-        .replace("@STDIN@", stdin)
 }
 
+/// How many lines of a transaction the shim reads itself. `sh`'s `read` takes a pipe one
+/// byte per system call, so a transaction of thousands of refs (a fetch of every tag, a
+/// mirror push) would cost seconds in the shim; past this many lines `bulwark-hook` reads
+/// the rest. Everyday transactions have one or two lines.
+const SHIM_READ_AHEAD_LINES: usize = 8;
+
 /// git runs `reference-transaction` for every state of every ref update (a commit is five
-/// runs, `git switch` and `git tag` one each). Only `prepared` can refuse, and only a
-/// transaction that touches a branch (or, in production, a remote-tracking branch) can
-/// matter to the client roles: the shim decides that with shell builtins alone and starts
-/// no process otherwise. The input it read is handed on through a here-document.
+/// runs, `git switch` eight). Only `prepared` can refuse, and only a transaction that
+/// moves a branch or makes it a symbolic ref (or, in production, touches a remote-tracking
+/// branch) can matter to the client roles; in the dev role a branch's deletion never does.
+/// The shim decides that with shell builtins alone and starts no process otherwise; what it
+/// read is handed on as `--read-ahead` and `bulwark-hook` reads the rest of git's input.
 fn transaction_fast_path(role: Role) -> String {
-    let matters =
-        if role == Role::Production { r#"*" refs/heads/"*|*" refs/remotes/"*"# } else { r#"*" refs/heads/"*"# };
+    let zero_sha1 = "0".repeat(40);
+    let zero_sha256 = "0".repeat(64);
+    let (ignored, matters) = if role == Role::Production {
+        (String::new(), r#"*" refs/heads/"*|*" refs/remotes/"*"#.to_owned())
+    } else {
+        (
+            format!(
+                "\x20       # A deletion (git writes a null id as the new value).\n\
+                 \x20       *\" {zero_sha1} refs/heads/\"*|*\" {zero_sha256} refs/heads/\"*) ;;\n"
+            ),
+            r#"*" refs/heads/"*"#.to_owned(),
+        )
+    };
     format!(
         "# Only `prepared` can refuse: the other states end here, without starting a process.\n\
          case \"$1\" in committed|aborted) exit 0 ;; esac\n\
          # Only a transaction that touches a branch can matter: decided with builtins only.\n\
-         input=\n\
+         read_ahead=\n\
+         lines=0\n\
          matters=\n\
-         while IFS= read -r line; do\n\
-         \x20   input=\"$input$line\n\
+         while [ $lines -lt {SHIM_READ_AHEAD_LINES} ] && IFS= read -r line; do\n\
+         \x20   read_ahead=\"$read_ahead$line\n\
          \"\n\
-         \x20   case \"$line\" in {matters}) matters=1 ;; esac\n\
+         \x20   lines=$((lines + 1))\n\
+         \x20   case \"$line\" in\n\
+         {ignored}\
+         \x20       {matters}) matters=1; break ;;\n\
+         \x20   esac\n\
          done\n\
-         [ -n \"$matters\" ] || exit 0\n"
+         # The input ended before the read-ahead did, and nothing in it matters: done.\n\
+         [ -n \"$matters\" ] || [ $lines -eq {SHIM_READ_AHEAD_LINES} ] || exit 0\n"
     )
 }
 

@@ -12,6 +12,7 @@ mod server;
 
 use std::ffi::OsString;
 use std::io::Read as _;
+use std::os::unix::ffi::OsStrExt as _;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -33,6 +34,10 @@ pub struct HookArgs {
     /// A pre-existing hook to run after bulwark's check passes (set by the installer).
     #[arg(long, value_name = "PATH", hide = true)]
     pub chain: Option<PathBuf>,
+    /// The start of the hook's input, already read from git by the shim (which decides with
+    /// shell builtins whether a transaction can matter); the rest is read from stdin.
+    #[arg(long, value_name = "TEXT", hide = true)]
+    pub read_ahead: Option<OsString>,
     /// The hook git is running: pre-commit, pre-merge-commit, pre-push,
     /// reference-transaction, post-merge, pre-receive, update, post-receive.
     pub hook: String,
@@ -97,7 +102,7 @@ pub fn main() -> ExitCode {
 /// Runs one hook invocation.
 pub fn run(args: &HookArgs) -> Result<ExitCode, CliError> {
     let stdin = if STDIN_HOOKS.contains(&args.hook.as_str()) {
-        let mut buf = Vec::new();
+        let mut buf = args.read_ahead.as_ref().map(|text| text.as_bytes().to_vec()).unwrap_or_default();
         std::io::stdin()
             .read_to_end(&mut buf)
             .map_err(|e| CliError::operational("cannot read the hook's input from git").caused_by(&e))?;
