@@ -44,6 +44,48 @@ fn sha256_repositories_work_like_sha1_ones_in_every_role() {
     .assert_stderr_contains("only `merger-bot` may update it");
 }
 
+/// The rest of bulwark on SHA-256 repositories: a production checkout follows its remote
+/// and refuses local commits, drift scans it (clean, then each kind of finding), and
+/// verify-push reads the remote before and after a push.
+#[test]
+fn sha256_checkouts_are_guarded_scanned_and_verified_like_sha1_ones() {
+    let env = TestEnv::new();
+    let remote = env.path("server.git");
+    env.git(env.root(), &["init", "-q", "--bare", "--object-format=sha256", "-b", "main", remote.to_str().unwrap()]);
+    let seed = env.path("seed");
+    env.git(env.root(), &["init", "-q", "--object-format=sha256", "-b", "main", seed.to_str().unwrap()]);
+    env.commit_file(&seed, "app.py", "v1", "first");
+    env.git(&seed, &["push", "-q", &file_url(&remote), "main"]);
+    let srv = env.path("srv");
+    let prod = env.clone_repo(&remote, "srv/app");
+    env.install(&prod, "production").assert_code(0);
+    let scan = || run(env.bin_command("bulwark-drift").arg("scan").arg(&srv));
+    let out = scan();
+    out.assert_code(0);
+    assert_eq!(out.stdout, "", "a clean SHA-256 checkout has no findings");
+    // A dev clone ships a change with verify-push; production pulls it.
+    let dev = env.clone_repo(&remote, "dev");
+    let shipped = env.commit_file(&dev, "app.py", "v2", "second");
+    assert_eq!(shipped.len(), 64, "a SHA-256 object id");
+    run(env.bin_command("bulwark-verify-push").current_dir(&dev).args(["--", "git", "push", "-q", "origin", "main"]))
+        .assert_code(0);
+    run(env.bin_command("bulwark-verify-push").current_dir(&dev).args(["--", "true"]))
+        .assert_code(1)
+        .assert_stderr_contains("not verified");
+    env.git(&prod, &["pull", "-q", "--ff-only"]);
+    assert_eq!(env.rev(&prod, "main"), shipped);
+    // Hand edits and a local commit on the box.
+    std::fs::write(prod.join("app.py"), "hotfix").unwrap();
+    std::fs::write(prod.join("stray.txt"), "x").unwrap();
+    let out = scan();
+    out.assert_code(1).assert_stdout_contains("modified: app.py").assert_stdout_contains("untracked: stray.txt");
+    env.git(&prod, &["add", "app.py"]);
+    env.git_outcome(&prod, &["commit", "--no-verify", "-q", "-m", "on the box"])
+        .assert_code(128)
+        .assert_stderr_contains("may only follow the remote");
+    assert_eq!(env.rev(&prod, "main"), shipped);
+}
+
 #[test]
 fn a_shared_global_hooks_path_is_not_written_without_force() {
     let env = TestEnv::new();
