@@ -179,3 +179,39 @@ fn switching_and_tagging_start_no_hook_process() {
         .assert_code(0);
     assert_eq!(runs().matches("reference-transaction -- prepared").count(), 1, "{}", runs());
 }
+
+/// git's `bisect` writes `0000…` into its log when a `reference-transaction` hook is in
+/// `.git/hooks` (its own bug, docs/upstream-git-bisect.md). `git bisect` never reads
+/// `core.hooksPath`, so hooks installed in a directory of the repository's own, named by
+/// its `core.hooksPath`, keep bisect's log intact, and the guard keeps working: the
+/// README's workaround, pinned here.
+#[test]
+fn bisect_logs_real_commits_with_the_hooks_in_a_core_hooks_path_of_the_repository() {
+    let env = TestEnv::new();
+    let (_, clone) = env.remote_and_clone();
+    env.install(&clone, "dev");
+    // The README's steps.
+    env.bulwark(&clone, &["uninstall", "--repo", "."]).assert_code(0);
+    assert!(!clone.join(".git/hooks/reference-transaction").exists());
+    let git_dir = std::path::PathBuf::from(env.git(&clone, &["rev-parse", "--absolute-git-dir"]));
+    let hooks = git_dir.join("bulwark-hooks");
+    env.git(&clone, &["config", "core.hooksPath", hooks.to_str().unwrap()]);
+    env.bulwark(&clone, &["install", "--repo", ".", "--role", "dev"]).assert_code(0);
+    assert!(hooks.join("reference-transaction").is_file(), "installed in the repository's own hooks directory");
+    env.git(&clone, &["switch", "-q", "-c", "topic"]);
+    let commits: Vec<String> = (0..4).map(|i| env.commit_file(&clone, "f", &i.to_string(), &format!("c{i}"))).collect();
+    env.git(&clone, &["bisect", "start"]);
+    env.git(&clone, &["bisect", "bad", &commits[3]]);
+    env.git(&clone, &["bisect", "good", &commits[0]]);
+    let log = env.git(&clone, &["bisect", "log"]);
+    assert!(log.contains(&format!("git bisect bad {}", commits[3])), "{log}");
+    assert!(log.contains(&format!("git bisect good {}", commits[0])), "{log}");
+    env.git(&clone, &["bisect", "reset"]);
+    // The guard is still there for everything else.
+    env.git(&clone, &["switch", "-q", "main"]);
+    std::fs::write(clone.join("g"), "g").unwrap();
+    env.git(&clone, &["add", "g"]);
+    env.git_outcome(&clone, &["commit", "--no-verify", "-q", "-m", "on main"])
+        .assert_code(128)
+        .assert_stderr_contains("a commit that no remote-tracking branch has, is blocked");
+}
