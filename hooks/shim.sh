@@ -7,5 +7,5 @@ if [ ! -x "$BULWARK_HOOK" ]; then
     echo "hint: reinstall bulwark and run \`bulwark install\` again, or remove its hooks with \`bulwark uninstall --repo <this repository>\`" >&2
     exit 1
 fi
-# `--`: what git passes (a remote name, a ref) is never read as a flag of bulwark-hook.
+@LONG_READ_AHEAD@# `--`: what git passes (a remote name, a ref) is never read as a flag of bulwark-hook.
 exec "$BULWARK_HOOK" @CHAIN@@READ_AHEAD@@HOOK_NAME@ -- "$@"

@@ -222,6 +222,33 @@ fn a_branch_move_behind_many_other_updates_in_one_transaction_is_judged() {
     assert!(env.events_of("hook.blocked").len() == 3, "{:?}", env.events_of("hook.blocked"));
 }
 
+/// Names too long to pass on as one argument (reftable takes them; Linux takes at most
+/// 128 KiB in one argument) go to `bulwark-hook` through a pipe: a transaction of them is
+/// neither refused for its size nor a way around the guard.
+#[test]
+fn a_branch_move_behind_very_long_ref_names_is_judged_and_the_names_alone_pass() {
+    let env = TestEnv::new();
+    let (remote, _) = env.remote_and_clone();
+    let clone = env.path("reftable");
+    env.git(env.root(), &["clone", "-q", "--ref-format=reftable", &file_url(&remote), clone.to_str().unwrap()]);
+    env.git(&clone, &["config", "reftable.blockSize", "16000000"]);
+    env.install(&clone, "dev").assert_code(0);
+    let before = env.rev(&clone, "main");
+    let unpushed = unpushed_branch(&env, &clone);
+    let long = "a".repeat(20_000);
+    let names = |tag: &str| -> Vec<u8> {
+        (0..8).flat_map(|i| format!("create refs/archive/{tag}{i}{long} {before}\n").into_bytes()).collect()
+    };
+    let mut input = names("x");
+    input.extend_from_slice(format!("update refs/heads/main {unpushed}\n").as_bytes());
+    let out = run_with_input(env.command("git").current_dir(&clone).args(["update-ref", "--stdin"]), &input);
+    assert_ne!(out.code, 0, "moving main behind long names was let through");
+    out.assert_stderr_contains("a commit that no remote-tracking branch has, is blocked");
+    assert_eq!(env.rev(&clone, "main"), before);
+    run_with_input(env.command("git").current_dir(&clone).args(["update-ref", "--stdin"]), &names("y")).assert_code(0);
+    assert_eq!(env.git(&clone, &["for-each-ref", "--count=9", "refs/archive/"]).lines().count(), 8);
+}
+
 // --- 3. production: the pinned remote is the truth ---------------------------------------
 
 struct Production {

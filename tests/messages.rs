@@ -200,6 +200,17 @@ fn usage_errors_of_each_program() {
         &env.bulwark(root, &["install", "--repo", "/nonexistent", "--role", "dev"]),
     );
     check(&env, "bulwark_install_unknown_role", &env.bulwark(root, &["install", "--repo", ".", "--role", "admin"]));
+    // A bulwark-hook from before `--read-ahead` would refuse every branch move: not installed.
+    let older = env.path("older/bulwark-hook");
+    std::fs::create_dir_all(older.parent().unwrap()).unwrap();
+    bulwark_testutil::write_script(&older, "#!/bin/sh\necho \"error: unexpected argument '$1' found\" >&2\nexit 2\n");
+    let repo = env.init("older-hook");
+    check(
+        &env,
+        "bulwark_install_older_hook_binary",
+        &env.bulwark(&repo, &["install", "--repo", ".", "--role", "dev", "--hook-binary", older.to_str().unwrap()]),
+    );
+    assert!(!repo.join(".git/hooks/pre-commit").exists(), "nothing installed");
     check(
         &env,
         "bulwark_uninstall_not_installed",

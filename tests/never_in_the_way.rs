@@ -140,44 +140,66 @@ fn a_pull_that_brings_a_broken_bulwark_toml_completes_and_the_next_commit_report
 }
 
 /// git runs `reference-transaction` for `git switch` and `git tag` too; only transactions
-/// that touch a branch may start `bulwark-hook`.
+/// that touch a branch may start `bulwark-hook` (SHA-1 and SHA-256: a deletion's null id
+/// has the length of the repository's ids).
 #[test]
-fn switching_and_tagging_start_no_hook_process() {
-    let env = TestEnv::new();
-    let (_, clone) = env.remote_and_clone();
-    let log = env.path("hook-runs.log");
-    std::fs::create_dir_all(env.path("bin")).unwrap();
-    let wrapper = env.path("bin/bulwark-hook");
-    bulwark_testutil::write_script(
-        &wrapper,
-        &format!(
-            "#!/bin/sh\necho \"$*\" >> '{}'\nexec '{}' \"$@\"\n",
-            log.display(),
-            bulwark_testutil::bin("bulwark-hook").display()
-        ),
-    );
-    env.bulwark(
-        env.root(),
-        &["install", "--repo", clone.to_str().unwrap(), "--role", "dev", "--hook-binary", wrapper.to_str().unwrap()],
-    )
-    .assert_code(0);
-    let runs = || std::fs::read_to_string(&log).unwrap_or_default();
-    env.git(&clone, &["branch", "topic"]);
-    assert!(runs().contains("reference-transaction"), "creating a branch is judged: {}", runs());
-    std::fs::remove_file(&log).unwrap();
-    env.git(&clone, &["switch", "-q", "topic"]);
-    env.git(&clone, &["tag", "v1"]);
-    env.git(&clone, &["tag", "-d", "v1"]);
-    env.git(&clone, &["switch", "-q", "main"]);
-    env.git(&clone, &["branch", "-D", "topic"]);
-    assert_eq!(runs(), "", "no bulwark-hook process for HEAD, tags and deleting a branch");
-    // A transaction of thousands of refs is read by bulwark-hook, not by `sh` one byte at a
-    // time: one process, whatever its size.
-    let head = env.rev(&clone, "HEAD");
-    let input: Vec<u8> = (0..3000).flat_map(|i| format!("create refs/tags/t{i} {head}\n").into_bytes()).collect();
-    bulwark_testutil::run_with_input(env.command("git").current_dir(&clone).args(["update-ref", "--stdin"]), &input)
+fn switching_tagging_and_deleting_a_branch_start_no_hook_process() {
+    for format in ["sha1", "sha256"] {
+        let env = TestEnv::new();
+        let seed = env.path("seed");
+        env.git(
+            env.root(),
+            &["init", "-q", &format!("--object-format={format}"), "-b", "main", seed.to_str().unwrap()],
+        );
+        env.commit_file(&seed, "README", "hello", "first");
+        let clone = env.path("dev");
+        env.git(env.root(), &["clone", "-q", &file_url(&seed), clone.to_str().unwrap()]);
+        let log = env.path("hook-runs.log");
+        std::fs::create_dir_all(env.path("bin")).unwrap();
+        let wrapper = env.path("bin/bulwark-hook");
+        bulwark_testutil::write_script(
+            &wrapper,
+            &format!(
+                "#!/bin/sh\necho \"$*\" >> '{}'\nexec '{}' \"$@\"\n",
+                log.display(),
+                bulwark_testutil::bin("bulwark-hook").display()
+            ),
+        );
+        env.bulwark(
+            env.root(),
+            &[
+                "install",
+                "--repo",
+                clone.to_str().unwrap(),
+                "--role",
+                "dev",
+                "--hook-binary",
+                wrapper.to_str().unwrap(),
+            ],
+        )
         .assert_code(0);
-    assert_eq!(runs().matches("reference-transaction -- prepared").count(), 1, "{}", runs());
+        let runs = || std::fs::read_to_string(&log).unwrap_or_default();
+        std::fs::remove_file(&log).unwrap();
+        env.git(&clone, &["branch", "topic"]);
+        assert!(runs().contains("reference-transaction"), "{format}: creating a branch is judged: {}", runs());
+        std::fs::remove_file(&log).unwrap();
+        env.git(&clone, &["switch", "-q", "topic"]);
+        env.git(&clone, &["tag", "v1"]);
+        env.git(&clone, &["tag", "-d", "v1"]);
+        env.git(&clone, &["switch", "-q", "main"]);
+        env.git(&clone, &["branch", "-D", "topic"]);
+        assert_eq!(runs(), "", "{format}: no bulwark-hook process for HEAD, tags and deleting a branch");
+        // A transaction of thousands of refs is read by bulwark-hook, not by `sh` one byte at
+        // a time: one process, whatever its size.
+        let head = env.rev(&clone, "HEAD");
+        let input: Vec<u8> = (0..3000).flat_map(|i| format!("create refs/tags/t{i} {head}\n").into_bytes()).collect();
+        bulwark_testutil::run_with_input(
+            env.command("git").current_dir(&clone).args(["update-ref", "--stdin"]),
+            &input,
+        )
+        .assert_code(0);
+        assert_eq!(runs().matches("reference-transaction -- prepared").count(), 1, "{format}: {}", runs());
+    }
 }
 
 /// git's `bisect` writes `0000…` into its log when a `reference-transaction` hook is in

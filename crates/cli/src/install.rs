@@ -94,13 +94,35 @@ fn shim_with(hook: &str, binary: &Path, chained: Option<&Path>, role: Role, prel
     // Not when a chained hook is there: it may want every state and every transaction.
     let fast_path =
         if hook == "reference-transaction" && chained.is_none() { transaction_fast_path(role) } else { String::new() };
-    let read_ahead = if fast_path.is_empty() { "" } else { "\"--read-ahead=$read_ahead\" " };
+    let (long_read_ahead, read_ahead) = if fast_path.is_empty() {
+        (String::new(), "")
+    } else {
+        (long_read_ahead(hook), "\"--read-ahead=$read_ahead\" ")
+    };
     SHIM_TEMPLATE
         .replace("@FAST_PATH@", &format!("{prelude}{fast_path}"))
         .replace("@HOOK_BINARY@", &sh_quote(binary))
         .replace("@CHAIN@", &chain)
+        .replace("@LONG_READ_AHEAD@", &long_read_ahead)
         .replace("@READ_AHEAD@", read_ahead)
         .replace("@HOOK_NAME@", hook)
+}
+
+/// Past this many characters the read-ahead goes through a pipe rather than an argument:
+/// Linux takes at most 128 KiB in one argument, and a character may take 4 bytes. Only
+/// names far longer than any everyday ref (reftable allows them) get there.
+const SHIM_READ_AHEAD_ARG_MAX: usize = 16 * 1024;
+
+/// The shim's way for a read-ahead too long for one argument: `cat` hands on what was read
+/// and then the rest of git's input (one process more, for such transactions only).
+fn long_read_ahead(hook: &str) -> String {
+    format!(
+        "if [ ${{#read_ahead}} -gt {SHIM_READ_AHEAD_ARG_MAX} ]; then\n\
+         \x20   # Too long for one argument: through a pipe instead.\n\
+         \x20   {{ printf '%s' \"$read_ahead\"; exec cat; }} | \"$BULWARK_HOOK\" {hook} -- \"$@\"\n\
+         \x20   exit $?\n\
+         fi\n"
+    )
 }
 
 /// How many lines of a transaction the shim reads itself. `sh`'s `read` takes a pipe one
@@ -182,7 +204,26 @@ fn locate_hook_binary(explicit: Option<&Path>) -> Result<PathBuf, CliError> {
             .caused_by(&e)
             .hint("build it (`cargo build --release`) or pass --hook-binary PATH")
     })?;
+    refuse_an_older_hook_binary(&absolute)?;
     Ok(absolute)
+}
+
+/// The shims pass `--read-ahead`; a `bulwark-hook` from before it would refuse every branch
+/// move (it rejects the flag, and hooks fail closed), so it is not installed.
+fn refuse_an_older_hook_binary(binary: &Path) -> Result<(), CliError> {
+    let probe = std::process::Command::new(binary)
+        .args(["--read-ahead=", "--version"])
+        .stdin(std::process::Stdio::null())
+        .output()
+        .map_err(|e| CliError::usage(format!("cannot run {}", binary.display())).caused_by(&e))?;
+    if probe.status.success() && String::from_utf8_lossy(&probe.stdout).starts_with("bulwark-hook ") {
+        return Ok(());
+    }
+    Err(CliError::usage(format!(
+        "{} is not a bulwark-hook that matches this bulwark: it does not take the arguments this version's hooks pass (an older build?)",
+        binary.display()
+    ))
+    .hint("install the bulwark-hook built with this bulwark (the one beside it), or pass --hook-binary PATH to it"))
 }
 
 /// The remote a production checkout follows, pinned: its name and where fetches really go
