@@ -237,3 +237,35 @@ fn bisect_logs_real_commits_with_the_hooks_in_a_core_hooks_path_of_the_repositor
         .assert_code(128)
         .assert_stderr_contains("a commit that no remote-tracking branch has, is blocked");
 }
+
+/// Shims written by an older bulwark keep guarding (their hashes are in the install record),
+/// but miss what changed since, such as the bounded read-ahead: `bulwark status` says so
+/// and what brings the new ones, and installing again does.
+#[test]
+fn status_names_shims_an_older_bulwark_wrote_until_installed_again() {
+    let env = TestEnv::new();
+    let (_, clone) = env.remote_and_clone();
+    env.install(&clone, "dev");
+    // What an older bulwark left: another reference-transaction shim, recorded and sealed.
+    let shim = clone.join(".git/hooks/reference-transaction");
+    let older = format!("{}# (as an older bulwark wrote it)\n", std::fs::read_to_string(&shim).unwrap());
+    std::fs::write(&shim, &older).unwrap();
+    let git_dir = clone.join(".git");
+    let mut record = bulwark_core::manifest::Manifest::load(&git_dir).unwrap().unwrap();
+    for hook in &mut record.hooks {
+        if hook.name == "reference-transaction" {
+            hook.sha256 = bulwark_core::manifest::sha256_hex(older.as_bytes());
+        }
+    }
+    record.seal = Some(record.seal_value());
+    record.save(&git_dir).unwrap();
+    let status = env.bulwark(&clone, &["status"]);
+    status.assert_code(0).assert_stdout_contains("(all intact)").assert_stdout_contains(
+        "hooks: reference-transaction written by an older bulwark; they still guard, but `bulwark install --repo",
+    );
+    let json: serde_json::Value = serde_json::from_str(&env.bulwark(&clone, &["status", "--json"]).stdout).unwrap();
+    assert_eq!(json["repository"]["installed"]["older_shims"], serde_json::json!(["reference-transaction"]));
+    env.install(&clone, "dev").assert_code(0);
+    let status = env.bulwark(&clone, &["status"]);
+    assert!(!status.stdout.contains("older bulwark"), "{}", status.stdout);
+}

@@ -4,6 +4,7 @@
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
+use bulwark_core::config::Role;
 use bulwark_core::data;
 use bulwark_core::journal::Component;
 use bulwark_core::manifest::{self, HookState, Manifest};
@@ -27,6 +28,26 @@ fn hook_integrity(record: &Manifest) -> Vec<(String, String)> {
         .hooks
         .iter()
         .map(|hook| (hook.name.clone(), hook.check(&record.hooks_dir).problem().unwrap_or_else(|| "ok".into())))
+        .collect()
+}
+
+/// Client-role shims, intact, that this bulwark would write differently: an older bulwark
+/// wrote them. They still guard, but miss what changed since (for example the bounded
+/// read-ahead that keeps a transaction of thousands of refs fast), until installed again.
+fn older_shims(record: &Manifest) -> Vec<String> {
+    // Only a record that can be trusted says what was written (and with which binary).
+    if record.role == Role::Server || record.tampering().is_some() || record.hook_binary_problem().is_some() {
+        return Vec::new();
+    }
+    record
+        .hooks
+        .iter()
+        .filter(|hook| hook.path.is_none() && hook.check(&record.hooks_dir) == HookState::Intact)
+        .filter(|hook| {
+            let now = crate::install::shim(&hook.name, &record.hook_binary, hook.chained.as_deref(), record.role);
+            manifest::sha256_hex(now.as_bytes()) != hook.sha256
+        })
+        .map(|hook| hook.name.clone())
         .collect()
 }
 
@@ -106,6 +127,7 @@ pub(crate) fn status(args: &StatusArgs, _config: Option<&Path>) -> Result<ExitCo
                     "installed_at": m.installed_at,
                     "hooks": integrity.iter().map(|(n, s)| json!({"name": n, "state": s})).collect::<Vec<_>>(),
                     "hook_binary_problem": m.hook_binary_problem(),
+                    "older_shims": older_shims(m),
                 })),
             })),
             "components": components.iter().map(|(name, last, failure)| json!({
@@ -145,6 +167,15 @@ pub(crate) fn status(args: &StatusArgs, _config: Option<&Path>) -> Result<ExitCo
                 m.hooks.len(),
                 m.hooks_dir.display()
             );
+            let older = older_shims(m);
+            if !older.is_empty() {
+                data!(
+                    "hooks: {} written by an older bulwark; they still guard, but `bulwark install --repo {} --role {}` brings this version's",
+                    older.join(", "),
+                    bulwark_core::output::shell_quote(&r.work_tree.as_ref().unwrap_or(&r.common_dir).to_string_lossy()),
+                    m.role
+                );
+            }
             if let Some(remote) = &m.remote {
                 data!(
                     "pinned remote: `{}` at {}",
