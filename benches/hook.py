@@ -80,6 +80,14 @@ def main():
         p.write_text("#!/bin/sh\nexec true\n")
         p.chmod(0o755)
 
+    # The cheapest hook there is: sh that exits. git starts it for every state of every ref
+    # transaction, so (e)/(a) is what the hook mechanism itself costs against no hooks.
+    noop = make_repo(env, box / "noop")
+    for hook in CLIENT_HOOKS:
+        p = noop / ".git" / "hooks" / hook
+        p.write_text("#!/bin/sh\nexit 0\n")
+        p.chmod(0o755)
+
     variants = {
         "a: no hooks": commit(env, plain),
         "b: bulwark hooks": commit(env, guarded),
@@ -117,15 +125,19 @@ def main():
 
     # Everyday operations that cannot violate anything: the reference-transaction shim
     # decides with shell builtins that they touch no branch and starts no process.
-    # git itself starts the hook for every state, so (c) is the floor any hook pays; (b)/(a)
-    # shows what that floor costs against no hooks at all.
+    # git itself starts the hook for every state (`git switch`: 8 runs), so (e), hooks that
+    # only `exit 0`, is the floor any hook pays; (e)/(a) is that floor against no hooks.
     for title, op in [("git switch (HEAD only)", switch), ("git tag (create and delete)", tag),
                       ("git branch (create and delete)", branch)]:
         times = common.interleaved({"a: no hooks": op(env, plain), "b: bulwark hooks": op(env, guarded),
-                                    "c: `exec true` shims": op(env, floor)}, args.rounds)
+                                    "c: `exec true` shims": op(env, floor),
+                                    "e: `exit 0` hooks": op(env, noop)}, args.rounds)
         common.report(title, times, [
             ("b/c (bulwark over the exec-true floor)", "b: bulwark hooks", "c: `exec true` shims",
              ("≤", 1.15, lambda r: r <= 1.15)),
+            ("b/e (bulwark over hooks that only exit)", "b: bulwark hooks", "e: `exit 0` hooks",
+             ("≤", 1.15, lambda r: r <= 1.15)),
+            ("e/a (git's hook mechanism alone over no hooks)", "e: `exit 0` hooks", "a: no hooks", None),
             ("b/a (bulwark over no hooks)", "b: bulwark hooks", "a: no hooks", ("≤", 1.15, lambda r: r <= 1.15)),
         ], "python3 benches/hook.py")
     shutil.rmtree(box, ignore_errors=True)
