@@ -189,9 +189,18 @@ fn switching_tagging_and_deleting_a_branch_start_no_hook_process() {
         env.git(&clone, &["switch", "-q", "main"]);
         env.git(&clone, &["branch", "-D", "topic"]);
         assert_eq!(runs(), "", "{format}: no bulwark-hook process for HEAD, tags and deleting a branch");
+        // git 2.48 and later also run the hook in state `preparing`, before `prepared`, for
+        // the same updates: only `prepared` is judged, so a branch move starts one process.
+        let head = env.rev(&clone, "HEAD");
+        let zero = "0".repeat(head.len());
+        bulwark_testutil::run_with_input(
+            env.command(clone.join(".git/hooks/reference-transaction")).current_dir(&clone).arg("preparing"),
+            format!("{zero} {head} refs/heads/next\n").as_bytes(),
+        )
+        .assert_code(0);
+        assert_eq!(runs(), "", "{format}: no bulwark-hook process for the `preparing` state");
         // A transaction of thousands of refs is read by bulwark-hook, not by `sh` one byte at
         // a time: one process, whatever its size.
-        let head = env.rev(&clone, "HEAD");
         let input: Vec<u8> = (0..3000).flat_map(|i| format!("create refs/tags/t{i} {head}\n").into_bytes()).collect();
         bulwark_testutil::run_with_input(
             env.command("git").current_dir(&clone).args(["update-ref", "--stdin"]),

@@ -132,7 +132,7 @@ fn long_read_ahead(hook: &str) -> String {
 const SHIM_READ_AHEAD_LINES: usize = 8;
 
 /// git runs `reference-transaction` for every state of every ref update (a commit is five
-/// runs, `git switch` eight). Only `prepared` can refuse, and only a transaction that
+/// runs, `git switch` eight; git 2.48 added a `preparing` state). Only `prepared` is judged, and only a transaction that
 /// moves a branch or makes it a symbolic ref (or, in production, touches a remote-tracking
 /// branch) can matter to the client roles; in the dev role a branch's deletion never does.
 /// The shim decides that with shell builtins alone and starts no process otherwise; what it
@@ -152,8 +152,9 @@ fn transaction_fast_path(role: Role) -> String {
         )
     };
     format!(
-        "# Only `prepared` can refuse: the other states end here, without starting a process.\n\
-         case \"$1\" in committed|aborted) exit 0 ;; esac\n\
+        "# Only `prepared` is judged: every other state (`preparing` since git 2.48, `committed`,\n\
+         # `aborted`) ends here, without starting a process.\n\
+         [ \"$1\" = prepared ] || exit 0\n\
          # Only a transaction that touches a branch can matter: decided with builtins only.\n\
          read_ahead=\n\
          lines=0\n\
