@@ -125,7 +125,9 @@ fn no_verify_amend_cherry_pick_and_update_ref_on_main_are_refused() {
     env.git_outcome(&clone, &["commit", "--no-verify", "-q", "-m", "sneaky"])
         .assert_code(128)
         .assert_stderr_contains("moving `main` to")
-        .assert_stderr_contains("fatal: ref updates aborted by hook");
+        // git's own words: "ref updates aborted by hook" (2.47), "in 'prepared' phase, update
+        // aborted by the reference-transaction hook" (2.48 and later).
+        .assert_stderr_contains("aborted by");
     env.git_outcome(&clone, &["commit", "--no-verify", "--amend", "-q", "-m", "amended"]).assert_code(128);
     env.git(&clone, &["stash", "-q"]);
     env.git(&clone, &["switch", "-q", "-c", "side"]);

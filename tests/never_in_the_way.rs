@@ -278,3 +278,59 @@ fn status_names_shims_an_older_bulwark_wrote_until_installed_again() {
     let status = env.bulwark(&clone, &["status"]);
     assert!(!status.stdout.contains("older bulwark"), "{}", status.stdout);
 }
+
+/// The client roles' guard against symbolic refs needs git 2.46 and the sidecar's revert
+/// 2.40. An older git first on `PATH` (the real one Debian 12 ships) is said before
+/// anything relies on it: `bulwark install` refuses it (with `--force`: installs, warns, and
+/// the push guard still stops what the lost guard would have), `bulwark status` names it,
+/// and the demo refuses to start. (The sidecar's refusal: `tests/sidecar.rs`.)
+#[test]
+fn an_older_git_is_named_before_anything_relies_on_it() {
+    let env = TestEnv::new();
+    let old = bulwark_core::git::SYMREFS_IN_TRANSACTION_HOOK.since;
+    let Some(path) = bulwark_testutil::path_with_git_older_than(&env.path("old-git"), old) else {
+        bulwark_testutil::skipped("no git older than 2.46 at /usr/bin/git (Debian 12 ships 2.39)");
+        return;
+    };
+    let (remote, clone) = env.remote_and_clone();
+    let with_old_git = |dir: &std::path::Path, args: &[&str]| {
+        run(env.bin_command("bulwark").current_dir(dir).args(args).env("PATH", &path))
+    };
+    let repo = clone.to_str().unwrap();
+    for role in ["dev", "production"] {
+        with_old_git(env.root(), &["install", "--repo", repo, "--role", role])
+            .assert_code(2)
+            .assert_stderr_contains(
+                "is older than 2.46.0: its reference-transaction hook is not shown `git symbolic-ref`",
+            )
+            .assert_stderr_contains("hint: install git 2.46 or later")
+            .assert_stderr_contains("or pass --force");
+        assert!(!clone.join(".git/hooks/pre-commit").exists(), "{role}: nothing was installed");
+    }
+    with_old_git(env.root(), &["install", "--repo", repo, "--role", "dev", "--force"])
+        .assert_code(0)
+        .assert_stderr_contains("installed anyway (--force)");
+    with_old_git(&clone, &["status"])
+        .assert_code(0)
+        .assert_stdout_contains("git: ")
+        .assert_stdout_contains("is older than 2.46.0: its reference-transaction hook is not shown `git symbolic-ref`");
+    let json: serde_json::Value = serde_json::from_str(&with_old_git(&clone, &["status", "--json"]).stdout).unwrap();
+    assert_eq!(json["repository"]["installed"]["git_lacking"].as_array().map(Vec::len), Some(1), "{json}");
+    let status = env.bulwark(&clone, &["status"]);
+    assert!(!status.stdout.contains("is older than"), "the git the tests run is new enough: {}", status.stdout);
+    // What the old git lets through, and what still stops it: `main` made a symbolic ref to
+    // a branch that then moves is not refused, and pushing `main` is.
+    let old_git = |args: &[&str]| run(env.command("git").current_dir(&clone).args(args).env("PATH", &path));
+    old_git(&["branch", "evil"]).assert_code(0);
+    old_git(&["symbolic-ref", "refs/heads/main", "refs/heads/evil"]).assert_code(0);
+    old_git(&["switch", "-q", "evil"]).assert_code(0);
+    old_git(&["commit", "-q", "--allow-empty", "-m", "unreviewed"]).assert_code(0);
+    let shipped = env.rev(&remote, "refs/heads/main");
+    old_git(&["push", "origin", "main:main"]).assert_code(1).assert_stderr_contains("`main` is a protected branch");
+    assert_eq!(env.rev(&remote, "refs/heads/main"), shipped);
+    with_old_git(env.root(), &["demo"])
+        .assert_code(3)
+        .assert_stderr_contains("is older than 2.46.0")
+        .assert_stderr_contains("is older than 2.40.0: it has no `git merge-tree --merge-base`")
+        .assert_stderr_contains("hint: install git 2.46 or later");
+}

@@ -1072,6 +1072,31 @@ fn once_and_run_refuse_a_config_that_can_tell_nobody() {
     run(&mut fx.sidecar(&["status"])).assert_code(0);
 }
 
+/// A git without `merge-tree --merge-base` (before 2.40) cannot compute a revert: `once`,
+/// `run` and `retry` refuse to start and say so, rather than escalate every rollback. Run
+/// with the real older git Debian 12 ships first on `PATH`.
+#[test]
+fn the_sidecar_refuses_to_start_with_a_git_that_cannot_revert() {
+    let fx = Fixture::new();
+    let since = bulwark_core::git::MERGE_TREE_MERGE_BASE.since;
+    let Some(path) = bulwark_testutil::path_with_git_older_than(&fx.env.path("old-git"), since) else {
+        bulwark_testutil::skipped("no git older than 2.40 at /usr/bin/git (Debian 12 ships 2.39)");
+        return;
+    };
+    fx.push_merge("broken\n");
+    fx.pull_and_enqueue();
+    for command in [&["once"][..], &["run"], &["retry", "any-job"]] {
+        run(fx.sidecar(command).env("PATH", &path))
+            .assert_code(2)
+            .assert_stderr_contains("is older than 2.40.0: it has no `git merge-tree --merge-base`")
+            .assert_stderr_contains("hint: install git 2.40 or later for the user that runs the sidecar");
+    }
+    assert!(fx.env.events().is_empty(), "nothing was done: {:?}", fx.env.events());
+    // With the git the tests run, the same job is rolled back.
+    fx.once().assert_code(1);
+    assert_eq!(fx.env.events_of("rollback.complete").len(), 1);
+}
+
 /// A zero `deploy_timeout` or `health.timeout` made every deploy time out or every check
 /// fail (and so roll back every change): the config is refused instead.
 #[test]

@@ -26,7 +26,8 @@ pub struct InstallArgs {
     /// dev (developer clones), production (production checkouts), server (bare repos).
     #[arg(long, value_name = "ROLE")]
     pub role: Role,
-    /// Replace a leftover `<hook>.bulwark-chained` file instead of refusing.
+    /// Install where bulwark would refuse: over a leftover `<hook>.bulwark-chained` file, into
+    /// a hooks directory every repository shares, with a git too old for one of the guards.
     #[arg(long)]
     pub force: bool,
     /// The `bulwark-hook` binary to bake into the shims (default: the one beside `bulwark`).
@@ -279,6 +280,21 @@ fn refuse_shared_hooks_dir(repo: &RepoPaths, given: &Path) -> Result<(), CliErro
     )))
 }
 
+/// The client roles refuse turning a protected branch into a symbolic ref in
+/// `reference-transaction`, which git shows such updates only since 2.46: on an older git
+/// every other guard works, and the one that would not is said, not skipped in silence
+/// (refused; with `--force`, installed with a warning).
+fn refuse_a_git_too_old(force: bool) -> Result<(), CliError> {
+    let lacking = bulwark_core::git::lacking(&[bulwark_core::git::SYMREFS_IN_TRANSACTION_HOOK])?;
+    let Some(problem) = lacking.first() else { return Ok(()) };
+    if force {
+        warning!("{problem}; installed anyway (--force)");
+        return Ok(());
+    }
+    Err(CliError::usage(problem.clone())
+        .hint("install git 2.46 or later (the `git` first on PATH), or pass --force to install without that one guard"))
+}
+
 /// Refuses (unless `force`) when a pre-existing hook at `path` would be moved aside onto an
 /// older `chained` one, losing it.
 fn refuse_losing_a_chained_hook(path: &Path, chained: &Path, force: bool) -> Result<(), CliError> {
@@ -324,6 +340,9 @@ pub(crate) fn install(args: &InstallArgs, config: Option<&Path>) -> Result<ExitC
     }
     if args.hooks_dir.is_none() && !args.force {
         refuse_shared_hooks_dir(&repo, &args.repo)?;
+    }
+    if matches!(args.role, Role::Dev | Role::Production) {
+        refuse_a_git_too_old(args.force)?;
     }
     let binary = locate_hook_binary(args.hook_binary.as_deref())?;
     crate::transient::warn_if_transient(&binary, &repo.common_dir);

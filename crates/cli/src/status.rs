@@ -51,6 +51,15 @@ fn older_shims(record: &Manifest) -> Vec<String> {
         .collect()
 }
 
+/// What the client roles' guards miss with the `git` here (see `bulwark install`).
+fn git_lacking(record: &Manifest) -> Vec<String> {
+    if record.role == Role::Server {
+        return Vec::new();
+    }
+    bulwark_core::git::lacking(&[bulwark_core::git::SYMREFS_IN_TRANSACTION_HOOK])
+        .unwrap_or_else(|e| vec![e.to_string()])
+}
+
 /// Hooks whose guard is off altogether (not a detail of the shim: said as an error).
 fn protection_off(record: &Manifest) -> Vec<String> {
     record
@@ -128,6 +137,7 @@ pub(crate) fn status(args: &StatusArgs, _config: Option<&Path>) -> Result<ExitCo
                     "hooks": integrity.iter().map(|(n, s)| json!({"name": n, "state": s})).collect::<Vec<_>>(),
                     "hook_binary_problem": m.hook_binary_problem(),
                     "older_shims": older_shims(m),
+                    "git_lacking": git_lacking(m),
                 })),
             })),
             "components": components.iter().map(|(name, last, failure)| json!({
@@ -175,6 +185,9 @@ pub(crate) fn status(args: &StatusArgs, _config: Option<&Path>) -> Result<ExitCo
                     bulwark_core::output::shell_quote(&r.work_tree.as_ref().unwrap_or(&r.common_dir).to_string_lossy()),
                     m.role
                 );
+            }
+            for problem in git_lacking(m) {
+                data!("git: {}", problem.trim_start_matches("git "));
             }
             if let Some(remote) = &m.remote {
                 data!(

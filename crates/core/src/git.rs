@@ -178,6 +178,85 @@ impl Git {
     }
 }
 
+/// A git release, as `git version` names it (`2.47.3`, `2.39.3 (Apple Git-146)`,
+/// `2.45.1.windows.1`, `2.55.0.rc2`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub struct GitVersion {
+    pub major: u32,
+    pub minor: u32,
+    pub patch: u32,
+}
+
+impl GitVersion {
+    pub const fn new(major: u32, minor: u32, patch: u32) -> Self {
+        Self { major, minor, patch }
+    }
+
+    /// Parses `git version`'s output; `None` if it names no version.
+    pub fn parse(output: &str) -> Option<Self> {
+        let version = output.trim().strip_prefix("git version ")?.split_whitespace().next()?;
+        let mut numbers = version.split('.').map(|part| {
+            // `rc2`, `windows`: not a number, the release is the numbers before it.
+            let digits: String = part.chars().take_while(char::is_ascii_digit).collect();
+            digits.parse::<u32>().ok()
+        });
+        let major = numbers.next()??;
+        let minor = numbers.next()??;
+        let patch = numbers.next().flatten().unwrap_or(0);
+        Some(Self::new(major, minor, patch))
+    }
+
+    /// The `git` that commands run here would start (`PATH`, as for every other command).
+    pub fn installed(dir: &Path) -> Result<Option<Self>, ProcessError> {
+        Ok(Self::parse(&Git::at(dir).stdout(["version"])?))
+    }
+}
+
+impl std::fmt::Display for GitVersion {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}.{}.{}", self.major, self.minor, self.patch)
+    }
+}
+
+/// Something bulwark relies on that git has only since `since`.
+#[derive(Debug, Clone, Copy)]
+pub struct GitFeature {
+    pub since: GitVersion,
+    /// What is lost without it, said to the user.
+    pub without: &'static str,
+}
+
+/// git 2.46 shows symbolic-ref updates to `reference-transaction`; before, `git
+/// symbolic-ref refs/heads/main refs/heads/x` runs no hook at all.
+pub const SYMREFS_IN_TRANSACTION_HOOK: GitFeature = GitFeature {
+    since: GitVersion::new(2, 46, 0),
+    without: "its reference-transaction hook is not shown `git symbolic-ref`, so turning a protected branch into a symbolic ref is not refused in this repository (pushing it still is, by pre-push and by the server role)",
+};
+
+/// git 2.40 added `merge-tree --merge-base`, with which the sidecar computes a revert
+/// without touching the checkout.
+pub const MERGE_TREE_MERGE_BASE: GitFeature = GitFeature {
+    since: GitVersion::new(2, 40, 0),
+    without: "it has no `git merge-tree --merge-base`, with which the sidecar computes a revert, so every rollback would escalate",
+};
+
+/// What the `git` on `PATH` lacks of `needed`, one sentence each ("git 2.39.5 is older than
+/// 2.46: …"); none when it has them all or its version cannot be read (it is then not older
+/// than anything known).
+pub fn lacking(needed: &[GitFeature]) -> Result<Vec<String>, ProcessError> {
+    let version = GitVersion::installed(Path::new("/"))?;
+    Ok(lacking_in(version, needed))
+}
+
+fn lacking_in(version: Option<GitVersion>, needed: &[GitFeature]) -> Vec<String> {
+    let Some(version) = version else { return Vec::new() };
+    needed
+        .iter()
+        .filter(|feature| version < feature.since)
+        .map(|feature| format!("git {version} is older than {}: {}", feature.since, feature.without))
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -190,5 +269,31 @@ mod tests {
         assert!(!is_full_oid("C25880B8D78BC496C523D290FA76D285EA2AAA24"));
         assert!(!is_full_oid("c25880b8"));
         assert!(!is_full_oid("--upload-pack=evil-------------------xx"));
+    }
+
+    #[test]
+    fn git_versions_parse_as_git_prints_them() {
+        for (text, want) in [
+            ("git version 2.47.3\n", Some(GitVersion::new(2, 47, 3))),
+            ("git version 2.39.3 (Apple Git-146)", Some(GitVersion::new(2, 39, 3))),
+            ("git version 2.45.1.windows.1", Some(GitVersion::new(2, 45, 1))),
+            ("git version 2.55.0.rc2", Some(GitVersion::new(2, 55, 0))),
+            ("git version 3.0", Some(GitVersion::new(3, 0, 0))),
+            ("git version 2.46.0-rc1", Some(GitVersion::new(2, 46, 0))),
+            ("hub version 2.14", None),
+            ("git version", None),
+            ("git version x.y", None),
+        ] {
+            assert_eq!(GitVersion::parse(text), want, "{text}");
+        }
+        assert!(GitVersion::new(2, 39, 5) < GitVersion::new(2, 46, 0));
+        assert!(GitVersion::new(2, 46, 0) >= SYMREFS_IN_TRANSACTION_HOOK.since);
+        let both = [SYMREFS_IN_TRANSACTION_HOOK, MERGE_TREE_MERGE_BASE];
+        let old = lacking_in(Some(GitVersion::new(2, 39, 5)), &both);
+        assert_eq!(old.len(), 2, "{old:?}");
+        assert!(old[0].starts_with("git 2.39.5 is older than 2.46.0: its reference-transaction hook"), "{old:?}");
+        assert_eq!(lacking_in(Some(GitVersion::new(2, 45, 9)), &both).len(), 1);
+        assert!(lacking_in(Some(GitVersion::new(2, 46, 0)), &both).is_empty());
+        assert!(lacking_in(None, &both).is_empty());
     }
 }

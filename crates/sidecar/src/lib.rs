@@ -185,6 +185,7 @@ pub fn run(args: &SidecarArgs) -> Result<ExitCode, CliError> {
         SidecarCommand::Once(_) | SidecarCommand::Run(_) | SidecarCommand::Retry(_) | SidecarCommand::FollowOnce(_)
     ) {
         check_someone_is_told(&config, loaded.origin.as_deref())?;
+        check_git_can_revert(&config)?;
     }
     match &args.command {
         SidecarCommand::Enqueue(a) => cmd_enqueue(&config, a),
@@ -197,6 +198,20 @@ pub fn run(args: &SidecarArgs) -> Result<ExitCode, CliError> {
         SidecarCommand::Releases(a) => release::commands::cmd_releases(&config, a),
         SidecarCommand::Promote(a) => release::commands::cmd_promote(&config, a),
         SidecarCommand::FollowOnce(a) => cmd_follow_once(config, a),
+    }
+}
+
+/// Refuses to start with a git that cannot compute a revert: said now, when someone is
+/// setting it up, not by the first rollback escalating at night.
+fn check_git_can_revert(config: &Config) -> Result<(), CliError> {
+    if config.services.is_empty() {
+        return Ok(());
+    }
+    let lacking = bulwark_core::git::lacking(&[bulwark_core::git::MERGE_TREE_MERGE_BASE])?;
+    match lacking.first() {
+        None => Ok(()),
+        Some(problem) => Err(CliError::usage(problem.clone())
+            .hint("install git 2.40 or later for the user that runs the sidecar (the `git` first on its PATH)")),
     }
 }
 

@@ -122,6 +122,22 @@ pub fn skipped(reason: &str) {
     eprintln!("SKIPPED: {reason}");
 }
 
+/// A `PATH` for `dir`'s `git`, a link to a real git older than `below` (Debian 12's own
+/// `/usr/bin/git`, 2.39, where a newer one comes first on `PATH`), then the rest of `PATH`;
+/// `None` if this machine has no such git.
+pub fn path_with_git_older_than(dir: &Path, below: bulwark_core::git::GitVersion) -> Option<std::ffi::OsString> {
+    let candidate = Path::new("/usr/bin/git");
+    let out = Command::new(candidate).arg("version").output().ok()?;
+    let version = bulwark_core::git::GitVersion::parse(&String::from_utf8_lossy(&out.stdout))?;
+    if version >= below {
+        return None;
+    }
+    std::fs::create_dir_all(dir).unwrap();
+    std::os::unix::fs::symlink(candidate, dir.join("git")).unwrap();
+    let rest = std::env::var_os("PATH").unwrap_or_default();
+    Some(std::env::join_paths(std::iter::once(dir.to_owned()).chain(std::env::split_paths(&rest))).unwrap())
+}
+
 /// Polls `check` until it returns `Some` or `timeout` passes.
 pub fn wait_for<T>(timeout: Duration, mut check: impl FnMut() -> Option<T>) -> Option<T> {
     let deadline = Instant::now() + timeout;

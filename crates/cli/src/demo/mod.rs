@@ -156,6 +156,16 @@ pub(crate) fn demo(args: &DemoArgs) -> Result<ExitCode, CliError> {
         ))
         .hint("build every binary first: `cargo build --release` (or `cargo build`), then run the demo from target/"));
     }
+    // Every scene must be able to pass: a git that lacks what a guard or the sidecar needs
+    // is said before anything starts.
+    let lacking = bulwark_core::git::lacking(&[
+        bulwark_core::git::SYMREFS_IN_TRANSACTION_HOOK,
+        bulwark_core::git::MERGE_TREE_MERGE_BASE,
+    ])?;
+    if !lacking.is_empty() {
+        return Err(CliError::operational(lacking.join("; and "))
+            .hint("install git 2.46 or later (the `git` first on PATH), then run the demo again"));
+    }
     // What to remove afterwards: a temporary directory (removed when dropped), or what the
     // demo put into `--dir` (the directory itself only if the demo created it).
     let (root, temp, created) = if let Some(dir) = &args.dir {
