@@ -579,25 +579,28 @@ fn an_install_from_before_pinning_is_reported_until_installed_again() {
     assert!(!out.stdout.contains("remote-changed"), "{}", out.stdout);
 }
 
-/// `git branch -M topic main` with the files backend writes the renamed ref without showing
-/// it to `reference-transaction` (git shows only deletions), so the client cannot see it;
-/// the threat model says so, and this is what catches it: the push of that `main` is
-/// refused on the client, and with `--no-verify` on the server.
+/// `git branch -M topic main` (rename) and `git branch -C topic main` (copy) write the new
+/// ref without showing it to `reference-transaction` (git shows at most the deletions), with
+/// the files backend and with reftable, so the client cannot see it; the threat model says
+/// so, and this is what catches it: the push of that `main` is refused on the client, and
+/// with `--no-verify` on the server.
 #[test]
-fn a_branch_renamed_onto_main_is_caught_by_the_push_guards() {
-    let env = TestEnv::new();
-    let (remote, clone) = env.guarded_server(SERVER_CONFIG, "pre-receive");
-    env.install(&clone, "dev");
-    let before = env.rev(&remote, "main");
-    let unpushed = unpushed_branch(&env, &clone);
-    env.git(&clone, &["switch", "-q", "x"]);
-    env.git(&clone, &["branch", "-M", "x", "main"]);
-    assert_eq!(env.rev(&clone, "main"), unpushed, "git renamed without asking the hook");
-    env.push_as(&clone, "alice", &["origin", "main"]).assert_code(1).assert_stderr_contains("pushing to `main`");
-    env.push_as(&clone, "alice", &["--no-verify", "origin", "main"])
-        .assert_code(1)
-        .assert_stderr_contains("only `merger-bot` may update it");
-    assert_eq!(env.rev(&remote, "main"), before);
+fn a_branch_renamed_or_copied_onto_main_is_caught_by_the_push_guards() {
+    for flag in ["-M", "-C"] {
+        let env = TestEnv::new();
+        let (remote, clone) = env.guarded_server(SERVER_CONFIG, "pre-receive");
+        env.install(&clone, "dev");
+        let before = env.rev(&remote, "main");
+        let unpushed = unpushed_branch(&env, &clone);
+        env.git(&clone, &["switch", "-q", "x"]);
+        env.git(&clone, &["branch", flag, "x", "main"]);
+        assert_eq!(env.rev(&clone, "main"), unpushed, "{flag}: git wrote `main` without asking the hook");
+        env.push_as(&clone, "alice", &["origin", "main"]).assert_code(1).assert_stderr_contains("pushing to `main`");
+        env.push_as(&clone, "alice", &["--no-verify", "origin", "main"])
+            .assert_code(1)
+            .assert_stderr_contains("only `merger-bot` may update it");
+        assert_eq!(env.rev(&remote, "main"), before, "{flag}");
+    }
 }
 
 #[test]

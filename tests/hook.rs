@@ -126,7 +126,7 @@ fn no_verify_amend_cherry_pick_and_update_ref_on_main_are_refused() {
         .assert_code(128)
         .assert_stderr_contains("moving `main` to")
         // git's own words: "ref updates aborted by hook" (2.47), "in 'prepared' phase, update
-        // aborted by the reference-transaction hook" (2.48 and later).
+        // aborted by the reference-transaction hook" (2.54 and later).
         .assert_stderr_contains("aborted by");
     env.git_outcome(&clone, &["commit", "--no-verify", "--amend", "-q", "-m", "amended"]).assert_code(128);
     env.git(&clone, &["stash", "-q"]);

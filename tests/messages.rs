@@ -32,7 +32,7 @@ fn check(env: &TestEnv, name: &str, out: &Outcome) {
     settings.add_filter(r"127\.0\.0\.1:\d+", "127.0.0.1:[PORT]");
     // Drift fingerprints hash the checkout's path.
     settings.add_filter(r#""fingerprint":"[0-9a-f]{64}""#, r#""fingerprint":"[SHA-256]""#);
-    // git 2.48 and later word their abort after a refusing `reference-transaction` hook
+    // git 2.54 and later word their abort after a refusing `reference-transaction` hook
     // differently; the snapshots keep 2.47's words.
     settings.add_filter(
         r"fatal: in '\w+' phase, update aborted by the reference-transaction hook",

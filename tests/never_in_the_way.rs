@@ -189,7 +189,7 @@ fn switching_tagging_and_deleting_a_branch_start_no_hook_process() {
         env.git(&clone, &["switch", "-q", "main"]);
         env.git(&clone, &["branch", "-D", "topic"]);
         assert_eq!(runs(), "", "{format}: no bulwark-hook process for HEAD, tags and deleting a branch");
-        // git 2.48 and later also run the hook in state `preparing`, before `prepared`, for
+        // git 2.54 and later also run the hook in state `preparing`, before `prepared`, for
         // the same updates: only `prepared` is judged, so a branch move starts one process.
         let head = env.rev(&clone, "HEAD");
         let zero = "0".repeat(head.len());
@@ -281,9 +281,10 @@ fn status_names_shims_an_older_bulwark_wrote_until_installed_again() {
 
 /// The client roles' guard against symbolic refs needs git 2.46 and the sidecar's revert
 /// 2.40. An older git first on `PATH` (the real one Debian 12 ships) is said before
-/// anything relies on it: `bulwark install` refuses it (with `--force`: installs, warns, and
-/// the push guard still stops what the lost guard would have), `bulwark status` names it,
-/// and the demo refuses to start. (The sidecar's refusal: `tests/sidecar.rs`.)
+/// anything relies on it: `bulwark install` refuses it (with `--allow-old-git`, not the
+/// `--force` that overrides refusals which lose data: installs, warns, and the push guard
+/// still stops what the lost guard would have), `bulwark status` names it, and the demo
+/// refuses to start. (The sidecar's refusal: `tests/sidecar.rs`.)
 #[test]
 fn an_older_git_is_named_before_anything_relies_on_it() {
     let env = TestEnv::new();
@@ -304,12 +305,15 @@ fn an_older_git_is_named_before_anything_relies_on_it() {
                 "is older than 2.46.0: its reference-transaction hook is not shown `git symbolic-ref`",
             )
             .assert_stderr_contains("hint: install git 2.46 or later")
-            .assert_stderr_contains("or pass --force");
+            .assert_stderr_contains("or pass --allow-old-git to install without what it names");
         assert!(!clone.join(".git/hooks/pre-commit").exists(), "{role}: nothing was installed");
     }
     with_old_git(env.root(), &["install", "--repo", repo, "--role", "dev", "--force"])
+        .assert_code(2)
+        .assert_stderr_contains("is older than 2.46.0");
+    with_old_git(env.root(), &["install", "--repo", repo, "--role", "dev", "--allow-old-git"])
         .assert_code(0)
-        .assert_stderr_contains("installed anyway (--force)");
+        .assert_stderr_contains("installed anyway (--allow-old-git)");
     with_old_git(&clone, &["status"])
         .assert_code(0)
         .assert_stdout_contains("git: ")

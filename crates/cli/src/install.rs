@@ -26,10 +26,14 @@ pub struct InstallArgs {
     /// dev (developer clones), production (production checkouts), server (bare repos).
     #[arg(long, value_name = "ROLE")]
     pub role: Role,
-    /// Install where bulwark would refuse: over a leftover `<hook>.bulwark-chained` file, into
-    /// a hooks directory every repository shares, with a git too old for one of the guards.
+    /// Install where bulwark would refuse: over a leftover `<hook>.bulwark-chained` file, or
+    /// into a hooks directory every repository shares.
     #[arg(long)]
     pub force: bool,
+    /// Install a client role with a git too old for some of its guards (each one it loses is
+    /// named).
+    #[arg(long)]
+    pub allow_old_git: bool,
     /// The `bulwark-hook` binary to bake into the shims (default: the one beside `bulwark`).
     #[arg(long, value_name = "PATH")]
     pub hook_binary: Option<PathBuf>,
@@ -133,7 +137,7 @@ fn long_read_ahead(hook: &str) -> String {
 const SHIM_READ_AHEAD_LINES: usize = 8;
 
 /// git runs `reference-transaction` for every state of every ref update (a commit is five
-/// runs, `git switch` eight; git 2.48 added a `preparing` state). Only `prepared` is judged, and only a transaction that
+/// runs, `git switch` eight; git 2.54 added a `preparing` state). Only `prepared` is judged, and only a transaction that
 /// moves a branch or makes it a symbolic ref (or, in production, touches a remote-tracking
 /// branch) can matter to the client roles; in the dev role a branch's deletion never does.
 /// The shim decides that with shell builtins alone and starts no process otherwise; what it
@@ -153,7 +157,7 @@ fn transaction_fast_path(role: Role) -> String {
         )
     };
     format!(
-        "# Only `prepared` is judged: every other state (`preparing` since git 2.48, `committed`,\n\
+        "# Only `prepared` is judged: every other state (`preparing` since git 2.54, `committed`,\n\
          # `aborted`) ends here, without starting a process.\n\
          [ \"$1\" = prepared ] || exit 0\n\
          # Only a transaction that touches a branch can matter: decided with builtins only.\n\
@@ -280,19 +284,24 @@ fn refuse_shared_hooks_dir(repo: &RepoPaths, given: &Path) -> Result<(), CliErro
     )))
 }
 
-/// The client roles refuse turning a protected branch into a symbolic ref in
-/// `reference-transaction`, which git shows such updates only since 2.46: on an older git
-/// every other guard works, and the one that would not is said, not skipped in silence
-/// (refused; with `--force`, installed with a warning).
-fn refuse_a_git_too_old(force: bool) -> Result<(), CliError> {
-    let lacking = bulwark_core::git::lacking(&[bulwark_core::git::SYMREFS_IN_TRANSACTION_HOOK])?;
-    let Some(problem) = lacking.first() else { return Ok(()) };
-    if force {
-        warning!("{problem}; installed anyway (--force)");
+/// The client roles' guards rely on what git shows their hooks: `reference-transaction`
+/// (2.28) and symbolic-ref updates in it (2.46). With an older git some guards cannot work,
+/// so install says which, and goes ahead only when told to (`--allow-old-git`, its own flag:
+/// `--force` overrides other refusals that lose data).
+fn refuse_a_git_too_old(allow: bool) -> Result<(), CliError> {
+    let lacking = bulwark_core::git::lacking(&bulwark_core::git::CLIENT_GUARDS)?;
+    if lacking.is_empty() {
         return Ok(());
     }
-    Err(CliError::usage(problem.clone())
-        .hint("install git 2.46 or later (the `git` first on PATH), or pass --force to install without that one guard"))
+    if allow {
+        for problem in &lacking {
+            warning!("{problem}; installed anyway (--allow-old-git)");
+        }
+        return Ok(());
+    }
+    Err(CliError::usage(lacking.join("; and ")).hint(
+        "install git 2.46 or later (the `git` first on PATH), or pass --allow-old-git to install without what it names",
+    ))
 }
 
 /// Refuses (unless `force`) when a pre-existing hook at `path` would be moved aside onto an
@@ -342,7 +351,7 @@ pub(crate) fn install(args: &InstallArgs, config: Option<&Path>) -> Result<ExitC
         refuse_shared_hooks_dir(&repo, &args.repo)?;
     }
     if matches!(args.role, Role::Dev | Role::Production) {
-        refuse_a_git_too_old(args.force)?;
+        refuse_a_git_too_old(args.allow_old_git)?;
     }
     let binary = locate_hook_binary(args.hook_binary.as_deref())?;
     crate::transient::warn_if_transient(&binary, &repo.common_dir);

@@ -56,8 +56,7 @@ fn git_lacking(record: &Manifest) -> Vec<String> {
     if record.role == Role::Server {
         return Vec::new();
     }
-    bulwark_core::git::lacking(&[bulwark_core::git::SYMREFS_IN_TRANSACTION_HOOK])
-        .unwrap_or_else(|e| vec![e.to_string()])
+    bulwark_core::git::lacking(&bulwark_core::git::CLIENT_GUARDS).unwrap_or_else(|e| vec![e.to_string()])
 }
 
 /// Hooks whose guard is off altogether (not a detail of the shim: said as an error).

@@ -205,11 +205,6 @@ impl GitVersion {
         let patch = numbers.next().flatten().unwrap_or(0);
         Some(Self::new(major, minor, patch))
     }
-
-    /// The `git` that commands run here would start (`PATH`, as for every other command).
-    pub fn installed(dir: &Path) -> Result<Option<Self>, ProcessError> {
-        Ok(Self::parse(&Git::at(dir).stdout(["version"])?))
-    }
 }
 
 impl std::fmt::Display for GitVersion {
@@ -226,12 +221,22 @@ pub struct GitFeature {
     pub without: &'static str,
 }
 
+/// git 2.28 added the `reference-transaction` hook: before, only `pre-commit` (which
+/// `--no-verify` skips) and `pre-push` guard a clone.
+pub const REFERENCE_TRANSACTION_HOOK: GitFeature = GitFeature {
+    since: GitVersion::new(2, 28, 0),
+    without: "it runs no reference-transaction hook, so a protected branch moved by `commit --no-verify`, `update-ref`, `reset` or `branch -f` is not refused in this repository",
+};
+
 /// git 2.46 shows symbolic-ref updates to `reference-transaction`; before, `git
 /// symbolic-ref refs/heads/main refs/heads/x` runs no hook at all.
 pub const SYMREFS_IN_TRANSACTION_HOOK: GitFeature = GitFeature {
     since: GitVersion::new(2, 46, 0),
-    without: "its reference-transaction hook is not shown `git symbolic-ref`, so turning a protected branch into a symbolic ref is not refused in this repository (pushing it still is, by pre-push and by the server role)",
+    without: "its reference-transaction hook is not shown `git symbolic-ref`, so turning a protected branch into a symbolic ref is not refused in this repository (in a developer clone, pushing it still is, by pre-push and the server role; on a production checkout, drift reports what the checkout then runs)",
 };
+
+/// What the client roles' guards need of git, oldest first.
+pub const CLIENT_GUARDS: [GitFeature; 2] = [REFERENCE_TRANSACTION_HOOK, SYMREFS_IN_TRANSACTION_HOOK];
 
 /// git 2.40 added `merge-tree --merge-base`, with which the sidecar computes a revert
 /// without touching the checkout.
@@ -240,16 +245,23 @@ pub const MERGE_TREE_MERGE_BASE: GitFeature = GitFeature {
     without: "it has no `git merge-tree --merge-base`, with which the sidecar computes a revert, so every rollback would escalate",
 };
 
-/// What the `git` on `PATH` lacks of `needed`, one sentence each ("git 2.39.5 is older than
-/// 2.46: …"); none when it has them all or its version cannot be read (it is then not older
-/// than anything known).
+/// What the `git` first on `PATH` lacks of `needed`, one sentence each ("git 2.39.5 is
+/// older than 2.46.0: …"); a `git version` that names no release is one such sentence
+/// too (it cannot be shown to have anything).
 pub fn lacking(needed: &[GitFeature]) -> Result<Vec<String>, ProcessError> {
-    let version = GitVersion::installed(Path::new("/"))?;
-    Ok(lacking_in(version, needed))
+    Ok(lacking_in(&Git::at("/").stdout(["version"])?, needed))
 }
 
-fn lacking_in(version: Option<GitVersion>, needed: &[GitFeature]) -> Vec<String> {
-    let Some(version) = version else { return Vec::new() };
+fn lacking_in(version_output: &str, needed: &[GitFeature]) -> Vec<String> {
+    let Some(newest) = needed.iter().map(|f| f.since).max() else { return Vec::new() };
+    let Some(version) = GitVersion::parse(version_output) else {
+        // Shown as one short line, whatever a wrapper printed.
+        let shown: String =
+            version_output.trim().chars().take(80).map(|c| if c.is_control() { ' ' } else { c }).collect();
+        return vec![format!(
+            "`git version` printed `{shown}`, which names no release bulwark can compare with the {newest} it needs"
+        )];
+    };
     needed
         .iter()
         .filter(|feature| version < feature.since)
@@ -289,11 +301,19 @@ mod tests {
         assert!(GitVersion::new(2, 39, 5) < GitVersion::new(2, 46, 0));
         assert!(GitVersion::new(2, 46, 0) >= SYMREFS_IN_TRANSACTION_HOOK.since);
         let both = [SYMREFS_IN_TRANSACTION_HOOK, MERGE_TREE_MERGE_BASE];
-        let old = lacking_in(Some(GitVersion::new(2, 39, 5)), &both);
+        let old = lacking_in("git version 2.39.5\n", &both);
         assert_eq!(old.len(), 2, "{old:?}");
         assert!(old[0].starts_with("git 2.39.5 is older than 2.46.0: its reference-transaction hook"), "{old:?}");
-        assert_eq!(lacking_in(Some(GitVersion::new(2, 45, 9)), &both).len(), 1);
-        assert!(lacking_in(Some(GitVersion::new(2, 46, 0)), &both).is_empty());
-        assert!(lacking_in(None, &both).is_empty());
+        assert_eq!(lacking_in("git version 2.45.9", &both).len(), 1);
+        assert!(lacking_in("git version 2.46.0", &both).is_empty());
+        assert_eq!(lacking_in("git version 2.17.1", &CLIENT_GUARDS).len(), 2, "no reference-transaction hook either");
+        let unknown = lacking_in("git version v2.47", &both);
+        assert_eq!(
+            unknown,
+            [
+                "`git version` printed `git version v2.47`, which names no release bulwark can compare with the 2.46.0 it needs"
+            ]
+        );
+        assert!(lacking_in("anything", &[]).is_empty());
     }
 }

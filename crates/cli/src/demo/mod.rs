@@ -158,10 +158,8 @@ pub(crate) fn demo(args: &DemoArgs) -> Result<ExitCode, CliError> {
     }
     // Every scene must be able to pass: a git that lacks what a guard or the sidecar needs
     // is said before anything starts.
-    let lacking = bulwark_core::git::lacking(&[
-        bulwark_core::git::SYMREFS_IN_TRANSACTION_HOOK,
-        bulwark_core::git::MERGE_TREE_MERGE_BASE,
-    ])?;
+    let [older, newest] = bulwark_core::git::CLIENT_GUARDS;
+    let lacking = bulwark_core::git::lacking(&[older, bulwark_core::git::MERGE_TREE_MERGE_BASE, newest])?;
     if !lacking.is_empty() {
         return Err(CliError::operational(lacking.join("; and "))
             .hint("install git 2.46 or later (the `git` first on PATH), then run the demo again"));
