@@ -137,9 +137,10 @@ fn long_read_ahead(hook: &str) -> String {
 const SHIM_READ_AHEAD_LINES: usize = 8;
 
 /// git runs `reference-transaction` for every state of every ref update (a commit is five
-/// runs, `git switch` eight; git 2.54 added a `preparing` state). Only `prepared` is judged, and only a transaction that
-/// moves a branch or makes it a symbolic ref (or, in production, touches a remote-tracking
-/// branch) can matter to the client roles; in the dev role a branch's deletion never does.
+/// runs, `git switch` eight; git 2.54 added a `preparing` state). Only `prepared` is
+/// judged, and only a transaction that moves a branch or makes it a symbolic ref (or, in
+/// production, touches a remote-tracking branch) can matter to the client roles; in the
+/// dev role a branch's deletion never does.
 /// The shim decides that with shell builtins alone and starts no process otherwise; what it
 /// read is handed on as `--read-ahead` and `bulwark-hook` reads the rest of git's input.
 fn transaction_fast_path(role: Role) -> String {
