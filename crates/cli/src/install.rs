@@ -300,9 +300,11 @@ fn refuse_a_git_too_old(allow: bool) -> Result<(), CliError> {
         }
         return Ok(());
     }
-    Err(CliError::usage(lacking.join("; and ")).hint(
-        "install git 2.46 or later (the `git` first on PATH), or pass --allow-old-git to install without what it names",
-    ))
+    let [.., newest] = bulwark_core::git::CLIENT_GUARDS;
+    Err(CliError::usage(lacking.join("; and ")).hint(format!(
+        "install git {} or later (the `git` first on PATH), or pass --allow-old-git to install without what it names",
+        newest.since.release()
+    )))
 }
 
 /// Refuses (unless `force`) when a pre-existing hook at `path` would be moved aside onto an

@@ -207,6 +207,13 @@ impl GitVersion {
     }
 }
 
+impl GitVersion {
+    /// `2.46`: how a hint names the release to install.
+    pub fn release(self) -> String {
+        format!("{}.{}", self.major, self.minor)
+    }
+}
+
 impl std::fmt::Display for GitVersion {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(f, "{}.{}.{}", self.major, self.minor, self.patch)

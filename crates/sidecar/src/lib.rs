@@ -207,11 +207,13 @@ fn check_git_can_revert(config: &Config) -> Result<(), CliError> {
     if config.services.is_empty() {
         return Ok(());
     }
-    let lacking = bulwark_core::git::lacking(&[bulwark_core::git::MERGE_TREE_MERGE_BASE])?;
-    match lacking.first() {
+    let needed = bulwark_core::git::MERGE_TREE_MERGE_BASE;
+    match bulwark_core::git::lacking(&[needed])?.first() {
         None => Ok(()),
-        Some(problem) => Err(CliError::usage(problem.clone())
-            .hint("install git 2.40 or later for the user that runs the sidecar (the `git` first on its PATH)")),
+        Some(problem) => Err(CliError::usage(problem.clone()).hint(format!(
+            "install git {} or later for the user that runs the sidecar (the `git` first on its PATH)",
+            needed.since.release()
+        ))),
     }
 }
 

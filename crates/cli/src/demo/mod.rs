@@ -161,8 +161,10 @@ pub(crate) fn demo(args: &DemoArgs) -> Result<ExitCode, CliError> {
     let [older, newest] = bulwark_core::git::CLIENT_GUARDS;
     let lacking = bulwark_core::git::lacking(&[older, bulwark_core::git::MERGE_TREE_MERGE_BASE, newest])?;
     if !lacking.is_empty() {
-        return Err(CliError::operational(lacking.join("; and "))
-            .hint("install git 2.46 or later (the `git` first on PATH), then run the demo again"));
+        return Err(CliError::operational(lacking.join("; and ")).hint(format!(
+            "install git {} or later (the `git` first on PATH), then run the demo again",
+            newest.since.release()
+        )));
     }
     // What to remove afterwards: a temporary directory (removed when dropped), or what the
     // demo put into `--dir` (the directory itself only if the demo created it).
